@@ -1,0 +1,135 @@
+# tsoracle: the PostgreSQL extension (built with PGXS), the sidecar daemon
+# tsoracled, the operator CLI tsoracle-ctl, and the tests.
+#
+#   make demo        install what is missing, build, start a demo (README)
+#   make demo-stop   stop every process the demo started
+#   make test        install what is missing, build, run every test suite
+#   make             build (needs `make deps` once)
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+DEPS_PREFIX := $(CURDIR)/.deps/prefix
+BUILD := build
+
+# ---- the extension (PGXS) ----------------------------------------------
+EXTENSION = tsoracle
+MODULE_big = tsoracle
+OBJS = src/tsoracle.o src/ring.o src/worker.o src/funcs.o common/proto.o
+DATA = sql/tsoracle--1.0.sql
+PG_CPPFLAGS = -I$(CURDIR)/common
+# pg_regress tests run by scripts/test.sh against a cluster it starts.
+REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/tsoracle--%,$(wildcard sql/*.sql)))
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+.DEFAULT_GOAL := all
+
+# ---- the sidecar and the C tests ---------------------------------------
+SC_CC ?= gcc
+SC_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wconversion \
+	-Wno-sign-conversion -Werror=implicit-function-declaration \
+	-Icommon -Isidecar -I$(DEPS_PREFIX)/include -MMD -MP
+SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lm
+
+SIDECAR_SRCS = $(filter-out sidecar/ctl.c,$(wildcard sidecar/*.c)) common/proto.c
+SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
+CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/common/proto.o
+UNIT_TESTS = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(wildcard test/unit/test_*.c))
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tsoracled: $(SIDECAR_OBJS)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
+
+$(BUILD)/tsoracle-ctl: $(CTL_OBJS)
+	$(SC_CC) -o $@ $^
+
+# A unit test links its own file, the common codec and every sidecar module
+# except main.c; the linker keeps only what the test uses.
+UNIT_LIB_OBJS = $(filter-out $(BUILD)/sidecar/main.o,$(SIDECAR_OBJS))
+$(BUILD)/test/%: $(BUILD)/test/unit/%.o $(UNIT_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+.PHONY: deps sidecar unit check-unit build test demo demo-cluster demo-stop bench format
+
+sidecar: $(BUILD)/tsoracled $(BUILD)/tsoracle-ctl
+unit: $(UNIT_TESTS)
+all: sidecar
+
+deps:
+	@scripts/deps.sh
+
+# Everything, after making sure the dependencies are there. Recursive, so
+# that PGXS is included once pg_config exists.
+build: deps
+	@$(MAKE) --no-print-directory all unit
+
+check-unit: unit
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+test: build
+	@scripts/test.sh
+
+demo: build
+	@scripts/demo.sh start
+
+demo-stop:
+	@scripts/demo.sh stop
+
+format:
+	clang-format -i common/*.[ch] sidecar/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch]
+
+clean: clean-build
+clean-build:
+	rm -rf $(BUILD)
+
+# ---- fuzzing the wire protocol codec (libFuzzer, clang) ------------------
+# make fuzz FUZZ_SECONDS=60: builds $(BUILD)/fuzz_proto and runs it that long
+# on a corpus kept in $(BUILD)/fuzz/corpus (crash inputs land in $(BUILD)/fuzz/).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icommon
+
+$(BUILD)/fuzz_proto: test/fuzz/fuzz_proto.c common/proto.c common/proto.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ test/fuzz/fuzz_proto.c common/proto.c
+
+.PHONY: fuzz
+fuzz: $(BUILD)/fuzz_proto
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus
+
+# ---- test only: the allocator's positive controls ----------------------
+# (owned by the allocator's tests; see docs/allocator.md, "Tests")
+# sidecar/alloc.c compiled again with one deliberate bug each, linked with
+# test/unit/test_alloc.c compiled with -DTA_EXPECT_BROKEN: that binary passes
+# only if the property checker catches the bug. These objects live under
+# $(BUILD)/test/broken/ and are never linked into tsoracled.
+ALLOC_BROKEN_KINDS = fence monotonic lease
+ALLOC_BROKEN_TESTS = $(patsubst %,$(BUILD)/test/test_alloc_broken_%,$(ALLOC_BROKEN_KINDS))
+ALLOC_BROKEN_FLAG_fence = -DTA_TEST_BROKEN_FENCE
+ALLOC_BROKEN_FLAG_monotonic = -DTA_TEST_BROKEN_MONOTONIC
+ALLOC_BROKEN_FLAG_lease = -DTA_TEST_BROKEN_LEASE
+UNIT_TESTS += $(ALLOC_BROKEN_TESTS)
+# `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.
+unit: $(ALLOC_BROKEN_TESTS)
+
+$(BUILD)/test/broken/alloc_%.o: sidecar/alloc.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) $(ALLOC_BROKEN_FLAG_$*) -c -o $@ $<
+
+$(BUILD)/test/broken/test_alloc.o: test/unit/test_alloc.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -DTA_EXPECT_BROKEN -c -o $@ $<
+
+$(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/test_alloc.o $(BUILD)/test/broken/alloc_%.o
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ -lcmocka

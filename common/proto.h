@@ -1,0 +1,212 @@
+/* proto.h: the client wire protocol, shared by the extension, tsoracled and tsoracle-ctl. */
+#ifndef TSORACLE_PROTO_H
+#define TSORACLE_PROTO_H
+
+/*
+ * Transport: a byte stream (unix socket or TCP). Every message is a frame:
+ *
+ *     u32 body_len | u8 type | payload          (integers big-endian)
+ *
+ * body_len counts the type byte and the payload, 1 <= body_len <=
+ * TP_MAX_BODY. Each type has an exact payload length (TP_ERROR: a length
+ * prefixed text of at most TP_MAX_ERRMSG bytes); anything else is malformed.
+ *
+ * Conversation:
+ *   1. The client sends TP_HELLO (magic, the range of versions it speaks).
+ *      The server answers TP_HELLO_OK (the version chosen, its node id), or
+ *      TP_ERROR with TP_ERR_VERSION and closes.
+ *   2. The client then sends requests (TP_TS_REQ, TP_STATUS_REQ), each with
+ *      a client-chosen 64-bit id, and may pipeline them: it need not wait
+ *      for an answer before sending the next request. Every request gets
+ *      exactly one response carrying the same id and a status (TP_OK or a
+ *      TP_ERR_*). Clients match responses by id; they must not assume order.
+ *   3. On a malformed frame the server sends TP_ERROR (TP_ERR_PROTOCOL)
+ *      when it can, and closes the connection; it never crashes or stalls.
+ *
+ * A TP_TS_REQ of count n (1 <= n <= TP_MAX_COUNT) is answered, on success,
+ * with first: the grant is the contiguous range [first, first + n) of
+ * timestamps (see tso.h), each greater than every timestamp of every grant
+ * that completed anywhere in the cluster before this request was sent.
+ *
+ * The codec below is pure (no I/O, no allocation): an encoder that writes
+ * into a caller's buffer, and a reader fed bytes (in any split) that yields
+ * whole messages, with a sticky error and hard size limits, hiredis-style.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TP_MAGIC   UINT32_C(0x54534F52) /* "TSOR" */
+#define TP_VERSION 1                    /* the only version spoken so far */
+
+#define TP_HEADER_SIZE 4   /* the u32 body length */
+#define TP_MAX_BODY    256 /* bytes: type byte + payload */
+#define TP_MAX_FRAME   (TP_HEADER_SIZE + TP_MAX_BODY)
+#define TP_MAX_ERRMSG  200 /* bytes of text in TP_ERROR */
+/* Timestamps in one request: 2^24, i.e. 64 ms of logical space. */
+#define TP_MAX_COUNT   (UINT32_C(1) << 24)
+
+/* Message types. */
+enum tp_type {
+	TP_HELLO = 1,       /* c->s  u32 magic, u16 min_version, u16 max_version */
+	TP_HELLO_OK = 2,    /* s->c  u16 version, u32 node_id */
+	TP_TS_REQ = 3,      /* c->s  u64 id, u32 count */
+	TP_TS_RESP = 4,     /* s->c  u64 id, u16 status, u64 first, u32 count */
+	TP_STATUS_REQ = 5,  /* c->s  u64 id */
+	TP_STATUS_RESP = 6, /* s->c  u64 id, u16 status, then struct tp_status */
+	TP_ERROR = 7,       /* s->c  u16 status, u16 len, len bytes of text */
+};
+
+/* Response statuses. */
+enum tp_status_code {
+	TP_OK = 0,
+	TP_ERR_UNAVAILABLE = 1,   /* no leader or no quorum reachable in time */
+	TP_ERR_TIMEOUT = 2,       /* the leader could not make the grant durable in time */
+	TP_ERR_BAD_REQUEST = 3,   /* e.g. count 0 or above TP_MAX_COUNT */
+	TP_ERR_EXHAUSTED = 4,     /* the end of the timestamp range (tso.h) */
+	TP_ERR_SHUTTING_DOWN = 5, /* the server is stopping */
+	TP_ERR_INTERNAL = 6,
+	TP_ERR_VERSION = 7,  /* bad magic or no common protocol version */
+	TP_ERR_PROTOCOL = 8, /* malformed frame; the server closes */
+	TP_STATUS_LAST = TP_ERR_PROTOCOL
+};
+
+/* Raft role, as reported in tp_status. */
+enum tp_role {
+	TP_ROLE_UNAVAILABLE = 0, /* not started or stopping */
+	TP_ROLE_FOLLOWER = 1,
+	TP_ROLE_CANDIDATE = 2,
+	TP_ROLE_LEADER = 3,
+	TP_ROLE_LAST = TP_ROLE_LEADER
+};
+
+/* tp_status.flags */
+#define TP_FLAG_SERVING 0x01 /* leader, fenced and within its lease */
+
+/* A sidecar's view of the world (TP_STATUS_RESP after id and status). */
+typedef struct tp_status {
+	uint32_t node_id;
+	uint32_t leader_id; /* 0: unknown */
+	uint8_t role;       /* enum tp_role */
+	uint8_t flags;      /* TP_FLAG_* */
+	uint64_t term;
+	uint64_t high_water_ms; /* committed high-water mark H, Unix ms */
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t last_issued; /* last timestamp this node granted, 0: none */
+	uint64_t grants;      /* allocator calls served as leader */
+	uint64_t timestamps;  /* timestamps handed out as leader */
+} tp_status;
+
+typedef struct tp_msg {
+	uint8_t type; /* enum tp_type */
+	union {
+		struct {
+			uint32_t magic;
+			uint16_t min_version;
+			uint16_t max_version;
+		} hello;
+		struct {
+			uint16_t version;
+			uint32_t node_id;
+		} hello_ok;
+		struct {
+			uint64_t id;
+			uint32_t count;
+		} ts_req;
+		struct {
+			uint64_t id;
+			uint16_t status;
+			uint64_t first;
+			uint32_t count;
+		} ts_resp;
+		struct {
+			uint64_t id;
+		} status_req;
+		struct {
+			uint64_t id;
+			uint16_t status;
+			tp_status st;
+		} status_resp;
+		struct {
+			uint16_t status;
+			uint16_t len;
+			char text[TP_MAX_ERRMSG + 1]; /* NUL-terminated copy */
+		} error;
+	} u;
+} tp_msg;
+
+/*
+ * Encodes m into out; returns the frame's size, or 0 if cap is too small or
+ * m is not encodable (unknown type, error text too long).
+ *
+ * Not encodable, either, is anything the reader would refuse: a status above
+ * TP_STATUS_LAST, a role above TP_ROLE_LAST, or an error text whose len is
+ * not strlen(text) (so it holds no NUL). Nothing is written when it returns 0.
+ */
+size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap);
+
+/* Reader errors (sticky: once set, tp_reader_next keeps returning -1). */
+enum tp_reader_error {
+	TP_RERR_NONE = 0,
+	TP_RERR_BAD_LENGTH, /* body_len 0, above TP_MAX_BODY, or wrong for the type */
+	TP_RERR_BAD_TYPE,   /* unknown message type */
+	TP_RERR_BAD_VALUE,  /* a field out of its domain (e.g. an unknown role) */
+	TP_RERR_OVERFLOW,   /* more bytes committed than the buffer holds */
+};
+
+/* Bytes buffered per reader; holds many frames, so one read serves a batch. */
+#define TP_READER_CAP 16384
+
+typedef struct tp_reader {
+	uint8_t buf[TP_READER_CAP];
+	size_t start; /* first unparsed byte */
+	size_t end;   /* one past the last buffered byte */
+	int err;      /* enum tp_reader_error */
+} tp_reader;
+
+void tp_reader_init(tp_reader *r);
+
+/*
+ * Zero-copy input: returns where the next read may write and sets *len to
+ * how much room there is (compacting first if needed). After a read of n
+ * bytes into it, call tp_reader_commit(r, n). The room is never 0 while
+ * every whole frame has been taken with tp_reader_next.
+ *
+ * After an error the reader discards its input: tp_reader_space offers the
+ * whole buffer, tp_reader_commit and tp_reader_feed take and drop anything
+ * (feed returns len), so a loop that reads until it sees -1 never stalls.
+ * A commit of more than the room sets TP_RERR_OVERFLOW and adds nothing.
+ */
+uint8_t *tp_reader_space(tp_reader *r, size_t *len);
+void tp_reader_commit(tp_reader *r, size_t n);
+
+/* Copying input: takes as much of data as fits; returns how much it took. */
+size_t tp_reader_feed(tp_reader *r, const void *data, size_t len);
+
+/*
+ * Parses the next whole message into m: returns 1 if one was parsed, 0 if
+ * more bytes are needed, -1 on a malformed frame (sticky). m is meaningful
+ * only after 1.
+ *
+ * A bad body length is refused as soon as the 4 header bytes are in, an
+ * unknown type or a length wrong for the type as soon as the type byte is;
+ * field values once the whole frame is. TP_ERROR text containing a NUL is
+ * TP_RERR_BAD_VALUE; other bytes pass unchecked (not necessarily UTF-8 or
+ * printable: sanitize before logging or ereport). Unknown tp_status.flags
+ * bits pass. HELLO magic and versions, and a TS_REQ count of 0 or above
+ * TP_MAX_COUNT, are not framing errors: the server answers them.
+ */
+int tp_reader_next(tp_reader *r, tp_msg *m);
+
+/* A message for the reader's error, for logs. */
+const char *tp_reader_errstr(const tp_reader *r);
+
+/* A short lowercase description of a status, e.g. "no leader or no quorum". */
+const char *tp_status_str(uint16_t status);
+
+/* "leader", "follower", ...; "unknown" outside the enum. */
+const char *tp_role_str(uint8_t role);
+
+#endif /* TSORACLE_PROTO_H */

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs every test suite (make test): the C unit tests, pg_regress against a
+# scratch PostgreSQL with a real single-node sidecar, and the TAP tests on
+# real processes. PostgreSQL runs as $PG_USER from a staged copy of the
+# tests, since that user may not be able to read the checkout.
+#
+# Environment: TESTS="t/001_x.pl ..." runs only those TAP files;
+#              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1 skip a suite.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+passed=0
+failed=0
+suite() { # name, then the command
+	local name=$1
+	shift
+	echo
+	echo "=== $name"
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "=== $name: ok"
+	else
+		failed=$((failed + 1))
+		echo "=== $name: FAILED"
+	fi
+}
+
+unit() {
+	local t rc=0
+	for t in build/test/*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		echo "--- $t"
+		"$t" || rc=1
+	done
+	return $rc
+}
+
+STAGE=$(mktemp -d /tmp/tsoracle-test.XXXXXX)
+cleanup() {
+	if [ -n "${sidecar_pid:-}" ]; then kill -TERM "$sidecar_pid" 2>/dev/null; fi
+	if [ "$failed" -eq 0 ] && [ -z "${KEEP_STAGE:-}" ]; then rm -rf "$STAGE"; else echo "test files kept in $STAGE"; fi
+}
+trap cleanup EXIT
+
+stage() {
+	install_all || return 1
+	mkdir -p "$STAGE/regress"
+	cp -r sql expected "$STAGE/regress/"
+	rm -f "$STAGE/regress/sql/tsoracle--"*.sql
+	cp -r test/t test/perl "$STAGE/"
+	chown -R "$PG_USER": "$STAGE"
+	chmod 0700 "$STAGE"
+}
+
+regress() {
+	local dir=$STAGE/regress sock=$STAGE/regress/tsoracled.sock rc
+	local pgxs tests
+	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
+	tests=$(cd sql && ls -1 *.sql | grep -v '^tsoracle--' | sed 's/\.sql$//' | sort)
+	as_pg bash -c "exec '$SIDECAR_BINDIR/tsoracled' --data-dir '$dir/sidecar' \
+		--raft-address 127.0.0.1:$((20000 + RANDOM % 20000)) --client-socket '$sock' \
+		2>'$dir/tsoracled.log'" &
+	sidecar_pid=$!
+	wait_serving "$sock" 30 || return 1
+	cat >"$dir/regress.conf" <<CONF
+shared_preload_libraries = 'tsoracle'
+tsoracle.sidecar_address = '$sock'
+CONF
+	chown "$PG_USER": "$dir/regress.conf"
+	(cd "$dir" && as_pg "$pgxs/src/test/regress/pg_regress" \
+		--bindir="$PG_BINDIR" --temp-instance="$dir/tmp_check" \
+		--temp-config="$dir/regress.conf" --inputdir="$dir" --outputdir="$dir" \
+		--port=$((30000 + RANDOM % 20000)) $tests)
+	rc=$?
+	[ $rc -ne 0 ] && [ -f "$dir/regression.diffs" ] && cat "$dir/regression.diffs"
+	kill -TERM "$sidecar_pid"
+	wait "$sidecar_pid"
+	sidecar_pid=
+	return $rc
+}
+
+tap() {
+	local pgxs tests
+	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
+	tests=${TESTS:-t/*.pl}
+	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" \
+		PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
+		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
+}
+
+[ -n "${SKIP_UNIT:-}" ] || suite "unit tests (cmocka)" unit
+suite "install and stage" stage
+[ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
+[ -n "${SKIP_TAP:-}" ] || suite "TAP tests (prove)" tap
+
+echo
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,470 @@
+/* config.c: tsoracled's configuration, from flags and an optional file, checked as a whole. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "log.h"
+
+#define CFG_LINE_SIZE   1024
+#define CFG_PORT_MAX    65535
+#define CFG_MS_MAX      3600000u /* any timing above an hour is a typo */
+#define CFG_COUNT_MAX   100000000u
+#define CFG_NODE_ID_MAX UINT32_MAX /* ids travel as u32 in the protocol */
+
+enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE };
+
+typedef struct cfg_option {
+	const char *name;
+	enum cfg_kind kind;
+	size_t offset; /* into struct cfg */
+	size_t size;   /* strings: buffer size */
+	uint64_t min, max;
+	const char *arg;
+	const char *help;
+} cfg_option;
+
+#define OPT_UINT(n, field, lo, hi, a, h)                                                                     \
+	{                                                                                                    \
+		n, CFG_UINT, offsetof(cfg, field), 0, lo, hi, a, h                                           \
+	}
+#define OPT_U64(n, field, lo, hi, a, h)                                                                      \
+	{                                                                                                    \
+		n, CFG_U64, offsetof(cfg, field), 0, lo, hi, a, h                                            \
+	}
+#define OPT_STR(n, field, a, h)                                                                              \
+	{                                                                                                    \
+		n, CFG_STRING, offsetof(cfg, field), sizeof(((cfg *)0)->field), 0, 0, a, h                   \
+	}
+
+static const cfg_option cfg_options[] = {
+    {"config", CFG_FILE, 0, 0, 0, 0, "FILE", "read settings (name = value lines) from FILE; flags win"},
+    OPT_U64("node-id", node_id, 1, CFG_NODE_ID_MAX, "N", "this node's id, >= 1 (default 1)"),
+    OPT_STR("data-dir", data_dir, "DIR", "Raft log and snapshots (required)"),
+    OPT_STR("raft-address", raft_address, "IP:PORT",
+	    "Raft peer address of this node (default " CFG_DEFAULT_RAFT_ADDRESS ")"),
+    {"peers", CFG_PEERS, 0, 0, 0, 0, "ID=IP:PORT[/IP:PORT],...",
+     "initial voters, this node included (default: this node alone);\n"
+     "                                     in a cluster, ID=RAFT_IP:PORT/CLIENT_IP:PORT, the client address\n"
+     "                                     being that member's client-tcp, where followers forward"},
+    OPT_STR("client-socket", client_socket, "PATH",
+	    "unix socket for clients (default " CFG_DEFAULT_CLIENT_SOCKET "; \"\" for none)"),
+    OPT_STR("client-tcp", client_tcp, "IP:PORT", "TCP address for clients (default: none)"),
+    OPT_STR("pid-file", pid_file, "PATH", "pid file, locked while running (default DATA-DIR/tsoracled.pid)"),
+    {"log-level", CFG_LEVEL, offsetof(cfg, log_level), 0, 0, 0, "LEVEL",
+     "debug, info, warn or error (default info)"},
+    OPT_UINT("election-timeout", election_timeout_ms, 10, CFG_MS_MAX, "MS",
+	     "Raft election timeout (default 1000)"),
+    OPT_UINT("heartbeat", heartbeat_ms, 1, CFG_MS_MAX, "MS", "Raft heartbeat interval (default 100)"),
+    OPT_U64("lease", alloc.lease_ms, 3, CFG_MS_MAX, "MS", "leader lease, < election timeout (default 600)"),
+    OPT_UINT("drift-permille", alloc.drift_permille, 0, 1000, "N",
+	     "clock rate margin of the lease, in 1/1000 (default 100)"),
+    OPT_U64("window-ahead", alloc.window_ahead_ms, 1, CFG_MS_MAX, "MS",
+	    "how far ahead of now an extension reaches (default 3000)"),
+    OPT_U64("extend-margin", alloc.extend_margin_ms, 1, CFG_MS_MAX, "MS",
+	    "extend when H is less than this ahead of now (default 2000)"),
+    OPT_U64("max-ahead", alloc.max_ahead_ms, 1, CFG_MS_MAX, "MS",
+	    "cap: no mark beyond now + this (default 60000)"),
+    OPT_UINT("request-timeout", request_timeout_ms, 1, CFG_MS_MAX, "MS",
+	     "how long a request waits for a leader (default 2000)"),
+    OPT_UINT("snapshot-threshold", snapshot_threshold, 2, CFG_COUNT_MAX, "N",
+	     "log entries between snapshots (default 1024)"),
+    OPT_UINT("snapshot-trailing", snapshot_trailing, 1, CFG_COUNT_MAX, "N",
+	     "log entries kept after a snapshot (default 128)"),
+    OPT_STR("clock-offset-file", clock_offset_file, "PATH",
+	    "tests only: a file holding ms added to the wall clock"),
+};
+#define CFG_N_OPTIONS (sizeof cfg_options / sizeof cfg_options[0])
+
+static int cfg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int cfg_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void cfg_defaults(cfg *c)
+{
+	memset(c, 0, sizeof *c);
+	c->node_id = 1;
+	snprintf(c->raft_address, sizeof c->raft_address, "%s", CFG_DEFAULT_RAFT_ADDRESS);
+	snprintf(c->client_socket, sizeof c->client_socket, "%s", CFG_DEFAULT_CLIENT_SOCKET);
+	c->log_level = LOG_INFO;
+	c->election_timeout_ms = CFG_DEFAULT_ELECTION_TIMEOUT_MS;
+	c->heartbeat_ms = CFG_DEFAULT_HEARTBEAT_MS;
+	c->request_timeout_ms = CFG_DEFAULT_REQUEST_TIMEOUT_MS;
+	c->snapshot_threshold = CFG_DEFAULT_SNAPSHOT_THRESHOLD;
+	c->snapshot_trailing = CFG_DEFAULT_SNAPSHOT_TRAILING;
+	ta_config_default(&c->alloc);
+}
+
+static const cfg_option *cfg_find(const char *name)
+{
+	for (size_t i = 0; i < CFG_N_OPTIONS; i++)
+		if (strcmp(cfg_options[i].name, name) == 0)
+			return &cfg_options[i];
+	return NULL;
+}
+
+/* Parses "IP:PORT" (IPv4 or [IPv6]); the Raft transport needs a literal IP. */
+static int cfg_check_ip_port(const char *what, const char *text, char *err, size_t errlen)
+{
+	char host[CFG_ADDR_SIZE];
+	const char *colon = strrchr(text, ':');
+	unsigned char bin[sizeof(struct in6_addr)];
+	char *end;
+	unsigned long port;
+	size_t hlen;
+
+	if (colon == NULL || colon == text)
+		return cfg_fail(err, errlen, "%s \"%s\" is not of the form IP:PORT", what, text);
+	hlen = (size_t)(colon - text);
+	if (hlen >= sizeof host)
+		return cfg_fail(err, errlen, "%s \"%s\" is too long", what, text);
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port == 0 || port > CFG_PORT_MAX)
+		return cfg_fail(err, errlen, "%s \"%s\": port must be a number from 1 to %d", what, text,
+				CFG_PORT_MAX);
+	if (inet_pton(AF_INET, host, bin) != 1) {
+		if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+			host[hlen - 1] = '\0';
+			if (inet_pton(AF_INET6, host + 1, bin) == 1)
+				return 0;
+		}
+		return cfg_fail(
+		    err, errlen,
+		    "%s \"%s\": \"%s\" is not an IP address (a literal IPv4 or [IPv6] address is required)",
+		    what, text, host);
+	}
+	return 0;
+}
+
+int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen)
+{
+	const char *p = text;
+
+	c->n_peers = 0;
+	while (*p != '\0') {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char item[CFG_ADDR_SIZE + 32];
+		char *eq, *end, *slash;
+		unsigned long long id;
+		cfg_peer *peer;
+
+		if (len == 0 || len >= sizeof item)
+			return cfg_fail(err, errlen, "peers: bad entry in \"%s\" (expected ID=IP:PORT,...)",
+					text);
+		memcpy(item, p, len);
+		item[len] = '\0';
+		eq = strchr(item, '=');
+		if (eq == NULL)
+			return cfg_fail(err, errlen, "peers: \"%s\" is not of the form ID=IP:PORT", item);
+		*eq = '\0';
+		errno = 0;
+		id = strtoull(item, &end, 10);
+		if (errno != 0 || *end != '\0' || item[0] == '\0' || id == 0 || id > CFG_NODE_ID_MAX)
+			return cfg_fail(err, errlen, "peers: id \"%s\" must be a number from 1 to %" PRIu64,
+					item, (uint64_t)CFG_NODE_ID_MAX);
+		slash = strchr(eq + 1, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			if (cfg_check_ip_port("peers: client address", slash + 1, err, errlen) != 0)
+				return -1;
+		}
+		if (cfg_check_ip_port("peers: address", eq + 1, err, errlen) != 0)
+			return -1;
+		if (c->n_peers == CFG_MAX_PEERS)
+			return cfg_fail(err, errlen, "peers: at most %d members are supported",
+					CFG_MAX_PEERS);
+		for (unsigned i = 0; i < c->n_peers; i++) {
+			if (c->peers[i].id == id)
+				return cfg_fail(err, errlen, "peers: id %llu appears twice", id);
+			if (strcmp(c->peers[i].address, eq + 1) == 0)
+				return cfg_fail(err, errlen, "peers: address %s appears twice", eq + 1);
+		}
+		peer = &c->peers[c->n_peers++];
+		peer->id = id;
+		snprintf(peer->address, sizeof peer->address, "%s", eq + 1);
+		snprintf(peer->client, sizeof peer->client, "%s", slash ? slash + 1 : "");
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errlen)
+{
+	const cfg_option *o = cfg_find(name);
+	char *field;
+	unsigned long long v;
+	char *end;
+	int level;
+
+	if (o == NULL)
+		return cfg_fail(err, errlen, "unknown setting \"%s\" (see --help)", name);
+	field = (char *)c + o->offset;
+	switch (o->kind) {
+	case CFG_UINT:
+	case CFG_U64:
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' || v < o->min ||
+		    v > o->max)
+			return cfg_fail(err, errlen,
+					"%s: \"%s\" is not a number from %" PRIu64 " to %" PRIu64, name,
+					value, o->min, o->max);
+		if (o->kind == CFG_UINT)
+			*(unsigned *)field = (unsigned)v;
+		else
+			*(uint64_t *)field = (uint64_t)v;
+		return 0;
+	case CFG_STRING:
+		if (strlen(value) >= o->size)
+			return cfg_fail(err, errlen, "%s: value is longer than %zu bytes", name, o->size - 1);
+		snprintf(field, o->size, "%s", value);
+		return 0;
+	case CFG_LEVEL:
+		level = log_parse_level(value);
+		if (level < 0)
+			return cfg_fail(err, errlen, "%s: \"%s\" is not one of debug, info, warn, error",
+					name, value);
+		*(int *)field = level;
+		return 0;
+	case CFG_PEERS:
+		return cfg_parse_peers(c, value, err, errlen);
+	case CFG_FILE:
+		return cfg_load_file(c, value, err, errlen);
+	}
+	return cfg_fail(err, errlen, "%s: unhandled setting", name);
+}
+
+static char *cfg_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
+{
+	char line[CFG_LINE_SIZE];
+	char msg[CFG_ERR_SIZE];
+	FILE *f = fopen(path, "r");
+	unsigned lineno = 0;
+
+	if (f == NULL)
+		return cfg_fail(err, errlen, "could not open config file \"%s\": %s", path, strerror(errno));
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *hash, *eq, *name, *value;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fclose(f);
+			return cfg_fail(err, errlen, "%s:%u: line too long", path, lineno);
+		}
+		hash = strchr(line, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		name = cfg_trim(line);
+		if (*name == '\0')
+			continue;
+		eq = strchr(name, '=');
+		if (eq == NULL) {
+			fclose(f);
+			return cfg_fail(err, errlen, "%s:%u: expected \"name = value\"", path, lineno);
+		}
+		*eq = '\0';
+		name = cfg_trim(name);
+		value = cfg_trim(eq + 1);
+		/* Quotes are optional: client-socket = "" means none. */
+		if (value[0] == '"' && strlen(value) >= 2 && value[strlen(value) - 1] == '"') {
+			value[strlen(value) - 1] = '\0';
+			value++;
+		}
+		if (strcmp(name, "config") == 0) {
+			fclose(f);
+			return cfg_fail(err, errlen, "%s:%u: a config file cannot include another", path,
+					lineno);
+		}
+		if (cfg_set(c, name, value, msg, sizeof msg) != 0) {
+			fclose(f);
+			return cfg_fail(err, errlen, "%s:%u: %s", path, lineno, msg);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int cfg_check(cfg *c, char *err, size_t errlen)
+{
+	char msg[CFG_ERR_SIZE];
+	bool self_found = false;
+
+	if (c->data_dir[0] == '\0')
+		return cfg_fail(err, errlen, "--data-dir is required");
+	if (cfg_check_ip_port("raft-address", c->raft_address, err, errlen) != 0)
+		return -1;
+	if (c->client_socket[0] != '\0') {
+		if (c->client_socket[0] != '/')
+			return cfg_fail(err, errlen, "client-socket \"%s\" must be an absolute path",
+					c->client_socket);
+		if (strlen(c->client_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return cfg_fail(
+			    err, errlen,
+			    "client-socket \"%s\" is longer than a unix socket path may be (%zu bytes)",
+			    c->client_socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	}
+	if (c->n_peers == 0) {
+		c->n_peers = 1;
+		c->peers[0].id = c->node_id;
+		snprintf(c->peers[0].address, sizeof c->peers[0].address, "%s", c->raft_address);
+	}
+	for (unsigned i = 0; i < c->n_peers; i++) {
+		cfg_peer *p = &c->peers[i];
+
+		/* Followers forward their clients' requests to the leader's
+		 * client address: in a cluster every member needs one. */
+		if (c->n_peers > 1 && p->client[0] == '\0')
+			return cfg_fail(
+			    err, errlen,
+			    "peers: member %" PRIu64 " has no client address; in a cluster write "
+			    "ID=RAFT_IP:PORT/CLIENT_IP:PORT (followers forward to the leader there)",
+			    p->id);
+		if (p->id != c->node_id)
+			continue;
+		self_found = true;
+		if (strcmp(p->address, c->raft_address) != 0)
+			return cfg_fail(err, errlen,
+					"peers lists node %" PRIu64 " at %s, but raft-address is %s",
+					c->node_id, p->address, c->raft_address);
+		if (p->client[0] != '\0' && c->client_tcp[0] == '\0')
+			snprintf(c->client_tcp, sizeof c->client_tcp, "%s", p->client);
+		else if (p->client[0] != '\0' && strcmp(p->client, c->client_tcp) != 0)
+			return cfg_fail(err, errlen,
+					"peers lists node %" PRIu64
+					"'s client address as %s, but client-tcp is %s",
+					c->node_id, p->client, c->client_tcp);
+	}
+	if (!self_found)
+		return cfg_fail(err, errlen, "peers does not include this node (node-id %" PRIu64 ")",
+				c->node_id);
+	if (c->client_tcp[0] != '\0' && cfg_check_ip_port("client-tcp", c->client_tcp, err, errlen) != 0)
+		return -1;
+	if (c->client_socket[0] == '\0' && c->client_tcp[0] == '\0')
+		return cfg_fail(err, errlen, "no client listener: set client-socket or client-tcp");
+
+	if (c->heartbeat_ms * 2 > c->election_timeout_ms)
+		return cfg_fail(err, errlen,
+				"heartbeat (%u ms) must be at most half the election timeout (%u ms)",
+				c->heartbeat_ms, c->election_timeout_ms);
+	/* DESIGN.md section 5: the lease must run out before followers time out
+	 * and elect a new leader, so a healthy handover is not delayed. */
+	if (c->alloc.lease_ms >= c->election_timeout_ms)
+		return cfg_fail(err, errlen,
+				"lease (%" PRIu64 " ms) must be shorter than the election timeout (%u ms)",
+				c->alloc.lease_ms, c->election_timeout_ms);
+	if (c->snapshot_trailing >= c->snapshot_threshold)
+		return cfg_fail(err, errlen, "snapshot-trailing (%u) must be below snapshot-threshold (%u)",
+				c->snapshot_trailing, c->snapshot_threshold);
+	if (ta_config_check(&c->alloc, msg, sizeof msg) != 0)
+		return cfg_fail(err, errlen, "%s", msg);
+	if (c->pid_file[0] == '\0') {
+		if ((size_t)snprintf(c->pid_file, sizeof c->pid_file, "%s/tsoracled.pid", c->data_dir) >=
+		    sizeof c->pid_file)
+			return cfg_fail(err, errlen, "data-dir \"%s\" is too long", c->data_dir);
+	}
+	return 0;
+}
+
+/* One pass over argv: pass 0 applies only --config, pass 1 everything else,
+ * so that flags win over the file wherever --config stands. */
+static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, size_t errlen)
+{
+	char msg[CFG_ERR_SIZE];
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		const char *value;
+		char name[64];
+		const char *eq;
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+			return CFG_HELP;
+		if (strcmp(arg, "--version") == 0)
+			return CFG_VERSION;
+		if (strncmp(arg, "--", 2) != 0) {
+			cfg_fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
+			return CFG_ERROR;
+		}
+		arg += 2;
+		eq = strchr(arg, '=');
+		if (eq != NULL) {
+			snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+			value = eq + 1;
+		} else {
+			snprintf(name, sizeof name, "%s", arg);
+			if (i + 1 >= argc) {
+				cfg_fail(err, errlen, "--%s needs a value (see --help)", name);
+				return CFG_ERROR;
+			}
+			value = argv[++i];
+		}
+		if ((strcmp(name, "config") == 0) != (pass == 0))
+			continue;
+		if (cfg_set(c, name, value, msg, sizeof msg) != 0) {
+			cfg_fail(err, errlen, "%s", msg);
+			return CFG_ERROR;
+		}
+	}
+	return CFG_OK;
+}
+
+int cfg_parse_args(cfg *c, int argc, char **argv, char *err, size_t errlen)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		int rc = cfg_args_pass(c, pass, argc, argv, err, errlen);
+
+		if (rc != CFG_OK)
+			return rc;
+	}
+	if (cfg_check(c, err, errlen) != 0)
+		return CFG_ERROR;
+	return CFG_OK;
+}
+
+void cfg_usage(FILE *out)
+{
+	fprintf(out, "Usage: tsoracled --data-dir DIR [options]\n\n"
+		     "The tsoracle sidecar: a timestamp oracle node, replicated with Raft.\n\n"
+		     "Options (each may also be given in a --config file as \"name = value\"):\n");
+	for (size_t i = 0; i < CFG_N_OPTIONS; i++) {
+		char left[64];
+
+		snprintf(left, sizeof left, "--%s %s", cfg_options[i].name, cfg_options[i].arg);
+		fprintf(out, "  %-34s %s\n", left, cfg_options[i].help);
+	}
+	fprintf(out, "  %-34s %s\n  %-34s %s\n", "--help", "show this help", "--version", "show the version");
+}

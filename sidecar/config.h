@@ -1,0 +1,83 @@
+/* config.h: tsoracled's configuration, from flags and an optional file, checked as a whole. */
+#ifndef TSORACLE_CONFIG_H
+#define TSORACLE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "alloc.h"
+
+#define CFG_MAX_PEERS 7   /* Raft voters: clusters of 1, 3, 5 or 7 */
+#define CFG_ADDR_SIZE 128 /* "host:port" */
+#define CFG_PATH_SIZE 256
+#define CFG_ERR_SIZE  256
+
+typedef struct cfg_peer {
+	uint64_t id;
+	char address[CFG_ADDR_SIZE]; /* Raft address, "ip:port" */
+	char client[CFG_ADDR_SIZE];  /* its client-tcp, "ip:port": where
+				      * followers forward to it ("" if none) */
+} cfg_peer;
+
+typedef struct cfg {
+	uint64_t node_id;
+	char data_dir[CFG_PATH_SIZE];
+	char raft_address[CFG_ADDR_SIZE];
+	cfg_peer peers[CFG_MAX_PEERS]; /* the initial voters, this node included */
+	unsigned n_peers;
+	char client_socket[CFG_PATH_SIZE]; /* "" : no unix listener */
+	char client_tcp[CFG_ADDR_SIZE];    /* "" : no TCP listener */
+	char pid_file[CFG_PATH_SIZE];
+	char clock_offset_file[CFG_PATH_SIZE]; /* tests only: skews the wall clock */
+	int log_level;
+
+	/* Raft timing, ms. */
+	unsigned election_timeout_ms;
+	unsigned heartbeat_ms;
+	/* How long a client request may wait for a leader or a durable grant
+	 * before it is answered with an error, ms. */
+	unsigned request_timeout_ms;
+	unsigned snapshot_threshold; /* log entries between snapshots */
+	unsigned snapshot_trailing;  /* entries kept after a snapshot */
+
+	ta_config alloc; /* window, cap, lease */
+} cfg;
+
+#define CFG_DEFAULT_RAFT_ADDRESS        "127.0.0.1:7400"
+#define CFG_DEFAULT_CLIENT_SOCKET       "/tmp/tsoracled.sock"
+#define CFG_DEFAULT_ELECTION_TIMEOUT_MS 1000
+#define CFG_DEFAULT_HEARTBEAT_MS        100
+#define CFG_DEFAULT_REQUEST_TIMEOUT_MS  2000
+#define CFG_DEFAULT_SNAPSHOT_THRESHOLD  1024
+#define CFG_DEFAULT_SNAPSHOT_TRAILING   128
+
+/* Outcome of cfg_parse_args. */
+enum cfg_parse_result {
+	CFG_OK = 0,
+	CFG_ERROR = 1,   /* message in err */
+	CFG_HELP = 2,    /* --help: print usage, exit 0 */
+	CFG_VERSION = 3, /* --version */
+};
+
+void cfg_defaults(cfg *c);
+
+/* Applies argv (and the file named by --config, flags winning over the
+ * file), then checks the whole. */
+int cfg_parse_args(cfg *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Checks consistency; fills derived defaults (pid file, peers). */
+int cfg_check(cfg *c, char *err, size_t errlen);
+
+/* Applies one "name = value" setting (a flag's long name without "--"). */
+int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Reads a file of "name = value" lines ('#' starts a comment). */
+int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen);
+
+/* Parses "ID=RAFT_IP:PORT[/CLIENT_IP:PORT],...". */
+int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen);
+
+void cfg_usage(FILE *out);
+
+#endif /* TSORACLE_CONFIG_H */

@@ -1,0 +1,314 @@
+/* forward.c: a follower's one connection to the leader, carrying its clients' coalesced requests. */
+#include "forward.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define FWD_BACKOFF_MIN_MS 20
+#define FWD_BACKOFF_MAX_MS 1000
+
+static void fwd_connect(fwd *f);
+static void fwd_drop(fwd *f, const char *why);
+
+static const char *fwd_peer_client(const fwd *f, uint64_t id)
+{
+	for (unsigned i = 0; i < f->cfg->n_peers; i++)
+		if (f->cfg->peers[i].id == id)
+			return f->cfg->peers[i].client;
+	return NULL;
+}
+
+static void fwd_retry_cb(uv_timer_t *t)
+{
+	fwd *f = t->data;
+
+	if (f->state == FWD_IDLE && f->target_id != 0 && !f->closed)
+		fwd_connect(f);
+}
+
+static void fwd_schedule_retry(fwd *f)
+{
+	if (f->closed || f->target_id == 0)
+		return;
+	uv_timer_start(&f->retry, fwd_retry_cb, f->backoff_ms, 0);
+	f->backoff_ms = f->backoff_ms * 2 > FWD_BACKOFF_MAX_MS ? FWD_BACKOFF_MAX_MS : f->backoff_ms * 2;
+}
+
+static void fwd_tcp_closed(uv_handle_t *h)
+{
+	fwd *f = h->data;
+
+	ob_free(&f->ob);
+	f->state = FWD_IDLE;
+	if (f->closed) {
+		if (--f->closing_handles == 0 && f->close_cb != NULL)
+			f->close_cb(f);
+		return;
+	}
+	if (f->target_id != 0)
+		fwd_schedule_retry(f);
+}
+
+/* Drops the connection: batches in flight are void, the server re-sends. */
+static void fwd_drop(fwd *f, const char *why)
+{
+	if (f->state == FWD_IDLE || f->state == FWD_CLOSING)
+		return;
+	/* A connection that never got ready is a retry: log it quietly. */
+	if (why != NULL)
+		log_printf(f->state == FWD_READY ? LOG_INFO : LOG_DEBUG,
+			   "forwarding connection to node %" PRIu64 " (%s) dropped: %s", f->target_id,
+			   f->target_addr, why);
+	f->state = FWD_CLOSING;
+	f->inflight = 0;
+	uv_close((uv_handle_t *)&f->tcp, fwd_tcp_closed);
+	if (!f->closed)
+		f->reset_cb(f->arg);
+}
+
+static void fwd_flush(fwd *f)
+{
+	int rv = ob_flush(&f->ob, (uv_stream_t *)&f->tcp);
+
+	if (rv != 0)
+		fwd_drop(f, uv_strerror(rv));
+}
+
+static void fwd_written(outbuf *ob, int status)
+{
+	fwd *f = ob->data;
+
+	if (status != 0) {
+		if (status != UV_ECANCELED)
+			fwd_drop(f, uv_strerror(status));
+		return;
+	}
+	if (f->state == FWD_READY || f->state == FWD_HANDSHAKE)
+		fwd_flush(f);
+}
+
+static void fwd_handle(fwd *f, const tp_msg *m)
+{
+	switch (m->type) {
+	case TP_HELLO_OK:
+		if (f->state != FWD_HANDSHAKE) {
+			fwd_drop(f, "unexpected hello answer");
+			return;
+		}
+		if (m->u.hello_ok.node_id != f->target_id) {
+			char why[CFG_ADDR_SIZE + 64];
+
+			snprintf(why, sizeof why, "%s is node %" PRIu32 ", not node %" PRIu64, f->target_addr,
+				 m->u.hello_ok.node_id, f->target_id);
+			fwd_drop(f, why);
+			return;
+		}
+		f->state = FWD_READY;
+		f->backoff_ms = FWD_BACKOFF_MIN_MS;
+		log_info("forwarding to the leader, node %" PRIu64 " at %s", f->target_id, f->target_addr);
+		f->ready_cb(f->arg);
+		return;
+	case TP_TS_RESP:
+		if (f->state != FWD_READY || f->inflight == 0) {
+			fwd_drop(f, "unexpected response");
+			return;
+		}
+		f->inflight--;
+		f->grant_cb(f->arg, m->u.ts_resp.id, m->u.ts_resp.status, m->u.ts_resp.first,
+			    m->u.ts_resp.count);
+		return;
+	case TP_ERROR:
+		fwd_drop(f, m->u.error.text);
+		return;
+	default:
+		fwd_drop(f, "unexpected message type");
+		return;
+	}
+}
+
+static void fwd_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	fwd *f = h->data;
+	size_t len;
+	uint8_t *p = tp_reader_space(&f->reader, &len);
+
+	(void)suggested;
+	*buf = uv_buf_init((char *)p, (unsigned)len);
+}
+
+static void fwd_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	fwd *f = s->data;
+	tp_msg m;
+	int rc;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		fwd_drop(f, nread == UV_EOF ? "closed by the leader" : uv_strerror((int)nread));
+		return;
+	}
+	tp_reader_commit(&f->reader, (size_t)nread);
+	while (f->state == FWD_READY || f->state == FWD_HANDSHAKE) {
+		rc = tp_reader_next(&f->reader, &m);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			fwd_drop(f, tp_reader_errstr(&f->reader));
+			return;
+		}
+		fwd_handle(f, &m);
+	}
+}
+
+static void fwd_connect_cb(uv_connect_t *req, int status)
+{
+	fwd *f = req->data;
+	tp_msg m;
+	int rv;
+
+	if (f->state != FWD_CONNECTING)
+		return;
+	if (status != 0) {
+		fwd_drop(f, uv_strerror(status));
+		return;
+	}
+	uv_tcp_nodelay(&f->tcp, 1);
+	f->state = FWD_HANDSHAKE;
+	rv = uv_read_start((uv_stream_t *)&f->tcp, fwd_alloc_cb, fwd_read_cb);
+	if (rv != 0) {
+		fwd_drop(f, uv_strerror(rv));
+		return;
+	}
+	m.type = TP_HELLO;
+	m.u.hello.magic = TP_MAGIC;
+	m.u.hello.min_version = TP_VERSION;
+	m.u.hello.max_version = TP_VERSION;
+	if (ob_append(&f->ob, &m) != 0) {
+		fwd_drop(f, "out of memory");
+		return;
+	}
+	fwd_flush(f);
+}
+
+static void fwd_connect(fwd *f)
+{
+	struct sockaddr_storage ss;
+	char host[CFG_ADDR_SIZE];
+	const char *colon = strrchr(f->target_addr, ':');
+	int rv;
+
+	snprintf(host, sizeof host, "%.*s", (int)(colon - f->target_addr), f->target_addr);
+	if (host[0] == '[') {
+		host[strlen(host) - 1] = '\0';
+		rv = uv_ip6_addr(host + 1, atoi(colon + 1), (struct sockaddr_in6 *)&ss);
+	} else {
+		rv = uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&ss);
+	}
+	if (rv != 0) {
+		log_error("forwarding: bad leader address %s: %s", f->target_addr, uv_strerror(rv));
+		return;
+	}
+	tp_reader_init(&f->reader);
+	ob_init(&f->ob, fwd_written, f);
+	rv = uv_tcp_init(f->loop, &f->tcp);
+	if (rv != 0) {
+		log_error("forwarding: uv_tcp_init: %s", uv_strerror(rv));
+		return;
+	}
+	f->tcp.data = f;
+	f->connect_req.data = f;
+	f->state = FWD_CONNECTING;
+	rv = uv_tcp_connect(&f->connect_req, &f->tcp, (struct sockaddr *)&ss, fwd_connect_cb);
+	if (rv != 0)
+		fwd_drop(f, uv_strerror(rv));
+}
+
+int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_reset_cb reset_cb,
+	     fwd_ready_cb ready_cb, void *arg)
+{
+	memset(f, 0, sizeof *f);
+	f->loop = loop;
+	f->cfg = c;
+	f->grant_cb = grant_cb;
+	f->reset_cb = reset_cb;
+	f->ready_cb = ready_cb;
+	f->arg = arg;
+	f->backoff_ms = FWD_BACKOFF_MIN_MS;
+	f->next_batch = 1;
+	f->retry.data = f;
+	return uv_timer_init(loop, &f->retry);
+}
+
+void fwd_set_target(fwd *f, uint64_t leader_id)
+{
+	const char *addr;
+
+	if (f->closed || leader_id == f->target_id)
+		return;
+	fwd_drop(f, "the leader changed");
+	uv_timer_stop(&f->retry);
+	f->target_id = 0;
+	f->target_addr[0] = '\0';
+	f->backoff_ms = FWD_BACKOFF_MIN_MS;
+	if (leader_id == 0)
+		return;
+	addr = fwd_peer_client(f, leader_id);
+	if (addr == NULL || addr[0] == '\0') {
+		log_warn("leader %" PRIu64 " has no client address in peers: cannot forward", leader_id);
+		return;
+	}
+	f->target_id = leader_id;
+	snprintf(f->target_addr, sizeof f->target_addr, "%s", addr);
+	if (f->state == FWD_IDLE)
+		fwd_connect(f);
+	/* else: the close callback of the old connection schedules the retry */
+}
+
+bool fwd_can_send(const fwd *f)
+{
+	return f->state == FWD_READY && f->inflight < FWD_MAX_INFLIGHT;
+}
+
+uint64_t fwd_send(fwd *f, uint32_t count)
+{
+	tp_msg m;
+
+	if (!fwd_can_send(f))
+		return 0;
+	m.type = TP_TS_REQ;
+	m.u.ts_req.id = f->next_batch++;
+	m.u.ts_req.count = count;
+	if (ob_append(&f->ob, &m) != 0)
+		return 0;
+	f->inflight++;
+	fwd_flush(f);
+	return f->state == FWD_READY ? m.u.ts_req.id : 0;
+}
+
+static void fwd_retry_closed(uv_handle_t *h)
+{
+	fwd *f = h->data;
+
+	if (--f->closing_handles == 0 && f->close_cb != NULL)
+		f->close_cb(f);
+}
+
+void fwd_close(fwd *f, void (*cb)(fwd *f))
+{
+	f->closed = true;
+	f->close_cb = cb;
+	f->closing_handles = 1;
+	uv_close((uv_handle_t *)&f->retry, fwd_retry_closed);
+	if (f->state != FWD_IDLE && f->state != FWD_CLOSING) {
+		f->closing_handles++;
+		fwd_drop(f, NULL);
+	} else if (f->state == FWD_CLOSING) {
+		f->closing_handles++;
+	}
+}

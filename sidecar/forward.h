@@ -1,0 +1,83 @@
+/* forward.h: a follower's one connection to the leader, carrying its clients' coalesced requests. */
+#ifndef TSORACLE_FORWARD_H
+#define TSORACLE_FORWARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "outbuf.h"
+#include "proto.h"
+
+/*
+ * A follower serves its own PostgreSQL by forwarding: the server sums its
+ * clients' waiting requests into one TP_TS_REQ ("a batch") on this single
+ * connection to the leader's client address, and splits the grant when it
+ * comes back. The connection speaks the ordinary client protocol, so the
+ * leader batches forwarded requests with its local ones.
+ *
+ * The forwarder follows the leader Raft reports: when it changes, the old
+ * connection is dropped and every batch in flight is given back to the
+ * server (fwd_reset_cb), which sends those requests again. Sending again is
+ * safe: a fresh grant is still correct for a call that has not returned,
+ * and a grant that arrives for a dropped batch is never delivered.
+ */
+
+#define FWD_MAX_INFLIGHT 8 /* batches in flight to the leader */
+
+struct fwd;
+/* A batch's answer: status TP_OK with [first, first + count), or an error. */
+typedef void (*fwd_grant_cb)(void *arg, uint64_t batch, uint16_t status, uint64_t first, uint32_t count);
+/* The connection was lost or retargeted: every batch in flight is void. */
+typedef void (*fwd_reset_cb)(void *arg);
+/* The connection is ready to carry batches. */
+typedef void (*fwd_ready_cb)(void *arg);
+
+enum fwd_state {
+	FWD_IDLE = 0, /* no target, or waiting to retry */
+	FWD_CONNECTING,
+	FWD_HANDSHAKE,
+	FWD_READY,
+	FWD_CLOSING, /* handle closing; then IDLE */
+};
+
+typedef struct fwd {
+	uv_loop_t *loop;
+	const cfg *cfg;
+	uv_tcp_t tcp;
+	uv_connect_t connect_req;
+	uv_timer_t retry;
+	int state;
+	uint64_t target_id; /* leader we forward to; 0: none */
+	char target_addr[CFG_ADDR_SIZE];
+	unsigned backoff_ms;
+	uint64_t next_batch; /* batch ids, from 1 */
+	unsigned inflight;
+	tp_reader reader;
+	outbuf ob;
+	fwd_grant_cb grant_cb;
+	fwd_reset_cb reset_cb;
+	fwd_ready_cb ready_cb;
+	void *arg;
+	bool closed; /* fwd_close called */
+	void (*close_cb)(struct fwd *f);
+	int closing_handles;
+} fwd;
+
+int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_reset_cb reset_cb,
+	     fwd_ready_cb ready_cb, void *arg);
+
+/* Forward to member leader_id (0: to nobody). Reconnects if it changed. */
+void fwd_set_target(fwd *f, uint64_t leader_id);
+
+/* Ready, and room for another batch in flight. */
+bool fwd_can_send(const fwd *f);
+
+/* Sends a batch of count timestamps; returns its id (never 0), or 0 if it
+ * could not be sent. */
+uint64_t fwd_send(fwd *f, uint32_t count);
+
+void fwd_close(fwd *f, void (*cb)(fwd *f));
+
+#endif /* TSORACLE_FORWARD_H */

@@ -1,0 +1,188 @@
+/* main.c: tsoracled: configuration, pid file, signals, and the event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "node.h"
+#include "server.h"
+
+#define TSORACLED_VERSION "0.1.0"
+#define MAIN_ERR_SIZE     512
+#define MAIN_PREFIX_SIZE  32
+
+typedef struct daemon_state {
+	uv_loop_t loop;
+	cfg cfg;
+	node node;
+	srv srv;
+	uv_signal_t sigterm;
+	uv_signal_t sigint;
+	uv_signal_t sighup;
+	int pid_fd;
+	bool stopping;
+	int exit_code;
+} daemon_state;
+
+/*
+ * The pid file is also the data directory's lock: it is held (flock) for
+ * the daemon's life, so two daemons can never run on one data directory.
+ */
+static int main_lock_pid_file(daemon_state *d, char *err, size_t errlen)
+{
+	char buf[32];
+	int fd = open(d->cfg.pid_file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int len;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "could not open pid file \"%s\": %s", d->cfg.pid_file, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(err, errlen, "another tsoracled (pid %s) holds \"%s\"", buf[0] ? buf : "unknown",
+			 d->cfg.pid_file);
+		close(fd);
+		return -1;
+	}
+	len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+		snprintf(err, errlen, "could not write pid file \"%s\": %s", d->cfg.pid_file,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	d->pid_fd = fd;
+	return 0;
+}
+
+static void main_close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void main_node_closed(node *n)
+{
+	daemon_state *d = (daemon_state *)((char *)n - offsetof(daemon_state, node));
+
+	/* Signals are the last handles; the loop ends once they close. */
+	uv_walk(&d->loop, main_close_walk_cb, NULL);
+}
+
+static void main_srv_closed(srv *s)
+{
+	daemon_state *d = (daemon_state *)((char *)s - offsetof(daemon_state, srv));
+
+	node_close(&d->node, main_node_closed);
+}
+
+static void main_stop(daemon_state *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("stopping");
+	srv_close(&d->srv, main_srv_closed);
+}
+
+static void main_signal_cb(uv_signal_t *h, int signum)
+{
+	daemon_state *d = h->data;
+
+	if (signum == SIGHUP) {
+		log_info("SIGHUP: nothing to reload (settings take effect on restart)");
+		return;
+	}
+	log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	main_stop(d);
+}
+
+static int main_signals(daemon_state *d)
+{
+	uv_signal_t *hs[] = {&d->sigterm, &d->sigint, &d->sighup};
+	int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		int rv = uv_signal_init(&d->loop, hs[i]);
+
+		if (rv == 0) {
+			hs[i]->data = d;
+			rv = uv_signal_start(hs[i], main_signal_cb, sigs[i]);
+		}
+		if (rv != 0) {
+			log_error("signal setup: %s", uv_strerror(rv));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static daemon_state d;
+	char err[MAIN_ERR_SIZE];
+	char prefix[MAIN_PREFIX_SIZE];
+	int rc;
+
+	cfg_defaults(&d.cfg);
+	rc = cfg_parse_args(&d.cfg, argc, argv, err, sizeof err);
+	if (rc == CFG_HELP) {
+		cfg_usage(stdout);
+		return 0;
+	}
+	if (rc == CFG_VERSION) {
+		printf("tsoracled %s\n", TSORACLED_VERSION);
+		return 0;
+	}
+	if (rc != CFG_OK) {
+		fprintf(stderr, "tsoracled: %s\n", err);
+		return 2;
+	}
+	log_set_level(d.cfg.log_level);
+	snprintf(prefix, sizeof prefix, "node %" PRIu64, d.cfg.node_id);
+	log_set_prefix(prefix);
+	signal(SIGPIPE, SIG_IGN);
+	if (d.cfg.clock_offset_file[0] != '\0')
+		clock_set_offset_file(d.cfg.clock_offset_file);
+
+	rc = uv_loop_init(&d.loop);
+	if (rc != 0) {
+		log_error("uv_loop_init: %s", uv_strerror(rc));
+		return 1;
+	}
+	d.pid_fd = -1;
+	if (node_init(&d.node, &d.loop, &d.cfg, err, sizeof err) != 0 ||
+	    main_lock_pid_file(&d, err, sizeof err) != 0 ||
+	    srv_init(&d.srv, &d.loop, &d.cfg, &d.node, err, sizeof err) != 0 || main_signals(&d) != 0 ||
+	    node_start(&d.node, err, sizeof err) != 0 || srv_start(&d.srv, err, sizeof err) != 0) {
+		log_error("%s", err);
+		d.exit_code = 1;
+		main_stop(&d);
+	} else {
+		log_info("tsoracled %s started (pid %ld, data %s)", TSORACLED_VERSION, (long)getpid(),
+			 d.cfg.data_dir);
+	}
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&d.loop);
+	if (d.pid_fd >= 0) {
+		unlink(d.cfg.pid_file);
+		close(d.pid_fd);
+	}
+	if (d.exit_code == 0)
+		log_info("stopped");
+	return d.exit_code;
+}

@@ -1,0 +1,454 @@
+/* node.c: one Raft member: libraft with the uv backend, the FSM, and the allocator driven by Raft events. */
+#include "node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* How often the leadership watch runs, ms. Bounds how late the node notices
+ * a change of role; safety does not depend on it (the lease does that). */
+#define NODE_TICK_MS 10
+
+/* A barrier, remembering the term it was issued in. */
+typedef struct node_barrier {
+	struct raft_barrier req;
+	node *n;
+	uint64_t term;
+} node_barrier;
+
+/* A HighWater proposal, remembering what the allocator must be told. */
+typedef struct node_proposal {
+	struct raft_apply req;
+	node *n;
+	uint64_t term;
+	uint64_t mark;
+	uint64_t proposed_mono_ms;
+} node_proposal;
+
+static void node_sync(node *n);
+static void node_kick(node *n);
+
+static int node_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int node_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void node_apply_cb(struct raft_apply *req, int status, void *result)
+{
+	node_proposal *p = req->data;
+	node *n = p->n;
+
+	(void)result;
+	if (status == 0) {
+		/* Committed and applied: the mark is durable on a majority. */
+		ta_extension_commit(&n->alloc, p->term, p->mark, p->proposed_mono_ms);
+		log_debug("high-water %" PRIu64 " committed (term %" PRIu64 ")", p->mark, p->term);
+	} else {
+		ta_extension_failed(&n->alloc, p->term);
+		if (!n->closing && status != RAFT_LEADERSHIPLOST && status != RAFT_NOTLEADER)
+			log_warn("high-water proposal %" PRIu64 " failed: %s", p->mark,
+				 raft_strerror(status));
+	}
+	free(p);
+	node_kick(n);
+}
+
+/* Proposes HighWater(mark); the allocator has marked it in flight. */
+static void node_propose(node *n, uint64_t mark, uint64_t proposed_mono_ms)
+{
+	node_proposal *p = malloc(sizeof *p);
+	struct raft_buffer buf;
+	int rv;
+
+	if (p == NULL || fsm_encode_high_water(mark, &buf) != 0) {
+		free(p);
+		log_error("out of memory proposing a high-water mark");
+		ta_extension_failed(&n->alloc, n->lead_term);
+		return;
+	}
+	p->req.data = p;
+	p->n = n;
+	p->term = n->lead_term;
+	p->mark = mark;
+	p->proposed_mono_ms = proposed_mono_ms;
+	rv = raft_apply(&n->raft, &p->req, &buf, 1, node_apply_cb);
+	if (rv != 0) {
+		/* Not freeing buf.base: libraft 0.22.1 may already have released
+		 * it on some failure paths, and a 9-byte leak on a rare error is
+		 * better than a double free. */
+		free(p);
+		ta_extension_failed(&n->alloc, n->lead_term);
+		log_warn("proposing high-water %" PRIu64 " failed: %s (%s)", mark, raft_strerror(rv),
+			 raft_errmsg(&n->raft));
+	}
+}
+
+static void node_barrier_cb(struct raft_barrier *req, int status)
+{
+	node_barrier *b = req->data;
+	node *n = b->n;
+	uint64_t term = b->term;
+	ta_clock clk;
+	uint64_t mark;
+
+	free(b);
+	if (n->closing || !n->leading || n->lead_term != term)
+		return;
+	n->barrier_inflight = false;
+	if (status != 0) {
+		/* The next sync notices whether we still lead, and retries. */
+		log_warn("barrier after election failed: %s", raft_strerror(status));
+		n->leading = false;
+		node_kick(n);
+		return;
+	}
+	/* Every committed entry is applied now, so fsm_state holds a linearized
+	 * read of H: the fence floor is computed from it (invariant I3). The
+	 * fence mark is proposed by the next sync, outside raft's callback. */
+	clk = clock_now();
+	mark = ta_lead_begin(&n->alloc, term, n->fsm_state.high_water_ms, clk);
+	if (mark == 0) {
+		log_error("the timestamp range is exhausted (high-water %" PRIu64 " ms): refusing to serve",
+			  n->fsm_state.high_water_ms);
+		return;
+	}
+	n->fence_pending = true;
+	n->fence_mark = mark;
+	n->fence_mono_ms = clk.mono_ms;
+	log_info("leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64 " ms)",
+		 term, mark, n->fsm_state.high_water_ms);
+	node_kick(n);
+}
+
+static void node_start_barrier(node *n)
+{
+	node_barrier *b = malloc(sizeof *b);
+	int rv;
+
+	if (b == NULL) {
+		log_error("out of memory starting a barrier");
+		return;
+	}
+	b->req.data = b;
+	b->n = n;
+	b->term = n->lead_term;
+	rv = raft_barrier(&n->raft, &b->req, node_barrier_cb);
+	if (rv != 0) {
+		free(b);
+		log_warn("raft_barrier: %s", raft_strerror(rv));
+		return;
+	}
+	n->barrier_inflight = true;
+}
+
+/* The leadership watch: reconciles the allocator with Raft's role, starts
+ * due extensions, and tells the server when grants may succeed. */
+static void node_sync(node *n)
+{
+	enum raft_state state = raft_state(&n->raft);
+	uint64_t term = raft_current_term(&n->raft);
+	ta_clock clk = clock_now();
+	bool serving;
+
+	if (n->leading && (state != RAFT_LEADER || term != n->lead_term)) {
+		/* Stop serving at once; anything in flight is ignored by epoch. */
+		ta_lead_end(&n->alloc);
+		n->leading = false;
+		n->barrier_inflight = false;
+		n->fence_pending = false;
+		log_info("no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")", n->lead_term,
+			 raft_state_name(state), term);
+	}
+	if (!n->leading && state == RAFT_LEADER) {
+		n->leading = true;
+		n->lead_term = term;
+		log_info("won the election for term %" PRIu64 "; running the fence", term);
+	}
+	if (n->leading && !n->barrier_inflight && n->alloc.epoch != n->lead_term)
+		node_start_barrier(n);
+	if (n->leading && n->fence_pending) {
+		n->fence_pending = false;
+		node_propose(n, n->fence_mark, n->fence_mono_ms);
+	}
+	if (n->leading && ta_extension_due(&n->alloc, clk)) {
+		uint64_t mark = ta_extension_prepare(&n->alloc, clk);
+
+		if (mark != 0)
+			node_propose(n, mark, clk.mono_ms);
+	}
+	serving = ta_serving(&n->alloc, clk);
+	if (serving && !n->was_serving)
+		log_info("serving timestamps from %" PRIu64 " (high-water %" PRIu64 " ms)", n->alloc.last + 1,
+			 n->alloc.high_water_ms);
+	n->was_serving = serving;
+	if (serving && n->ready_cb != NULL)
+		n->ready_cb(n->ready_arg);
+}
+
+static void node_tick_cb(uv_timer_t *t)
+{
+	node *n = t->data;
+
+	clock_poll_offset_file();
+	node_sync(n);
+}
+
+static void node_kick_cb(uv_timer_t *t)
+{
+	node_sync(t->data);
+}
+
+/*
+ * Runs node_sync at the start of the next loop iteration. Raft callbacks
+ * use this rather than calling raft_apply themselves: libraft 0.22.1's
+ * legacy layer does not expect new requests from inside its completion
+ * callbacks (seen: a failed append whose buffer it had already freed).
+ */
+static void node_kick(node *n)
+{
+	if (!n->closing && n->kick.data != NULL)
+		uv_timer_start(&n->kick, node_kick_cb, 0, 0);
+}
+
+static int node_mkdir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return node_fail(err, errlen, "could not create data directory \"%s\": %s", dir,
+				 strerror(errno));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return node_fail(err, errlen, "data directory \"%s\" is not a directory", dir);
+	if (access(dir, R_OK | W_OK | X_OK) != 0)
+		return node_fail(err, errlen, "data directory \"%s\" is not writable: %s", dir,
+				 strerror(errno));
+	return 0;
+}
+
+int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
+{
+	struct raft_configuration conf;
+	int rv;
+
+	memset(n, 0, sizeof *n);
+	n->loop = loop;
+	n->cfg = c;
+	n->last_result = TA_NOT_LEADER;
+	ta_init(&n->alloc, &c->alloc);
+	fsm_init(&n->fsm, &n->fsm_state);
+
+	if (node_mkdir(c->data_dir, err, errlen) != 0)
+		return -1;
+
+	/* libraft 0.22.1 refuses a transport whose version is not set. */
+	n->transport.version = 1;
+	n->transport.data = NULL;
+	rv = raft_uv_tcp_init(&n->transport, loop);
+	if (rv != 0)
+		return node_fail(err, errlen, "raft_uv_tcp_init: %s", raft_strerror(rv));
+	n->transport_initialized = true;
+
+	rv = raft_uv_init(&n->io, loop, c->data_dir, &n->transport);
+	if (rv != 0)
+		return node_fail(err, errlen, "raft_uv_init(\"%s\"): %s", c->data_dir, n->io.errmsg);
+	n->io_initialized = true;
+
+	rv = raft_init(&n->raft, &n->io, &n->fsm, c->node_id, c->raft_address);
+	if (rv != 0)
+		return node_fail(err, errlen, "raft_init: %s", raft_errmsg(&n->raft));
+	n->raft.data = n;
+	n->raft_initialized = true;
+
+	raft_configuration_init(&conf);
+	for (unsigned i = 0; i < c->n_peers; i++) {
+		rv = raft_configuration_add(&conf, c->peers[i].id, c->peers[i].address, RAFT_VOTER);
+		if (rv != 0) {
+			raft_configuration_close(&conf);
+			return node_fail(err, errlen, "raft_configuration_add: %s", raft_strerror(rv));
+		}
+	}
+	/* Bootstraps only a pristine directory; a restart reuses its log. */
+	rv = raft_bootstrap(&n->raft, &conf);
+	raft_configuration_close(&conf);
+	if (rv == 0)
+		log_info("bootstrapped a new cluster of %u member(s) in %s", c->n_peers, c->data_dir);
+	else if (rv != RAFT_CANTBOOTSTRAP)
+		return node_fail(err, errlen, "raft_bootstrap: %s", raft_errmsg(&n->raft));
+
+	raft_set_election_timeout(&n->raft, c->election_timeout_ms);
+	raft_set_heartbeat_timeout(&n->raft, c->heartbeat_ms);
+	raft_set_snapshot_threshold(&n->raft, c->snapshot_threshold);
+	raft_set_snapshot_trailing(&n->raft, c->snapshot_trailing);
+	raft_set_pre_vote(&n->raft, true);
+	raft_seed(&n->raft, (unsigned)(clock_mono_ms() ^ (uint64_t)getpid() ^ c->node_id));
+
+	rv = uv_timer_init(loop, &n->tick);
+	if (rv != 0)
+		return node_fail(err, errlen, "uv_timer_init: %s", uv_strerror(rv));
+	n->tick.data = n;
+	rv = uv_timer_init(loop, &n->kick);
+	if (rv != 0)
+		return node_fail(err, errlen, "uv_timer_init: %s", uv_strerror(rv));
+	n->kick.data = n;
+	return 0;
+}
+
+int node_start(node *n, char *err, size_t errlen)
+{
+	int rv = raft_start(&n->raft);
+
+	if (rv != 0)
+		return node_fail(err, errlen, "raft_start: %s", raft_errmsg(&n->raft));
+	rv = uv_timer_start(&n->tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
+	if (rv != 0)
+		return node_fail(err, errlen, "uv_timer_start: %s", uv_strerror(rv));
+	log_info("raft started: node %" PRIu64 " at %s, high-water %" PRIu64 " ms, last index %" PRIu64,
+		 n->cfg->node_id, n->cfg->raft_address, n->fsm_state.high_water_ms,
+		 (uint64_t)raft_last_index(&n->raft));
+	return 0;
+}
+
+void node_set_ready_cb(node *n, node_ready_cb cb, void *arg)
+{
+	n->ready_cb = cb;
+	n->ready_arg = arg;
+}
+
+int node_grant(node *n, uint32_t count, uint64_t *first)
+{
+	ta_clock clk = clock_now();
+	int rc = ta_grant(&n->alloc, clk, count, first);
+
+	n->last_result = rc;
+	if (rc == TA_WAIT && ta_extension_due(&n->alloc, clk)) {
+		/* The grant hit H: extend now rather than at the next tick. */
+		uint64_t mark = ta_extension_prepare(&n->alloc, clk);
+
+		if (mark != 0)
+			node_propose(n, mark, clk.mono_ms);
+	}
+	return rc;
+}
+
+uint16_t node_wait_status(const node *n)
+{
+	switch (n->last_result) {
+	case TA_WAIT:
+		return TP_ERR_TIMEOUT;
+	case TA_EXHAUSTED:
+		return TP_ERR_EXHAUSTED;
+	default:
+		return TP_ERR_UNAVAILABLE;
+	}
+}
+
+void node_status(node *n, tp_status *st)
+{
+	raft_id leader_id = 0;
+	const char *leader_address = NULL;
+	enum raft_state state = raft_state(&n->raft);
+
+	memset(st, 0, sizeof *st);
+	raft_leader(&n->raft, &leader_id, &leader_address);
+	st->node_id = (uint32_t)n->cfg->node_id;
+	st->leader_id = (uint32_t)leader_id;
+	switch (state) {
+	case RAFT_FOLLOWER:
+		st->role = TP_ROLE_FOLLOWER;
+		break;
+	case RAFT_CANDIDATE:
+		st->role = TP_ROLE_CANDIDATE;
+		break;
+	case RAFT_LEADER:
+		st->role = TP_ROLE_LEADER;
+		break;
+	default:
+		st->role = TP_ROLE_UNAVAILABLE;
+		break;
+	}
+	if (ta_serving(&n->alloc, clock_now()))
+		st->flags |= TP_FLAG_SERVING;
+	st->term = raft_current_term(&n->raft);
+	st->high_water_ms = n->fsm_state.high_water_ms > n->alloc.high_water_ms ? n->fsm_state.high_water_ms
+										: n->alloc.high_water_ms;
+	st->commit_index = raft_commit_index(&n->raft);
+	st->applied_index = raft_last_applied(&n->raft);
+	st->last_issued = n->alloc.last_issued;
+	st->grants = n->alloc.grants;
+	st->timestamps = n->alloc.timestamps;
+}
+
+static void node_tick_close_cb(uv_handle_t *h)
+{
+	node *n = h->data;
+
+	if (n->close_cb != NULL)
+		n->close_cb(n);
+}
+
+static void node_release_io(node *n)
+{
+	if (n->io_initialized)
+		raft_uv_close(&n->io);
+	if (n->transport_initialized)
+		raft_uv_tcp_close(&n->transport);
+	n->io_initialized = false;
+	n->transport_initialized = false;
+	if (n->kick.data != NULL)
+		uv_close((uv_handle_t *)&n->kick, NULL);
+	if (n->tick.data != NULL)
+		uv_close((uv_handle_t *)&n->tick, node_tick_close_cb);
+	else if (n->close_cb != NULL)
+		n->close_cb(n);
+}
+
+static void node_raft_close_cb(struct raft *r)
+{
+	node_release_io(r->data);
+}
+
+void node_close(node *n, node_close_cb cb)
+{
+	n->closing = true;
+	n->close_cb = cb;
+	ta_lead_end(&n->alloc);
+	if (n->tick.data != NULL)
+		uv_timer_stop(&n->tick);
+	if (n->kick.data != NULL)
+		uv_timer_stop(&n->kick);
+	if (n->raft_initialized) {
+		n->raft_initialized = false;
+		raft_close(&n->raft, node_raft_close_cb);
+	} else {
+		node_release_io(n);
+	}
+}
+
+bool node_is_leader(node *n)
+{
+	return raft_state(&n->raft) == RAFT_LEADER;
+}
+
+uint64_t node_leader_id(node *n)
+{
+	raft_id id = 0;
+	const char *address = NULL;
+
+	raft_leader(&n->raft, &id, &address);
+	return id;
+}

@@ -1,0 +1,779 @@
+/* server.c: the client listener: framed requests in, one allocator call per batch, grants out. */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define SRV_BACKLOG        128
+#define SRV_EXPIRE_TICK_MS 10   /* granularity of request deadlines */
+#define SRV_SOCKET_MODE    0660 /* unix socket: owner and group may connect */
+
+static void srv_conn_close(srv_conn *c);
+static void srv_conn_parse(srv_conn *c);
+static void srv_conn_flush(srv_conn *c);
+static void srv_conn_start_reading(srv_conn *c);
+
+static int srv_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int srv_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void srv_conn_send(srv_conn *c, const tp_msg *m)
+{
+	if (c->closing)
+		return;
+	if (ob_append(&c->ob, m) != 0) {
+		log_error("out of memory for a connection's responses; closing it");
+		srv_conn_close(c);
+	}
+}
+
+static void srv_send_ts(srv_conn *c, uint64_t id, uint16_t status, uint64_t first, uint32_t count)
+{
+	tp_msg m;
+
+	m.type = TP_TS_RESP;
+	m.u.ts_resp.id = id;
+	m.u.ts_resp.status = status;
+	m.u.ts_resp.first = status == TP_OK ? first : 0;
+	m.u.ts_resp.count = status == TP_OK ? count : 0;
+	srv_conn_send(c, &m);
+}
+
+/* Sends TP_ERROR and closes the connection once it is written. */
+static void srv_conn_error(srv_conn *c, uint16_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void srv_conn_error(srv_conn *c, uint16_t status, const char *fmt, ...)
+{
+	tp_msg m;
+	va_list ap;
+	int len;
+
+	m.type = TP_ERROR;
+	m.u.error.status = status;
+	va_start(ap, fmt);
+	len = vsnprintf(m.u.error.text, sizeof m.u.error.text, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		len = 0;
+	if ((size_t)len > TP_MAX_ERRMSG)
+		len = TP_MAX_ERRMSG;
+	m.u.error.text[len] = '\0';
+	m.u.error.len = (uint16_t)len;
+	log_info("closing a client connection: %s", m.u.error.text);
+	srv_conn_send(c, &m);
+	srv_conn_flush(c);
+	srv_conn_close(c);
+}
+
+/* Hands c's responses to the kernel; a broken stream is closed. */
+static void srv_conn_flush(srv_conn *c)
+{
+	int rv;
+
+	if (c->closing)
+		return;
+	rv = ob_flush(&c->ob, &c->h.stream);
+	if (rv != 0) {
+		log_debug("client write failed: %s", uv_strerror(rv));
+		srv_conn_close(c);
+	}
+}
+
+static void srv_conn_written(outbuf *ob, int status)
+{
+	srv_conn *c = ob->data;
+
+	if (status != 0) {
+		if (status != UV_ECANCELED)
+			log_debug("client write failed: %s", uv_strerror(status));
+		srv_conn_close(c);
+		return;
+	}
+	if (c->closing)
+		return;
+	srv_conn_flush(c);
+	/* Output drained below the limit: reading may resume. */
+	srv_conn_parse(c);
+}
+
+/* ---- the queue of timestamp requests ----------------------------------- */
+
+static void srv_pending_add(srv *s, srv_conn *c)
+{
+	if (c->pending)
+		return;
+	c->pending = true;
+	c->pending_next = NULL;
+	if (s->pending_tail != NULL)
+		s->pending_tail->pending_next = c;
+	else
+		s->pending_head = c;
+	s->pending_tail = c;
+}
+
+/* Drops connections with empty queues from the pending list. */
+static void srv_pending_prune(srv *s)
+{
+	srv_conn **pp = &s->pending_head;
+
+	s->pending_tail = NULL;
+	while (*pp != NULL) {
+		srv_conn *c = *pp;
+
+		if (c->q_len == 0 || c->closing) {
+			c->pending = false;
+			*pp = c->pending_next;
+		} else {
+			s->pending_tail = c;
+			pp = &c->pending_next;
+		}
+	}
+}
+
+static srv_req *srv_q_at(srv_conn *c, unsigned i)
+{
+	return &c->q[(c->q_head + i) % SRV_QUEUE_CAP];
+}
+
+static srv_req *srv_q_head(srv_conn *c)
+{
+	return srv_q_at(c, 0);
+}
+
+static void srv_q_pop(srv_conn *c)
+{
+	c->q_head = (c->q_head + 1) % SRV_QUEUE_CAP;
+	c->q_len--;
+}
+
+static void srv_q_push(srv_conn *c, uint64_t id, uint32_t count, uint64_t deadline)
+{
+	srv_req *r = srv_q_at(c, c->q_len);
+
+	r->id = id;
+	r->count = count;
+	r->deadline_ms = deadline;
+	r->batch = 0;
+	c->q_len++;
+}
+
+/*
+ * The next batch: the requests not yet sent, oldest connection first, in
+ * queue order, while their sum fits in one grant. Returns the sum (0: none
+ * waiting). srv_batch_take visits exactly the same requests.
+ */
+static uint64_t srv_batch_sum(srv *s)
+{
+	uint64_t total = 0;
+
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+		for (unsigned i = 0; i < c->q_len; i++) {
+			srv_req *r = srv_q_at(c, i);
+
+			if (r->batch != 0)
+				continue;
+			if (total + r->count > TA_MAX_GRANT)
+				return total;
+			total += r->count;
+		}
+	}
+	return total;
+}
+
+/*
+ * Removes from every queue the requests of the batch summed by
+ * srv_batch_sum (batch 0) or forwarded as `batch`, answering each: with
+ * the next sub-range of [first, ...) if status is TP_OK, else with status.
+ * total bounds the requests taken (a batch's sum).
+ */
+static void srv_batch_answer(srv *s, uint64_t batch, uint64_t total, uint16_t status, uint64_t first)
+{
+	for (srv_conn *c = s->pending_head; c != NULL && total > 0; c = c->pending_next) {
+		unsigned kept = 0;
+		bool answered = false;
+
+		for (unsigned i = 0; i < c->q_len; i++) {
+			srv_req r = *srv_q_at(c, i);
+
+			if (r.batch == batch && r.count <= total) {
+				srv_send_ts(c, r.id, status, first, r.count);
+				if (status == TP_OK)
+					first += r.count;
+				total -= r.count;
+				answered = true;
+			} else {
+				*srv_q_at(c, kept++) = r;
+			}
+		}
+		c->q_len = kept;
+		if (answered)
+			srv_conn_flush(c);
+	}
+	srv_pending_prune(s);
+}
+
+/* Connections that stopped reading for a full queue resume. */
+static void srv_resume_reading(srv *s)
+{
+	for (srv_conn *c = s->conns; c != NULL; c = c->next)
+		if (!c->reading && !c->closing)
+			srv_conn_parse(c);
+}
+
+/*
+ * Leader: answers queued requests with as few allocator calls as the sizes
+ * allow (one, unless the sum passes TA_MAX_GRANT).
+ */
+static void srv_dispatch_local(srv *s)
+{
+	uint64_t total;
+
+	while ((total = srv_batch_sum(s)) > 0) {
+		uint64_t first = 0;
+		int rc = node_grant(s->node, (uint32_t)total, &first);
+
+		if (rc != TA_OK && rc != TA_EXHAUSTED)
+			return; /* wait for the node's ready callback or the deadline */
+		/*
+		 * Split [first, first + total) in the order it was summed. Every
+		 * request in the batch was received before the grant was made, so
+		 * each sub-range is later than any grant that completed before its
+		 * request was sent (the allocator's grant is fresh: I1-I4).
+		 */
+		srv_batch_answer(s, 0, total, rc == TA_OK ? TP_OK : TP_ERR_EXHAUSTED, first);
+		srv_resume_reading(s);
+	}
+}
+
+/* Follower: sends each batch to the leader as one request. */
+static void srv_dispatch_forward(srv *s)
+{
+	uint64_t total;
+
+	while (fwd_can_send(&s->fwd) && (total = srv_batch_sum(s)) > 0) {
+		uint64_t batch = fwd_send(&s->fwd, (uint32_t)total);
+
+		if (batch == 0)
+			return;
+		/* Mark the summed requests as this batch's. */
+		for (srv_conn *c = s->pending_head; c != NULL && total > 0; c = c->pending_next) {
+			for (unsigned i = 0; i < c->q_len && total > 0; i++) {
+				srv_req *r = srv_q_at(c, i);
+
+				if (r->batch != 0)
+					continue;
+				r->batch = batch;
+				total -= r->count;
+			}
+		}
+	}
+}
+
+static void srv_dispatch(srv *s)
+{
+	uint64_t leader;
+
+	if (s->stopping)
+		return;
+	if (node_is_leader(s->node)) {
+		fwd_set_target(&s->fwd, 0);
+		srv_dispatch_local(s);
+		return;
+	}
+	leader = node_leader_id(s->node);
+	fwd_set_target(&s->fwd, leader == s->cfg->node_id ? 0 : leader);
+	srv_dispatch_forward(s);
+}
+
+/*
+ * The leader answered a forwarded batch. On success its grant was made
+ * after the leader received the batch, which was after this node received
+ * each of its requests: each sub-range is fresh for its request. Errors
+ * that a new leader may cure send the requests again (until their deadline).
+ */
+static void srv_fwd_grant_cb(void *arg, uint64_t batch, uint16_t status, uint64_t first, uint32_t count)
+{
+	srv *s = arg;
+
+	if (status == TP_OK || status == TP_ERR_EXHAUSTED || status == TP_ERR_BAD_REQUEST) {
+		srv_batch_answer(s, batch, status == TP_OK ? count : UINT64_MAX, status, first);
+		srv_resume_reading(s);
+		return;
+	}
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next)
+		for (unsigned i = 0; i < c->q_len; i++)
+			if (srv_q_at(c, i)->batch == batch)
+				srv_q_at(c, i)->batch = 0;
+}
+
+/* The forwarding connection dropped: every forwarded request is unsent. */
+static void srv_fwd_reset_cb(void *arg)
+{
+	srv *s = arg;
+
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next)
+		for (unsigned i = 0; i < c->q_len; i++)
+			srv_q_at(c, i)->batch = 0;
+}
+
+static void srv_fwd_ready_cb(void *arg)
+{
+	srv_dispatch(arg);
+}
+
+static void srv_check_cb(uv_check_t *h)
+{
+	srv_dispatch(h->data);
+}
+
+static void srv_ready_cb(void *arg)
+{
+	srv_dispatch(arg);
+}
+
+/* Answers requests whose deadline has passed: the oldest are at the head. */
+static void srv_expire_cb(uv_timer_t *t)
+{
+	srv *s = t->data;
+	uint64_t now = clock_mono_ms();
+	uint16_t status = node_wait_status(s->node);
+
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+		bool answered = false;
+
+		while (c->q_len > 0 && srv_q_head(c)->deadline_ms <= now) {
+			srv_send_ts(c, srv_q_head(c)->id, status, 0, 0);
+			srv_q_pop(c);
+			answered = true;
+		}
+		if (answered)
+			srv_conn_flush(c);
+	}
+	srv_pending_prune(s);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static void srv_handle_hello(srv_conn *c, const tp_msg *m)
+{
+	tp_msg r;
+
+	if (m->u.hello.magic != TP_MAGIC) {
+		srv_conn_error(c, TP_ERR_VERSION, "bad magic 0x%08" PRIx32 ": not a tsoracle client",
+			       m->u.hello.magic);
+		return;
+	}
+	if (m->u.hello.min_version > TP_VERSION || m->u.hello.max_version < TP_VERSION ||
+	    m->u.hello.min_version > m->u.hello.max_version) {
+		srv_conn_error(c, TP_ERR_VERSION,
+			       "no common protocol version: client speaks %u to %u, server %d",
+			       m->u.hello.min_version, m->u.hello.max_version, TP_VERSION);
+		return;
+	}
+	c->handshaken = true;
+	r.type = TP_HELLO_OK;
+	r.u.hello_ok.version = TP_VERSION;
+	r.u.hello_ok.node_id = (uint32_t)c->srv->cfg->node_id;
+	srv_conn_send(c, &r);
+}
+
+static void srv_handle(srv_conn *c, const tp_msg *m)
+{
+	srv *s = c->srv;
+	tp_msg r;
+
+	if (!c->handshaken) {
+		if (m->type == TP_HELLO)
+			srv_handle_hello(c, m);
+		else
+			srv_conn_error(c, TP_ERR_PROTOCOL, "expected a hello, got message type %u", m->type);
+		return;
+	}
+	switch (m->type) {
+	case TP_TS_REQ:
+		if (m->u.ts_req.count == 0 || m->u.ts_req.count > TP_MAX_COUNT) {
+			srv_send_ts(c, m->u.ts_req.id, TP_ERR_BAD_REQUEST, 0, 0);
+			return;
+		}
+		if (s->stopping) {
+			srv_send_ts(c, m->u.ts_req.id, TP_ERR_SHUTTING_DOWN, 0, 0);
+			return;
+		}
+		srv_q_push(c, m->u.ts_req.id, m->u.ts_req.count,
+			   clock_mono_ms() + s->cfg->request_timeout_ms);
+		srv_pending_add(s, c);
+		return;
+	case TP_STATUS_REQ:
+		r.type = TP_STATUS_RESP;
+		r.u.status_resp.id = m->u.status_req.id;
+		r.u.status_resp.status = TP_OK;
+		node_status(s->node, &r.u.status_resp.st);
+		srv_conn_send(c, &r);
+		return;
+	default:
+		srv_conn_error(c, TP_ERR_PROTOCOL, "unexpected message type %u from a client", m->type);
+		return;
+	}
+}
+
+/* Parses every buffered frame while the queue and the out buffer have room;
+ * reads resume or stop accordingly. */
+static void srv_conn_parse(srv_conn *c)
+{
+	tp_msg m;
+	int rc;
+
+	while (!c->closing && c->q_len < SRV_QUEUE_CAP && ob_pending(&c->ob) < SRV_OUT_MAX) {
+		rc = tp_reader_next(&c->reader, &m);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			srv_conn_error(c, TP_ERR_PROTOCOL, "malformed frame: %s",
+				       tp_reader_errstr(&c->reader));
+			return;
+		}
+		srv_handle(c, &m);
+	}
+	if (c->closing)
+		return;
+	if (c->q_len < SRV_QUEUE_CAP && ob_pending(&c->ob) < SRV_OUT_MAX) {
+		srv_conn_start_reading(c);
+	} else if (c->reading) {
+		uv_read_stop(&c->h.stream);
+		c->reading = false;
+	}
+}
+
+static void srv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	srv_conn *c = h->data;
+	size_t len;
+	uint8_t *p = tp_reader_space(&c->reader, &len);
+
+	(void)suggested;
+	*buf = uv_buf_init((char *)p, (unsigned)len);
+}
+
+static void srv_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	srv_conn *c = stream->data;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread == UV_ENOBUFS) {
+		/* The reader is full of frames we are not parsing yet. */
+		uv_read_stop(stream);
+		c->reading = false;
+		return;
+	}
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			log_debug("client read failed: %s", uv_strerror((int)nread));
+		srv_conn_close(c);
+		return;
+	}
+	tp_reader_commit(&c->reader, (size_t)nread);
+	srv_conn_parse(c);
+	srv_conn_flush(c);
+}
+
+static void srv_conn_start_reading(srv_conn *c)
+{
+	if (c->reading || c->closing)
+		return;
+	if (uv_read_start(&c->h.stream, srv_alloc_cb, srv_read_cb) == 0)
+		c->reading = true;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void srv_conn_free_cb(uv_handle_t *h)
+{
+	srv_conn *c = h->data;
+	srv *s = c->srv;
+
+	bool counted = c->counted;
+
+	ob_free(&c->ob);
+	free(c);
+	if (counted && --s->closing_handles == 0 && s->close_cb != NULL)
+		s->close_cb(s);
+}
+
+static void srv_conn_close(srv_conn *c)
+{
+	srv *s = c->srv;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	c->q_len = 0;
+	srv_pending_prune(s);
+	if (s->stopping) {
+		/* srv_close waits for this handle too. */
+		c->counted = true;
+		s->closing_handles++;
+	}
+	uv_close(&c->h.handle, srv_conn_free_cb);
+}
+
+static void srv_connection_cb(uv_stream_t *server, int status)
+{
+	srv_listener *l = server->data;
+	srv *s = l->srv;
+	srv_conn *c;
+	int rv;
+
+	if (status != 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		log_error("out of memory accepting a client");
+		return;
+	}
+	c->srv = s;
+	tp_reader_init(&c->reader);
+	ob_init(&c->ob, srv_conn_written, c);
+	if (server->type == UV_NAMED_PIPE)
+		rv = uv_pipe_init(s->loop, &c->h.pipe, 0);
+	else
+		rv = uv_tcp_init(s->loop, &c->h.tcp);
+	if (rv != 0) {
+		free(c);
+		log_error("uv init client: %s", uv_strerror(rv));
+		return;
+	}
+	c->h.handle.data = c;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	rv = uv_accept(server, &c->h.stream);
+	if (rv != 0) {
+		log_warn("accept: %s", uv_strerror(rv));
+		srv_conn_close(c);
+		return;
+	}
+	if (server->type == UV_TCP)
+		uv_tcp_nodelay(&c->h.tcp, 1);
+	srv_conn_start_reading(c);
+	log_debug("client connected (%u open)", s->n_conns);
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+/* A unix socket path left by a dead daemon is removed; one that a live
+ * process answers on is refused. */
+static int srv_claim_socket_path(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, rv;
+
+	if (lstat(path, &st) != 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode))
+		return srv_fail(err, errlen, "client-socket \"%s\" exists and is not a socket", path);
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path)
+		return srv_fail(err, errlen, "client-socket \"%s\" is too long", path);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return srv_fail(err, errlen, "socket: %s", strerror(errno));
+	rv = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	close(fd);
+	if (rv == 0)
+		return srv_fail(err, errlen, "another process is listening on client-socket \"%s\"", path);
+	if (unlink(path) != 0)
+		return srv_fail(err, errlen, "could not remove stale socket \"%s\": %s", path,
+				strerror(errno));
+	log_info("removed stale socket %s", path);
+	return 0;
+}
+
+static int srv_listen_unix(srv *s, char *err, size_t errlen)
+{
+	srv_listener *l = &s->unix_listener;
+	const char *path = s->cfg->client_socket;
+	int rv;
+
+	if (srv_claim_socket_path(path, err, errlen) != 0)
+		return -1;
+	rv = uv_pipe_init(s->loop, &l->h.pipe, 0);
+	if (rv != 0)
+		return srv_fail(err, errlen, "uv_pipe_init: %s", uv_strerror(rv));
+	l->active = true;
+	l->srv = s;
+	l->h.handle.data = l;
+	rv = uv_pipe_bind(&l->h.pipe, path);
+	if (rv != 0)
+		return srv_fail(err, errlen, "could not bind client-socket \"%s\": %s", path,
+				uv_strerror(rv));
+	if (chmod(path, SRV_SOCKET_MODE) != 0)
+		return srv_fail(err, errlen, "chmod \"%s\": %s", path, strerror(errno));
+	rv = uv_listen(&l->h.stream, SRV_BACKLOG, srv_connection_cb);
+	if (rv != 0)
+		return srv_fail(err, errlen, "could not listen on \"%s\": %s", path, uv_strerror(rv));
+	log_info("listening for clients on unix socket %s", path);
+	return 0;
+}
+
+static int srv_listen_tcp(srv *s, char *err, size_t errlen)
+{
+	srv_listener *l = &s->tcp_listener;
+	const char *addr = s->cfg->client_tcp;
+	struct sockaddr_storage ss;
+	char host[CFG_ADDR_SIZE];
+	const char *colon = strrchr(addr, ':');
+	int port, rv;
+
+	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+	port = atoi(colon + 1);
+	if (host[0] == '[') {
+		host[strlen(host) - 1] = '\0';
+		rv = uv_ip6_addr(host + 1, port, (struct sockaddr_in6 *)&ss);
+	} else {
+		rv = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+	}
+	if (rv != 0)
+		return srv_fail(err, errlen, "client-tcp \"%s\": %s", addr, uv_strerror(rv));
+	rv = uv_tcp_init(s->loop, &l->h.tcp);
+	if (rv != 0)
+		return srv_fail(err, errlen, "uv_tcp_init: %s", uv_strerror(rv));
+	l->active = true;
+	l->srv = s;
+	l->h.handle.data = l;
+	rv = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
+	if (rv == 0)
+		rv = uv_listen(&l->h.stream, SRV_BACKLOG, srv_connection_cb);
+	if (rv != 0)
+		return srv_fail(err, errlen, "could not listen on client-tcp %s: %s", addr, uv_strerror(rv));
+	log_info("listening for clients on tcp %s", addr);
+	return 0;
+}
+
+int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t errlen)
+{
+	int rv;
+
+	memset(s, 0, sizeof *s);
+	s->loop = loop;
+	s->cfg = c;
+	s->node = n;
+	rv = uv_check_init(loop, &s->check);
+	if (rv == 0) {
+		s->check.data = s;
+		rv = uv_timer_init(loop, &s->expire);
+	}
+	if (rv != 0)
+		return srv_fail(err, errlen, "uv init: %s", uv_strerror(rv));
+	s->expire.data = s;
+	rv = fwd_init(&s->fwd, loop, c, srv_fwd_grant_cb, srv_fwd_reset_cb, srv_fwd_ready_cb, s);
+	if (rv != 0)
+		return srv_fail(err, errlen, "uv init: %s", uv_strerror(rv));
+	node_set_ready_cb(n, srv_ready_cb, s);
+	return 0;
+}
+
+int srv_start(srv *s, char *err, size_t errlen)
+{
+	int rv;
+
+	if (s->cfg->client_socket[0] != '\0' && srv_listen_unix(s, err, errlen) != 0)
+		return -1;
+	if (s->cfg->client_tcp[0] != '\0' && srv_listen_tcp(s, err, errlen) != 0)
+		return -1;
+	rv = uv_check_start(&s->check, srv_check_cb);
+	if (rv == 0)
+		rv = uv_timer_start(&s->expire, srv_expire_cb, SRV_EXPIRE_TICK_MS, SRV_EXPIRE_TICK_MS);
+	if (rv != 0)
+		return srv_fail(err, errlen, "uv start: %s", uv_strerror(rv));
+	return 0;
+}
+
+static void srv_handle_closed_cb(uv_handle_t *h)
+{
+	srv *s = h->data;
+
+	if (--s->closing_handles == 0 && s->close_cb != NULL)
+		s->close_cb(s);
+}
+
+static void srv_fwd_closed_cb(fwd *f)
+{
+	srv *s = (srv *)((char *)f - offsetof(srv, fwd));
+
+	if (--s->closing_handles == 0 && s->close_cb != NULL)
+		s->close_cb(s);
+}
+
+void srv_close(srv *s, void (*cb)(srv *s))
+{
+	s->stopping = true;
+	s->close_cb = cb;
+	/* Hold one count until every close below is issued. */
+	s->closing_handles = 1;
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+		while (c->q_len > 0) {
+			srv_send_ts(c, srv_q_head(c)->id, TP_ERR_SHUTTING_DOWN, 0, 0);
+			srv_q_pop(c);
+		}
+		srv_conn_flush(c);
+	}
+	srv_pending_prune(s);
+	while (s->conns != NULL)
+		srv_conn_close(s->conns);
+	if (s->unix_listener.active) {
+		s->closing_handles++;
+		s->unix_listener.h.handle.data = s;
+		uv_close(&s->unix_listener.h.handle, srv_handle_closed_cb);
+		unlink(s->cfg->client_socket);
+	}
+	if (s->tcp_listener.active) {
+		s->closing_handles++;
+		s->tcp_listener.h.handle.data = s;
+		uv_close(&s->tcp_listener.h.handle, srv_handle_closed_cb);
+	}
+	s->closing_handles += 3;
+	fwd_close(&s->fwd, srv_fwd_closed_cb);
+	uv_close((uv_handle_t *)&s->check, srv_handle_closed_cb);
+	uv_close((uv_handle_t *)&s->expire, srv_handle_closed_cb);
+	if (--s->closing_handles == 0 && cb != NULL)
+		cb(s);
+}

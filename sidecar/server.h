@@ -1,0 +1,108 @@
+/* server.h: the client listener: framed requests in, one allocator call per batch, grants out. */
+#ifndef TSORACLE_SERVER_H
+#define TSORACLE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "forward.h"
+#include "node.h"
+#include "outbuf.h"
+#include "proto.h"
+
+/*
+ * Batching: every read callback parses all the frames it got and queues
+ * their timestamp requests on their connection. Once per loop iteration,
+ * after all reads (a uv_check handle), the server answers every queued
+ * request of every connection with ONE allocator call for the sum of their
+ * counts, splits the grant in queue order, and writes each connection's
+ * responses with one write. Requests that cannot be served yet (no leader,
+ * fence or lease pending, window exhausted) stay queued until the node says
+ * grants may succeed, or until request_timeout_ms passes, when they are
+ * answered with an error status.
+ *
+ * On a follower the same batch goes to the leader as one request over the
+ * forwarding connection (forward.h), and the leader's grant is split the
+ * same way.
+ *
+ * Limits: SRV_QUEUE_CAP queued requests and SRV_OUT_MAX bytes of unsent
+ * responses per connection; past either, the server stops reading that
+ * connection until it drains (backpressure, no unbounded memory).
+ */
+
+#define SRV_QUEUE_CAP 1024         /* queued timestamp requests per connection */
+#define SRV_OUT_MAX   (256 * 1024) /* bytes of unsent responses per connection */
+
+typedef struct srv_req {
+	uint64_t id;
+	uint32_t count;
+	uint64_t deadline_ms; /* monotonic */
+	uint64_t batch;       /* forwarded in this batch; 0: not sent */
+} srv_req;
+
+struct srv;
+
+typedef struct srv_conn {
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} h;
+	struct srv *srv;
+	struct srv_conn *prev, *next;  /* all connections */
+	struct srv_conn *pending_next; /* connections with queued requests */
+	bool pending;
+	bool handshaken;
+	bool reading;
+	bool closing;
+	bool counted; /* srv_close waits for its close */
+
+	srv_req q[SRV_QUEUE_CAP]; /* FIFO ring */
+	unsigned q_head, q_len;
+
+	outbuf ob; /* responses */
+
+	tp_reader reader;
+} srv_conn;
+
+typedef struct srv_listener {
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} h;
+	struct srv *srv;
+	bool active;
+} srv_listener;
+
+typedef struct srv {
+	uv_loop_t *loop;
+	const cfg *cfg;
+	node *node;
+	fwd fwd; /* a follower's link to the leader */
+	srv_listener unix_listener;
+	srv_listener tcp_listener;
+	uv_check_t check;  /* dispatch once per loop iteration */
+	uv_timer_t expire; /* answers requests past their deadline */
+	srv_conn *conns;
+	srv_conn *pending_head, *pending_tail;
+	unsigned n_conns;
+	bool stopping;
+	int closing_handles;
+	void (*close_cb)(struct srv *s);
+} srv;
+
+int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t errlen);
+
+/* Binds and listens on the configured client addresses. */
+int srv_start(srv *s, char *err, size_t errlen);
+
+/* Answers queued requests with TP_ERR_SHUTTING_DOWN, closes every
+ * connection and listener; cb runs when all handles are closed. */
+void srv_close(srv *s, void (*cb)(srv *s));
+
+#endif /* TSORACLE_SERVER_H */

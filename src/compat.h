@@ -1,0 +1,97 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every PostgreSQL-version difference the tsoracle extension depends on.
+ *
+ * The rest of the extension is written against the names defined here, so
+ * supporting a new major version means editing this file only. Written and
+ * tested against PostgreSQL 15; the 16 and 17 branches follow the release
+ * notes of those versions.
+ *
+ * src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSORACLE_COMPAT_H
+#define TSORACLE_COMPAT_H
+
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#if PG_VERSION_NUM < 150000
+#error "tsoracle needs PostgreSQL 15 or later (shmem_request_hook, MarkGUCPrefixReserved)"
+#endif
+
+/*
+ * This process's proc number: the index of its PGPROC, fixed for the life
+ * of the process and reused by a later process once it exits. Regular
+ * backends and background workers get numbers below MaxBackends.
+ * PostgreSQL 17 names it MyProcNumber; 15 and 16 keep it in MyProc.
+ */
+#if PG_VERSION_NUM >= 170000
+#define tso_my_proc_number()	((int) MyProcNumber)
+#else
+#define tso_my_proc_number()	(MyProc->pgprocno)
+#endif
+
+/*
+ * Reserve the "tsoracle." GUC prefix so that misspelt settings are reported.
+ * 15 renamed EmitWarningsOnPlaceholders to MarkGUCPrefixReserved.
+ */
+#define tso_mark_guc_prefix_reserved(prefix)	MarkGUCPrefixReserved(prefix)
+
+/*
+ * Wait events, as pg_stat_activity shows them. Before 17 an extension can
+ * only report the generic PG_WAIT_EXTENSION (wait_event_type "Extension",
+ * wait_event "Extension"); 17 lets it register named events, which are
+ * looked up once per process and cached.
+ */
+typedef enum TsoWaitEvent
+{
+	TSO_WAIT_WORKER_MAIN,		/* worker: idle or waiting on the sidecar */
+	TSO_WAIT_WORKER_RECONNECT,	/* worker: backing off before reconnecting */
+	TSO_WAIT_TIMESTAMP,			/* backend: waiting for its timestamps */
+	TSO_WAIT_EVENT_COUNT
+} TsoWaitEvent;
+
+#if PG_VERSION_NUM >= 170000
+static inline uint32
+tso_wait_event_info(TsoWaitEvent ev)
+{
+	static const char *const names[TSO_WAIT_EVENT_COUNT] = {
+		"TsoracleWorkerMain",
+		"TsoracleWorkerReconnect",
+		"TsoracleTimestamp",
+	};
+	static uint32 cached[TSO_WAIT_EVENT_COUNT];
+
+	if (cached[ev] == 0)
+		cached[ev] = WaitEventExtensionNew(names[ev]);
+	return cached[ev];
+}
+#else
+static inline uint32
+tso_wait_event_info(TsoWaitEvent ev)
+{
+	(void) ev;
+	return PG_WAIT_EXTENSION;
+}
+#endif
+
+/*
+ * A WaitEventSet that lives as long as the process. 17 takes a resource
+ * owner (NULL: untracked, in TopMemoryContext); 15 and 16 a memory context.
+ */
+#if PG_VERSION_NUM >= 170000
+#define tso_create_wait_event_set(nevents) \
+	CreateWaitEventSet(NULL, (nevents))
+#else
+#define tso_create_wait_event_set(nevents) \
+	CreateWaitEventSet(TopMemoryContext, (nevents))
+#endif
+
+#endif							/* TSORACLE_COMPAT_H */

@@ -1,0 +1,460 @@
+/*-------------------------------------------------------------------------
+ *
+ * funcs.c
+ *		The SQL functions of the tsoracle extension.
+ *
+ * tso_now() and tso_range(n) post a request into the ring (ring.c), sleep on
+ * the backend's latch until the worker has written the answer into this
+ * backend's slot, and turn error answers into SQL errors. The decoding
+ * helpers and tso_worker_status() need no sidecar.
+ *
+ * SQLSTATEs. Class 08 (connection exception) is used for every failure to
+ * obtain timestamps from the sidecar, so that clients can retry on one
+ * class:
+ *	08006 connection_failure	no answer within tsoracle.timeout (worker not
+ *								running, not connected, or connected and the
+ *								answer late), no leader or quorum
+ *								(TP_ERR_UNAVAILABLE), the grant could not be
+ *								made durable (TP_ERR_TIMEOUT), sidecar
+ *								stopping, sidecar internal error. 08006 and
+ *								not 08001 also when the worker cannot
+ *								connect: the backend itself never connects,
+ *								it finds the link to the oracle broken.
+ *	08P01 protocol_violation	the sidecar rejected the request as malformed
+ *								(TP_ERR_BAD_REQUEST, _VERSION, _PROTOCOL) or
+ *								answered an unknown status.
+ *	54000 program_limit_exceeded	TP_ERR_EXHAUSTED: the 46-bit physical part
+ *								of the format has run out. The request is
+ *								valid; a limit of the system is reached (as
+ *								for transaction ID wraparound), which is
+ *								what class 54 means, whereas 22003 would
+ *								blame a value the caller supplied.
+ *	22023 invalid_parameter_value	tso_range() count outside
+ *								[1, TP_MAX_COUNT].
+ *
+ * src/funcs.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "common/int.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "proto.h"
+#include "ring.h"
+#include "tso.h"
+#include "tsoracle.h"
+
+/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
+#define FUNCS_UNIX_TO_PG_EPOCH_USECS \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+/*
+ * Largest physical part (Unix ms) of a timestamp that is a positive bigint:
+ * 2^45 - 1, i.e. 3084-12-12 12:41:28.831 UTC.
+ */
+#define FUNCS_PHYSICAL_MAX	((uint64) PG_INT64_MAX >> TSO_LOGICAL_BITS)
+
+/* Microseconds per millisecond. */
+#define FUNCS_USECS_PER_MS	INT64CONST(1000)
+
+/* Columns of tso_worker_status(). */
+#define FUNCS_STATUS_COLUMNS 11
+
+/* What a tso_range() call keeps between rows. */
+typedef struct FuncsRange
+{
+	uint64		first;
+	uint32		count;
+} FuncsRange;
+
+PG_FUNCTION_INFO_V1(tso_now);
+PG_FUNCTION_INFO_V1(tso_range);
+PG_FUNCTION_INFO_V1(tso_range_support);
+PG_FUNCTION_INFO_V1(tso_to_timestamptz);
+PG_FUNCTION_INFO_V1(tso_from_timestamptz);
+PG_FUNCTION_INFO_V1(tso_worker_status);
+
+static uint64 funcs_get_grant(uint32 count);
+static void funcs_report_timeout(int timeout_ms) pg_attribute_noreturn();
+static void funcs_report_status(uint16 status) pg_attribute_noreturn();
+
+/*
+ * Asks the worker for count timestamps and waits for them; returns the
+ * first of the grant [first, first + count). Errors out on timeout, on
+ * interrupts, and on error answers.
+ */
+static uint64
+funcs_get_grant(uint32 count)
+{
+	uint64		generation;
+	RingAnswer	answer;
+	TimestampTz deadline;
+	int			timeout_ms = tsoracle_timeout;
+
+	memset(&answer, 0, sizeof(answer));
+	generation = ring_post(count);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	/*
+	 * Any error from here on (our timeout, statement_timeout, cancel) must
+	 * move the slot to a new generation before it propagates, so that a
+	 * late answer is dropped. FATAL (pg_terminate_backend) does not unwind
+	 * through here; ring.c's before_shmem_exit callback covers it.
+	 */
+	PG_TRY();
+	{
+		for (;;)
+		{
+			long		remaining;
+
+			/* The latch is reset before this check, so no wakeup is lost. */
+			if (ring_take_answer(generation, &answer))
+				break;
+
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														deadline);
+			if (remaining <= 0)
+				funcs_report_timeout(timeout_ms);
+
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 remaining,
+							 tso_wait_event_info(TSO_WAIT_TIMESTAMP));
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		ring_abandon();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (answer.status != TP_OK)
+		funcs_report_status(answer.status);
+	if (answer.count != count)
+		elog(ERROR, "tsoracle answer holds %u timestamps instead of %u",
+			 answer.count, count);
+	return answer.first;
+}
+
+/* No answer within tsoracle.timeout: say why, from the worker's status. */
+static void
+funcs_report_timeout(int timeout_ms)
+{
+	RingWorkerStatus st;
+
+	ring_status_snapshot(&st);
+
+	if (st.pid == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not get a timestamp from the tsoracle sidecar"),
+				 errdetail("The tsoracle background worker is not running."),
+				 errhint("Check the server log for why \"tsoracle worker\" exited; the postmaster restarts it after a second if a max_worker_processes slot is free.")));
+
+	if (!st.connected)
+	{
+		if (st.last_error[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not get a timestamp from the tsoracle sidecar"),
+					 errdetail("The tsoracle worker has not connected to the sidecar at \"%s\" within tsoracle.timeout (%d ms).",
+							   st.address, timeout_ms),
+					 errhint("Check that tsoracled is running and that tsoracle.sidecar_address names its client socket.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not get a timestamp from the tsoracle sidecar"),
+				 errdetail("The tsoracle worker is not connected to the sidecar at \"%s\"; its last error, at %s, was: %s.",
+						   st.address, timestamptz_to_str(st.last_error_at),
+						   st.last_error),
+				 errhint("Check that tsoracled is running and that tsoracle.sidecar_address names its client socket; the worker keeps reconnecting.")));
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("could not get a timestamp from the tsoracle sidecar"),
+			 errdetail("The tsoracle worker is connected to the sidecar at \"%s\", but no answer arrived within tsoracle.timeout (%d ms).",
+					   st.address, timeout_ms),
+			 errhint("The sidecar may be electing a leader or unable to reach a quorum of its peers; check its log, or raise tsoracle.timeout.")));
+}
+
+/* The sidecar answered with an error status. */
+static void
+funcs_report_status(uint16 status)
+{
+	RingWorkerStatus st;
+	const char *what = tp_status_str(status);
+
+	ring_status_snapshot(&st);
+
+	switch (status)
+	{
+		case TP_ERR_UNAVAILABLE:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("tsoracle has no leader"),
+					 errdetail("The sidecar at \"%s\" answered: %s.",
+							   st.address, what),
+					 errhint("A majority of the tsoracled nodes must be running and reachable from each other. Retry once a leader has been elected.")));
+			break;
+		case TP_ERR_TIMEOUT:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("tsoracle leader could not make the timestamps durable in time"),
+					 errdetail("The sidecar at \"%s\" answered: %s.",
+							   st.address, what),
+					 errhint("Check the disks and the network of the tsoracled nodes, then retry.")));
+			break;
+		case TP_ERR_SHUTTING_DOWN:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("tsoracle sidecar is shutting down"),
+					 errdetail("The sidecar at \"%s\" answered: %s.",
+							   st.address, what),
+					 errhint("Retry once the sidecar has been restarted.")));
+			break;
+		case TP_ERR_INTERNAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("tsoracle sidecar failed to grant timestamps"),
+					 errdetail("The sidecar at \"%s\" answered: %s.",
+							   st.address, what),
+					 errhint("Check the sidecar's log and the PostgreSQL server log.")));
+			break;
+		case TP_ERR_EXHAUSTED:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("tsoracle timestamp range is exhausted"),
+					 errdetail("The sidecar at \"%s\" answered: %s.",
+							   st.address, what),
+					 errhint("The 46-bit millisecond part of the timestamp format has run out; no further timestamps can be issued.")));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("tsoracle sidecar rejected the request"),
+					 errdetail("The sidecar at \"%s\" answered with status %u: %s.",
+							   st.address, (unsigned) status, what),
+					 errhint("The extension and tsoracled may be of incompatible versions.")));
+			break;
+	}
+	pg_unreachable();
+}
+
+/*
+ * tso_now() RETURNS bigint: one fresh timestamp.
+ */
+Datum
+tso_now(PG_FUNCTION_ARGS)
+{
+	/*
+	 * The worker's grant for this call was made after the call began (see
+	 * worker.c), so it is greater than every timestamp whose call had
+	 * completed before; the format keeps it below 2^63.
+	 */
+	PG_RETURN_INT64((int64) funcs_get_grant(1));
+}
+
+/*
+ * tso_range(n integer) RETURNS SETOF bigint: n fresh timestamps, ascending
+ * and contiguous, from one request of count n.
+ */
+Datum
+tso_range(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	FuncsRange *range;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		int32		n = PG_GETARG_INT32(0);
+
+		if (n < 1 || (uint32) n > TP_MAX_COUNT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tso_range count must be between 1 and %u",
+							(unsigned) TP_MAX_COUNT),
+					 errdetail("The count requested was %d.", n)));
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		range = MemoryContextAlloc(funcctx->multi_call_memory_ctx,
+								   sizeof(FuncsRange));
+		range->count = (uint32) n;
+		range->first = funcs_get_grant(range->count);
+		funcctx->user_fctx = range;
+		funcctx->max_calls = range->count;
+	}
+
+	funcctx = SRF_PERCALL_SETUP();
+	range = (FuncsRange *) funcctx->user_fctx;
+	if (funcctx->call_cntr < funcctx->max_calls)
+	{
+		/*
+		 * Every value of the grant [first, first + count) is fresh for this
+		 * call (the grant was made after the call began), and the worker
+		 * checked first + count - 1 <= PG_INT64_MAX, so no value overflows.
+		 * Computed before SRF_RETURN_NEXT, which increments call_cntr before
+		 * it evaluates its result argument.
+		 */
+		int64		value = (int64) (range->first + funcctx->call_cntr);
+
+		SRF_RETURN_NEXT(funcctx, Int64GetDatum(value));
+	}
+	SRF_RETURN_DONE(funcctx);
+}
+
+/*
+ * Planner support for tso_range: with a constant count, the row estimate is
+ * that count.
+ */
+Datum
+tso_range_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	Node	   *ret = NULL;
+
+	if (IsA(rawreq, SupportRequestRows))
+	{
+		SupportRequestRows *req = (SupportRequestRows *) rawreq;
+
+		if (is_funcclause(req->node))
+		{
+			List	   *args = ((FuncExpr *) req->node)->args;
+			Node	   *arg = estimate_expression_value(req->root,
+														linitial(args));
+
+			if (IsA(arg, Const) && !((Const *) arg)->constisnull)
+			{
+				int32		n = DatumGetInt32(((Const *) arg)->constvalue);
+
+				if (n >= 1 && (uint32) n <= TP_MAX_COUNT)
+				{
+					req->rows = (double) n;
+					ret = (Node *) req;
+				}
+			}
+		}
+	}
+
+	PG_RETURN_POINTER(ret);
+}
+
+/*
+ * tso_to_timestamptz(ts bigint) RETURNS timestamptz: the physical part of a
+ * timestamp, as a timestamptz with millisecond precision.
+ */
+Datum
+tso_to_timestamptz(PG_FUNCTION_ARGS)
+{
+	int64		ts = PG_GETARG_INT64(0);
+	TimestampTz result;
+
+	if (ts < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tsoracle timestamp must not be negative"),
+				 errdetail("The value given was " INT64_FORMAT ".", ts)));
+
+	result = (TimestampTz) tso_physical((uint64) ts) * FUNCS_USECS_PER_MS -
+		FUNCS_UNIX_TO_PG_EPOCH_USECS;
+	if (!IS_VALID_TIMESTAMP(result))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	PG_RETURN_TIMESTAMPTZ(result);
+}
+
+/*
+ * tso_from_timestamptz(t timestamptz) RETURNS bigint: the smallest timestamp
+ * of t's millisecond, for range conditions on timestamp columns.
+ */
+Datum
+tso_from_timestamptz(PG_FUNCTION_ARGS)
+{
+	TimestampTz t = PG_GETARG_TIMESTAMPTZ(0);
+	int64		unix_usecs;
+	uint64		ms;
+
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("infinite timestamp cannot be converted to a tsoracle timestamp")));
+	if (pg_add_s64_overflow(t, FUNCS_UNIX_TO_PG_EPOCH_USECS, &unix_usecs) ||
+		unix_usecs < 0 ||
+		(uint64) (unix_usecs / FUNCS_USECS_PER_MS) > FUNCS_PHYSICAL_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range for a tsoracle timestamp"),
+				 errdetail("tsoracle timestamps cover 1970-01-01 00:00:00.000+00 to 3084-12-12 12:41:28.831+00.")));
+	ms = (uint64) (unix_usecs / FUNCS_USECS_PER_MS);
+	PG_RETURN_INT64((int64) tso_first_of_ms(ms));
+}
+
+/*
+ * tso_worker_status(): the worker's view of its sidecar connection, and its
+ * counters.
+ */
+Datum
+tso_worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[FUNCS_STATUS_COLUMNS];
+	bool		nulls[FUNCS_STATUS_COLUMNS];
+	RingWorkerStatus st;
+	int			i = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != FUNCS_STATUS_COLUMNS)
+		elog(ERROR, "tso_worker_status() declares %d columns instead of %d",
+			 tupdesc->natts, FUNCS_STATUS_COLUMNS);
+
+	ring_status_snapshot(&st);
+	memset(nulls, 0, sizeof(nulls));
+
+	if (st.pid != 0)
+		values[i] = Int32GetDatum(st.pid);
+	else
+		nulls[i] = true;
+	i++;
+	values[i++] = BoolGetDatum(st.connected);
+	values[i++] = CStringGetTextDatum(st.address);
+	if (st.connected_since != 0)
+		values[i] = TimestampTzGetDatum(st.connected_since);
+	else
+		nulls[i] = true;
+	i++;
+	if (st.last_error[0] != '\0')
+		values[i] = CStringGetTextDatum(st.last_error);
+	else
+		nulls[i] = true;
+	i++;
+	if (st.last_error_at != 0)
+		values[i] = TimestampTzGetDatum(st.last_error_at);
+	else
+		nulls[i] = true;
+	i++;
+	values[i++] = Int64GetDatum((int64) st.requests);
+	values[i++] = Int64GetDatum((int64) st.batches);
+	values[i++] = Int64GetDatum((int64) st.timestamps);
+	values[i++] = Int64GetDatum((int64) st.errors);
+	values[i++] = Int32GetDatum(st.in_flight);
+	Assert(i == FUNCS_STATUS_COLUMNS);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,83 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring.h
+ *		Shared memory between backends and the tsoracle worker: the request
+ *		queue, one answer slot per backend, and the worker's status.
+ *
+ * See ring.c for the protocol: who writes which field, and why a backend
+ * that gives up can never receive an answer meant for an earlier call.
+ *
+ * src/ring.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSORACLE_RING_H
+#define TSORACLE_RING_H
+
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+/* Bytes kept of the sidecar address and of the worker's last error. */
+#define RING_ADDRESS_LEN	256
+#define RING_ERROR_LEN		256
+
+/* One backend's request, as the worker holds it between ring and sidecar. */
+typedef struct RingWaiter
+{
+	int			slot;			/* proc number of the waiting backend */
+	uint64		generation;		/* its slot's generation when it posted */
+	uint32		count;			/* how many timestamps it asked for */
+} RingWaiter;
+
+/* The answer to one request. */
+typedef struct RingAnswer
+{
+	uint16		status;			/* TP_OK or a TP_ERR_* code (proto.h) */
+	uint64		first;			/* TP_OK: the grant is [first, first + count) */
+	uint32		count;
+} RingAnswer;
+
+/* The worker's status, for error messages and tso_worker_status(). */
+typedef struct RingWorkerStatus
+{
+	int			pid;			/* 0: no worker is running */
+	bool		connected;		/* handshake with the sidecar done */
+	TimestampTz connected_since;	/* 0: never connected */
+	char		address[RING_ADDRESS_LEN];	/* sidecar address in use */
+	char		last_error[RING_ERROR_LEN]; /* "": none yet */
+	TimestampTz last_error_at;	/* 0: none yet */
+	uint64		requests;		/* backend requests taken from the queue */
+	uint64		batches;		/* TP_TS_REQ frames sent */
+	uint64		timestamps;		/* timestamps granted by the sidecar */
+	uint64		errors;			/* connection failures and error answers */
+	int			in_flight;		/* TP_TS_REQ sent and not yet answered */
+} RingWorkerStatus;
+
+/* Module initialization, from _PG_init: installs the shared memory hooks. */
+extern void ring_init(void);
+
+/* Number of answer slots (and queue entries): MaxBackends. */
+extern int	ring_capacity(void);
+
+/* Backend side. */
+extern uint64 ring_post(uint32 count);
+extern bool ring_take_answer(uint64 generation, RingAnswer *answer);
+extern void ring_abandon(void);
+
+/* Worker side. */
+extern void ring_worker_attach(Latch *latch);
+extern int	ring_drain(RingWaiter *out);
+extern int	ring_adopt_taken(RingWaiter *out);
+extern bool ring_still_wanted(const RingWaiter *waiter);
+extern bool ring_deliver(const RingWaiter *waiter, uint16 status,
+						 uint64 first);
+
+/* The worker's status. */
+extern void ring_status_connected(bool connected, const char *address);
+extern void ring_status_error(const char *message);
+extern void ring_status_count(uint64 requests, uint64 batches,
+							  uint64 timestamps, uint64 errors);
+extern void ring_status_in_flight(int in_flight);
+extern void ring_status_snapshot(RingWorkerStatus *out);
+
+#endif							/* TSORACLE_RING_H */

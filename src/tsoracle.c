@@ -1,0 +1,129 @@
+/*-------------------------------------------------------------------------
+ *
+ * tsoracle.c
+ *		Module entry point and settings of the tsoracle extension.
+ *
+ * _PG_init checks that the library is preloaded, defines the GUCs and hands
+ * over to the modules: ring.c (shared memory) and worker.c (the background
+ * worker). The SQL functions live in funcs.c.
+ *
+ * src/tsoracle.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "compat.h"
+#include "ring.h"
+#include "tsoracle.h"
+#include "worker.h"
+
+PG_MODULE_MAGIC;
+
+/* Defaults and bounds of the settings (units in the names). */
+#define TSORACLE_DEFAULT_ADDRESS		"/tmp/tsoracled.sock"
+#define TSORACLE_DEFAULT_TIMEOUT_MS		5000
+#define TSORACLE_MAX_TIMEOUT_MS			600000
+#define TSORACLE_DEFAULT_MAX_INFLIGHT	4
+
+char	   *tsoracle_sidecar_address = NULL;
+int			tsoracle_timeout = TSORACLE_DEFAULT_TIMEOUT_MS;
+int			tsoracle_max_inflight = TSORACLE_DEFAULT_MAX_INFLIGHT;
+
+void		_PG_init(void);
+
+static bool tsoracle_check_sidecar_address(char **newval, void **extra,
+										   GucSource source);
+static void tsoracle_define_gucs(void);
+
+void
+_PG_init(void)
+{
+	/*
+	 * The shared memory and the background worker can only be set up while
+	 * the postmaster loads shared_preload_libraries; loaded any other way
+	 * (CREATE EXTENSION, LOAD) the functions would have nothing to talk to.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tsoracle must be loaded via shared_preload_libraries"),
+				 errdetail("The extension needs shared memory and a background worker, which can only be set up at server start."),
+				 errhint("Add \"tsoracle\" to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	tsoracle_define_gucs();
+	ring_init();
+	worker_init();
+}
+
+static void
+tsoracle_define_gucs(void)
+{
+	DefineCustomStringVariable("tsoracle.sidecar_address",
+							   "Address of the tsoracled sidecar that the tsoracle worker connects to.",
+							   "An absolute path (\"/path\" or \"unix:/path\") names a unix socket; "
+							   "\"host:port\" or \"tcp:host:port\" (IPv6: \"[address]:port\") a TCP address. "
+							   "The sidecar's --client-socket must match. Changed on reload: the worker "
+							   "reconnects and sends its waiting requests to the new address.",
+							   &tsoracle_sidecar_address,
+							   TSORACLE_DEFAULT_ADDRESS,
+							   PGC_SIGHUP,
+							   0,
+							   tsoracle_check_sidecar_address,
+							   NULL,
+							   NULL);
+
+	DefineCustomIntVariable("tsoracle.timeout",
+							"How long a tsoracle call waits for its timestamps.",
+							"tso_now() and tso_range() raise an error (SQLSTATE 08006) when no answer "
+							"has arrived within this time, for example because the sidecar is down or "
+							"has no leader. statement_timeout and cancellation also end the wait.",
+							&tsoracle_timeout,
+							TSORACLE_DEFAULT_TIMEOUT_MS,
+							1,
+							TSORACLE_MAX_TIMEOUT_MS,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("tsoracle.max_inflight",
+							"Maximum number of requests the tsoracle worker keeps in flight to the sidecar.",
+							"The worker coalesces every waiting call into one request and pipelines up "
+							"to this many requests; while all are in flight, new calls wait and are "
+							"coalesced into the next request. Changed on reload.",
+							&tsoracle_max_inflight,
+							TSORACLE_DEFAULT_MAX_INFLIGHT,
+							1,
+							WORKER_MAX_INFLIGHT_LIMIT,
+							PGC_SIGHUP,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	tso_mark_guc_prefix_reserved("tsoracle");
+}
+
+/* Accepts only addresses the worker can parse; says why otherwise. */
+static bool
+tsoracle_check_sidecar_address(char **newval, void **extra, GucSource source)
+{
+	WorkerAddress addr;
+	char		err[256];
+
+	if (*newval == NULL)
+		return true;			/* only while setting the boot value */
+	if (!worker_parse_address(*newval, &addr, err, sizeof(err)))
+	{
+		GUC_check_errdetail("%s", err);
+		GUC_check_errhint("Use an absolute unix socket path such as \"/tmp/tsoracled.sock\" or a TCP address such as \"127.0.0.1:5433\".");
+		return false;
+	}
+	return true;
+}

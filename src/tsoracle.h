@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * tsoracle.h
+ *		The extension's settings (GUCs), defined in tsoracle.c.
+ *
+ * src/tsoracle.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSORACLE_TSORACLE_H
+#define TSORACLE_TSORACLE_H
+
+/* tsoracle.sidecar_address: where the worker finds its sidecar. */
+extern char *tsoracle_sidecar_address;
+
+/* tsoracle.timeout: ms a call waits for its timestamps before an error. */
+extern int tsoracle_timeout;
+
+/* tsoracle.max_inflight: coalesced requests the worker keeps in flight. */
+extern int tsoracle_max_inflight;
+
+#endif							/* TSORACLE_TSORACLE_H */

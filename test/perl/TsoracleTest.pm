@@ -1,0 +1,251 @@
+# TsoracleTest: real tsoracled processes and PostgreSQL nodes for the TAP tests.
+#
+# A sidecar runs as a child process of the test, logs to a file in the
+# test's tmp dir, and is found through its pid file; a PostgreSQL node is a
+# PostgreSQL::Test::Cluster with the extension preloaded and pointed at a
+# sidecar. Every wait here is bounded and polls a real condition.
+package TsoracleTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use POSIX ();
+use Time::HiRes qw(usleep time);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_signal
+  sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
+  check_increasing take_ts ctl bg_send bg_collect);
+
+my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
+my $ctl = $ENV{TSORACLE_CTL} || die "TSORACLE_CTL is not set";
+
+# Polls $cond every 50 ms until it returns true or $secs pass; returns the
+# last result.
+sub wait_until
+{
+	my ($secs, $cond) = @_;
+	my $deadline = time() + $secs;
+	while (1)
+	{
+		my $r = $cond->();
+		return $r if $r;
+		return $r if time() >= $deadline;
+		usleep(50_000);
+	}
+}
+
+sub elapsed_ms
+{
+	my ($t0) = @_;
+	return int((time() - $t0) * 1000);
+}
+
+# A sidecar description: nothing runs until sidecar_start.
+#   name, id, peers ("1=ip:port,..."), raft_port, extra (array ref of flags)
+sub sidecar_new
+{
+	my (%o) = @_;
+	my $name = $o{name} || 'sc' . ($o{id} || 1);
+	my $dir = "$PostgreSQL::Test::Utils::tmp_check/$name";
+	mkdir $dir;
+	my $sc = {
+		name => $name,
+		id => $o{id} || 1,
+		dir => $dir,
+		data => "$dir/data",
+		socket => "$dir/tsoracled.sock",
+		log => "$PostgreSQL::Test::Utils::log_path/$name.log",
+		raft_port => $o{raft_port} || PostgreSQL::Test::Cluster::get_free_port(),
+		peers => $o{peers},
+		extra => $o{extra} || [],
+	};
+	$sc->{raft_address} = "127.0.0.1:$sc->{raft_port}";
+	return $sc;
+}
+
+sub _pid
+{
+	my ($sc) = @_;
+	return $sc->{pid};
+}
+
+sub sidecar_start
+{
+	my ($sc, %o) = @_;
+	my @cmd = (
+		$tsoracled,
+		'--node-id' => $sc->{id},
+		'--data-dir' => $sc->{data},
+		'--raft-address' => $sc->{raft_address},
+		'--client-socket' => $sc->{socket},
+		'--log-level' => 'debug',
+		($sc->{peers} ? ('--peers' => $sc->{peers}) : ()),
+		@{ $sc->{extra} });
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>>', $sc->{log}) or POSIX::_exit(127);
+		open(STDERR, '>&', \*STDOUT);
+		exec(@cmd) or POSIX::_exit(127);
+	}
+	$sc->{pid} = $pid;
+	note "started $sc->{name} (pid $pid)";
+	sidecar_wait_serving($sc) unless $o{no_wait};
+	return $sc;
+}
+
+# Reaps the sidecar's process if it has exited; true if it is gone.
+sub _reaped
+{
+	my ($sc) = @_;
+	return 1 unless $sc->{pid};
+	my $r = waitpid($sc->{pid}, POSIX::WNOHANG());
+	if ($r == $sc->{pid} || $r == -1)
+	{
+		$sc->{exit_status} = $?;
+		delete $sc->{pid};
+		return 1;
+	}
+	return 0;
+}
+
+sub sidecar_signal
+{
+	my ($sc, $sig) = @_;
+	kill $sig, $sc->{pid} or die "kill $sig $sc->{name}: $!";
+}
+
+# SIGTERM and wait for a clean exit (dies if it takes over 15 s).
+sub sidecar_stop
+{
+	my ($sc) = @_;
+	return unless $sc->{pid};
+	kill 'TERM', $sc->{pid};
+	wait_until(15, sub { _reaped($sc) }) or die "$sc->{name} did not stop on SIGTERM";
+	note "stopped $sc->{name}: exit status $sc->{exit_status}";
+	return $sc->{exit_status};
+}
+
+# SIGKILL and reap.
+sub sidecar_kill
+{
+	my ($sc) = @_;
+	return unless $sc->{pid};
+	kill 'KILL', $sc->{pid};
+	wait_until(15, sub { _reaped($sc) }) or die "$sc->{name} did not die on SIGKILL";
+	note "killed $sc->{name}";
+}
+
+sub ctl
+{
+	my ($sc, @args) = @_;
+	my ($stdout, $stderr);
+	my $ok = IPC::Run::run([ $ctl, '--address', $sc->{socket}, '--timeout', '1000', @args ],
+		'>', \$stdout, '2>', \$stderr);
+	return ($ok, $stdout, $stderr);
+}
+
+# The sidecar's status as a hash (empty if it does not answer).
+sub sidecar_status
+{
+	my ($sc) = @_;
+	my ($ok, $out) = ctl($sc, 'status', '--json');
+	return {} unless $ok;
+	my %h;
+	while ($out =~ /"(\w+)": ("[^"]*"|\w+)/g)
+	{
+		my ($k, $v) = ($1, $2);
+		$v =~ s/^"|"$//g;
+		$h{$k} = $v;
+	}
+	return \%h;
+}
+
+sub sidecar_wait_serving
+{
+	my ($sc, $secs) = @_;
+	my $ok = wait_until($secs || 30, sub { (sidecar_status($sc)->{serving} || '') eq 'true' });
+	die "$sc->{name} is not serving (see $sc->{log})" unless $ok;
+	return 1;
+}
+
+# A PostgreSQL node with the extension preloaded, using sidecar $sc.
+sub pg_node_for
+{
+	my ($name, $sc, $extra_conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tsoracle'
+tsoracle.sidecar_address = '$sc->{socket}'
+max_connections = 40
+} . ($extra_conf || ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION tsoracle');
+	return $node;
+}
+
+# One fresh timestamp from $node.
+sub take_ts
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT tso_now()');
+}
+
+# True if the list is strictly increasing; else reports the first bad pair.
+sub check_increasing
+{
+	my ($name, @v) = @_;
+	for my $i (1 .. $#v)
+	{
+		if ($v[$i] <= $v[ $i - 1 ])
+		{
+			fail("$name: value $i ($v[$i]) is not above value " . ($i - 1) . " ($v[$i-1])");
+			return 0;
+		}
+	}
+	pass("$name: " . scalar(@v) . " values strictly increasing");
+	return 1;
+}
+
+
+# Sends $sql to a background psql session without waiting for its result;
+# bg_collect waits for it. Lets one test keep calls in flight in several
+# sessions at once.
+sub bg_send
+{
+	my ($bg, $sql) = @_;
+	my $n = $bg->{query_cnt}++;
+	my $banner = "background_psql: QUERY_SEPARATOR $n:";
+	$bg->{stdin} .= "$sql\n;\n\\echo '$banner'\n\\warn '$banner'\n";
+	$bg->{pending_banner} = $banner;
+	$bg->{run}->pump_nb;
+}
+
+# Waits (bounded by the session's timeout) for the result of bg_send;
+# returns (stdout, stderr) of that statement.
+sub bg_collect
+{
+	my ($bg) = @_;
+	my $banner = $bg->{pending_banner};
+	my $match = qr/$banner\r?\n/;
+	$bg->{timeout}->start();
+	$bg->{run}->pump()
+	  until ($bg->{stdout} =~ /$match/ && $bg->{stderr} =~ /$match/)
+	  || $bg->{timeout}->is_expired;
+	die "background psql timed out waiting for a result" if $bg->{timeout}->is_expired;
+	my $strip = qr/\r?\n?$banner\r?\n/;
+	my ($out, $err) = ($bg->{stdout}, $bg->{stderr});
+	$out =~ s/$strip//;
+	$err =~ s/$strip//;
+	$bg->{stdout} = '';
+	$bg->{stderr} = '';
+	return ($out, $err);
+}
+
+1;
