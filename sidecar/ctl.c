@@ -1,10 +1,11 @@
-/* ctl.c: tsoracle-ctl, the operator's command line: status of a node, and timestamps on demand. */
+/* ctl.c: tsoracle-ctl, the operator's command line: status of a node or a cluster, timestamps on demand. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,33 +15,38 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "proto.h"
-#include "tso.h"
 
 #define CTL_DEFAULT_ADDRESS    "/tmp/tsoracled.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 5000
-#define CTL_ADDR_SIZE          256
+#define CTL_ERR_SIZE           256
 #define MS_PER_S               1000
 #define NS_PER_MS              1000000
 
-typedef struct ctl {
+/* One connection to one node, with a deadline for the whole exchange. */
+typedef struct ctl_conn {
 	const char *address;
-	int timeout_ms;
 	int fd;
 	uint64_t deadline_ms;
 	tp_reader reader;
 	uint32_t node_id;
-} ctl;
+	char err[CTL_ERR_SIZE];
+} ctl_conn;
 
 static void ctl_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: tsoracle-ctl [--address ADDR] [--timeout MS] COMMAND\n\n"
+		"Usage: tsoracle-ctl [--address ADDR] [--timeout MS] COMMAND\n"
+		"       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] status [--json]\n\n"
 		"Commands:\n"
-		"  status [--json]   the node's role, term, leader, high-water mark, indexes\n"
-		"  get [N]           take N (default 1) fresh timestamps; prints first and count\n\n"
+		"  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
+		"                    index; with --peers or --config, every member's, over TCP, with\n"
+		"                    its reachability\n"
+		"  get [N]           take N (default 1) fresh timestamps; prints the first and N\n\n"
 		"ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
-		"default %s.\n",
+		"default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
+		"(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n",
 		CTL_DEFAULT_ADDRESS);
 }
 
@@ -52,15 +58,19 @@ static uint64_t ctl_now_ms(void)
 	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
 }
 
-static void ctl_die(const char *fmt, const char *arg)
+static int ctl_fail(ctl_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int ctl_fail(ctl_conn *c, const char *fmt, ...)
 {
-	fprintf(stderr, "tsoracle-ctl: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n");
-	exit(1);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
-static int ctl_connect(ctl *c)
+static int ctl_connect(ctl_conn *c)
 {
 	const char *a = c->address;
 
@@ -74,20 +84,21 @@ static int ctl_connect(ctl *c)
 		memset(&sun, 0, sizeof sun);
 		sun.sun_family = AF_UNIX;
 		if (strlen(a) >= sizeof sun.sun_path)
-			ctl_die("socket path \"%s\" is too long", a);
+			return ctl_fail(c, "socket path \"%s\" is too long", a);
 		memcpy(sun.sun_path, a, strlen(a) + 1);
 		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sun, sizeof sun) != 0)
-			return -1;
+			return ctl_fail(c, "could not connect to %s: %s", c->address, strerror(errno));
 		return 0;
 	} else {
-		char host[CTL_ADDR_SIZE];
+		char host[CFG_ADDR_SIZE];
 		const char *colon = strrchr(a, ':');
 		struct addrinfo hints, *res;
 		int one = 1;
+		int rv;
 
-		if (colon == NULL || colon == a)
-			ctl_die("address \"%s\" is neither a socket path nor IP:PORT", c->address);
+		if (colon == NULL || colon == a || (size_t)(colon - a) >= sizeof host)
+			return ctl_fail(c, "address \"%s\" is neither a socket path nor IP:PORT", c->address);
 		snprintf(host, sizeof host, "%.*s", (int)(colon - a), a);
 		if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 			memmove(host, host + 1, strlen(host));
@@ -95,12 +106,13 @@ static int ctl_connect(ctl *c)
 		}
 		memset(&hints, 0, sizeof hints);
 		hints.ai_socktype = SOCK_STREAM;
-		if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-			ctl_die("could not resolve \"%s\"", c->address);
+		rv = getaddrinfo(host, colon + 1, &hints, &res);
+		if (rv != 0)
+			return ctl_fail(c, "could not resolve \"%s\": %s", c->address, gai_strerror(rv));
 		c->fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c->fd < 0 || connect(c->fd, res->ai_addr, res->ai_addrlen) != 0) {
 			freeaddrinfo(res);
-			return -1;
+			return ctl_fail(c, "could not connect to %s: %s", c->address, strerror(errno));
 		}
 		freeaddrinfo(res);
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -108,28 +120,28 @@ static int ctl_connect(ctl *c)
 	}
 }
 
-static void ctl_send(ctl *c, const tp_msg *m)
+static int ctl_send(ctl_conn *c, const tp_msg *m)
 {
 	uint8_t buf[TP_MAX_FRAME];
 	size_t n = tp_encode(m, buf, sizeof buf);
 	size_t off = 0;
 
 	if (n == 0)
-		ctl_die("could not encode a message of type %s", m->type == TP_TS_REQ ? "request" : "other");
-
+		return ctl_fail(c, "could not encode a message of type %u", m->type);
 	while (off < n) {
 		ssize_t w = write(c->fd, buf + off, n - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			ctl_die("write to %s failed", c->address);
+			return ctl_fail(c, "write to %s failed: %s", c->address, strerror(errno));
 		off += (size_t)w;
 	}
+	return 0;
 }
 
 /* Reads until one whole message arrives or the deadline passes. */
-static void ctl_recv(ctl *c, tp_msg *m)
+static int ctl_recv(ctl_conn *c, tp_msg *m)
 {
 	for (;;) {
 		int rc = tp_reader_next(&c->reader, m);
@@ -140,12 +152,12 @@ static void ctl_recv(ctl *c, tp_msg *m)
 		ssize_t n;
 
 		if (rc > 0)
-			return;
+			return 0;
 		if (rc < 0)
-			ctl_die("malformed answer: %s", tp_reader_errstr(&c->reader));
+			return ctl_fail(c, "malformed answer from %s: %s", c->address, tp_reader_errstr(&c->reader));
 		now = ctl_now_ms();
 		if (now >= c->deadline_ms)
-			ctl_die("no answer from %s in time", c->address);
+			return ctl_fail(c, "no answer from %s in time", c->address);
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, (int)(c->deadline_ms - now)) <= 0)
@@ -155,109 +167,207 @@ static void ctl_recv(ctl *c, tp_msg *m)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			ctl_die("%s closed the connection", c->address);
+			return ctl_fail(c, "%s closed the connection", c->address);
 		tp_reader_commit(&c->reader, (size_t)n);
 	}
 }
 
-static void ctl_open(ctl *c)
+/* Connects and shakes hands; on failure c->err says why. */
+static int ctl_open(ctl_conn *c, const char *address, int timeout_ms)
 {
 	tp_msg m;
 
-	c->deadline_ms = ctl_now_ms() + (uint64_t)c->timeout_ms;
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->address = address;
+	c->deadline_ms = ctl_now_ms() + (uint64_t)timeout_ms;
 	tp_reader_init(&c->reader);
-	if (ctl_connect(c) != 0) {
-		fprintf(stderr, "tsoracle-ctl: could not connect to %s: %s\n", c->address, strerror(errno));
-		exit(1);
-	}
+	if (ctl_connect(c) != 0)
+		return -1;
 	m.type = TP_HELLO;
 	m.u.hello.magic = TP_MAGIC;
 	m.u.hello.min_version = TP_VERSION;
 	m.u.hello.max_version = TP_VERSION;
-	ctl_send(c, &m);
-	ctl_recv(c, &m);
+	if (ctl_send(c, &m) != 0 || ctl_recv(c, &m) != 0)
+		return -1;
 	if (m.type == TP_ERROR)
-		ctl_die("refused: %s", m.u.error.text);
+		return ctl_fail(c, "%s refused the connection: %s", address, m.u.error.text);
 	if (m.type != TP_HELLO_OK)
-		ctl_die("unexpected answer to hello from %s", c->address);
+		return ctl_fail(c, "unexpected answer to hello from %s", address);
 	c->node_id = m.u.hello_ok.node_id;
-}
-
-static int ctl_status(ctl *c, bool json)
-{
-	tp_msg m;
-	const tp_status *st;
-
-	m.type = TP_STATUS_REQ;
-	m.u.status_req.id = 1;
-	ctl_send(c, &m);
-	ctl_recv(c, &m);
-	if (m.type != TP_STATUS_RESP || m.u.status_resp.status != TP_OK)
-		ctl_die("status failed: %s", m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
-	st = &m.u.status_resp.st;
-	if (json) {
-		printf("{\"address\": \"%s\", \"node_id\": %" PRIu32 ", \"role\": \"%s\", \"serving\": %s, "
-		       "\"term\": %" PRIu64 ", \"leader_id\": %" PRIu32 ", \"high_water_ms\": %" PRIu64
-		       ", \"commit_index\": %" PRIu64 ", \"applied_index\": %" PRIu64
-		       ", \"last_issued\": %" PRIu64 ", \"grants\": %" PRIu64 ", \"timestamps\": %" PRIu64
-		       "}\n",
-		       c->address, st->node_id, tp_role_str(st->role),
-		       (st->flags & TP_FLAG_SERVING) ? "true" : "false", st->term, st->leader_id,
-		       st->high_water_ms, st->commit_index, st->applied_index, st->last_issued, st->grants,
-		       st->timestamps);
-	} else {
-		printf("node %" PRIu32 " at %s\n", st->node_id, c->address);
-		printf("  role           %s%s\n", tp_role_str(st->role),
-		       (st->flags & TP_FLAG_SERVING) ? " (serving)" : "");
-		printf("  term           %" PRIu64 "\n", st->term);
-		printf("  leader         %" PRIu32 "%s\n", st->leader_id,
-		       st->leader_id == 0 ? " (unknown)" : "");
-		printf("  high-water     %" PRIu64 " ms\n", st->high_water_ms);
-		printf("  commit index   %" PRIu64 "\n", st->commit_index);
-		printf("  applied index  %" PRIu64 "\n", st->applied_index);
-		printf("  last issued    %" PRIu64 "\n", st->last_issued);
-		printf("  grants         %" PRIu64 " (%" PRIu64 " timestamps)\n", st->grants, st->timestamps);
-	}
 	return 0;
 }
 
-static int ctl_get(ctl *c, uint32_t count)
+static void ctl_close(ctl_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static int ctl_query_status(ctl_conn *c, tp_status *st)
 {
 	tp_msg m;
+
+	m.type = TP_STATUS_REQ;
+	m.u.status_req.id = 1;
+	if (ctl_send(c, &m) != 0 || ctl_recv(c, &m) != 0)
+		return -1;
+	if (m.type != TP_STATUS_RESP || m.u.status_resp.status != TP_OK)
+		return ctl_fail(c, "status failed: %s", m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
+	*st = m.u.status_resp.st;
+	return 0;
+}
+
+static void ctl_json_status(const char *address, const tp_status *st)
+{
+	printf("\"address\": \"%s\", \"node_id\": %" PRIu32 ", \"role\": \"%s\", \"serving\": %s, "
+	       "\"term\": %" PRIu64 ", \"leader_id\": %" PRIu32 ", \"high_water_ms\": %" PRIu64
+	       ", \"commit_index\": %" PRIu64 ", \"applied_index\": %" PRIu64 ", \"last_issued\": %" PRIu64
+	       ", \"grants\": %" PRIu64 ", \"timestamps\": %" PRIu64,
+	       address, st->node_id, tp_role_str(st->role), (st->flags & TP_FLAG_SERVING) ? "true" : "false",
+	       st->term, st->leader_id, st->high_water_ms, st->commit_index, st->applied_index, st->last_issued,
+	       st->grants, st->timestamps);
+}
+
+static int ctl_status_one(const char *address, int timeout_ms, bool json)
+{
+	ctl_conn c;
+	tp_status st;
+
+	if (ctl_open(&c, address, timeout_ms) != 0 || ctl_query_status(&c, &st) != 0) {
+		fprintf(stderr, "tsoracle-ctl: %s\n", c.err);
+		ctl_close(&c);
+		return 1;
+	}
+	ctl_close(&c);
+	if (json) {
+		printf("{");
+		ctl_json_status(address, &st);
+		printf("}\n");
+		return 0;
+	}
+	printf("node %" PRIu32 " at %s\n", st.node_id, address);
+	printf("  role           %s%s\n", tp_role_str(st.role), (st.flags & TP_FLAG_SERVING) ? " (serving)" : "");
+	printf("  term           %" PRIu64 "\n", st.term);
+	printf("  leader         %" PRIu32 "%s\n", st.leader_id, st.leader_id == 0 ? " (unknown)" : "");
+	printf("  high-water     %" PRIu64 " ms\n", st.high_water_ms);
+	printf("  commit index   %" PRIu64 "\n", st.commit_index);
+	printf("  applied index  %" PRIu64 "\n", st.applied_index);
+	printf("  last issued    %" PRIu64 "\n", st.last_issued);
+	printf("  grants         %" PRIu64 " (%" PRIu64 " timestamps)\n", st.grants, st.timestamps);
+	return 0;
+}
+
+/* Every member's status, through its client address; an unreachable
+ * member is a row that says so. Exit status 0 if a majority answered. */
+static int ctl_status_cluster(const cfg *members, int timeout_ms, bool json)
+{
+	unsigned reachable = 0;
+
+	if (json)
+		printf("[");
+	else
+		printf("%-4s %-22s %-22s %-9s %-10s %-8s %-6s %-15s %-8s %-8s %s\n", "id", "raft", "client",
+		       "reachable", "role", "serving", "term", "high-water ms", "commit", "applied", "leader");
+	for (unsigned i = 0; i < members->n_peers; i++) {
+		const cfg_peer *p = &members->peers[i];
+		ctl_conn c;
+		tp_status st;
+		bool ok = p->client[0] != '\0' && ctl_open(&c, p->client, timeout_ms) == 0 &&
+			  ctl_query_status(&c, &st) == 0;
+
+		if (p->client[0] == '\0')
+			snprintf(c.err, sizeof c.err, "no client address in peers");
+		else
+			ctl_close(&c);
+		reachable += ok;
+		if (json) {
+			printf("%s{\"id\": %" PRIu64 ", \"raft_address\": \"%s\", \"reachable\": %s, ", i ? ", " : "",
+			       p->id, p->address, ok ? "true" : "false");
+			if (ok)
+				ctl_json_status(p->client, &st);
+			else
+				printf("\"address\": \"%s\", \"error\": \"%s\"", p->client, c.err);
+			printf("}");
+		} else if (ok) {
+			printf("%-4" PRIu64 " %-22s %-22s %-9s %-10s %-8s %-6" PRIu64 " %-15" PRIu64 " %-8" PRIu64
+			       " %-8" PRIu64 " %" PRIu32 "\n",
+			       p->id, p->address, p->client, "yes", tp_role_str(st.role),
+			       (st.flags & TP_FLAG_SERVING) ? "yes" : "no", st.term, st.high_water_ms,
+			       st.commit_index, st.applied_index, st.leader_id);
+		} else {
+			printf("%-4" PRIu64 " %-22s %-22s %-9s (%s)\n", p->id, p->address, p->client, "no", c.err);
+		}
+	}
+	if (json)
+		printf("]\n");
+	return reachable * 2 > members->n_peers ? 0 : 1;
+}
+
+static int ctl_get(const char *address, int timeout_ms, uint32_t count)
+{
+	ctl_conn c;
+	tp_msg m;
+	int rc = 1;
 
 	m.type = TP_TS_REQ;
 	m.u.ts_req.id = 1;
 	m.u.ts_req.count = count;
-	ctl_send(c, &m);
-	ctl_recv(c, &m);
-	if (m.type != TP_TS_RESP)
-		ctl_die("get failed: %s", m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
-	if (m.u.ts_resp.status != TP_OK) {
+	if (ctl_open(&c, address, timeout_ms) != 0 || ctl_send(&c, &m) != 0 || ctl_recv(&c, &m) != 0)
+		fprintf(stderr, "tsoracle-ctl: %s\n", c.err);
+	else if (m.type != TP_TS_RESP)
+		fprintf(stderr, "tsoracle-ctl: get failed: %s\n",
+			m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
+	else if (m.u.ts_resp.status != TP_OK)
 		fprintf(stderr, "tsoracle-ctl: %s\n", tp_status_str(m.u.ts_resp.status));
-		return 1;
+	else {
+		printf("%" PRIu64 " %" PRIu32 "\n", m.u.ts_resp.first, m.u.ts_resp.count);
+		rc = 0;
 	}
-	printf("%" PRIu64 " %" PRIu32 "\n", m.u.ts_resp.first, m.u.ts_resp.count);
-	return 0;
+	ctl_close(&c);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	ctl c;
+	const char *address = getenv("TSORACLE_ADDRESS") ? getenv("TSORACLE_ADDRESS") : CTL_DEFAULT_ADDRESS;
+	int timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+	char err[CTL_ERR_SIZE];
+	cfg members;
+	bool cluster = false;
 	int i = 1;
 
-	memset(&c, 0, sizeof c);
-	c.address = getenv("TSORACLE_ADDRESS") ? getenv("TSORACLE_ADDRESS") : CTL_DEFAULT_ADDRESS;
-	c.timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+	cfg_defaults(&members);
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+		bool has_value = i + 1 < argc;
+
 		if (strcmp(argv[i], "--help") == 0) {
 			ctl_usage(stdout);
 			return 0;
-		} else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
-			c.address = argv[++i];
-		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-			c.timeout_ms = atoi(argv[++i]);
-			if (c.timeout_ms <= 0)
-				ctl_die("--timeout \"%s\" must be a positive number of ms", argv[i]);
+		} else if (strcmp(argv[i], "--address") == 0 && has_value) {
+			address = argv[++i];
+		} else if (strcmp(argv[i], "--timeout") == 0 && has_value) {
+			timeout_ms = atoi(argv[++i]);
+			if (timeout_ms <= 0) {
+				fprintf(stderr, "tsoracle-ctl: --timeout \"%s\" must be a positive number of ms\n",
+					argv[i]);
+				return 2;
+			}
+		} else if ((strcmp(argv[i], "--peers") == 0 || strcmp(argv[i], "--config") == 0) && has_value) {
+			int rc = argv[i][2] == 'p' ? cfg_parse_peers(&members, argv[i + 1], err, sizeof err)
+						   : cfg_load_file(&members, argv[i + 1], err, sizeof err);
+
+			i++;
+			if (rc != 0) {
+				fprintf(stderr, "tsoracle-ctl: %s\n", err);
+				return 2;
+			}
+			if (members.n_peers == 0) {
+				fprintf(stderr, "tsoracle-ctl: no peers in %s\n", argv[i]);
+				return 2;
+			}
+			cluster = true;
 		} else {
 			ctl_usage(stderr);
 			return 2;
@@ -270,8 +380,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[i], "status") == 0) {
 		bool json = i + 1 < argc && strcmp(argv[i + 1], "--json") == 0;
 
-		ctl_open(&c);
-		return ctl_status(&c, json);
+		return cluster ? ctl_status_cluster(&members, timeout_ms, json)
+			       : ctl_status_one(address, timeout_ms, json);
 	}
 	if (strcmp(argv[i], "get") == 0) {
 		unsigned long n = 1;
@@ -280,11 +390,13 @@ int main(int argc, char **argv)
 		if (i + 1 < argc) {
 			errno = 0;
 			n = strtoul(argv[i + 1], &end, 10);
-			if (errno != 0 || *end != '\0' || n == 0 || n > TP_MAX_COUNT)
-				ctl_die("get: N must be from 1 to 16777216, not \"%s\"", argv[i + 1]);
+			if (errno != 0 || *end != '\0' || n == 0 || n > TP_MAX_COUNT) {
+				fprintf(stderr, "tsoracle-ctl: get: N must be from 1 to %" PRIu32 ", not \"%s\"\n",
+					TP_MAX_COUNT, argv[i + 1]);
+				return 2;
+			}
 		}
-		ctl_open(&c);
-		return ctl_get(&c, (uint32_t)n);
+		return ctl_get(address, timeout_ms, (uint32_t)n);
 	}
 	fprintf(stderr, "tsoracle-ctl: unknown command \"%s\"\n", argv[i]);
 	ctl_usage(stderr);

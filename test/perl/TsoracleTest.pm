@@ -17,7 +17,8 @@ use Test::More;
 
 our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_signal
   sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
-  check_increasing take_ts ctl bg_send bg_collect);
+  check_increasing take_ts ctl bg_send bg_collect
+  cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 my $ctl = $ENV{TSORACLE_CTL} || die "TSORACLE_CTL is not set";
@@ -246,6 +247,71 @@ sub bg_collect
 	$bg->{stdout} = '';
 	$bg->{stderr} = '';
 	return ($out, $err);
+}
+
+# n sidecars forming one Raft cluster on 127.0.0.1; nothing runs yet.
+#   prefix => name prefix, extra => [flags for every member]
+sub cluster_new
+{
+	my ($n, %o) = @_;
+	my @ports = map { [ PostgreSQL::Test::Cluster::get_free_port(), PostgreSQL::Test::Cluster::get_free_port() ] } 1 .. $n;
+	my $peers = join(',', map { "$_=127.0.0.1:$ports[$_-1][0]/127.0.0.1:$ports[$_-1][1]" } 1 .. $n);
+	return map {
+		sidecar_new(
+			name => ($o{prefix} || 'node') . $_,
+			id => $_,
+			raft_port => $ports[ $_ - 1 ][0],
+			peers => $peers,
+			extra => $o{extra})
+	} 1 .. $n;
+}
+
+# Starts every member, then waits until each one serves its clients.
+sub cluster_start
+{
+	my (@scs) = @_;
+	sidecar_start($_, no_wait => 1) for @scs;
+	sidecar_wait_ready($_) for @scs;
+	return @scs;
+}
+
+# Takes n timestamps through the sidecar's client socket; returns the first
+# (undef on failure, with the error in $@).
+sub sidecar_get
+{
+	my ($sc, $n) = @_;
+	my ($ok, $out, $err) = ctl($sc, 'get', $n || 1);
+	$@ = $err;
+	return $ok && $out =~ /^(\d+) / ? $1 : undef;
+}
+
+# Waits until the sidecar grants timestamps to its clients (as leader, or
+# by forwarding to one).
+sub sidecar_wait_ready
+{
+	my ($sc, $secs) = @_;
+	wait_until($secs || 30, sub { defined sidecar_get($sc) })
+	  or die "$sc->{name} does not serve its clients (see $sc->{log})";
+	return 1;
+}
+
+# The member that is leader and serving, among those given (waits for one).
+sub cluster_leader
+{
+	my (@scs) = @_;
+	my $leader;
+	wait_until(30, sub {
+		for my $sc (grep { $_->{pid} } @scs)
+		{
+			if ((sidecar_status($sc)->{serving} || '') eq 'true')
+			{
+				$leader = $sc;
+				return 1;
+			}
+		}
+		return 0;
+	}) or die "no serving leader among " . join(', ', map { $_->{name} } @scs);
+	return $leader;
 }
 
 1;
