@@ -280,7 +280,9 @@ sub cluster_start
 sub sidecar_get
 {
 	my ($sc, $n) = @_;
-	my ($ok, $out, $err) = ctl($sc, 'get', $n || 1);
+	# Longer than the sidecar's request timeout, so its own error status
+	# (not the client's impatience) is what a failure reports.
+	my ($ok, $out, $err) = ctl($sc, '--timeout', '5000', 'get', $n || 1);
 	$@ = $err;
 	return $ok && $out =~ /^(\d+) / ? $1 : undef;
 }
