@@ -80,6 +80,9 @@ test: build
 demo: build
 	@scripts/demo.sh start
 
+demo-cluster: build
+	@scripts/demo.sh cluster
+
 demo-stop:
 	@scripts/demo.sh stop
 

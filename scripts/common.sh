@@ -39,3 +39,17 @@ wait_serving() {
 	echo "sidecar at $addr is not serving after ${limit}s" >&2
 	return 1
 }
+
+# Waits until the sidecar at $1 grants a timestamp (as leader or through
+# the leader), at most $2 seconds.
+wait_ready() {
+	local addr=$1 limit=${2:-20} i
+	for ((i = 0; i < limit * 10; i++)); do
+		if as_pg "$SIDECAR_BINDIR/tsoracle-ctl" --address "$addr" --timeout 3000 get 1 >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "sidecar at $addr grants no timestamps after ${limit}s" >&2
+	return 1
+}

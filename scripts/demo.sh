@@ -1,72 +1,154 @@
 #!/usr/bin/env bash
-# The demo: a single-node tsoracled and a scratch PostgreSQL 15 with the
-# extension, on 127.0.0.1:5499 (database postgres, user postgres, trust).
+# The demos, everything under $DEMO_DIR (default /tmp/tsoracle-demo), all
+# processes as the postgres user, PostgreSQL on 127.0.0.1 with trust
+# authentication for database and user postgres:
 #
-#   scripts/demo.sh start   (make demo)      start, or show it is running
-#   scripts/demo.sh stop    (make demo-stop) stop every process it started
+#   scripts/demo.sh start    (make demo)          one sidecar, PostgreSQL on 5499
+#   scripts/demo.sh cluster  (make demo-cluster)  three sidecars in one Raft
+#                                                 cluster, PostgreSQL on 5501-5503
+#   scripts/demo.sh stop     (make demo-stop)     stop every process of both
+#
+# Starting again is quick and safe: what runs is left alone, what is down
+# starts, data is kept (remove $DEMO_DIR for a fresh start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 DEMO_DIR=${DEMO_DIR:-/tmp/tsoracle-demo}
-DEMO_PORT=5499
-SOCK=$DEMO_DIR/tsoracled.sock
-SIDECAR_PID=$DEMO_DIR/sidecar/tsoracled.pid
+SINGLE_PORT=5499
+SINGLE_RAFT=7499
+CLUSTER_PG_PORTS=(5501 5502 5503)
+CLUSTER_RAFT_PORTS=(7501 7502 7503)
+CLUSTER_CLIENT_PORTS=(7601 7602 7603)
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
 
-start() {
-	install_all
+prepare_dir() {
 	mkdir -p "$DEMO_DIR"
 	chown "$PG_USER": "$DEMO_DIR"
 	chmod 0700 "$DEMO_DIR"
+}
 
-	if ! pid_alive "$SIDECAR_PID"; then
-		echo "demo: starting tsoracled (single node, data in $DEMO_DIR/sidecar)"
-		as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --node-id 1 --data-dir '$DEMO_DIR/sidecar' \
-			--raft-address 127.0.0.1:7499 --client-socket '$SOCK' \
-			>>'$DEMO_DIR/tsoracled.log' 2>&1 < /dev/null &"
+# start_sidecar DIR CONFIG_FILE: runs tsoracled --config CONFIG_FILE in the
+# background (detached), logging to DIR/tsoracled.log, unless it runs.
+start_sidecar() {
+	local dir=$1 conf=$2
+	if pid_alive "$dir/data/tsoracled.pid"; then
+		return 0
 	fi
-	wait_serving "$SOCK" 30
+	as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --config '$conf' \
+		>>'$dir/tsoracled.log' 2>&1 < /dev/null &"
+}
 
-	if [ ! -f "$DEMO_DIR/pgdata/PG_VERSION" ]; then
-		echo "demo: creating a PostgreSQL cluster in $DEMO_DIR/pgdata"
-		as_pg "$PG_BINDIR/initdb" -D "$DEMO_DIR/pgdata" -U postgres --auth=trust >/dev/null
-		cat >>"$DEMO_DIR/pgdata/postgresql.conf" <<CONF
+# start_pg DIR PORT SOCKET: a scratch PostgreSQL in DIR/pgdata using the
+# sidecar at SOCKET, started unless it runs; then CREATE EXTENSION.
+start_pg() {
+	local dir=$1 port=$2 sock=$3
+	if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
+		as_pg "$PG_BINDIR/initdb" -D "$dir/pgdata" -U postgres --auth=trust >/dev/null
+		cat >>"$dir/pgdata/postgresql.conf" <<CONF
 # tsoracle demo
 listen_addresses = '127.0.0.1'
-port = $DEMO_PORT
-unix_socket_directories = '$DEMO_DIR'
+port = $port
+unix_socket_directories = '$dir'
 shared_preload_libraries = 'tsoracle'
-tsoracle.sidecar_address = '$SOCK'
+tsoracle.sidecar_address = '$sock'
 CONF
 	fi
-	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$DEMO_DIR/pgdata" status >/dev/null 2>&1; then
-		echo "demo: starting PostgreSQL on 127.0.0.1:$DEMO_PORT"
-		as_pg "$PG_BINDIR/pg_ctl" -D "$DEMO_DIR/pgdata" -l "$DEMO_DIR/postgresql.log" -w start >/dev/null
+	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
+		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -l "$dir/postgresql.log" -w start >/dev/null
 	fi
-	psql_demo() { as_pg "$PG_BINDIR/psql" -X -h 127.0.0.1 -p "$DEMO_PORT" -U postgres -d postgres "$@"; }
-	psql_demo -q -c "CREATE EXTENSION IF NOT EXISTS tsoracle"
+	psql_port "$port" -q -c "CREATE EXTENSION IF NOT EXISTS tsoracle"
+}
+
+psql_port() {
+	local port=$1
+	shift
+	as_pg "$PG_BINDIR/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
+}
+
+start_single() {
+	local dir=$DEMO_DIR/single sock=$DEMO_DIR/single/tsoracled.sock
+	install_all
+	prepare_dir
+	as_pg mkdir -p "$dir"
+	as_pg tee "$dir/tsoracled.conf" >/dev/null <<CONF
+# tsoracled, a single node (a Raft cluster of one voter)
+node-id = 1
+data-dir = $dir/data
+raft-address = 127.0.0.1:$SINGLE_RAFT
+client-socket = $sock
+CONF
+	echo "demo: tsoracled (single node) in $dir"
+	start_sidecar "$dir" "$dir/tsoracled.conf"
+	wait_serving "$sock" 30
+	echo "demo: PostgreSQL on 127.0.0.1:$SINGLE_PORT"
+	start_pg "$dir" "$SINGLE_PORT" "$sock"
 	echo
-	psql_demo -c "SELECT tso_now() AS ts, tso_now() >> 18 AS physical_ms, tso_now() & 262143 AS logical FROM generate_series(1, 5)"
-	psql_demo -c "SELECT count(*) AS n, min(t), max(t), max(t) - min(t) + 1 AS span FROM tso_range(1000) AS t"
+	psql_port "$SINGLE_PORT" -c "SELECT tso_now() AS ts, tso_to_timestamptz(tso_now()) AS at FROM generate_series(1, 5)"
+	psql_port "$SINGLE_PORT" -c "SELECT count(*) AS n, max(t) - min(t) + 1 AS span FROM tso_range(1000) AS t"
 	cat <<MSG
 tsoracle demo is running:
-  connect:  psql -h 127.0.0.1 -p $DEMO_PORT -U postgres postgres
+  connect:  psql -h 127.0.0.1 -p $SINGLE_PORT -U postgres postgres
   try:      SELECT tso_now();  SELECT * FROM tso_range(10);
-  sidecar:  $SIDECAR_BINDIR/tsoracle-ctl --address $SOCK status
-  logs:     $DEMO_DIR/tsoracled.log, $DEMO_DIR/postgresql.log
+  sidecar:  $SIDECAR_BINDIR/tsoracle-ctl --address $sock status
+  logs:     $dir/tsoracled.log, $dir/postgresql.log
   stop:     make demo-stop
 MSG
 }
 
-stop() {
-	if [ -f "$DEMO_DIR/pgdata/postmaster.pid" ]; then
-		as_pg "$PG_BINDIR/pg_ctl" -D "$DEMO_DIR/pgdata" -m fast -w stop >/dev/null && echo "demo: PostgreSQL stopped"
+start_cluster() {
+	local i peers="" dir sock
+	install_all
+	prepare_dir
+	for i in 1 2 3; do
+		peers+="${peers:+,}$i=127.0.0.1:${CLUSTER_RAFT_PORTS[i - 1]}/127.0.0.1:${CLUSTER_CLIENT_PORTS[i - 1]}"
+	done
+	for i in 1 2 3; do
+		dir=$DEMO_DIR/node$i
+		as_pg mkdir -p "$dir"
+		as_pg tee "$dir/tsoracled.conf" >/dev/null <<CONF
+# tsoracled, member $i of a 3-node cluster on one machine
+node-id = $i
+data-dir = $dir/data
+raft-address = 127.0.0.1:${CLUSTER_RAFT_PORTS[i - 1]}
+client-socket = $dir/tsoracled.sock
+client-tcp = 127.0.0.1:${CLUSTER_CLIENT_PORTS[i - 1]}
+peers = $peers
+CONF
+		start_sidecar "$dir" "$dir/tsoracled.conf"
+	done
+	echo "demo: three tsoracled in $DEMO_DIR/node{1,2,3} (peers $peers)"
+	for i in 1 2 3; do
+		dir=$DEMO_DIR/node$i
+		wait_ready "$dir/tsoracled.sock" 30
+		start_pg "$dir" "${CLUSTER_PG_PORTS[i - 1]}" "$dir/tsoracled.sock"
+	done
+	echo
+	"$SIDECAR_BINDIR/tsoracle-ctl" --peers "$peers" status
+	echo
+	for i in 1 2 3; do
+		echo "PostgreSQL on 127.0.0.1:${CLUSTER_PG_PORTS[i - 1]}: $(psql_port "${CLUSTER_PG_PORTS[i - 1]}" -Atc 'SELECT tso_now()')"
+	done
+	cat <<MSG
+
+tsoracle cluster demo is running:
+  connect:  psql -h 127.0.0.1 -p 5501 -U postgres postgres   (also 5502, 5503)
+  status:   $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf status
+  failover: kill -9 the leader (pid in $DEMO_DIR/nodeN/data/tsoracled.pid); the others go on
+  logs:     $DEMO_DIR/node{1,2,3}/tsoracled.log, postgresql.log
+  stop:     make demo-stop
+MSG
+}
+
+stop_dir() {
+	local dir=$1 pid i
+	if [ -f "$dir/pgdata/postmaster.pid" ]; then
+		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null &&
+			echo "demo: PostgreSQL in $dir stopped"
 	fi
-	if pid_alive "$SIDECAR_PID"; then
-		local pid i
-		pid=$(head -n1 "$SIDECAR_PID")
+	if pid_alive "$dir/data/tsoracled.pid"; then
+		pid=$(head -n1 "$dir/data/tsoracled.pid")
 		kill -TERM "$pid"
 		for ((i = 0; i < 100; i++)); do
 			kill -0 "$pid" 2>/dev/null || break
@@ -76,13 +158,24 @@ stop() {
 			echo "demo: tsoracled (pid $pid) did not stop in 10 s; killing it" >&2
 			kill -KILL "$pid"
 		fi
-		echo "demo: tsoracled stopped"
+		echo "demo: tsoracled in $dir stopped"
 	fi
+}
+
+stop_all() {
+	local dir
+	for dir in "$DEMO_DIR"/single "$DEMO_DIR"/node1 "$DEMO_DIR"/node2 "$DEMO_DIR"/node3; do
+		[ -d "$dir" ] && stop_dir "$dir"
+	done
 	echo "demo: stopped (data kept in $DEMO_DIR; remove it for a fresh start)"
 }
 
 case "${1:-}" in
-start) start ;;
-stop) stop ;;
-*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+start) start_single ;;
+cluster) start_cluster ;;
+stop) stop_all ;;
+*)
+	echo "usage: $0 start|cluster|stop" >&2
+	exit 2
+	;;
 esac

@@ -37,8 +37,22 @@ unit() {
 }
 
 STAGE=$(mktemp -d /tmp/tsoracle-test.XXXXXX)
+# Stops the pg_regress sidecar through its pid file (it runs detached).
+stop_sidecar() {
+	local pid i
+	[ -n "${sidecar_pidfile:-}" ] && [ -f "$sidecar_pidfile" ] || return 0
+	pid=$(head -n1 "$sidecar_pidfile")
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	sidecar_pidfile=
+}
+
 cleanup() {
-	if [ -n "${sidecar_pid:-}" ]; then kill -TERM "$sidecar_pid" 2>/dev/null; fi
+	stop_sidecar
 	if [ "$failed" -eq 0 ] && [ -z "${KEEP_STAGE:-}" ]; then rm -rf "$STAGE"; else echo "test files kept in $STAGE"; fi
 }
 trap cleanup EXIT
@@ -58,10 +72,10 @@ regress() {
 	local pgxs tests
 	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 	tests=$(cd sql && ls -1 *.sql | grep -v '^tsoracle--' | sed 's/\.sql$//' | sort)
-	as_pg bash -c "exec '$SIDECAR_BINDIR/tsoracled' --data-dir '$dir/sidecar' \
+	as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --data-dir '$dir/sidecar' \
 		--raft-address 127.0.0.1:$((20000 + RANDOM % 20000)) --client-socket '$sock' \
-		2>'$dir/tsoracled.log'" &
-	sidecar_pid=$!
+		2>'$dir/tsoracled.log' </dev/null &"
+	sidecar_pidfile=$dir/sidecar/tsoracled.pid
 	wait_serving "$sock" 30 || return 1
 	cat >"$dir/regress.conf" <<CONF
 shared_preload_libraries = 'tsoracle'
@@ -74,9 +88,7 @@ CONF
 		--port=$((30000 + RANDOM % 20000)) $tests)
 	rc=$?
 	[ $rc -ne 0 ] && [ -f "$dir/regression.diffs" ] && cat "$dir/regression.diffs"
-	kill -TERM "$sidecar_pid"
-	wait "$sidecar_pid"
-	sidecar_pid=
+	stop_sidecar
 	return $rc
 }
 

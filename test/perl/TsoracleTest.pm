@@ -21,6 +21,22 @@ our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_sig
   cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
+
+# Every sidecar this test started, so none outlives it, even on a bail out.
+my %started;
+END
+{
+	local $?;    # waitpid must not change the test's exit status
+	for my $sc (values %started)
+	{
+		if ($sc->{pid})
+		{
+			kill 'CONT', $sc->{pid};
+			kill 'KILL', $sc->{pid};
+			waitpid($sc->{pid}, 0);
+		}
+	}
+}
 my $ctl = $ENV{TSORACLE_CTL} || die "TSORACLE_CTL is not set";
 
 # Polls $cond every 50 ms until it returns true or $secs pass; returns the
@@ -95,6 +111,7 @@ sub sidecar_start
 		exec(@cmd) or POSIX::_exit(127);
 	}
 	$sc->{pid} = $pid;
+	$started{ $sc->{name} } = $sc;
 	note "started $sc->{name} (pid $pid)";
 	sidecar_wait_serving($sc) unless $o{no_wait};
 	return $sc;
