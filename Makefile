@@ -55,6 +55,15 @@ $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(UNIT_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
 
+# The history checker (test/checker/): a libpq client, and its check,
+# which the unit tests also drive with made-up histories.
+LIBPQ_INCLUDE := $(shell pkg-config --cflags-only-I libpq 2>/dev/null)
+$(BUILD)/test/checker/checker.o: SC_CFLAGS += $(LIBPQ_INCLUDE)
+$(BUILD)/tsoracle-checker: $(BUILD)/test/checker/checker.o $(BUILD)/test/checker/history.o
+	$(SC_CC) -o $@ $^ -lpq -lpthread
+$(BUILD)/test/test_history: $(BUILD)/test/checker/history.o
+all: $(BUILD)/tsoracle-checker
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 .PHONY: deps sidecar unit check-unit build test demo demo-cluster demo-stop bench format

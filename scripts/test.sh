@@ -63,6 +63,8 @@ stage() {
 	cp -r sql expected "$STAGE/regress/"
 	rm -f "$STAGE/regress/sql/tsoracle--"*.sql
 	cp -r test/t test/perl "$STAGE/"
+	mkdir -p "$STAGE/bin"
+	cp build/tsoracle-checker "$STAGE/bin/"
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
 }
@@ -99,6 +101,7 @@ tap() {
 	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" \
 		PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
+		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" \
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
 }
 

@@ -1,0 +1,308 @@
+/* checker.c: tsoracle-checker: concurrent clients on every PostgreSQL node, a recorded history, and its check. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "history.h"
+
+/*
+ * Usage: tsoracle-checker --conn CONNINFO [--conn CONNINFO ...] [options]
+ *
+ * Starts --clients sessions on every node (each a thread with its own
+ * connection); each session, until --duration passes, calls tso_now() or
+ * (with probability --range-percent) tso_range(n), n uniform in
+ * [1, --range-max], recording the invoke and completion times on this
+ * process's monotonic clock (one clock for all nodes) and the values. Then
+ * it checks the history (history.h) and prints operations, errors,
+ * violations, availability and the longest time without service. Exit
+ * status: 0 no violation, 1 violations, 2 usage or setup error.
+ */
+
+#define CHK_MAX_NODES 16
+#define CHK_DEFAULT_CLIENTS 4
+#define CHK_DEFAULT_DURATION_S 10
+#define CHK_DEFAULT_RANGE_MAX 100
+#define CHK_DEFAULT_RANGE_PERCENT 20
+#define CHK_RECONNECT_PAUSE_MS 50   /* between failed connection attempts */
+#define CHK_OPS_INITIAL 4096
+#define NS_PER_S 1000000000ULL
+#define NS_PER_MS 1000000ULL
+#define CHK_ERRCODE_SLOTS 16
+
+typedef struct chk_config {
+	const char *conns[CHK_MAX_NODES];
+	int n_conns;
+	int clients;
+	int duration_s;
+	int range_max;
+	int range_percent;
+	const char *history_path;
+} chk_config;
+
+typedef struct chk_session {
+	pthread_t thread;
+	const chk_config *cfg;
+	const char *conninfo;
+	uint32_t id;
+	unsigned seed;
+	hist_op *ops;
+	size_t n_ops, cap_ops;
+	char errcodes[CHK_ERRCODE_SLOTS][6];
+	size_t errcode_counts[CHK_ERRCODE_SLOTS];
+	char last_error[256];
+} chk_session;
+
+static atomic_bool chk_stop;
+
+static uint64_t chk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static void chk_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * (long)NS_PER_MS};
+
+	nanosleep(&ts, NULL);
+}
+
+static void chk_record(chk_session *s, const hist_op *op)
+{
+	if (s->n_ops == s->cap_ops) {
+		size_t cap = s->cap_ops ? s->cap_ops * 2 : CHK_OPS_INITIAL;
+		hist_op *p = realloc(s->ops, cap * sizeof *p);
+
+		if (p == NULL) {
+			fprintf(stderr, "tsoracle-checker: out of memory\n");
+			exit(2);
+		}
+		s->ops = p;
+		s->cap_ops = cap;
+	}
+	s->ops[s->n_ops++] = *op;
+}
+
+static void chk_count_error(chk_session *s, const char *sqlstate, const char *msg)
+{
+	const char *code = sqlstate ? sqlstate : "conn";
+
+	snprintf(s->last_error, sizeof s->last_error, "%s", msg ? msg : "");
+	for (char *p = s->last_error; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	for (int i = 0; i < CHK_ERRCODE_SLOTS; i++) {
+		if (s->errcodes[i][0] == '\0')
+			snprintf(s->errcodes[i], sizeof s->errcodes[i], "%.5s", code);
+		if (strncmp(s->errcodes[i], code, 5) == 0) {
+			s->errcode_counts[i]++;
+			return;
+		}
+	}
+}
+
+static void *chk_session_main(void *arg)
+{
+	chk_session *s = arg;
+	PGconn *conn = NULL;
+	char sql[64];
+
+	while (!atomic_load(&chk_stop)) {
+		hist_op op = {.session = s->id};
+		PGresult *res;
+		int n = 1;
+		bool range = (int)(rand_r(&s->seed) % 100) < s->cfg->range_percent;
+
+		if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+			if (conn != NULL)
+				PQfinish(conn);
+			conn = PQconnectdb(s->conninfo);
+			if (PQstatus(conn) != CONNECTION_OK) {
+				chk_count_error(s, NULL, PQerrorMessage(conn));
+				chk_sleep_ms(CHK_RECONNECT_PAUSE_MS);
+				continue;
+			}
+		}
+		if (range) {
+			n = 1 + (int)(rand_r(&s->seed) % (unsigned)s->cfg->range_max);
+			snprintf(sql, sizeof sql, "SELECT min(t), max(t), count(*) FROM tso_range(%d) t", n);
+		} else {
+			snprintf(sql, sizeof sql, "SELECT v, v, 1 FROM tso_now() v");
+		}
+		op.invoke_ns = chk_now_ns();
+		res = PQexec(conn, sql);
+		op.complete_ns = chk_now_ns();
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+			op.ok = true;
+			op.lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			op.hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+			/* A range must be n contiguous values: else record it as
+			 * malformed (hi < lo) so the check reports it. */
+			if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) != n || op.hi - op.lo + 1 != n)
+				op.hi = op.lo - 1;
+		} else {
+			chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
+		}
+		PQclear(res);
+		chk_record(s, &op);
+	}
+	if (conn != NULL)
+		PQfinish(conn);
+	return NULL;
+}
+
+static void chk_usage(FILE *out)
+{
+	fprintf(out, "Usage: tsoracle-checker --conn CONNINFO [--conn CONNINFO ...] [--clients N]\n"
+		     "         [--duration S] [--range-max N] [--range-percent P] [--history FILE]\n"
+		     "Runs N sessions per node calling tso_now() and tso_range(n) for S seconds,\n"
+		     "then checks: no value twice, per-session increase, real-time order.\n");
+}
+
+static int chk_int_arg(const char *name, const char *v, int lo, int hi)
+{
+	char *end;
+	long x;
+
+	errno = 0;
+	x = strtol(v, &end, 10);
+	if (errno != 0 || *end != '\0' || x < lo || x > hi) {
+		fprintf(stderr, "tsoracle-checker: %s must be a number from %d to %d, not \"%s\"\n", name, lo, hi, v);
+		exit(2);
+	}
+	return (int)x;
+}
+
+int main(int argc, char **argv)
+{
+	chk_config cfg = {.clients = CHK_DEFAULT_CLIENTS,
+			  .duration_s = CHK_DEFAULT_DURATION_S,
+			  .range_max = CHK_DEFAULT_RANGE_MAX,
+			  .range_percent = CHK_DEFAULT_RANGE_PERCENT};
+	chk_session *sessions;
+	int n_sessions;
+	hist_op *all;
+	size_t n_all = 0, violations;
+	hist_report r;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--help") == 0) {
+			chk_usage(stdout);
+			return 0;
+		}
+		if (v == NULL) {
+			chk_usage(stderr);
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "--conn") == 0 && cfg.n_conns < CHK_MAX_NODES)
+			cfg.conns[cfg.n_conns++] = v;
+		else if (strcmp(a, "--clients") == 0)
+			cfg.clients = chk_int_arg(a, v, 1, 256);
+		else if (strcmp(a, "--duration") == 0)
+			cfg.duration_s = chk_int_arg(a, v, 1, 86400);
+		else if (strcmp(a, "--range-max") == 0)
+			cfg.range_max = chk_int_arg(a, v, 1, 16777216);
+		else if (strcmp(a, "--range-percent") == 0)
+			cfg.range_percent = chk_int_arg(a, v, 0, 100);
+		else if (strcmp(a, "--history") == 0)
+			cfg.history_path = v;
+		else {
+			chk_usage(stderr);
+			return 2;
+		}
+	}
+	if (cfg.n_conns == 0) {
+		chk_usage(stderr);
+		return 2;
+	}
+	n_sessions = cfg.n_conns * cfg.clients;
+	sessions = calloc((size_t)n_sessions, sizeof *sessions);
+	if (sessions == NULL)
+		return 2;
+	for (int i = 0; i < n_sessions; i++) {
+		sessions[i].cfg = &cfg;
+		sessions[i].conninfo = cfg.conns[i % cfg.n_conns];
+		sessions[i].id = (uint32_t)i;
+		sessions[i].seed = (unsigned)(i * 7919 + 1);
+		if (pthread_create(&sessions[i].thread, NULL, chk_session_main, &sessions[i]) != 0) {
+			fprintf(stderr, "tsoracle-checker: could not start a thread\n");
+			return 2;
+		}
+	}
+	chk_sleep_ms((unsigned)cfg.duration_s * 1000u);
+	atomic_store(&chk_stop, true);
+	for (int i = 0; i < n_sessions; i++) {
+		pthread_join(sessions[i].thread, NULL);
+		n_all += sessions[i].n_ops;
+	}
+
+	all = malloc((n_all ? n_all : 1) * sizeof *all);
+	if (all == NULL)
+		return 2;
+	n_all = 0;
+	for (int i = 0; i < n_sessions; i++) {
+		memcpy(all + n_all, sessions[i].ops, sessions[i].n_ops * sizeof *all);
+		n_all += sessions[i].n_ops;
+	}
+	if (cfg.history_path != NULL) {
+		FILE *f = fopen(cfg.history_path, "w");
+
+		if (f == NULL) {
+			fprintf(stderr, "tsoracle-checker: could not write %s: %s\n", cfg.history_path, strerror(errno));
+			return 2;
+		}
+		fprintf(f, "session\tok\tinvoke_ns\tcomplete_ns\tlo\thi\n");
+		for (size_t i = 0; i < n_all; i++)
+			fprintf(f, "%u\t%d\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\n", all[i].session, all[i].ok,
+				all[i].invoke_ns, all[i].complete_ns, all[i].lo, all[i].hi);
+		fclose(f);
+	}
+	violations = hist_check(all, n_all, &r);
+
+	printf("nodes %d, sessions %d, %d s\n", cfg.n_conns, n_sessions, cfg.duration_s);
+	printf("operations ok %zu (%zu timestamps), errors %zu, availability %.4f\n", r.ops, r.timestamps, r.errors,
+	       r.ops + r.errors ? (double)r.ops / (double)(r.ops + r.errors) : 0.0);
+	printf("longest time without a successful call: %.1f ms\n", (double)r.longest_gap_ns / (double)NS_PER_MS);
+	/* Errors by SQLSTATE over all sessions ("conn": could not connect). */
+	for (int i = 0; i < n_sessions; i++) {
+		for (int k = 0; k < CHK_ERRCODE_SLOTS && sessions[i].errcodes[k][0]; k++) {
+			size_t total = 0;
+			bool seen = false;
+
+			for (int j = 0; j < i && !seen; j++)
+				for (int m = 0; m < CHK_ERRCODE_SLOTS; m++)
+					seen |= strcmp(sessions[j].errcodes[m], sessions[i].errcodes[k]) == 0;
+			if (seen)
+				continue;
+			for (int j = i; j < n_sessions; j++)
+				for (int m = 0; m < CHK_ERRCODE_SLOTS; m++)
+					if (strcmp(sessions[j].errcodes[m], sessions[i].errcodes[k]) == 0)
+						total += sessions[j].errcode_counts[m];
+			printf("  errors %s: %zu (e.g. %.120s)\n", sessions[i].errcodes[k], total,
+			       sessions[i].last_error);
+		}
+	}
+	printf("violations: %zu (duplicates %zu, session order %zu, real-time order %zu, malformed %zu)\n",
+	       violations, r.duplicates, r.session_backwards, r.realtime, r.malformed);
+	if (violations > 0)
+		printf("first violation: %s\n", r.first_violation);
+	for (int i = 0; i < n_sessions; i++)
+		free(sessions[i].ops);
+	free(sessions);
+	free(all);
+	return violations > 0 ? 1 : 0;
+}

@@ -1,0 +1,109 @@
+/* test_history.c: the checker's history checks catch each kind of violation, and pass good histories. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../checker/history.h"
+
+#define MS 1000000ULL /* ns */
+
+/* session, ok, invoke, complete, lo, hi */
+#define OP(s, ok, i, c, lo, hi) {(s), (ok), (i) * MS, (c) * MS, (lo), (hi)}
+
+static void test_good_history(void **state __attribute__((unused)))
+{
+	/* Two sessions, overlapping calls in any order of values, and one
+	 * call that began after another completed and is above it. */
+	hist_op ops[] = {
+	    OP(1, true, 0, 10, 100, 100),  OP(2, true, 5, 12, 90, 99),  /* concurrent: any order */
+	    OP(1, true, 11, 20, 101, 110), OP(2, true, 13, 14, 111, 111), /* after both */
+	    OP(2, false, 15, 30, 0, 0),                                   /* an error */
+	};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, sizeof ops / sizeof ops[0], &r), 0);
+	assert_int_equal(r.ops, 4);
+	assert_int_equal(r.errors, 1);
+	assert_int_equal(r.timestamps, 1 + 10 + 10 + 1);
+}
+
+static void test_duplicate(void **state __attribute__((unused)))
+{
+	hist_op ops[] = {OP(1, true, 0, 1, 100, 105), OP(2, true, 0, 1, 105, 108)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 2, &r), 1);
+	assert_int_equal(r.duplicates, 1);
+	assert_non_null(strstr(r.first_violation, "duplicate"));
+}
+
+static void test_session_backwards(void **state __attribute__((unused)))
+{
+	/* Same session, overlapping in time (impossible for one session, but
+	 * the check must not rely on times): the second is below the first. */
+	hist_op ops[] = {OP(3, true, 0, 5, 200, 200), OP(3, true, 1, 6, 150, 150)};
+	hist_report r;
+
+	assert_true(hist_check(ops, 2, &r) >= 1);
+	assert_int_equal(r.session_backwards, 1);
+}
+
+static void test_realtime_violation(void **state __attribute__((unused)))
+{
+	/* A completed at 10 ms with 500; B began at 11 ms on another node and
+	 * got 400: unique, per-session fine, but a stale leader's value. */
+	hist_op ops[] = {OP(1, true, 0, 10, 500, 500), OP(2, true, 11, 12, 400, 400)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 2, &r), 1);
+	assert_int_equal(r.realtime, 1);
+	assert_int_equal(r.duplicates, 0);
+	assert_non_null(strstr(r.first_violation, "real-time"));
+}
+
+static void test_realtime_needs_strict_precedence(void **state __attribute__((unused)))
+{
+	/* B began exactly when A completed: concurrent, any order is fine. */
+	hist_op ops[] = {OP(1, true, 0, 10, 500, 500), OP(2, true, 10, 12, 400, 400)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 2, &r), 0);
+}
+
+static void test_malformed_range(void **state __attribute__((unused)))
+{
+	hist_op ops[] = {OP(1, true, 0, 1, 10, 9)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 1, &r), 1);
+	assert_int_equal(r.malformed, 1);
+}
+
+static void test_longest_gap(void **state __attribute__((unused)))
+{
+	hist_op ops[] = {OP(1, true, 0, 10, 1, 1), OP(1, true, 11, 500, 2, 2), OP(1, true, 501, 520, 3, 3)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 3, &r), 0);
+	assert_int_equal(r.longest_gap_ns, 490 * MS);
+	assert_int_equal(r.span_ns, 520 * MS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_good_history),
+	    cmocka_unit_test(test_duplicate),
+	    cmocka_unit_test(test_session_backwards),
+	    cmocka_unit_test(test_realtime_violation),
+	    cmocka_unit_test(test_realtime_needs_strict_precedence),
+	    cmocka_unit_test(test_malformed_range),
+	    cmocka_unit_test(test_longest_gap),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
