@@ -13,8 +13,9 @@ BUILD := build
 # ---- the extension (PGXS) ----------------------------------------------
 EXTENSION = tsoracle
 MODULE_big = tsoracle
-OBJS = src/tsoracle.o src/ring.o src/worker.o src/funcs.o common/proto.o
-DATA = sql/tsoracle--1.0.sql
+OBJS = src/tsoracle.o src/ring.o src/worker.o src/funcs.o src/decode.o \
+	src/status.o common/proto.o
+DATA = sql/tsoracle--1.0.sql sql/tsoracle--1.1.sql sql/tsoracle--1.0--1.1.sql
 PG_CPPFLAGS = -I$(CURDIR)/common
 # pg_regress tests run by scripts/test.sh against a cluster it starts.
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/tsoracle--%,$(wildcard sql/*.sql)))

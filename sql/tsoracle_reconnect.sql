@@ -3,7 +3,9 @@
 -- sidecar unreachable a call fails with SQLSTATE 08006 within
 -- tsoracle.timeout (or is cut short by statement_timeout) and never hangs;
 -- when the address is good again the worker reconnects by itself and the
--- ring is still consistent.
+-- ring is still consistent. Along the way: what tso_status() shows while
+-- disconnected, tso_xact_ts() failing the same way, and the wait event of
+-- a backend waiting for its timestamp.
 --
 -- Changes the server's configuration with ALTER SYSTEM and restores it:
 -- meant for a temporary instance.
@@ -12,13 +14,17 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS tsoracle;
 RESET client_min_messages;
 
--- waits (up to 30 s) until the worker uses addr and is (not) connected
-CREATE FUNCTION pg_temp.wait_worker(addr text, want_connected boolean)
+-- waits (up to 30 s) until the worker uses addr and is (not) connected,
+-- and (unless NULL) does (not) hold an answer from the sidecar's status
+CREATE FUNCTION pg_temp.wait_worker(addr text, want_connected boolean,
+                                    want_sidecar_status boolean DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1 .. 3000 LOOP
-        IF EXISTS (SELECT 1 FROM tso_worker_status()
-                   WHERE address = addr AND connected = want_connected) THEN
+        IF EXISTS (SELECT 1 FROM tso_status()
+                   WHERE address = addr AND connected = want_connected
+                     AND (want_sidecar_status IS NULL OR
+                          (sidecar_status_at IS NOT NULL) = want_sidecar_status)) THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.01);
@@ -60,6 +66,18 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- tso_status(): the worker's last error (recorded by now: the call above
+-- waited for it), and no sidecar status (the one it had described the
+-- sidecar at the old address)
+SELECT connected,
+       last_error LIKE 'connect to "/nonexistent/tsoracled.sock": %' AS last_error_ok,
+       last_error_at IS NOT NULL AS has_last_error_at,
+       errors > 0 AS counted_errors,
+       num_nulls(sidecar_node, sidecar_role, sidecar_serving, sidecar_leader,
+                 sidecar_term, sidecar_high_water, sidecar_status_at,
+                 sidecar_status_age) AS null_sidecar_columns
+FROM tso_status();
+
 -- the same through tso_range, and repeatedly: each call fails, none hangs
 SET tsoracle.timeout = 50;
 DO $$
@@ -77,6 +95,52 @@ BEGIN
 END
 $$;
 
+-- tso_xact_ts() fails the same way, and keeps nothing from the failed call
+DO $$
+BEGIN
+    PERFORM tso_xact_ts();
+    RAISE NOTICE 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'tso_xact_ts: SQLSTATE %', SQLSTATE;
+END
+$$;
+
+-- a backend waiting for its timestamp shows a wait event of type
+-- "Extension" in pg_stat_activity (named "TsoracleTimestamp" from
+-- PostgreSQL 17 on; "Extension" before); cancelling it ends the wait
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+SELECT dblink_connect('waiter',
+                      format('dbname=%s port=%s host=%s', current_database(),
+                             current_setting('port'),
+                             split_part(current_setting('unix_socket_directories'), ',', 1)))
+       AS waiter_connected;
+SELECT pid AS waiter_pid FROM dblink('waiter', 'SELECT pg_backend_pid()') AS t(pid integer) \gset
+SELECT dblink_exec('waiter', 'SET tsoracle.timeout = 30000') AS set_timeout;
+SELECT dblink_send_query('waiter', 'SELECT tso_now()') AS sent;
+CREATE FUNCTION pg_temp.wait_for_wait_event(p integer)
+RETURNS TABLE (wait_event_type text, wait_event text) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 3000 LOOP
+        RETURN QUERY SELECT a.wait_event_type, a.wait_event
+            FROM pg_stat_activity a
+            WHERE a.pid = p AND a.state = 'active' AND a.wait_event_type = 'Extension';
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.01);
+        -- pg_stat_activity is a snapshot kept until the transaction ends
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END
+$$;
+SELECT * FROM pg_temp.wait_for_wait_event(:waiter_pid);
+SELECT pg_cancel_backend(:waiter_pid) AS cancelled;
+SELECT count(*) AS rows FROM dblink_get_result('waiter', false) AS t(ts bigint);
+SELECT dblink_disconnect('waiter') AS disconnected;
+DROP EXTENSION dblink;
+
 -- statement_timeout ends the wait first (57014), leaving the slot idle
 SET tsoracle.timeout = 10000;
 SET statement_timeout = 100;
@@ -86,10 +150,12 @@ RESET statement_timeout;
 -- back to the good address: the worker reconnects by itself
 ALTER SYSTEM RESET tsoracle.sidecar_address;
 SELECT pg_reload_conf();
-SELECT pg_temp.wait_worker(:'good_address', true) AS reconnected;
+SELECT pg_temp.wait_worker(:'good_address', true, true) AS reconnected;
+SELECT connected, sidecar_role, sidecar_serving FROM tso_status();
 
 -- calls work again, the abandoned ones left no trace, order still holds
 SELECT tso_now() > :before AS works_again;
+SELECT tso_xact_ts() > :before AS xact_ts_works_again;
 SELECT count(*) AS n, max(t) - min(t) AS span, min(t) > :before AS fresh
 FROM tso_range(100) AS t;
 SELECT count(*) AS calls, count(*) FILTER (WHERE ts <= prev) AS not_increasing

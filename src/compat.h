@@ -39,6 +39,17 @@
 #endif
 
 /*
+ * The local id of this backend's current top-level transaction: assigned to
+ * every transaction, read-only ones included, and unchanged by
+ * subtransactions. 17 moved it into MyProc->vxid.
+ */
+#if PG_VERSION_NUM >= 170000
+#define tso_my_local_xid()		(MyProc->vxid.lxid)
+#else
+#define tso_my_local_xid()		(MyProc->lxid)
+#endif
+
+/*
  * Reserve the "tsoracle." GUC prefix so that misspelt settings are reported.
  * 15 renamed EmitWarningsOnPlaceholders to MarkGUCPrefixReserved.
  */
@@ -47,7 +58,8 @@
 /*
  * Wait events, as pg_stat_activity shows them. Before 17 an extension can
  * only report the generic PG_WAIT_EXTENSION (wait_event_type "Extension",
- * wait_event "Extension"); 17 lets it register named events, which are
+ * wait_event "Extension"); 17 lets it register named events (wait_event
+ * "TsoracleTimestamp" and so on, still of type "Extension"), which are
  * looked up once per process and cached.
  */
 typedef enum TsoWaitEvent

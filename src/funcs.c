@@ -1,12 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * funcs.c
- *		The SQL functions of the tsoracle extension.
+ *		The SQL functions of the tsoracle extension that take timestamps from
+ *		the sidecar: tso_now(), tso_range(n) and tso_xact_ts().
  *
- * tso_now() and tso_range(n) post a request into the ring (ring.c), sleep on
- * the backend's latch until the worker has written the answer into this
- * backend's slot, and turn error answers into SQL errors. The decoding
- * helpers and tso_worker_status() need no sidecar.
+ * They post a request into the ring (ring.c), sleep on the backend's latch
+ * until the worker has written the answer into this backend's slot, and
+ * turn error answers into SQL errors. tso_xact_ts() does so once per
+ * transaction and keeps the value. The decoding helpers live in decode.c,
+ * the monitoring functions in status.c.
  *
  * SQLSTATEs. Class 08 (connection exception) is used for every failure to
  * obtain timestamps from the sidecar, so that clients can retry on one
@@ -38,9 +40,7 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "common/int.h"
-#include "datatype/timestamp.h"
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -48,30 +48,13 @@
 #include "nodes/supportnodes.h"
 #include "optimizer/optimizer.h"
 #include "storage/latch.h"
-#include "utils/builtins.h"
+#include "storage/proc.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "proto.h"
 #include "ring.h"
-#include "tso.h"
 #include "tsoracle.h"
-
-/* Microseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
-#define FUNCS_UNIX_TO_PG_EPOCH_USECS \
-	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
-
-/*
- * Largest physical part (Unix ms) of a timestamp that is a positive bigint:
- * 2^45 - 1, i.e. 3084-12-12 12:41:28.831 UTC.
- */
-#define FUNCS_PHYSICAL_MAX	((uint64) PG_INT64_MAX >> TSO_LOGICAL_BITS)
-
-/* Microseconds per millisecond. */
-#define FUNCS_USECS_PER_MS	INT64CONST(1000)
-
-/* Columns of tso_worker_status(). */
-#define FUNCS_STATUS_COLUMNS 11
 
 /* What a tso_range() call keeps between rows. */
 typedef struct FuncsRange
@@ -80,16 +63,25 @@ typedef struct FuncsRange
 	uint32		count;
 } FuncsRange;
 
+/*
+ * tso_xact_ts(): this backend's transaction timestamp. Valid while
+ * funcs_xact_ts_valid, and only for the top-level transaction whose local id
+ * is funcs_xact_ts_lxid.
+ */
+static bool funcs_xact_ts_valid = false;
+static uint64 funcs_xact_ts;
+static LocalTransactionId funcs_xact_ts_lxid = InvalidLocalTransactionId;
+static bool funcs_xact_callback_registered = false;
+
 PG_FUNCTION_INFO_V1(tso_now);
 PG_FUNCTION_INFO_V1(tso_range);
 PG_FUNCTION_INFO_V1(tso_range_support);
-PG_FUNCTION_INFO_V1(tso_to_timestamptz);
-PG_FUNCTION_INFO_V1(tso_from_timestamptz);
-PG_FUNCTION_INFO_V1(tso_worker_status);
+PG_FUNCTION_INFO_V1(tso_xact_ts);
 
 static uint64 funcs_get_grant(uint32 count);
 static void funcs_report_timeout(int timeout_ms) pg_attribute_noreturn();
 static void funcs_report_status(uint16 status) pg_attribute_noreturn();
+static void funcs_xact_callback(XactEvent event, void *arg);
 
 /*
  * Asks the worker for count timestamps and waits for them; returns the
@@ -355,106 +347,74 @@ tso_range_support(PG_FUNCTION_ARGS)
 }
 
 /*
- * tso_to_timestamptz(ts bigint) RETURNS timestamptz: the physical part of a
- * timestamp, as a timestamptz with millisecond precision.
+ * Forgets the transaction timestamp when the top-level transaction ends, in
+ * whatever way: commit, abort, PREPARE TRANSACTION (after which the session
+ * goes on with a new transaction), and their parallel-worker forms.
+ * Subtransaction events are not seen here, on purpose: a subtransaction,
+ * committed or rolled back, is part of the same transaction, like now().
  */
-Datum
-tso_to_timestamptz(PG_FUNCTION_ARGS)
+static void
+funcs_xact_callback(XactEvent event, void *arg)
 {
-	int64		ts = PG_GETARG_INT64(0);
-	TimestampTz result;
-
-	if (ts < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("tsoracle timestamp must not be negative"),
-				 errdetail("The value given was " INT64_FORMAT ".", ts)));
-
-	result = (TimestampTz) tso_physical((uint64) ts) * FUNCS_USECS_PER_MS -
-		FUNCS_UNIX_TO_PG_EPOCH_USECS;
-	if (!IS_VALID_TIMESTAMP(result))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
-	PG_RETURN_TIMESTAMPTZ(result);
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			funcs_xact_ts_valid = false;
+			break;
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			/* not ended yet: it may still fail and abort */
+			break;
+	}
 }
 
 /*
- * tso_from_timestamptz(t timestamptz) RETURNS bigint: the smallest timestamp
- * of t's millisecond, for range conditions on timestamp columns.
+ * tso_xact_ts() RETURNS bigint: one timestamp per transaction. The first
+ * call in a top-level transaction takes a fresh timestamp (as tso_now());
+ * every later call in that transaction, in subtransactions too and after a
+ * rolled-back one, returns the same value; the next transaction takes a new
+ * one.
+ *
+ * The value is kept per backend, keyed by the top-level transaction in two
+ * independent ways, so that neither alone has to be perfect:
+ *	- the transaction callback forgets it at every end of transaction; the
+ *	  local transaction id alone could repeat after 2^32 transactions of
+ *	  this backend;
+ *	- it is kept with the local transaction id (MyProc's lxid), which every
+ *	  top-level transaction gets, read-only ones included (they have no
+ *	  TransactionId, so GetTopTransactionIdIfAny() could not tell two of
+ *	  them apart), and which subtransactions do not change; a value from
+ *	  another transaction is never returned even if an end of transaction
+ *	  had escaped the callback.
+ * A parallel worker would have its own cache (and transaction id): the
+ * function is PARALLEL RESTRICTED, so it runs in the leader only.
  */
 Datum
-tso_from_timestamptz(PG_FUNCTION_ARGS)
+tso_xact_ts(PG_FUNCTION_ARGS)
 {
-	TimestampTz t = PG_GETARG_TIMESTAMPTZ(0);
-	int64		unix_usecs;
-	uint64		ms;
+	LocalTransactionId lxid = tso_my_local_xid();
 
-	if (TIMESTAMP_NOT_FINITE(t))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("infinite timestamp cannot be converted to a tsoracle timestamp")));
-	if (pg_add_s64_overflow(t, FUNCS_UNIX_TO_PG_EPOCH_USECS, &unix_usecs) ||
-		unix_usecs < 0 ||
-		(uint64) (unix_usecs / FUNCS_USECS_PER_MS) > FUNCS_PHYSICAL_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range for a tsoracle timestamp"),
-				 errdetail("tsoracle timestamps cover 1970-01-01 00:00:00.000+00 to 3084-12-12 12:41:28.831+00.")));
-	ms = (uint64) (unix_usecs / FUNCS_USECS_PER_MS);
-	PG_RETURN_INT64((int64) tso_first_of_ms(ms));
-}
+	if (!funcs_xact_callback_registered)
+	{
+		RegisterXactCallback(funcs_xact_callback, NULL);
+		funcs_xact_callback_registered = true;
+	}
 
-/*
- * tso_worker_status(): the worker's view of its sidecar connection, and its
- * counters.
- */
-Datum
-tso_worker_status(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[FUNCS_STATUS_COLUMNS];
-	bool		nulls[FUNCS_STATUS_COLUMNS];
-	RingWorkerStatus st;
-	int			i = 0;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	if (tupdesc->natts != FUNCS_STATUS_COLUMNS)
-		elog(ERROR, "tso_worker_status() declares %d columns instead of %d",
-			 tupdesc->natts, FUNCS_STATUS_COLUMNS);
-
-	ring_status_snapshot(&st);
-	memset(nulls, 0, sizeof(nulls));
-
-	if (st.pid != 0)
-		values[i] = Int32GetDatum(st.pid);
-	else
-		nulls[i] = true;
-	i++;
-	values[i++] = BoolGetDatum(st.connected);
-	values[i++] = CStringGetTextDatum(st.address);
-	if (st.connected_since != 0)
-		values[i] = TimestampTzGetDatum(st.connected_since);
-	else
-		nulls[i] = true;
-	i++;
-	if (st.last_error[0] != '\0')
-		values[i] = CStringGetTextDatum(st.last_error);
-	else
-		nulls[i] = true;
-	i++;
-	if (st.last_error_at != 0)
-		values[i] = TimestampTzGetDatum(st.last_error_at);
-	else
-		nulls[i] = true;
-	i++;
-	values[i++] = Int64GetDatum((int64) st.requests);
-	values[i++] = Int64GetDatum((int64) st.batches);
-	values[i++] = Int64GetDatum((int64) st.timestamps);
-	values[i++] = Int64GetDatum((int64) st.errors);
-	values[i++] = Int32GetDatum(st.in_flight);
-	Assert(i == FUNCS_STATUS_COLUMNS);
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	if (!funcs_xact_ts_valid || funcs_xact_ts_lxid != lxid)
+	{
+		/*
+		 * Fresh for this call, hence for the transaction's first use of it
+		 * (see tso_now()). Set only once the grant has arrived: a call that
+		 * fails leaves nothing behind, and the next call asks again.
+		 */
+		funcs_xact_ts = funcs_get_grant(1);
+		funcs_xact_ts_lxid = lxid;
+		funcs_xact_ts_valid = true;
+	}
+	PG_RETURN_INT64((int64) funcs_xact_ts);
 }

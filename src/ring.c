@@ -42,7 +42,7 @@
  * that it can wake the worker.
  *
  * status, guarded by status_mutex: written only by the worker, read by
- * backends (for error messages) and by tso_worker_status().
+ * backends (for error messages) and by tso_status() and tso_worker_status().
  *
  * Why a late answer is never delivered to a later call. A request carries
  * (slot, generation). The worker writes an answer only inside the slot's
@@ -559,7 +559,11 @@ ring_deliver(const RingWaiter *waiter, uint16 status, uint64 first)
  * ---------------------------------------------------------------------
  */
 
-/* Records whether the worker is connected, and to which address. */
+/*
+ * Records whether the worker is connected, and to which address. A new
+ * address forgets the sidecar status of the old one: it describes another
+ * sidecar.
+ */
 void
 ring_status_connected(bool connected, const char *address)
 {
@@ -571,6 +575,8 @@ ring_status_connected(bool connected, const char *address)
 	ring->status.connected = connected;
 	if (!connected)
 		ring->status.in_flight = 0;
+	if (strncmp(ring->status.address, address, RING_ADDRESS_LEN - 1) != 0)
+		ring->status.sidecar_valid = false;
 	strlcpy(ring->status.address, address, RING_ADDRESS_LEN);
 	SpinLockRelease(&ring->status_mutex);
 }
@@ -589,14 +595,35 @@ ring_status_error(const char *message)
 
 /* Adds to the worker's counters. */
 void
-ring_status_count(uint64 requests, uint64 batches, uint64 timestamps,
-				  uint64 errors)
+ring_status_count(uint64 requests, uint64 timestamps, uint64 errors)
 {
 	SpinLockAcquire(&ring->status_mutex);
 	ring->status.requests += requests;
-	ring->status.batches += batches;
 	ring->status.timestamps += timestamps;
 	ring->status.errors += errors;
+	SpinLockRelease(&ring->status_mutex);
+}
+
+/* Counts TP_TS_REQ frames sent, and the backend requests they carry. */
+void
+ring_status_sent(uint64 batches, uint64 batched)
+{
+	SpinLockAcquire(&ring->status_mutex);
+	ring->status.batches += batches;
+	ring->status.batched += batched;
+	SpinLockRelease(&ring->status_mutex);
+}
+
+/* Keeps the sidecar's answer to a status request, with the current time. */
+void
+ring_status_sidecar(const tp_status *st)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&ring->status_mutex);
+	ring->status.sidecar = *st;
+	ring->status.sidecar_at = now;
+	ring->status.sidecar_valid = true;
 	SpinLockRelease(&ring->status_mutex);
 }
 

@@ -17,6 +17,8 @@
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
+#include "proto.h"
+
 /* Bytes kept of the sidecar address and of the worker's last error. */
 #define RING_ADDRESS_LEN	256
 #define RING_ERROR_LEN		256
@@ -37,7 +39,7 @@ typedef struct RingAnswer
 	uint32		count;
 } RingAnswer;
 
-/* The worker's status, for error messages and tso_worker_status(). */
+/* The worker's status, for error messages and the status functions. */
 typedef struct RingWorkerStatus
 {
 	int			pid;			/* 0: no worker is running */
@@ -48,9 +50,19 @@ typedef struct RingWorkerStatus
 	TimestampTz last_error_at;	/* 0: none yet */
 	uint64		requests;		/* backend requests taken from the queue */
 	uint64		batches;		/* TP_TS_REQ frames sent */
+	uint64		batched;		/* backend requests in those frames */
 	uint64		timestamps;		/* timestamps granted by the sidecar */
 	uint64		errors;			/* connection failures and error answers */
 	int			in_flight;		/* TP_TS_REQ sent and not yet answered */
+
+	/*
+	 * The sidecar's last answer to TP_STATUS_REQ and when it arrived; kept
+	 * across reconnections to the same address (its age tells how stale it
+	 * is), forgotten when the address changes.
+	 */
+	bool		sidecar_valid;	/* false: no answer yet from this address */
+	tp_status	sidecar;
+	TimestampTz sidecar_at;
 } RingWorkerStatus;
 
 /* Module initialization, from _PG_init: installs the shared memory hooks. */
@@ -75,8 +87,10 @@ extern bool ring_deliver(const RingWaiter *waiter, uint16 status,
 /* The worker's status. */
 extern void ring_status_connected(bool connected, const char *address);
 extern void ring_status_error(const char *message);
-extern void ring_status_count(uint64 requests, uint64 batches,
-							  uint64 timestamps, uint64 errors);
+extern void ring_status_count(uint64 requests, uint64 timestamps,
+							  uint64 errors);
+extern void ring_status_sent(uint64 batches, uint64 batched);
+extern void ring_status_sidecar(const tp_status *st);
 extern void ring_status_in_flight(int in_flight);
 extern void ring_status_snapshot(RingWorkerStatus *out);
 

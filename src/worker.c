@@ -15,6 +15,14 @@
  *	   [first, first + total) into contiguous shares in waiter order, write
  *	   each share into its waiter's slot and set its latch.
  *
+ * While connected it also asks the sidecar for its view of the cluster
+ * (TP_STATUS_REQ: role, leader, term, high-water mark) every
+ * WORKER_STATUS_INTERVAL_MS, for tso_status(). That request rides the same
+ * pipeline behind the timestamp requests of the same turn of the loop, at
+ * most one is in flight, and it never takes the output room a TP_TS_REQ
+ * needs, so it cannot delay a batch; its answer is matched by id like any
+ * other.
+ *
  * The connection: non-blocking connect (unix socket or TCP with
  * TCP_NODELAY), TP_HELLO / TP_HELLO_OK, then pipelined requests. On any
  * failure the worker records the error in shared memory (backends quote it
@@ -84,6 +92,13 @@
  * TP_ERR_TIMEOUT well before this when it cannot make a grant durable.
  */
 #define WORKER_RESPONSE_TIMEOUT_MS	30000
+
+/*
+ * How often the worker asks its sidecar for its status while connected, ms.
+ * The answer only feeds tso_status(); once a second keeps it fresh for
+ * monitoring at a negligible cost to the sidecar.
+ */
+#define WORKER_STATUS_INTERVAL_MS	1000
 
 /* Output buffer, bytes: a TP_HELLO or a few dozen TP_TS_REQ frames. */
 #define WORKER_OUTBUF_SIZE			2048
@@ -165,6 +180,11 @@ typedef struct WorkerState
 	int			ninflight;
 	uint64		next_id;
 	uint64		last_granted;	/* highest timestamp received; 0: none */
+
+	/* the sidecar's status, polled while READY */
+	uint64		status_id;		/* TP_STATUS_REQ in flight; 0: none */
+	TimestampTz status_sent_at; /* when it was queued */
+	TimestampTz status_due_at;	/* none in flight: the next one is due at */
 	RingWaiter *pending;		/* taken from the ring, not yet sent */
 	int			npending;
 	int			pending_cap;
@@ -198,7 +218,9 @@ static void worker_flush(void);
 static void worker_read(void);
 static void worker_handle(const tp_msg *m);
 static void worker_handle_ts_resp(const tp_msg *m);
+static void worker_handle_status_resp(const tp_msg *m);
 static void worker_send_batches(TimestampTz now);
+static void worker_send_status(TimestampTz now);
 static uint32 worker_socket_events(void);
 
 /* ---------------------------------------------------------------------
@@ -405,7 +427,11 @@ tsoracle_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		worker_check_timers(now);
 		if (ws->conn == WORKER_READY)
+		{
+			/* timestamps first: the status request only takes spare room */
 			worker_send_batches(now);
+			worker_send_status(now);
+		}
 		if (ws->outlen > 0 &&
 			(ws->conn == WORKER_HANDSHAKE || ws->conn == WORKER_READY))
 			worker_flush();
@@ -504,7 +530,7 @@ worker_collect(void)
 	if (n > 0)
 	{
 		worker_pending_append(ws->drainbuf, n, false);
-		ring_status_count((uint64) n, 0, 0, 0);
+		ring_status_count((uint64) n, 0, 0);
 	}
 }
 
@@ -577,9 +603,14 @@ worker_check_timers(TimestampTz now)
 					{
 						worker_fail("no response from \"%s\" within %d ms",
 									ws->address, WORKER_RESPONSE_TIMEOUT_MS);
-						break;
+						return;
 					}
 				}
+				if (ws->status_id != 0 &&
+					now >= TimestampTzPlusMilliseconds(ws->status_sent_at,
+													   WORKER_RESPONSE_TIMEOUT_MS))
+					worker_fail("no response from \"%s\" to a status request within %d ms",
+								ws->address, WORKER_RESPONSE_TIMEOUT_MS);
 			}
 			break;
 	}
@@ -604,6 +635,17 @@ worker_next_timeout(TimestampTz now)
 			{
 				int			i;
 
+				/*
+				 * The next status request, or the deadline of its answer. A
+				 * status request already due is waiting for room in the
+				 * output buffer: the socket turning writable wakes the loop
+				 * for it, so it sets no timer (which would spin).
+				 */
+				if (ws->status_id != 0)
+					at = TimestampTzPlusMilliseconds(ws->status_sent_at,
+													 WORKER_RESPONSE_TIMEOUT_MS);
+				else if (ws->status_due_at > now)
+					at = ws->status_due_at;
 				for (i = 0; i < WORKER_MAX_INFLIGHT_LIMIT; i++)
 				{
 					WorkerRequest *req = &ws->inflight[i];
@@ -948,6 +990,7 @@ worker_close(void)
 	}
 	ws->outlen = 0;
 	tp_reader_init(ws->reader);
+	ws->status_id = 0;			/* its answer is lost with the connection */
 	if (ws->conn != WORKER_DISCONNECTED)
 		worker_requeue_inflight();
 	ws->conn = WORKER_DISCONNECTED;
@@ -1042,7 +1085,7 @@ worker_fail(const char *fmt,...)
 		ws->flapping = flap;
 
 	ring_status_error(msg);
-	ring_status_count(0, 0, 0, 1);
+	ring_status_count(0, 0, 1);
 	worker_close();
 	ring_status_connected(false, ws->address);
 
@@ -1175,6 +1218,9 @@ worker_handle(const tp_msg *m)
 		ws->conn = WORKER_READY;
 		ws->ready_at = GetCurrentTimestamp();
 		ws->served = false;
+		/* ask for the sidecar's status right away, then periodically */
+		ws->status_id = 0;
+		ws->status_due_at = ws->ready_at;
 		if (!ws->flapping)
 			ws->last_logged[0] = '\0';
 		ring_status_connected(true, ws->address);
@@ -1195,6 +1241,15 @@ worker_handle(const tp_msg *m)
 			ws->served = true;
 			ws->flapping = false;
 		}
+	}
+	else if (m->type == TP_STATUS_RESP)
+	{
+		/*
+		 * Not counted as "served": a sidecar that answers the status request
+		 * sent right after the handshake and then drops every connection
+		 * must still be treated as flapping.
+		 */
+		worker_handle_status_resp(m);
 	}
 	else
 		worker_fail("protocol violation by \"%s\": unexpected message type %u",
@@ -1253,7 +1308,7 @@ worker_handle_ts_resp(const tp_msg *m)
 							ws->address, (uint64) first, req->floor),
 					 errdetail("The grant was refused and its callers received an error.")));
 			ring_status_error("the sidecar granted a timestamp not above an earlier grant");
-			ring_status_count(0, 0, 0, 1);
+			ring_status_count(0, 0, 1);
 			for (i = 0; i < req->nwaiters; i++)
 				(void) ring_deliver(&req->waiters[i], TP_ERR_INTERNAL, 0);
 		}
@@ -1274,7 +1329,7 @@ worker_handle_ts_resp(const tp_msg *m)
 			}
 			Assert(off == req->total);
 			ws->last_granted = Max(ws->last_granted, first + req->total - 1);
-			ring_status_count(0, 0, req->total, 0);
+			ring_status_count(0, req->total, 0);
 		}
 	}
 	else
@@ -1284,7 +1339,7 @@ worker_handle_ts_resp(const tp_msg *m)
 		snprintf(msg, sizeof(msg), "the sidecar at \"%s\" answered: %s",
 				 ws->address, tp_status_str(status));
 		ring_status_error(msg);
-		ring_status_count(0, 0, 0, 1);
+		ring_status_count(0, 0, 1);
 		for (i = 0; i < req->nwaiters; i++)
 			(void) ring_deliver(&req->waiters[i], status, 0);
 	}
@@ -1296,6 +1351,29 @@ worker_handle_ts_resp(const tp_msg *m)
 }
 
 /*
+ * Keeps the sidecar's answer to the status request in flight for
+ * tso_status(), and schedules the next request.
+ */
+static void
+worker_handle_status_resp(const tp_msg *m)
+{
+	if (ws->status_id == 0 || m->u.status_resp.id != ws->status_id)
+	{
+		worker_fail("protocol violation by \"%s\": status response to unknown request id " UINT64_FORMAT,
+					ws->address, (uint64) m->u.status_resp.id);
+		return;
+	}
+	ws->status_id = 0;
+	ws->status_due_at = TimestampTzPlusMilliseconds(ws->status_sent_at,
+													WORKER_STATUS_INTERVAL_MS);
+	if (m->u.status_resp.status == TP_OK)
+		ring_status_sidecar(&m->u.status_resp.st);
+	else
+		elog(DEBUG1, "tsoracle worker: the sidecar at \"%s\" answered a status request with %s",
+			 ws->address, tp_status_str(m->u.status_resp.status));
+}
+
+/*
  * Turns the pending list into as few TP_TS_REQ as possible: all of it in one
  * request unless the counts add up to more than TP_MAX_COUNT, and no more
  * than tsoracle.max_inflight requests in flight.
@@ -1304,6 +1382,7 @@ static void
 worker_send_batches(TimestampTz now)
 {
 	uint64		batches = 0;
+	uint64		batched = 0;
 
 	while (ws->npending > 0 && ws->ninflight < tsoracle_max_inflight &&
 		   sizeof(ws->outbuf) - ws->outlen >= TP_MAX_FRAME)
@@ -1385,11 +1464,42 @@ worker_send_batches(TimestampTz now)
 		req->sent_at = now;
 		ws->ninflight++;
 		batches++;
+		batched += (uint64) req->nwaiters;
 	}
 
 	if (batches > 0)
 	{
-		ring_status_count(0, batches, 0, 0);
+		ring_status_sent(batches, batched);
 		ring_status_in_flight(ws->ninflight);
 	}
+}
+
+/*
+ * Queues a TP_STATUS_REQ when one is due and none is in flight. It goes
+ * behind the timestamp requests already queued, and only if a whole
+ * TP_TS_REQ frame still fits after it, so that it never holds back a batch;
+ * when there is no such room it waits for the next turn of the loop.
+ */
+static void
+worker_send_status(TimestampTz now)
+{
+	tp_msg		m;
+	uint8		frame[TP_MAX_FRAME];
+	size_t		n;
+
+	if (ws->status_id != 0 || now < ws->status_due_at)
+		return;
+
+	memset(&m, 0, sizeof(m));
+	m.type = TP_STATUS_REQ;
+	m.u.status_req.id = ws->next_id;
+	n = tp_encode(&m, frame, sizeof(frame));
+	Assert(n > 0);
+	if (n == 0 || sizeof(ws->outbuf) - ws->outlen < n + TP_MAX_FRAME)
+		return;
+
+	memcpy(ws->outbuf + ws->outlen, frame, n);
+	ws->outlen += n;
+	ws->status_id = ws->next_id++;
+	ws->status_sent_at = now;
 }
