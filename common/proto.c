@@ -22,6 +22,8 @@
 #define TP_TS_REQ_SIZE        (TP_U64 + TP_U32)
 #define TP_TS_RESP_SIZE       (TP_U64 + TP_U16 + TP_U64 + TP_U32)
 #define TP_STATUS_REQ_SIZE    TP_U64
+#define TP_TRANSFER_REQ_SIZE  (TP_U64 + TP_U32)
+#define TP_TRANSFER_RESP_SIZE (TP_U64 + TP_U16 + TP_U32)
 /* struct tp_status, packed: two u32, two u8, seven u64. */
 #define TP_STATUS_FIELDS_SIZE (2 * TP_U32 + 2 * TP_U8 + 7 * TP_U64)
 #define TP_STATUS_RESP_SIZE   (TP_U64 + TP_U16 + TP_STATUS_FIELDS_SIZE)
@@ -129,6 +131,10 @@ static size_t tp_payload_size(uint8_t type)
 		return TP_STATUS_RESP_SIZE;
 	case TP_ERROR:
 		return TP_ERROR_FIXED_SIZE;
+	case TP_TRANSFER_REQ:
+		return TP_TRANSFER_REQ_SIZE;
+	case TP_TRANSFER_RESP:
+		return TP_TRANSFER_RESP_SIZE;
 	default:
 		return 0;
 	}
@@ -198,6 +204,10 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 			return 0;
 		payload += m->u.error.len;
 		break;
+	case TP_TRANSFER_RESP:
+		if (m->u.transfer_resp.status > TP_STATUS_LAST)
+			return 0;
+		break;
 	default:
 		break;
 	}
@@ -240,6 +250,15 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		p = tp_put16(p, m->u.error.status);
 		p = tp_put16(p, m->u.error.len);
 		memcpy(p, m->u.error.text, m->u.error.len);
+		break;
+	case TP_TRANSFER_REQ:
+		p = tp_put64(p, m->u.transfer_req.id);
+		tp_put32(p, m->u.transfer_req.target);
+		break;
+	case TP_TRANSFER_RESP:
+		p = tp_put64(p, m->u.transfer_resp.id);
+		p = tp_put16(p, m->u.transfer_resp.status);
+		tp_put32(p, m->u.transfer_resp.leader_id);
 		break;
 	default:
 		break;
@@ -396,6 +415,18 @@ static int tp_decode(uint8_t type, uint32_t body_len, const uint8_t *p, tp_msg *
 		memcpy(m->u.error.text, p, m->u.error.len);
 		m->u.error.text[m->u.error.len] = '\0';
 		return TP_RERR_NONE;
+	case TP_TRANSFER_REQ:
+		/* target is the server's to judge (TP_ERR_BAD_REQUEST). */
+		m->u.transfer_req.id = tp_get64(&p);
+		m->u.transfer_req.target = tp_get32(&p);
+		return TP_RERR_NONE;
+	case TP_TRANSFER_RESP:
+		m->u.transfer_resp.id = tp_get64(&p);
+		m->u.transfer_resp.status = tp_get16(&p);
+		m->u.transfer_resp.leader_id = tp_get32(&p);
+		if (m->u.transfer_resp.status > TP_STATUS_LAST)
+			return TP_RERR_BAD_VALUE;
+		return TP_RERR_NONE;
 	default:
 		return TP_RERR_BAD_TYPE;
 	}
@@ -475,6 +506,10 @@ const char *tp_status_str(uint16_t status)
 		return "bad magic or no common protocol version";
 	case TP_ERR_PROTOCOL:
 		return "malformed frame";
+	case TP_ERR_NOT_LEADER:
+		return "not the leader";
+	case TP_ERR_TRANSFER:
+		return "leadership transfer did not complete";
 	default:
 		return "unknown status";
 	}

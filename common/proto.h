@@ -15,11 +15,13 @@
  *   1. The client sends TP_HELLO (magic, the range of versions it speaks).
  *      The server answers TP_HELLO_OK (the version chosen, its node id), or
  *      TP_ERROR with TP_ERR_VERSION and closes.
- *   2. The client then sends requests (TP_TS_REQ, TP_STATUS_REQ), each with
- *      a client-chosen 64-bit id, and may pipeline them: it need not wait
- *      for an answer before sending the next request. Every request gets
- *      exactly one response carrying the same id and a status (TP_OK or a
- *      TP_ERR_*). Clients match responses by id; they must not assume order.
+ *   2. The client then sends requests (TP_TS_REQ, TP_STATUS_REQ,
+ *      TP_TRANSFER_REQ), each with a client-chosen 64-bit id, and may
+ *      pipeline them: it need not wait for an answer before sending the next
+ *      request. Every request gets exactly one response carrying the same id
+ *      and a status (TP_OK or a TP_ERR_*). Clients match responses by id;
+ *      they must not assume order (a transfer is answered only once it has
+ *      ended, timestamp requests sent after it may be answered first).
  *   3. On a malformed frame the server sends TP_ERROR (TP_ERR_PROTOCOL)
  *      when it can, and closes the connection; it never crashes or stalls.
  *
@@ -27,6 +29,16 @@
  * with first: the grant is the contiguous range [first, first + n) of
  * timestamps (see tso.h), each greater than every timestamp of every grant
  * that completed anywhere in the cluster before this request was sent.
+ *
+ * A TP_TRANSFER_REQ (an operator's planned handover, tsoracle-ctl
+ * transfer-leader) asks the leader to hand leadership to member target, or
+ * to any caught-up voter if target is 0. The leader stops serving at once
+ * and answers when the handover has ended: TP_OK if leadership moved to the
+ * target (or, for 0, to another member), else TP_ERR_TRANSFER; leader_id is
+ * the leader known then (0: unknown). A member that is not the leader
+ * answers TP_ERR_NOT_LEADER with the leader it knows, so the client can ask
+ * that one; a target that is not another voting member gets
+ * TP_ERR_BAD_REQUEST.
  *
  * The codec below is pure (no I/O, no allocation): an encoder that writes
  * into a caller's buffer, and a reader fed bytes (in any split) that yields
@@ -49,16 +61,23 @@
 
 /* Message types. */
 enum tp_type {
-	TP_HELLO = 1,       /* c->s  u32 magic, u16 min_version, u16 max_version */
-	TP_HELLO_OK = 2,    /* s->c  u16 version, u32 node_id */
-	TP_TS_REQ = 3,      /* c->s  u64 id, u32 count */
-	TP_TS_RESP = 4,     /* s->c  u64 id, u16 status, u64 first, u32 count */
-	TP_STATUS_REQ = 5,  /* c->s  u64 id */
-	TP_STATUS_RESP = 6, /* s->c  u64 id, u16 status, then struct tp_status */
-	TP_ERROR = 7,       /* s->c  u16 status, u16 len, len bytes of text */
+	TP_HELLO = 1,         /* c->s  u32 magic, u16 min_version, u16 max_version */
+	TP_HELLO_OK = 2,      /* s->c  u16 version, u32 node_id */
+	TP_TS_REQ = 3,        /* c->s  u64 id, u32 count */
+	TP_TS_RESP = 4,       /* s->c  u64 id, u16 status, u64 first, u32 count */
+	TP_STATUS_REQ = 5,    /* c->s  u64 id */
+	TP_STATUS_RESP = 6,   /* s->c  u64 id, u16 status, then struct tp_status */
+	TP_ERROR = 7,         /* s->c  u16 status, u16 len, len bytes of text */
+	TP_TRANSFER_REQ = 8,  /* c->s  u64 id, u32 target (0: any caught-up voter) */
+	TP_TRANSFER_RESP = 9, /* s->c  u64 id, u16 status, u32 leader_id (0: unknown) */
+	TP_TYPE_LAST = TP_TRANSFER_RESP
 };
 
-/* Response statuses. */
+/*
+ * Response statuses. The extension (src/funcs.c) maps the codes a timestamp
+ * request can get to SQLSTATEs and any other code to 08P01; TP_ERR_NOT_LEADER
+ * and TP_ERR_TRANSFER answer only TP_TRANSFER_REQ, which it never sends.
+ */
 enum tp_status_code {
 	TP_OK = 0,
 	TP_ERR_UNAVAILABLE = 1,   /* no leader or no quorum reachable in time */
@@ -67,9 +86,12 @@ enum tp_status_code {
 	TP_ERR_EXHAUSTED = 4,     /* the end of the timestamp range (tso.h) */
 	TP_ERR_SHUTTING_DOWN = 5, /* the server is stopping */
 	TP_ERR_INTERNAL = 6,
-	TP_ERR_VERSION = 7,  /* bad magic or no common protocol version */
-	TP_ERR_PROTOCOL = 8, /* malformed frame; the server closes */
-	TP_STATUS_LAST = TP_ERR_PROTOCOL
+	TP_ERR_VERSION = 7,    /* bad magic or no common protocol version */
+	TP_ERR_PROTOCOL = 8,   /* malformed frame; the server closes */
+	TP_ERR_NOT_LEADER = 9, /* this member does not lead: ask leader_id */
+	TP_ERR_TRANSFER = 10,  /* the handover ended without moving leadership
+				* to the target (in time) */
+	TP_STATUS_LAST = TP_ERR_TRANSFER
 };
 
 /* Raft role, as reported in tp_status. */
@@ -129,6 +151,15 @@ typedef struct tp_msg {
 			uint16_t status;
 			tp_status st;
 		} status_resp;
+		struct {
+			uint64_t id;
+			uint32_t target; /* member id; 0: any caught-up voter */
+		} transfer_req;
+		struct {
+			uint64_t id;
+			uint16_t status;
+			uint32_t leader_id; /* after the transfer; 0: unknown */
+		} transfer_resp;
 		struct {
 			uint16_t status;
 			uint16_t len;
@@ -195,8 +226,9 @@ size_t tp_reader_feed(tp_reader *r, const void *data, size_t len);
  * field values once the whole frame is. TP_ERROR text containing a NUL is
  * TP_RERR_BAD_VALUE; other bytes pass unchecked (not necessarily UTF-8 or
  * printable: sanitize before logging or ereport). Unknown tp_status.flags
- * bits pass. HELLO magic and versions, and a TS_REQ count of 0 or above
- * TP_MAX_COUNT, are not framing errors: the server answers them.
+ * bits pass. HELLO magic and versions, a TS_REQ count of 0 or above
+ * TP_MAX_COUNT, and a TRANSFER_REQ target that is no member, are not
+ * framing errors: the server answers them.
  */
 int tp_reader_next(tp_reader *r, tp_msg *m);
 

@@ -1,4 +1,4 @@
-/* ctl.c: tsoracle-ctl, the operator's command line: status of a node or a cluster, timestamps on demand. */
+/* ctl.c: tsoracle-ctl, the operator's command line: status, timestamps on demand, leadership transfer. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -43,7 +43,10 @@ static void ctl_usage(FILE *out)
 		"  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
 		"                    index; with --peers or --config, every member's, over TCP, with\n"
 		"                    its reachability\n"
-		"  get [N]           take N (default 1) fresh timestamps; prints the first and N\n\n"
+		"  get [N]           take N (default 1) fresh timestamps; prints the first and N\n"
+		"  transfer-leader [ID]\n"
+		"                    ask the leader at ADDR to hand leadership to member ID (default:\n"
+		"                    any caught-up voter) and wait for it; prints the new leader\n\n"
 		"ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
 		"default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
 		"(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n",
@@ -154,7 +157,8 @@ static int ctl_recv(ctl_conn *c, tp_msg *m)
 		if (rc > 0)
 			return 0;
 		if (rc < 0)
-			return ctl_fail(c, "malformed answer from %s: %s", c->address, tp_reader_errstr(&c->reader));
+			return ctl_fail(c, "malformed answer from %s: %s", c->address,
+					tp_reader_errstr(&c->reader));
 		now = ctl_now_ms();
 		if (now >= c->deadline_ms)
 			return ctl_fail(c, "no answer from %s in time", c->address);
@@ -214,7 +218,8 @@ static int ctl_query_status(ctl_conn *c, tp_status *st)
 	if (ctl_send(c, &m) != 0 || ctl_recv(c, &m) != 0)
 		return -1;
 	if (m.type != TP_STATUS_RESP || m.u.status_resp.status != TP_OK)
-		return ctl_fail(c, "status failed: %s", m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
+		return ctl_fail(c, "status failed: %s",
+				m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
 	*st = m.u.status_resp.st;
 	return 0;
 }
@@ -226,8 +231,8 @@ static void ctl_json_status(const char *address, const tp_status *st)
 	       ", \"commit_index\": %" PRIu64 ", \"applied_index\": %" PRIu64 ", \"last_issued\": %" PRIu64
 	       ", \"grants\": %" PRIu64 ", \"timestamps\": %" PRIu64,
 	       address, st->node_id, tp_role_str(st->role), (st->flags & TP_FLAG_SERVING) ? "true" : "false",
-	       st->term, st->leader_id, st->high_water_ms, st->commit_index, st->applied_index, st->last_issued,
-	       st->grants, st->timestamps);
+	       st->term, st->leader_id, st->high_water_ms, st->commit_index, st->applied_index,
+	       st->last_issued, st->grants, st->timestamps);
 }
 
 static int ctl_status_one(const char *address, int timeout_ms, bool json)
@@ -248,7 +253,8 @@ static int ctl_status_one(const char *address, int timeout_ms, bool json)
 		return 0;
 	}
 	printf("node %" PRIu32 " at %s\n", st.node_id, address);
-	printf("  role           %s%s\n", tp_role_str(st.role), (st.flags & TP_FLAG_SERVING) ? " (serving)" : "");
+	printf("  role           %s%s\n", tp_role_str(st.role),
+	       (st.flags & TP_FLAG_SERVING) ? " (serving)" : "");
 	printf("  term           %" PRIu64 "\n", st.term);
 	printf("  leader         %" PRIu32 "%s\n", st.leader_id, st.leader_id == 0 ? " (unknown)" : "");
 	printf("  high-water     %" PRIu64 " ms\n", st.high_water_ms);
@@ -269,7 +275,8 @@ static int ctl_status_cluster(const cfg *members, int timeout_ms, bool json)
 		printf("[");
 	else
 		printf("%-4s %-22s %-22s %-9s %-10s %-8s %-6s %-15s %-8s %-8s %s\n", "id", "raft", "client",
-		       "reachable", "role", "serving", "term", "high-water ms", "commit", "applied", "leader");
+		       "reachable", "role", "serving", "term", "high-water ms", "commit", "applied",
+		       "leader");
 	for (unsigned i = 0; i < members->n_peers; i++) {
 		const cfg_peer *p = &members->peers[i];
 		ctl_conn c;
@@ -283,21 +290,22 @@ static int ctl_status_cluster(const cfg *members, int timeout_ms, bool json)
 			ctl_close(&c);
 		reachable += ok;
 		if (json) {
-			printf("%s{\"id\": %" PRIu64 ", \"raft_address\": \"%s\", \"reachable\": %s, ", i ? ", " : "",
-			       p->id, p->address, ok ? "true" : "false");
+			printf("%s{\"id\": %" PRIu64 ", \"raft_address\": \"%s\", \"reachable\": %s, ",
+			       i ? ", " : "", p->id, p->address, ok ? "true" : "false");
 			if (ok)
 				ctl_json_status(p->client, &st);
 			else
 				printf("\"address\": \"%s\", \"error\": \"%s\"", p->client, c.err);
 			printf("}");
 		} else if (ok) {
-			printf("%-4" PRIu64 " %-22s %-22s %-9s %-10s %-8s %-6" PRIu64 " %-15" PRIu64 " %-8" PRIu64
-			       " %-8" PRIu64 " %" PRIu32 "\n",
+			printf("%-4" PRIu64 " %-22s %-22s %-9s %-10s %-8s %-6" PRIu64 " %-15" PRIu64
+			       " %-8" PRIu64 " %-8" PRIu64 " %" PRIu32 "\n",
 			       p->id, p->address, p->client, "yes", tp_role_str(st.role),
 			       (st.flags & TP_FLAG_SERVING) ? "yes" : "no", st.term, st.high_water_ms,
 			       st.commit_index, st.applied_index, st.leader_id);
 		} else {
-			printf("%-4" PRIu64 " %-22s %-22s %-9s (%s)\n", p->id, p->address, p->client, "no", c.err);
+			printf("%-4" PRIu64 " %-22s %-22s %-9s (%s)\n", p->id, p->address, p->client, "no",
+			       c.err);
 		}
 	}
 	if (json)
@@ -329,6 +337,82 @@ static int ctl_get(const char *address, int timeout_ms, uint32_t count)
 	return rc;
 }
 
+/*
+ * Asks the node at address for a planned handover to member target (0: any
+ * caught-up voter). The node answers once leadership has moved or the
+ * handover has given up (within an election timeout); a member that is not
+ * the leader answers at once, naming the leader to ask instead.
+ */
+static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t target)
+{
+	ctl_conn c;
+	tp_msg m;
+	uint64_t t0 = ctl_now_ms();
+	int rc = 1;
+
+	m.type = TP_TRANSFER_REQ;
+	m.u.transfer_req.id = 1;
+	m.u.transfer_req.target = target;
+	if (ctl_open(&c, address, timeout_ms) != 0 || ctl_send(&c, &m) != 0 || ctl_recv(&c, &m) != 0) {
+		fprintf(stderr, "tsoracle-ctl: %s\n", c.err);
+	} else if (m.type != TP_TRANSFER_RESP) {
+		fprintf(stderr, "tsoracle-ctl: transfer-leader failed: %s\n",
+			m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
+	} else if (m.u.transfer_resp.status == TP_OK) {
+		printf("leader is now node %" PRIu32 " (was node %" PRIu32 "; handover took %" PRIu64
+		       " ms)\n",
+		       m.u.transfer_resp.leader_id, c.node_id, ctl_now_ms() - t0);
+		rc = 0;
+	} else if (m.u.transfer_resp.status == TP_ERR_NOT_LEADER) {
+		if (m.u.transfer_resp.leader_id != 0)
+			fprintf(stderr,
+				"tsoracle-ctl: node %" PRIu32 " at %s is not the leader; node %" PRIu32
+				" is: ask it (its client address is in the peers list)\n",
+				c.node_id, address, m.u.transfer_resp.leader_id);
+		else
+			fprintf(stderr,
+				"tsoracle-ctl: node %" PRIu32
+				" at %s is not the leader and knows of none yet\n",
+				c.node_id, address);
+	} else if (m.u.transfer_resp.status == TP_ERR_BAD_REQUEST) {
+		fprintf(stderr,
+			"tsoracle-ctl: transfer-leader: %s: the target must be a voting member other "
+			"than the leader, node %" PRIu32 " (a single-member cluster has none)\n",
+			tp_status_str(m.u.transfer_resp.status), c.node_id);
+	} else if (m.u.transfer_resp.leader_id == 0) {
+		fprintf(stderr, "tsoracle-ctl: transfer-leader: %s; no leader is known yet\n",
+			tp_status_str(m.u.transfer_resp.status));
+	} else {
+		fprintf(stderr, "tsoracle-ctl: transfer-leader: %s; the leader is node %" PRIu32 "%s\n",
+			tp_status_str(m.u.transfer_resp.status), m.u.transfer_resp.leader_id,
+			m.u.transfer_resp.leader_id == c.node_id ? " still" : "");
+	}
+	ctl_close(&c);
+	return rc;
+}
+
+/* The optional argument after command argv[i], a number from 1 to max
+ * named name, into *out (left as is when there is none); -1 after a
+ * message if it is not one. */
+static int ctl_optional_number(int argc, char **argv, int i, const char *name, unsigned long max,
+			       unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (i + 1 >= argc)
+		return 0;
+	errno = 0;
+	v = strtoul(argv[i + 1], &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > max) {
+		fprintf(stderr, "tsoracle-ctl: %s: %s must be from 1 to %lu, not \"%s\"\n", argv[i], name,
+			max, argv[i + 1]);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *address = getenv("TSORACLE_ADDRESS") ? getenv("TSORACLE_ADDRESS") : CTL_DEFAULT_ADDRESS;
@@ -350,11 +434,13 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--timeout") == 0 && has_value) {
 			timeout_ms = atoi(argv[++i]);
 			if (timeout_ms <= 0) {
-				fprintf(stderr, "tsoracle-ctl: --timeout \"%s\" must be a positive number of ms\n",
+				fprintf(stderr,
+					"tsoracle-ctl: --timeout \"%s\" must be a positive number of ms\n",
 					argv[i]);
 				return 2;
 			}
-		} else if ((strcmp(argv[i], "--peers") == 0 || strcmp(argv[i], "--config") == 0) && has_value) {
+		} else if ((strcmp(argv[i], "--peers") == 0 || strcmp(argv[i], "--config") == 0) &&
+			   has_value) {
 			int rc = argv[i][2] == 'p' ? cfg_parse_peers(&members, argv[i + 1], err, sizeof err)
 						   : cfg_load_file(&members, argv[i + 1], err, sizeof err);
 
@@ -385,18 +471,17 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "get") == 0) {
 		unsigned long n = 1;
-		char *end;
 
-		if (i + 1 < argc) {
-			errno = 0;
-			n = strtoul(argv[i + 1], &end, 10);
-			if (errno != 0 || *end != '\0' || n == 0 || n > TP_MAX_COUNT) {
-				fprintf(stderr, "tsoracle-ctl: get: N must be from 1 to %" PRIu32 ", not \"%s\"\n",
-					TP_MAX_COUNT, argv[i + 1]);
-				return 2;
-			}
-		}
+		if (ctl_optional_number(argc, argv, i, "N", TP_MAX_COUNT, &n) != 0)
+			return 2;
 		return ctl_get(address, timeout_ms, (uint32_t)n);
+	}
+	if (strcmp(argv[i], "transfer-leader") == 0) {
+		unsigned long id = 0; /* any caught-up voter */
+
+		if (ctl_optional_number(argc, argv, i, "ID", UINT32_MAX, &id) != 0)
+			return 2;
+		return ctl_transfer_leader(address, timeout_ms, (uint32_t)id);
 	}
 	fprintf(stderr, "tsoracle-ctl: unknown command \"%s\"\n", argv[i]);
 	ctl_usage(stderr);

@@ -29,7 +29,12 @@ typedef struct daemon_state {
 	uv_signal_t sigint;
 	uv_signal_t sighup;
 	int pid_fd;
-	bool stopping;
+	bool started;      /* node and server are running */
+	bool stopping;     /* a stop was asked for */
+	bool closing;      /* srv_close, then node_close, are under way */
+	bool handing_over; /* waiting for the handover before closing */
+	uint64_t handover_started_ms;
+	node_transfer_req handover;
 	int exit_code;
 } daemon_state;
 
@@ -90,13 +95,65 @@ static void main_srv_closed(srv *s)
 	node_close(&d->node, main_node_closed);
 }
 
-static void main_stop(daemon_state *d)
+/* Closes the server (answering what it holds), then the node. */
+static void main_close(daemon_state *d)
 {
-	if (d->stopping)
+	if (d->closing)
 		return;
-	d->stopping = true;
+	d->closing = true;
 	log_info("stopping");
 	srv_close(&d->srv, main_srv_closed);
+}
+
+static void main_handover_cb(node_transfer_req *req, uint16_t status, uint64_t leader_id)
+{
+	daemon_state *d = req->data;
+
+	d->handing_over = false;
+	if (status == TP_OK)
+		log_info("handed leadership over to node %" PRIu64 " in %" PRIu64 " ms", leader_id,
+			 clock_mono_ms() - d->handover_started_ms);
+	else
+		log_warn("the handover did not complete (%s): the others elect a leader after an election "
+			 "timeout",
+			 tp_status_str(status));
+	main_close(d);
+}
+
+/*
+ * Stopping the leader of a cluster hands leadership over first, so that
+ * the others need not wait an election timeout to notice it is gone. The
+ * server keeps running meanwhile: its clients' requests are forwarded to
+ * the new leader once it is known. The node answers within
+ * NODE_TRANSFER_TIMEOUT_ELECTIONS election timeouts; a second signal stops
+ * at once. A follower, or a single-member cluster (no one to hand over to),
+ * stops at once.
+ */
+static void main_stop(daemon_state *d)
+{
+	uint16_t status;
+
+	if (d->stopping) {
+		if (d->handing_over) {
+			log_info("stopping without waiting for the handover");
+			node_transfer_cancel(&d->node, &d->handover);
+			d->handing_over = false;
+			main_close(d);
+		}
+		return;
+	}
+	d->stopping = true;
+	if (d->started && node_is_leader(&d->node)) {
+		d->handover.data = d;
+		d->handover_started_ms = clock_mono_ms();
+		status = node_transfer(&d->node, &d->handover, 0, main_handover_cb);
+		if (status == TP_OK) {
+			d->handing_over = true;
+			log_info("handing leadership over before stopping");
+			return;
+		}
+	}
+	main_close(d);
 }
 
 static void main_signal_cb(uv_signal_t *h, int signum)
@@ -173,6 +230,7 @@ int main(int argc, char **argv)
 		d.exit_code = 1;
 		main_stop(&d);
 	} else {
+		d.started = true;
 		log_info("tsoracled %s started (pid %ld, data %s)", TSORACLED_VERSION, (long)getpid(),
 			 d.cfg.data_dir);
 	}

@@ -17,11 +17,14 @@
  * a change of role; safety does not depend on it (the lease does that). */
 #define NODE_TICK_MS 10
 
-/* A barrier, remembering the term it was issued in. */
+/* A barrier, remembering the term it was issued in, and which one it was:
+ * after a handover that did not complete, a barrier issued before it may
+ * still complete, and only the newest one may start the fence. */
 typedef struct node_barrier {
 	struct raft_barrier req;
 	node *n;
 	uint64_t term;
+	uint64_t seq;
 } node_barrier;
 
 /* A HighWater proposal, remembering what the allocator must be told. */
@@ -106,9 +109,11 @@ static void node_barrier_cb(struct raft_barrier *req, int status)
 	ta_clock clk;
 	uint64_t mark;
 
-	free(b);
-	if (n->closing || !n->leading || n->lead_term != term)
+	if (n->closing || !n->leading || n->lead_term != term || n->barrier_seq != b->seq) {
+		free(b);
 		return;
+	}
+	free(b);
 	n->barrier_inflight = false;
 	if (status != 0) {
 		/* The next sync notices whether we still lead, and retries. */
@@ -147,6 +152,7 @@ static void node_start_barrier(node *n)
 	b->req.data = b;
 	b->n = n;
 	b->term = n->lead_term;
+	b->seq = ++n->barrier_seq;
 	rv = raft_barrier(&n->raft, &b->req, node_barrier_cb);
 	if (rv != 0) {
 		free(b);
@@ -156,6 +162,59 @@ static void node_start_barrier(node *n)
 	n->barrier_inflight = true;
 }
 
+/* Stops serving at once; anything in flight is ignored by epoch (and the
+ * barrier by its sequence number). */
+static void node_lead_stop(node *n)
+{
+	ta_lead_end(&n->alloc);
+	n->leading = false;
+	n->barrier_inflight = false;
+	n->fence_pending = false;
+}
+
+/* The outcome of a handover for one waiter, judged by the leader this node
+ * knows now. */
+static uint16_t node_transfer_outcome(node *n, const node_transfer_req *w, uint64_t *leader_id)
+{
+	*leader_id = node_leader_id(n);
+	if (*leader_id != 0 && *leader_id != n->cfg->node_id && (w->target == 0 || w->target == *leader_id))
+		return TP_OK;
+	return TP_ERR_TRANSFER;
+}
+
+/* Unlinks and returns a waiter whose handover has ended (it waited for
+ * handover number ended or an earlier one) or whose deadline has passed. */
+static node_transfer_req *node_transfer_next_due(node *n, uint64_t ended, uint64_t now_ms)
+{
+	for (node_transfer_req **pp = &n->transfer_waiters; *pp != NULL; pp = &(*pp)->next) {
+		node_transfer_req *w = *pp;
+
+		if (w->handover <= ended || now_ms >= w->deadline_ms) {
+			*pp = w->next;
+			w->next = NULL;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Answers the waiters that are due, one at a time from the live list: a
+ * callback may cancel other waiters (the server closing on SIGTERM), or
+ * start or join another handover, which is not answered here.
+ */
+static void node_transfer_answer(node *n, uint64_t ended, uint64_t now_ms)
+{
+	node_transfer_req *w;
+
+	while ((w = node_transfer_next_due(n, ended, now_ms)) != NULL) {
+		uint64_t leader = 0;
+		uint16_t status = node_transfer_outcome(n, w, &leader);
+
+		w->cb(w, status, leader);
+	}
+}
+
 /* The leadership watch: reconciles the allocator with Raft's role, starts
  * due extensions, and tells the server when grants may succeed. */
 static void node_sync(node *n)
@@ -163,21 +222,41 @@ static void node_sync(node *n)
 	enum raft_state state = raft_state(&n->raft);
 	uint64_t term = raft_current_term(&n->raft);
 	ta_clock clk = clock_now();
+	/* libraft refuses new entries while it hands leadership over. */
+	bool handing_over = state == RAFT_LEADER && raft_transferee(&n->raft) != 0;
 	bool serving;
 
-	if (n->leading && (state != RAFT_LEADER || term != n->lead_term)) {
-		/* Stop serving at once; anything in flight is ignored by epoch. */
-		ta_lead_end(&n->alloc);
-		n->leading = false;
-		n->barrier_inflight = false;
-		n->fence_pending = false;
-		log_info("no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")", n->lead_term,
-			 raft_state_name(state), term);
+	if (n->leading && (state != RAFT_LEADER || term != n->lead_term || handing_over)) {
+		node_lead_stop(n);
+		if (handing_over)
+			log_info("handing leadership over to node %" PRIu64 ": stopped serving",
+				 (uint64_t)raft_transferee(&n->raft));
+		else
+			log_info("no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")",
+				 n->lead_term, raft_state_name(state), term);
 	}
-	if (!n->leading && state == RAFT_LEADER) {
+	if (!n->leading && state == RAFT_LEADER && !handing_over) {
+		/* Leader in the term it led before: a handover that did not
+		 * complete. The fence and the new-leader wait run again, as if
+		 * it had just won (safe, and simple: see node.h). */
+		if (term == n->lead_term)
+			log_info("still leader in term %" PRIu64
+				 " (the handover did not complete); fencing again",
+				 term);
+		else
+			log_info("won the election for term %" PRIu64 "; running the fence", term);
 		n->leading = true;
 		n->lead_term = term;
-		log_info("won the election for term %" PRIu64 "; running the fence", term);
+	}
+	if (n->transfer_ended != 0) {
+		uint64_t ended = n->transfer_ended;
+
+		n->transfer_ended = 0;
+		log_info("handover ended after %" PRIu64 " ms: leader is node %" PRIu64 " (term %" PRIu64 ")",
+			 clk.mono_ms - n->transfer_started_ms, node_leader_id(n), term);
+		node_transfer_answer(n, ended, clk.mono_ms);
+	} else if (n->transfer_waiters != NULL) {
+		node_transfer_answer(n, 0, clk.mono_ms);
 	}
 	if (n->leading && !n->barrier_inflight && n->alloc.epoch != n->lead_term)
 		node_start_barrier(n);
@@ -426,6 +505,13 @@ void node_close(node *n, node_close_cb cb)
 {
 	n->closing = true;
 	n->close_cb = cb;
+	while (n->transfer_waiters != NULL) {
+		node_transfer_req *w = n->transfer_waiters;
+
+		n->transfer_waiters = w->next;
+		w->next = NULL;
+		w->cb(w, TP_ERR_SHUTTING_DOWN, 0);
+	}
 	ta_lead_end(&n->alloc);
 	if (n->tick.data != NULL)
 		uv_timer_stop(&n->tick);
@@ -451,4 +537,85 @@ uint64_t node_leader_id(node *n)
 
 	raft_leader(&n->raft, &id, &address);
 	return id;
+}
+
+/*
+ * libraft's handover ended: this node learned of a leader as a follower, or
+ * it is still leader and libraft gave up (an election timeout passed), or
+ * Raft is closing. Runs inside libraft: only records it, and the next sync
+ * answers the waiters (see node_kick).
+ */
+static void node_transfer_raft_cb(struct raft_transfer *req)
+{
+	node *n = req->data;
+
+	free(req);
+	n->transfer = NULL;
+	n->transfer_ended = n->transfer_count;
+	node_kick(n);
+}
+
+uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_transfer_cb cb)
+{
+	uint64_t now_ms = clock_mono_ms();
+	node_transfer_req **pp;
+	struct raft_transfer *t;
+	int rv;
+
+	if (n->closing)
+		return TP_ERR_SHUTTING_DOWN;
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		return TP_ERR_NOT_LEADER;
+	req->cb = cb;
+	req->target = target;
+	req->deadline_ms = now_ms + (uint64_t)n->cfg->election_timeout_ms * NODE_TRANSFER_TIMEOUT_ELECTIONS;
+	if (n->transfer == NULL) {
+		/* libraft takes one handover at a time; later requests join it. */
+		t = calloc(1, sizeof *t);
+		if (t == NULL) {
+			log_error("out of memory starting a handover");
+			return TP_ERR_INTERNAL;
+		}
+		t->data = n;
+		rv = raft_transfer(&n->raft, t, target, node_transfer_raft_cb);
+		if (rv != 0) {
+			free(t);
+			log_info("not handing leadership over: %s", raft_errmsg(&n->raft));
+			return rv == RAFT_NOMEM ? TP_ERR_INTERNAL : TP_ERR_BAD_REQUEST;
+		}
+		/*
+		 * Stop serving now, before control returns to the loop (grants
+		 * are made only from it): our last grant was made before
+		 * raft_transfer sent TimeoutNow, so before the target's
+		 * election. (libraft refuses new entries meanwhile, so the
+		 * lease could not be renewed anyway.) Safety does not rest on
+		 * this: the new leader still waits out our lease (node.h).
+		 */
+		node_lead_stop(n);
+		n->transfer = t;
+		n->transfer_count++;
+		n->transfer_started_ms = now_ms;
+		log_info("handing leadership over to node %" PRIu64 "%s: stopped serving",
+			 (uint64_t)raft_transferee(&n->raft),
+			 target == 0 ? " (Raft's pick: a caught-up voter if there is one)" : "");
+	}
+	/* Appended: waiters are answered in the order they came. */
+	req->handover = n->transfer_count;
+	req->next = NULL;
+	pp = &n->transfer_waiters;
+	while (*pp != NULL)
+		pp = &(*pp)->next;
+	*pp = req;
+	return TP_OK;
+}
+
+void node_transfer_cancel(node *n, node_transfer_req *req)
+{
+	for (node_transfer_req **pp = &n->transfer_waiters; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == req) {
+			*pp = req->next;
+			req->next = NULL;
+			return;
+		}
+	}
 }

@@ -26,11 +26,53 @@
  *   - When ta_extension_due says so, it proposes HighWater(mark) and reports
  *     the commit (with the proposal's monotonic time, for the lease) or the
  *     failure back to the allocator. One proposal is in flight at a time.
+ *   - A planned handover (node_transfer: tsoracle-ctl transfer-leader, or
+ *     SIGTERM on the leader) asks libraft to send TimeoutNow to a caught-up
+ *     voter, which starts an election at once instead of after an election
+ *     timeout. The moment libraft accepts, the allocator stops serving
+ *     (ta_lead_end): serving less is always safe, and it means the old
+ *     leader hands out nothing after the new one could have been elected.
+ *     The new leader still runs the fence and waits lease * (1 + drift)
+ *     from its election like any new leader (invariant I4), so that wait
+ *     is the gap in service. Skipping it would need proof that EVERY
+ *     earlier leader has stopped, and the new leader has none: it cannot
+ *     tell a handover from a failover; the old leader's stop says nothing
+ *     of a deposed leader before it (still in its lease if the old leader
+ *     was still in its own wait); and a handover that does not complete
+ *     lets the old leader serve again in its term. If the target does not
+ *     take over, libraft gives up after an election timeout and this node,
+ *     still leader in the same term, fences again (and waits again) before
+ *     it serves.
  */
 
 struct node;
 typedef void (*node_ready_cb)(void *arg);
 typedef void (*node_close_cb)(struct node *n);
+
+/* A bound on one handover, in election timeouts: libraft gives up after
+ * one; the node answers its waiters by then even if libraft has not called
+ * back (this node lost leadership to a third member and has not yet heard
+ * from it). */
+#define NODE_TRANSFER_TIMEOUT_ELECTIONS 1
+
+/*
+ * A caller's wait for a handover (caller-owned, like a libuv request): cb
+ * runs exactly once, from the node's timer (never inside a libraft
+ * callback), unless the request is cancelled first. status is TP_OK if
+ * leadership moved to target (0: to any other member), else TP_ERR_TRANSFER,
+ * or TP_ERR_SHUTTING_DOWN when the node closes; leader_id is the leader this
+ * node knows then (0: unknown).
+ */
+struct node_transfer_req;
+typedef void (*node_transfer_cb)(struct node_transfer_req *req, uint16_t status, uint64_t leader_id);
+typedef struct node_transfer_req {
+	void *data; /* the caller's */
+	node_transfer_cb cb;
+	uint64_t target;      /* 0: any caught-up voter */
+	uint64_t deadline_ms; /* monotonic: answered with TP_ERR_TRANSFER then */
+	uint64_t handover;    /* the number of the handover it waits for */
+	struct node_transfer_req *next;
+} node_transfer_req;
 
 typedef struct node {
 	uv_loop_t *loop;
@@ -57,6 +99,13 @@ typedef struct node {
 	uint64_t fence_mono_ms; /* when it was computed: its lease start */
 	bool was_serving;       /* at the last sync, for the ready callback */
 	int last_result;        /* last ta_grant result, for error statuses */
+	uint64_t barrier_seq;   /* the barrier that counts; older ones are ignored */
+
+	struct raft_transfer *transfer;      /* libraft's handover request, until its callback */
+	uint64_t transfer_count;             /* handovers started: numbers them from 1 */
+	uint64_t transfer_ended;             /* the number of one that ended, to answer; 0: none */
+	uint64_t transfer_started_ms;        /* monotonic, for the log */
+	node_transfer_req *transfer_waiters; /* answered when the handover ends */
 
 	node_ready_cb ready_cb; /* grants may succeed now */
 	void *ready_arg;
@@ -88,10 +137,24 @@ void node_status(node *n, tp_status *st);
 /* Raft's view: this node is leader (serving or about to). */
 bool node_is_leader(node *n);
 
-/* The leader's id as Raft knows it; 0 if unknown. */
+/* The leader's id as Raft knows it; 0 if unknown (or during a handover). */
 uint64_t node_leader_id(node *n);
 
-/* Stops Raft and releases everything; cb runs when all is closed. */
+/*
+ * Starts a planned handover to member target (0: any caught-up voter), or
+ * joins the one under way, and stops serving at once. Returns TP_OK when
+ * req waits (its cb runs later), else the answer, and cb never runs:
+ * TP_ERR_NOT_LEADER (this node does not lead), TP_ERR_BAD_REQUEST (target
+ * is this node, or not a voting member, or there is no other voter),
+ * TP_ERR_INTERNAL (out of memory).
+ */
+uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_transfer_cb cb);
+
+/* Forgets req if it still waits: its cb will not run. */
+void node_transfer_cancel(node *n, node_transfer_req *req);
+
+/* Stops Raft and releases everything; cb runs when all is closed. Handover
+ * waiters are answered TP_ERR_SHUTTING_DOWN first. */
 void node_close(node *n, node_close_cb cb);
 
 #endif /* TSORACLE_NODE_H */

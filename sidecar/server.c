@@ -61,6 +61,18 @@ static void srv_send_ts(srv_conn *c, uint64_t id, uint16_t status, uint64_t firs
 	srv_conn_send(c, &m);
 }
 
+static void srv_send_transfer(srv_conn *c, uint64_t id, uint16_t status, uint64_t leader_id)
+{
+	tp_msg m;
+
+	m.type = TP_TRANSFER_RESP;
+	m.u.transfer_resp.id = id;
+	m.u.transfer_resp.status = status;
+	/* Member ids are u32 on the wire (config.c keeps them in range). */
+	m.u.transfer_resp.leader_id = (uint32_t)leader_id;
+	srv_conn_send(c, &m);
+}
+
 /* Sends TP_ERROR and closes the connection once it is written. */
 static void srv_conn_error(srv_conn *c, uint16_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -375,6 +387,93 @@ static void srv_expire_cb(uv_timer_t *t)
 	srv_pending_prune(s);
 }
 
+/* ---- planned handover ------------------------------------------------- */
+
+static void srv_xfer_unlink(srv *s, srv_xfer *x)
+{
+	for (srv_xfer **pp = &s->xfers; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == x) {
+			*pp = x->next;
+			return;
+		}
+	}
+}
+
+/* The handover a client asked for has ended (node.h says what status and
+ * leader_id mean). */
+static void srv_transfer_cb(node_transfer_req *req, uint16_t status, uint64_t leader_id)
+{
+	srv_xfer *x = req->data;
+
+	srv_xfer_unlink(x->srv, x);
+	x->conn->n_xfers--;
+	srv_send_transfer(x->conn, x->id, status, leader_id);
+	srv_conn_flush(x->conn);
+	free(x);
+}
+
+static void srv_handle_transfer(srv_conn *c, const tp_msg *m)
+{
+	srv *s = c->srv;
+	uint64_t id = m->u.transfer_req.id;
+	uint16_t status;
+	srv_xfer *x;
+
+	if (s->stopping) {
+		srv_send_transfer(c, id, TP_ERR_SHUTTING_DOWN, node_leader_id(s->node));
+		return;
+	}
+	if (c->n_xfers >= SRV_TRANSFER_CAP) {
+		srv_send_transfer(c, id, TP_ERR_BAD_REQUEST, node_leader_id(s->node));
+		return;
+	}
+	x = calloc(1, sizeof *x);
+	if (x == NULL) {
+		log_error("out of memory for a transfer request");
+		srv_send_transfer(c, id, TP_ERR_INTERNAL, node_leader_id(s->node));
+		return;
+	}
+	x->req.data = x;
+	x->srv = s;
+	x->conn = c;
+	x->id = id;
+	status = node_transfer(s->node, &x->req, m->u.transfer_req.target, srv_transfer_cb);
+	if (status != TP_OK) {
+		/* Not the leader (leader_id says who is), or a bad target. */
+		free(x);
+		srv_send_transfer(c, id, status, node_leader_id(s->node));
+		return;
+	}
+	x->next = s->xfers;
+	s->xfers = x;
+	c->n_xfers++;
+}
+
+/* Forgets the transfer requests of connection c, which is closing; or,
+ * with c NULL, of every connection, answering them TP_ERR_SHUTTING_DOWN
+ * (the server is stopping). The handover itself goes on. */
+static void srv_xfer_drop(srv *s, srv_conn *c)
+{
+	srv_xfer **pp = &s->xfers;
+
+	while (*pp != NULL) {
+		srv_xfer *x = *pp;
+
+		if (c != NULL && x->conn != c) {
+			pp = &x->next;
+			continue;
+		}
+		*pp = x->next;
+		x->conn->n_xfers--;
+		node_transfer_cancel(s->node, &x->req);
+		if (c == NULL) {
+			srv_send_transfer(x->conn, x->id, TP_ERR_SHUTTING_DOWN, node_leader_id(s->node));
+			srv_conn_flush(x->conn);
+		}
+		free(x);
+	}
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void srv_handle_hello(srv_conn *c, const tp_msg *m)
@@ -432,6 +531,9 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 		r.u.status_resp.status = TP_OK;
 		node_status(s->node, &r.u.status_resp.st);
 		srv_conn_send(c, &r);
+		return;
+	case TP_TRANSFER_REQ:
+		srv_handle_transfer(c, m);
 		return;
 	default:
 		srv_conn_error(c, TP_ERR_PROTOCOL, "unexpected message type %u from a client", m->type);
@@ -540,6 +642,7 @@ static void srv_conn_close(srv_conn *c)
 	s->n_conns--;
 	c->q_len = 0;
 	srv_pending_prune(s);
+	srv_xfer_drop(s, c);
 	if (s->stopping) {
 		/* srv_close waits for this handle too. */
 		c->counted = true;
@@ -757,6 +860,7 @@ void srv_close(srv *s, void (*cb)(srv *s))
 		srv_conn_flush(c);
 	}
 	srv_pending_prune(s);
+	srv_xfer_drop(s, NULL);
 	while (s->conns != NULL)
 		srv_conn_close(s->conns);
 	if (s->unix_listener.active) {

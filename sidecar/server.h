@@ -27,13 +27,20 @@
  * forwarding connection (forward.h), and the leader's grant is split the
  * same way.
  *
+ * A TP_TRANSFER_REQ is handed to the node (node_transfer) and answered
+ * when the handover ends; a member that does not lead answers at once with
+ * TP_ERR_NOT_LEADER and the leader it knows.
+ *
  * Limits: SRV_QUEUE_CAP queued requests and SRV_OUT_MAX bytes of unsent
  * responses per connection; past either, the server stops reading that
  * connection until it drains (backpressure, no unbounded memory).
  */
 
-#define SRV_QUEUE_CAP 1024         /* queued timestamp requests per connection */
-#define SRV_OUT_MAX   (256 * 1024) /* bytes of unsent responses per connection */
+#define SRV_QUEUE_CAP    1024         /* queued timestamp requests per connection */
+#define SRV_OUT_MAX      (256 * 1024) /* bytes of unsent responses per connection */
+/* Transfer requests waiting per connection (tsoracle-ctl sends one); more
+ * are answered TP_ERR_BAD_REQUEST, so a client cannot pile up memory. */
+#define SRV_TRANSFER_CAP 4
 
 typedef struct srv_req {
 	uint64_t id;
@@ -62,11 +69,21 @@ typedef struct srv_conn {
 
 	srv_req q[SRV_QUEUE_CAP]; /* FIFO ring */
 	unsigned q_head, q_len;
+	unsigned n_xfers; /* its transfer requests waiting (srv_xfer) */
 
 	outbuf ob; /* responses */
 
 	tp_reader reader;
 } srv_conn;
+
+/* A client's TP_TRANSFER_REQ, waiting for the handover to end. */
+typedef struct srv_xfer {
+	node_transfer_req req; /* req.data points back here */
+	struct srv *srv;
+	srv_conn *conn;
+	uint64_t id;
+	struct srv_xfer *next;
+} srv_xfer;
 
 typedef struct srv_listener {
 	union {
@@ -90,6 +107,7 @@ typedef struct srv {
 	uv_timer_t expire; /* answers requests past their deadline */
 	srv_conn *conns;
 	srv_conn *pending_head, *pending_tail;
+	srv_xfer *xfers; /* transfer requests waiting for the node */
 	unsigned n_conns;
 	bool stopping;
 	int closing_handles;
@@ -101,8 +119,9 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 /* Binds and listens on the configured client addresses. */
 int srv_start(srv *s, char *err, size_t errlen);
 
-/* Answers queued requests with TP_ERR_SHUTTING_DOWN, closes every
- * connection and listener; cb runs when all handles are closed. */
+/* Answers queued requests (and waiting transfer requests) with
+ * TP_ERR_SHUTTING_DOWN, closes every connection and listener; cb runs when
+ * all handles are closed. */
 void srv_close(srv *s, void (*cb)(srv *s));
 
 #endif /* TSORACLE_SERVER_H */

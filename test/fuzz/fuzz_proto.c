@@ -93,7 +93,7 @@ static int fuzz_take(tp_reader *r, int lazy)
 			FUZZ_CHECK(r->start == before);
 			return -1;
 		}
-		FUZZ_CHECK(m.type >= TP_HELLO && m.type <= TP_ERROR);
+		FUZZ_CHECK(m.type >= TP_HELLO && m.type <= TP_TYPE_LAST);
 		fuzz_check_reencode(&m, r->buf + before, r->start - before);
 		if (lazy)
 			return 0;

@@ -12,7 +12,7 @@ use TsoracleTest;
 
 my $checker = $ENV{TSORACLE_CHECKER} or plan skip_all => 'TSORACLE_CHECKER is not set';
 
-my @sc = cluster_start(cluster_new(3, prefix => 'k'));
+my @sc = cluster_start(cluster_new(3, prefix => 'x'));
 my @pg = map { pg_node_for("pg$_", $sc[ $_ - 1 ], "tsoracle.timeout = 3000\n") } 1 .. 3;
 
 my $duration = 12;

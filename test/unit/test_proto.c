@@ -17,24 +17,27 @@
  */
 
 /* Frame sizes in bytes, from the layouts in proto.h (header + type + payload). */
-#define HDR            4
-#define SZ_HELLO       (HDR + 1 + 8)
-#define SZ_HELLO_OK    (HDR + 1 + 6)
-#define SZ_TS_REQ      (HDR + 1 + 12)
-#define SZ_TS_RESP     (HDR + 1 + 22)
-#define SZ_STATUS_REQ  (HDR + 1 + 8)
-#define SZ_STATUS_RESP (HDR + 1 + 76)
-#define SZ_ERROR(len)  (HDR + 1 + 4 + (len))
+#define HDR              4
+#define SZ_HELLO         (HDR + 1 + 8)
+#define SZ_HELLO_OK      (HDR + 1 + 6)
+#define SZ_TS_REQ        (HDR + 1 + 12)
+#define SZ_TS_RESP       (HDR + 1 + 22)
+#define SZ_STATUS_REQ    (HDR + 1 + 8)
+#define SZ_STATUS_RESP   (HDR + 1 + 76)
+#define SZ_ERROR(len)    (HDR + 1 + 4 + (len))
+#define SZ_TRANSFER_REQ  (HDR + 1 + 12)
+#define SZ_TRANSFER_RESP (HDR + 1 + 14)
 
 /* Byte offsets inside an encoded frame, for tests that corrupt one field. */
-#define OFF_TYPE               HDR
-#define OFF_PAYLOAD            (HDR + 1)
-#define OFF_TS_RESP_STATUS     (OFF_PAYLOAD + 8)
-#define OFF_STATUS_RESP_STATUS (OFF_PAYLOAD + 8)
-#define OFF_STATUS_RESP_ROLE   (OFF_PAYLOAD + 8 + 2 + 4 + 4)
-#define OFF_ERROR_STATUS       OFF_PAYLOAD
-#define OFF_ERROR_LEN          (OFF_PAYLOAD + 2)
-#define OFF_ERROR_TEXT         (OFF_PAYLOAD + 4)
+#define OFF_TYPE                 HDR
+#define OFF_PAYLOAD              (HDR + 1)
+#define OFF_TS_RESP_STATUS       (OFF_PAYLOAD + 8)
+#define OFF_STATUS_RESP_STATUS   (OFF_PAYLOAD + 8)
+#define OFF_STATUS_RESP_ROLE     (OFF_PAYLOAD + 8 + 2 + 4 + 4)
+#define OFF_ERROR_STATUS         OFF_PAYLOAD
+#define OFF_ERROR_LEN            (OFF_PAYLOAD + 2)
+#define OFF_ERROR_TEXT           (OFF_PAYLOAD + 4)
+#define OFF_TRANSFER_RESP_STATUS (OFF_PAYLOAD + 8)
 
 /* Iterations of the garbage loop; TP_TEST_ITERS overrides (e.g. for valgrind). */
 #define GARBAGE_ITERS_DEFAULT 1000000UL
@@ -171,6 +174,15 @@ static void assert_msg_equal(const tp_msg *a, const tp_msg *b)
 		assert_int_equal(a->u.error.len, b->u.error.len);
 		assert_memory_equal(a->u.error.text, b->u.error.text, a->u.error.len + 1u);
 		break;
+	case TP_TRANSFER_REQ:
+		assert_int_equal(a->u.transfer_req.id, b->u.transfer_req.id);
+		assert_int_equal(a->u.transfer_req.target, b->u.transfer_req.target);
+		break;
+	case TP_TRANSFER_RESP:
+		assert_int_equal(a->u.transfer_resp.id, b->u.transfer_resp.id);
+		assert_int_equal(a->u.transfer_resp.status, b->u.transfer_resp.status);
+		assert_int_equal(a->u.transfer_resp.leader_id, b->u.transfer_resp.leader_id);
+		break;
 	default:
 		fail_msg("unexpected type %u", a->type);
 	}
@@ -268,6 +280,21 @@ static size_t make_samples(tp_msg *s)
 	s[n].u.status_resp.st.grants = 8;
 	s[n++].u.status_resp.st.timestamps = 9;
 
+	s[n++].type = TP_TRANSFER_REQ; /* target 0: any caught-up voter */
+	s[n].type = TP_TRANSFER_REQ;
+	s[n].u.transfer_req.id = UINT64_MAX;
+	s[n++].u.transfer_req.target = UINT32_MAX; /* no member: the server answers it */
+
+	s[n++].type = TP_TRANSFER_RESP;
+	s[n].type = TP_TRANSFER_RESP;
+	s[n].u.transfer_resp.id = UINT64_MAX;
+	s[n].u.transfer_resp.status = TP_STATUS_LAST;
+	s[n++].u.transfer_resp.leader_id = UINT32_MAX;
+	s[n].type = TP_TRANSFER_RESP;
+	s[n].u.transfer_resp.id = 5;
+	s[n].u.transfer_resp.status = TP_ERR_NOT_LEADER;
+	s[n++].u.transfer_resp.leader_id = 2;
+
 	set_text(&s[n++], TP_ERR_PROTOCOL, 0);
 	set_text(&s[n++], TP_OK, 1);
 	set_text(&s[n++], TP_ERR_VERSION, TP_MAX_ERRMSG);
@@ -297,6 +324,10 @@ static size_t frame_size(const tp_msg *m)
 		return SZ_STATUS_RESP;
 	case TP_ERROR:
 		return SZ_ERROR(m->u.error.len);
+	case TP_TRANSFER_REQ:
+		return SZ_TRANSFER_REQ;
+	case TP_TRANSFER_RESP:
+		return SZ_TRANSFER_RESP;
 	default:
 		return 0;
 	}
@@ -308,7 +339,7 @@ static void random_msg(tp_msg *m)
 	size_t i;
 
 	memset(m, 0, sizeof *m);
-	m->type = (uint8_t)(TP_HELLO + rng_below(TP_ERROR));
+	m->type = (uint8_t)(TP_HELLO + rng_below(TP_TYPE_LAST));
 	switch (m->type) {
 	case TP_HELLO:
 		m->u.hello.magic = rng_u32();
@@ -354,6 +385,15 @@ static void random_msg(tp_msg *m)
 			m->u.error.text[i] = (char)(1 + rng_below(UINT8_MAX));
 		m->u.error.text[m->u.error.len] = '\0';
 		break;
+	case TP_TRANSFER_REQ:
+		m->u.transfer_req.id = rng_u64();
+		m->u.transfer_req.target = rng_u32();
+		break;
+	case TP_TRANSFER_RESP:
+		m->u.transfer_resp.id = rng_u64();
+		m->u.transfer_resp.status = (uint16_t)rng_below(TP_STATUS_LAST + 1);
+		m->u.transfer_resp.leader_id = rng_u32();
+		break;
 	default:
 		break;
 	}
@@ -368,6 +408,10 @@ static void test_encode_golden(void **state)
 					 5, 6, 7, 8,  0x0a,      0x0b, 0x0c, 0x0d};
 	static const uint8_t hello[] = {0, 0, 0, 9, TP_HELLO, 'T', 'S', 'O', 'R', 0, 1, 0, 2};
 	static const uint8_t error[] = {0, 0, 0, 7, TP_ERROR, 0, TP_ERR_TIMEOUT, 0, 2, 'h', 'i'};
+	static const uint8_t transfer_req[] = {0, 0, 0, 13, TP_TRANSFER_REQ, 1, 2, 3, 4, 5, 6, 7, 8,
+					       0, 0, 0, 3};
+	static const uint8_t transfer_resp[] = {0, 0, 0, 15, TP_TRANSFER_RESP,  0,    0,    0,    0,   0,
+						0, 0, 9, 0,  TP_ERR_NOT_LEADER, 0x0a, 0x0b, 0x0c, 0x0d};
 	uint8_t out[TP_MAX_FRAME];
 	tp_msg m;
 
@@ -391,6 +435,21 @@ static void test_encode_golden(void **state)
 	m.u.error.len = 2;
 	assert_int_equal(tp_encode(&m, out, sizeof out), sizeof error);
 	assert_memory_equal(out, error, sizeof error);
+
+	memset(&m, 0, sizeof m);
+	m.type = TP_TRANSFER_REQ;
+	m.u.transfer_req.id = UINT64_C(0x0102030405060708);
+	m.u.transfer_req.target = 3;
+	assert_int_equal(tp_encode(&m, out, sizeof out), sizeof transfer_req);
+	assert_memory_equal(out, transfer_req, sizeof transfer_req);
+
+	memset(&m, 0, sizeof m);
+	m.type = TP_TRANSFER_RESP;
+	m.u.transfer_resp.id = 9;
+	m.u.transfer_resp.status = TP_ERR_NOT_LEADER;
+	m.u.transfer_resp.leader_id = UINT32_C(0x0a0b0c0d);
+	assert_int_equal(tp_encode(&m, out, sizeof out), sizeof transfer_resp);
+	assert_memory_equal(out, transfer_resp, sizeof transfer_resp);
 }
 
 /* Every cap below the frame size is refused, and nothing is written past it. */
@@ -421,7 +480,7 @@ static void test_encode_small_caps(void **state)
 
 static void test_encode_bad(void **state)
 {
-	static const uint8_t bad_types[] = {0, TP_ERROR + 1, 0x7f, 0xff};
+	static const uint8_t bad_types[] = {0, TP_TYPE_LAST + 1, 0x7f, 0xff};
 	uint8_t out[TP_MAX_FRAME];
 	tp_msg m;
 	size_t i;
@@ -473,6 +532,14 @@ static void test_encode_bad(void **state)
 	assert_int_equal(tp_encode(&m, out, sizeof out), 0);
 	m.u.status_resp.st.role = TP_ROLE_LAST;
 	assert_int_equal(tp_encode(&m, out, sizeof out), SZ_STATUS_RESP);
+	memset(&m, 0, sizeof m);
+	m.type = TP_TRANSFER_RESP;
+	m.u.transfer_resp.status = TP_STATUS_LAST + 1;
+	assert_int_equal(tp_encode(&m, out, sizeof out), 0);
+	m.u.transfer_resp.status = UINT16_MAX;
+	assert_int_equal(tp_encode(&m, out, sizeof out), 0);
+	m.u.transfer_resp.status = TP_STATUS_LAST;
+	assert_int_equal(tp_encode(&m, out, sizeof out), SZ_TRANSFER_RESP);
 }
 
 /* ---- reading whole and split messages --------------------------------------- */
@@ -836,9 +903,9 @@ static void bad_from(bad_case *c, const char *what, const tp_msg *m, int err)
 
 static size_t make_bad_cases(bad_case *c)
 {
-	static const uint8_t types[] = {TP_HELLO,   TP_HELLO_OK,   TP_TS_REQ,
-					TP_TS_RESP, TP_STATUS_REQ, TP_STATUS_RESP};
-	static const uint8_t unknown[] = {0, TP_ERROR + 1, 0x80, 0xff};
+	static const uint8_t types[] = {TP_HELLO,      TP_HELLO_OK,    TP_TS_REQ,       TP_TS_RESP,
+					TP_STATUS_REQ, TP_STATUS_RESP, TP_TRANSFER_REQ, TP_TRANSFER_RESP};
+	static const uint8_t unknown[] = {0, TP_TYPE_LAST + 1, 0x80, 0xff};
 	tp_msg m;
 	size_t n = 0, i, right;
 
@@ -877,6 +944,13 @@ static size_t make_bad_cases(bad_case *c)
 	c[n++].bytes[OFF_STATUS_RESP_ROLE] = TP_ROLE_LAST + 1;
 	bad_from(&c[n], "role 0xff", &m, TP_RERR_BAD_VALUE);
 	c[n++].bytes[OFF_STATUS_RESP_ROLE] = 0xff;
+
+	memset(&m, 0, sizeof m);
+	m.type = TP_TRANSFER_RESP;
+	bad_from(&c[n], "transfer_resp status LAST + 1", &m, TP_RERR_BAD_VALUE);
+	put_be16(c[n++].bytes + OFF_TRANSFER_RESP_STATUS, TP_STATUS_LAST + 1);
+	bad_from(&c[n], "transfer_resp status 0xffff", &m, TP_RERR_BAD_VALUE);
+	put_be16(c[n++].bytes + OFF_TRANSFER_RESP_STATUS, UINT16_MAX);
 
 	set_text(&m, TP_ERR_PROTOCOL, 4);
 	bad_from(&c[n], "error status LAST + 1", &m, TP_RERR_BAD_VALUE);
@@ -980,9 +1054,17 @@ static void test_malformed(void **state)
 /* Mutates buf (of *len bytes, room cap) in one random way. */
 static void mutate(uint8_t *buf, size_t *len, size_t cap)
 {
-	static const uint8_t interesting[] = {
-	    0,    1,    TP_ERROR, TP_ERROR + 1, TP_STATUS_LAST, TP_STATUS_LAST + 1, TP_ROLE_LAST + 1,
-	    0x7f, 0x80, 0xff};
+	static const uint8_t interesting[] = {0,
+					      1,
+					      TP_ERROR,
+					      TP_TYPE_LAST,
+					      TP_TYPE_LAST + 1,
+					      TP_STATUS_LAST,
+					      TP_STATUS_LAST + 1,
+					      TP_ROLE_LAST + 1,
+					      0x7f,
+					      0x80,
+					      0xff};
 	size_t i, k;
 
 	if (*len == 0)
@@ -1127,6 +1209,8 @@ static void test_strings(void **state)
 	assert_string_equal(tp_status_str(TP_OK), "ok");
 	assert_string_equal(tp_status_str(TP_ERR_UNAVAILABLE), "no leader or no quorum");
 	assert_string_equal(tp_status_str(TP_ERR_TIMEOUT), "timed out waiting for a durable grant");
+	assert_string_equal(tp_status_str(TP_ERR_NOT_LEADER), "not the leader");
+	assert_string_equal(tp_status_str(TP_ERR_TRANSFER), "leadership transfer did not complete");
 	for (s = 0; s <= TP_STATUS_LAST; s++)
 		assert_string_not_equal(tp_status_str((uint16_t)s), "unknown status");
 	assert_string_equal(tp_status_str(TP_STATUS_LAST + 1), "unknown status");
