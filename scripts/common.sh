@@ -53,3 +53,107 @@ wait_ready() {
 	echo "sidecar at $addr grants no timestamps after ${limit}s" >&2
 	return 1
 }
+
+# ---- scratch sidecars and PostgreSQL servers (demo, nemesis runs) ----
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
+
+prepare_dir() { # DIR: created for $PG_USER, private
+	mkdir -p "$1"
+	chown "$PG_USER": "$1"
+	chmod 0700 "$1"
+}
+
+# start_sidecar DIR CONFIG_FILE: runs tsoracled --config CONFIG_FILE in the
+# background (detached), logging to DIR/tsoracled.log, unless it runs.
+start_sidecar() {
+	local dir=$1 conf=$2
+	if pid_alive "$dir/data/tsoracled.pid"; then
+		return 0
+	fi
+	as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --config '$conf' \
+		>>'$dir/tsoracled.log' 2>&1 < /dev/null &"
+}
+
+# start_pg DIR PORT SOCKET: a scratch PostgreSQL in DIR/pgdata using the
+# sidecar at SOCKET, started unless it runs; then CREATE EXTENSION.
+start_pg() {
+	local dir=$1 port=$2 sock=$3
+	if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
+		as_pg "$PG_BINDIR/initdb" -D "$dir/pgdata" -U postgres --auth=trust >/dev/null
+		cat >>"$dir/pgdata/postgresql.conf" <<CONF
+# tsoracle demo
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'tsoracle'
+tsoracle.sidecar_address = '$sock'
+CONF
+	fi
+	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
+		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -l "$dir/postgresql.log" -w start >/dev/null
+	fi
+	psql_port "$port" -q -c "CREATE EXTENSION IF NOT EXISTS tsoracle"
+}
+
+psql_port() {
+	local port=$1
+	shift
+	as_pg "$PG_BINDIR/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
+}
+
+stop_dir() {
+	local dir=$1 pid i
+	if [ -f "$dir/pgdata/postmaster.pid" ]; then
+		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null &&
+			echo "demo: PostgreSQL in $dir stopped"
+	fi
+	if pid_alive "$dir/data/tsoracled.pid"; then
+		pid=$(head -n1 "$dir/data/tsoracled.pid")
+		kill -TERM "$pid"
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			echo "demo: tsoracled (pid $pid) did not stop in 10 s; killing it" >&2
+			kill -KILL "$pid"
+		fi
+		echo "demo: tsoracled in $dir stopped"
+	fi
+}
+
+
+# cluster_up DIR PG_BASE RAFT_BASE CLIENT_BASE [CONFIG_LINE...]: a 3-member
+# cluster in DIR/node{1,2,3}: member i has PostgreSQL on PG_BASE+i, Raft on
+# RAFT_BASE+i, client TCP on CLIENT_BASE+i (all 127.0.0.1), a config file
+# DIR/nodeI/tsoracled.conf (plus the extra lines given), and its logs.
+# Starts what is not running; returns once all three serve SQL.
+cluster_up() {
+	local dir=$1 pg=$2 raft=$3 client=$4 i peers="" node
+	shift 4
+	for i in 1 2 3; do
+		peers+="${peers:+,}$i=127.0.0.1:$((raft + i))/127.0.0.1:$((client + i))"
+	done
+	for i in 1 2 3; do
+		node=$dir/node$i
+		as_pg mkdir -p "$node"
+		{
+			echo "# tsoracled, member $i of a 3-node cluster on one machine"
+			echo "node-id = $i"
+			echo "data-dir = $node/data"
+			echo "raft-address = 127.0.0.1:$((raft + i))"
+			echo "client-socket = $node/tsoracled.sock"
+			echo "client-tcp = 127.0.0.1:$((client + i))"
+			echo "peers = $peers"
+			local line
+			for line in "$@"; do echo "${line//NODE/$node}"; done
+		} | as_pg tee "$node/tsoracled.conf" >/dev/null
+		start_sidecar "$node" "$node/tsoracled.conf"
+	done
+	for i in 1 2 3; do
+		node=$dir/node$i
+		wait_ready "$node/tsoracled.sock" 30
+		start_pg "$node" $((pg + i)) "$node/tsoracled.sock"
+	done
+}

@@ -17,60 +17,11 @@ cd "$(dirname "$0")/.."
 DEMO_DIR=${DEMO_DIR:-/tmp/tsoracle-demo}
 SINGLE_PORT=5499
 SINGLE_RAFT=7499
-CLUSTER_PG_PORTS=(5501 5502 5503)
-CLUSTER_RAFT_PORTS=(7501 7502 7503)
-CLUSTER_CLIENT_PORTS=(7601 7602 7603)
-
-pid_alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
-
-prepare_dir() {
-	mkdir -p "$DEMO_DIR"
-	chown "$PG_USER": "$DEMO_DIR"
-	chmod 0700 "$DEMO_DIR"
-}
-
-# start_sidecar DIR CONFIG_FILE: runs tsoracled --config CONFIG_FILE in the
-# background (detached), logging to DIR/tsoracled.log, unless it runs.
-start_sidecar() {
-	local dir=$1 conf=$2
-	if pid_alive "$dir/data/tsoracled.pid"; then
-		return 0
-	fi
-	as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --config '$conf' \
-		>>'$dir/tsoracled.log' 2>&1 < /dev/null &"
-}
-
-# start_pg DIR PORT SOCKET: a scratch PostgreSQL in DIR/pgdata using the
-# sidecar at SOCKET, started unless it runs; then CREATE EXTENSION.
-start_pg() {
-	local dir=$1 port=$2 sock=$3
-	if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
-		as_pg "$PG_BINDIR/initdb" -D "$dir/pgdata" -U postgres --auth=trust >/dev/null
-		cat >>"$dir/pgdata/postgresql.conf" <<CONF
-# tsoracle demo
-listen_addresses = '127.0.0.1'
-port = $port
-unix_socket_directories = '$dir'
-shared_preload_libraries = 'tsoracle'
-tsoracle.sidecar_address = '$sock'
-CONF
-	fi
-	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then
-		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -l "$dir/postgresql.log" -w start >/dev/null
-	fi
-	psql_port "$port" -q -c "CREATE EXTENSION IF NOT EXISTS tsoracle"
-}
-
-psql_port() {
-	local port=$1
-	shift
-	as_pg "$PG_BINDIR/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
-}
 
 start_single() {
 	local dir=$DEMO_DIR/single sock=$DEMO_DIR/single/tsoracled.sock
 	install_all
-	prepare_dir
+	prepare_dir "$DEMO_DIR"
 	as_pg mkdir -p "$dir"
 	as_pg tee "$dir/tsoracled.conf" >/dev/null <<CONF
 # tsoracled, a single node (a Raft cluster of one voter)
@@ -98,37 +49,14 @@ MSG
 }
 
 start_cluster() {
-	local i peers="" dir sock
 	install_all
-	prepare_dir
-	for i in 1 2 3; do
-		peers+="${peers:+,}$i=127.0.0.1:${CLUSTER_RAFT_PORTS[i - 1]}/127.0.0.1:${CLUSTER_CLIENT_PORTS[i - 1]}"
-	done
-	for i in 1 2 3; do
-		dir=$DEMO_DIR/node$i
-		as_pg mkdir -p "$dir"
-		as_pg tee "$dir/tsoracled.conf" >/dev/null <<CONF
-# tsoracled, member $i of a 3-node cluster on one machine
-node-id = $i
-data-dir = $dir/data
-raft-address = 127.0.0.1:${CLUSTER_RAFT_PORTS[i - 1]}
-client-socket = $dir/tsoracled.sock
-client-tcp = 127.0.0.1:${CLUSTER_CLIENT_PORTS[i - 1]}
-peers = $peers
-CONF
-		start_sidecar "$dir" "$dir/tsoracled.conf"
-	done
-	echo "demo: three tsoracled in $DEMO_DIR/node{1,2,3} (peers $peers)"
-	for i in 1 2 3; do
-		dir=$DEMO_DIR/node$i
-		wait_ready "$dir/tsoracled.sock" 30
-		start_pg "$dir" "${CLUSTER_PG_PORTS[i - 1]}" "$dir/tsoracled.sock"
-	done
+	prepare_dir "$DEMO_DIR"
+	cluster_up "$DEMO_DIR" 5500 7500 7600
 	echo
-	"$SIDECAR_BINDIR/tsoracle-ctl" --peers "$peers" status
+	"$SIDECAR_BINDIR/tsoracle-ctl" --config "$DEMO_DIR/node1/tsoracled.conf" status
 	echo
 	for i in 1 2 3; do
-		echo "PostgreSQL on 127.0.0.1:${CLUSTER_PG_PORTS[i - 1]}: $(psql_port "${CLUSTER_PG_PORTS[i - 1]}" -Atc 'SELECT tso_now()')"
+		echo "PostgreSQL on 127.0.0.1:$((5500 + i)): $(psql_port $((5500 + i)) -Atc 'SELECT tso_now()')"
 	done
 	cat <<MSG
 
@@ -139,27 +67,6 @@ tsoracle cluster demo is running:
   logs:     $DEMO_DIR/node{1,2,3}/tsoracled.log, postgresql.log
   stop:     make demo-stop
 MSG
-}
-
-stop_dir() {
-	local dir=$1 pid i
-	if [ -f "$dir/pgdata/postmaster.pid" ]; then
-		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null &&
-			echo "demo: PostgreSQL in $dir stopped"
-	fi
-	if pid_alive "$dir/data/tsoracled.pid"; then
-		pid=$(head -n1 "$dir/data/tsoracled.pid")
-		kill -TERM "$pid"
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "demo: tsoracled (pid $pid) did not stop in 10 s; killing it" >&2
-			kill -KILL "$pid"
-		fi
-		echo "demo: tsoracled in $dir stopped"
-	fi
 }
 
 stop_all() {

@@ -9,6 +9,7 @@ package TsoracleTest;
 use strict;
 use warnings;
 use Exporter 'import';
+use File::Basename ();
 use POSIX ();
 use Time::HiRes qw(usleep time);
 use PostgreSQL::Test::Cluster;
@@ -66,7 +67,10 @@ sub sidecar_new
 {
 	my (%o) = @_;
 	my $name = $o{name} || 'sc' . ($o{id} || 1);
-	my $dir = "$PostgreSQL::Test::Utils::tmp_check/$name";
+	# Per test file, so two tests may use the same names in one prove run.
+	my $test = File::Basename::basename($0, '.pl');
+	mkdir "$PostgreSQL::Test::Utils::tmp_check/$test";
+	my $dir = "$PostgreSQL::Test::Utils::tmp_check/$test/$name";
 	mkdir $dir;
 	my $sc = {
 		name => $name,
@@ -74,7 +78,7 @@ sub sidecar_new
 		dir => $dir,
 		data => "$dir/data",
 		socket => "$dir/tsoracled.sock",
-		log => "$PostgreSQL::Test::Utils::log_path/$name.log",
+		log => "$PostgreSQL::Test::Utils::log_path/${test}_$name.log",
 		raft_port => $o{raft_port} || PostgreSQL::Test::Cluster::get_free_port(),
 		peers => $o{peers},
 		extra => $o{extra} || [],

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# A fault-injection run: a 3-member cluster with a PostgreSQL on each
+# (under $NEMESIS_DIR, PostgreSQL on 127.0.0.1:5511-5513), tsoracle-checker
+# calling tso_now() and tso_range(n) on all three for SECONDS while the
+# nemesis acts, then the checker's report (operations, errors, violations,
+# availability, longest time without service). Run as root, after
+# `make build`.
+#
+#   scripts/nemesis.sh NEMESIS SECONDS [CLIENTS_PER_NODE]
+#
+#   kill         kill -9 of the leader, then a restart, again and again
+#   stop         SIGSTOP of the leader for longer than an election timeout
+#   restart-all  kill -9 of every member at once, then a restart
+#   clock        the leader's wall clock jumps 30 s forward, then 30 s back
+#   none         no faults (a baseline)
+#
+# Exit status: the checker's (0: no violation). Every process it started
+# is stopped at the end; the data stays in $NEMESIS_DIR for inspection.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+nemesis=${1:?usage: $0 kill|stop|restart-all|clock|none SECONDS [CLIENTS]}
+seconds=${2:?usage: $0 NEMESIS SECONDS [CLIENTS]}
+clients=${3:-4}
+NEMESIS_DIR=${NEMESIS_DIR:-/tmp/tsoracle-nemesis}
+PG_BASE=5510
+STOP_HOLD_S=3        # > the 1-2 s election timeout: the others elect
+CLOCK_JUMP_MS=30000  # "tens of seconds"
+CLOCK_HOLD_S=5
+CALM_S=2             # normal operation between two faults
+
+log() { printf '%s nemesis: %s\n' "$(date +%T.%3N)" "$*" | tee -a "$NEMESIS_DIR/nemesis.log"; }
+node_dir() { echo "$NEMESIS_DIR/node$1"; }
+node_pid() { head -n1 "$(node_dir "$1")/data/tsoracled.pid" 2>/dev/null; }
+
+leader() { # prints the id of the serving leader, if any
+	local i
+	for i in 1 2 3; do
+		if "$SIDECAR_BINDIR/tsoracle-ctl" --address "$(node_dir "$i")/tsoracled.sock" --timeout 500 \
+			status --json 2>/dev/null | grep -q '"role": "leader", "serving": true'; then
+			echo "$i"
+			return 0
+		fi
+	done
+	return 1
+}
+
+wait_leader() { # waits (at most 30 s) for a serving leader; prints it
+	local i l
+	for ((i = 0; i < 300; i++)); do
+		if l=$(leader); then
+			echo "$l"
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+kill9() { # kill -9 of member $1, and wait until it is gone
+	local pid i
+	pid=$(node_pid "$1") || return 0
+	kill -KILL "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+}
+
+restart_node() {
+	start_sidecar "$(node_dir "$1")" "$(node_dir "$1")/tsoracled.conf"
+}
+
+act() {
+	local l i
+	case "$nemesis" in
+	kill)
+		l=$(wait_leader) || return 0
+		log "kill -9 of the leader, node $l"
+		kill9 "$l"
+		l2=$(wait_leader) && log "node $l2 leads"
+		restart_node "$l"
+		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l back"
+		;;
+	stop)
+		l=$(wait_leader) || return 0
+		log "SIGSTOP of the leader, node $l, for ${STOP_HOLD_S}s"
+		kill -STOP "$(node_pid "$l")"
+		sleep "$STOP_HOLD_S"
+		kill -CONT "$(node_pid "$l")"
+		log "SIGCONT of node $l"
+		;;
+	restart-all)
+		log "kill -9 of every member"
+		for i in 1 2 3; do kill9 "$i"; done
+		for i in 1 2 3; do restart_node "$i"; done
+		for i in 1 2 3; do wait_ready "$(node_dir "$i")/tsoracled.sock" 30; done
+		log "all members back"
+		;;
+	clock)
+		l=$(wait_leader) || return 0
+		log "node $l's wall clock jumps +${CLOCK_JUMP_MS} ms"
+		echo "$CLOCK_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
+		sleep "$CLOCK_HOLD_S"
+		l=$(wait_leader) || return 0
+		log "node $l's wall clock jumps -${CLOCK_JUMP_MS} ms"
+		echo "-$CLOCK_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
+		sleep "$CLOCK_HOLD_S"
+		rm -f "$NEMESIS_DIR"/node?/clock-offset
+		log "clocks back to normal"
+		;;
+	none) ;;
+	*)
+		echo "unknown nemesis: $nemesis" >&2
+		exit 2
+		;;
+	esac
+}
+
+stop_everything() {
+	local i
+	for i in 1 2 3; do
+		[ -n "$(node_pid "$i")" ] && kill -CONT "$(node_pid "$i")" 2>/dev/null || true
+		stop_dir "$(node_dir "$i")" >/dev/null 2>&1 || true
+	done
+}
+
+install_all
+rm -rf "$NEMESIS_DIR"
+prepare_dir "$NEMESIS_DIR"
+trap stop_everything EXIT
+as_pg touch "$NEMESIS_DIR/nemesis.log"
+cluster_up "$NEMESIS_DIR" "$PG_BASE" 7510 7610 "clock-offset-file = NODE/clock-offset"
+log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s; nemesis: $nemesis"
+
+conns=()
+for i in 1 2 3; do conns+=(--conn "host=127.0.0.1 port=$((PG_BASE + i)) user=postgres dbname=postgres"); done
+build/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" \
+	--history "$NEMESIS_DIR/history.tsv" >"$NEMESIS_DIR/checker.out" 2>&1 &
+checker=$!
+
+end=$((SECONDS + seconds - CALM_S))
+faults=0
+while [ $SECONDS -lt $end ] && kill -0 $checker 2>/dev/null; do
+	sleep "$CALM_S"
+	[ $SECONDS -lt $end ] || break
+	act
+	faults=$((faults + 1))
+done
+rc=0
+wait $checker || rc=$?
+log "done: $faults fault(s) injected"
+cat "$NEMESIS_DIR/checker.out"
+exit $rc
