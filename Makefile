@@ -35,7 +35,7 @@ SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lm
 
 SIDECAR_SRCS = $(filter-out sidecar/ctl.c,$(wildcard sidecar/*.c)) common/proto.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
-CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/log.o \
+CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
 	$(BUILD)/sidecar/alloc.o $(BUILD)/common/proto.o
 UNIT_TESTS = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(wildcard test/unit/test_*.c))
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "err.h"
 #include "log.h"
 
 #define CFG_LINE_SIZE   1024
@@ -84,18 +86,6 @@ static const cfg_option cfg_options[] = {
 };
 #define CFG_N_OPTIONS (sizeof cfg_options / sizeof cfg_options[0])
 
-static int cfg_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int cfg_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 void cfg_defaults(cfg *c)
 {
 	memset(c, 0, sizeof *c);
@@ -130,24 +120,24 @@ static int cfg_check_ip_port(const char *what, const char *text, char *err, size
 	size_t hlen;
 
 	if (colon == NULL || colon == text)
-		return cfg_fail(err, errlen, "%s \"%s\" is not of the form IP:PORT", what, text);
+		return err_set(err, errlen, "%s \"%s\" is not of the form IP:PORT", what, text);
 	hlen = (size_t)(colon - text);
 	if (hlen >= sizeof host)
-		return cfg_fail(err, errlen, "%s \"%s\" is too long", what, text);
+		return err_set(err, errlen, "%s \"%s\" is too long", what, text);
 	memcpy(host, text, hlen);
 	host[hlen] = '\0';
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port == 0 || port > CFG_PORT_MAX)
-		return cfg_fail(err, errlen, "%s \"%s\": port must be a number from 1 to %d", what, text,
-				CFG_PORT_MAX);
+		return err_set(err, errlen, "%s \"%s\": port must be a number from 1 to %d", what, text,
+			       CFG_PORT_MAX);
 	if (inet_pton(AF_INET, host, bin) != 1) {
 		if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
 			host[hlen - 1] = '\0';
 			if (inet_pton(AF_INET6, host + 1, bin) == 1)
 				return 0;
 		}
-		return cfg_fail(
+		return err_set(
 		    err, errlen,
 		    "%s \"%s\": \"%s\" is not an IP address (a literal IPv4 or [IPv6] address is required)",
 		    what, text, host);
@@ -169,19 +159,19 @@ int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen)
 		cfg_peer *peer;
 
 		if (len == 0 || len >= sizeof item)
-			return cfg_fail(err, errlen, "peers: bad entry in \"%s\" (expected ID=IP:PORT,...)",
-					text);
+			return err_set(err, errlen, "peers: bad entry in \"%s\" (expected ID=IP:PORT,...)",
+				       text);
 		memcpy(item, p, len);
 		item[len] = '\0';
 		eq = strchr(item, '=');
 		if (eq == NULL)
-			return cfg_fail(err, errlen, "peers: \"%s\" is not of the form ID=IP:PORT", item);
+			return err_set(err, errlen, "peers: \"%s\" is not of the form ID=IP:PORT", item);
 		*eq = '\0';
 		errno = 0;
 		id = strtoull(item, &end, 10);
 		if (errno != 0 || *end != '\0' || item[0] == '\0' || id == 0 || id > CFG_NODE_ID_MAX)
-			return cfg_fail(err, errlen, "peers: id \"%s\" must be a number from 1 to %" PRIu64,
-					item, (uint64_t)CFG_NODE_ID_MAX);
+			return err_set(err, errlen, "peers: id \"%s\" must be a number from 1 to %" PRIu64,
+				       item, (uint64_t)CFG_NODE_ID_MAX);
 		slash = strchr(eq + 1, '/');
 		if (slash != NULL) {
 			*slash = '\0';
@@ -191,13 +181,12 @@ int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen)
 		if (cfg_check_ip_port("peers: address", eq + 1, err, errlen) != 0)
 			return -1;
 		if (c->n_peers == CFG_MAX_PEERS)
-			return cfg_fail(err, errlen, "peers: at most %d members are supported",
-					CFG_MAX_PEERS);
+			return err_set(err, errlen, "peers: at most %d members are supported", CFG_MAX_PEERS);
 		for (unsigned i = 0; i < c->n_peers; i++) {
 			if (c->peers[i].id == id)
-				return cfg_fail(err, errlen, "peers: id %llu appears twice", id);
+				return err_set(err, errlen, "peers: id %llu appears twice", id);
 			if (strcmp(c->peers[i].address, eq + 1) == 0)
-				return cfg_fail(err, errlen, "peers: address %s appears twice", eq + 1);
+				return err_set(err, errlen, "peers: address %s appears twice", eq + 1);
 		}
 		peer = &c->peers[c->n_peers++];
 		peer->id = id;
@@ -219,7 +208,7 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 	int level;
 
 	if (o == NULL)
-		return cfg_fail(err, errlen, "unknown setting \"%s\" (see --help)", name);
+		return err_set(err, errlen, "unknown setting \"%s\" (see --help)", name);
 	field = (char *)c + o->offset;
 	switch (o->kind) {
 	case CFG_UINT:
@@ -228,9 +217,8 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 		v = strtoull(value, &end, 10);
 		if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' || v < o->min ||
 		    v > o->max)
-			return cfg_fail(err, errlen,
-					"%s: \"%s\" is not a number from %" PRIu64 " to %" PRIu64, name,
-					value, o->min, o->max);
+			return err_set(err, errlen, "%s: \"%s\" is not a number from %" PRIu64 " to %" PRIu64,
+				       name, value, o->min, o->max);
 		if (o->kind == CFG_UINT)
 			*(unsigned *)field = (unsigned)v;
 		else
@@ -238,14 +226,14 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 		return 0;
 	case CFG_STRING:
 		if (strlen(value) >= o->size)
-			return cfg_fail(err, errlen, "%s: value is longer than %zu bytes", name, o->size - 1);
+			return err_set(err, errlen, "%s: value is longer than %zu bytes", name, o->size - 1);
 		snprintf(field, o->size, "%s", value);
 		return 0;
 	case CFG_LEVEL:
 		level = log_parse_level(value);
 		if (level < 0)
-			return cfg_fail(err, errlen, "%s: \"%s\" is not one of debug, info, warn, error",
-					name, value);
+			return err_set(err, errlen, "%s: \"%s\" is not one of debug, info, warn, error", name,
+				       value);
 		*(int *)field = level;
 		return 0;
 	case CFG_PEERS:
@@ -253,7 +241,7 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 	case CFG_FILE:
 		return cfg_load_file(c, value, err, errlen);
 	}
-	return cfg_fail(err, errlen, "%s: unhandled setting", name);
+	return err_set(err, errlen, "%s: unhandled setting", name);
 }
 
 static char *cfg_trim(char *s)
@@ -276,14 +264,14 @@ int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
 	unsigned lineno = 0;
 
 	if (f == NULL)
-		return cfg_fail(err, errlen, "could not open config file \"%s\": %s", path, strerror(errno));
+		return err_set(err, errlen, "could not open config file \"%s\": %s", path, strerror(errno));
 	while (fgets(line, sizeof line, f) != NULL) {
 		char *hash, *eq, *name, *value;
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
 			fclose(f);
-			return cfg_fail(err, errlen, "%s:%u: line too long", path, lineno);
+			return err_set(err, errlen, "%s:%u: line too long", path, lineno);
 		}
 		hash = strchr(line, '#');
 		if (hash != NULL)
@@ -294,7 +282,7 @@ int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
 		eq = strchr(name, '=');
 		if (eq == NULL) {
 			fclose(f);
-			return cfg_fail(err, errlen, "%s:%u: expected \"name = value\"", path, lineno);
+			return err_set(err, errlen, "%s:%u: expected \"name = value\"", path, lineno);
 		}
 		*eq = '\0';
 		name = cfg_trim(name);
@@ -306,12 +294,12 @@ int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
 		}
 		if (strcmp(name, "config") == 0) {
 			fclose(f);
-			return cfg_fail(err, errlen, "%s:%u: a config file cannot include another", path,
-					lineno);
+			return err_set(err, errlen, "%s:%u: a config file cannot include another", path,
+				       lineno);
 		}
 		if (cfg_set(c, name, value, msg, sizeof msg) != 0) {
 			fclose(f);
-			return cfg_fail(err, errlen, "%s:%u: %s", path, lineno, msg);
+			return err_set(err, errlen, "%s:%u: %s", path, lineno, msg);
 		}
 	}
 	fclose(f);
@@ -324,15 +312,15 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 	bool self_found = false;
 
 	if (c->data_dir[0] == '\0')
-		return cfg_fail(err, errlen, "--data-dir is required");
+		return err_set(err, errlen, "--data-dir is required");
 	if (cfg_check_ip_port("raft-address", c->raft_address, err, errlen) != 0)
 		return -1;
 	if (c->client_socket[0] != '\0') {
 		if (c->client_socket[0] != '/')
-			return cfg_fail(err, errlen, "client-socket \"%s\" must be an absolute path",
-					c->client_socket);
+			return err_set(err, errlen, "client-socket \"%s\" must be an absolute path",
+				       c->client_socket);
 		if (strlen(c->client_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-			return cfg_fail(
+			return err_set(
 			    err, errlen,
 			    "client-socket \"%s\" is longer than a unix socket path may be (%zu bytes)",
 			    c->client_socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
@@ -348,7 +336,7 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 		/* Followers forward their clients' requests to the leader's
 		 * client address: in a cluster every member needs one. */
 		if (c->n_peers > 1 && p->client[0] == '\0')
-			return cfg_fail(
+			return err_set(
 			    err, errlen,
 			    "peers: member %" PRIu64 " has no client address; in a cluster write "
 			    "ID=RAFT_IP:PORT/CLIENT_IP:PORT (followers forward to the leader there)",
@@ -357,44 +345,44 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 			continue;
 		self_found = true;
 		if (strcmp(p->address, c->raft_address) != 0)
-			return cfg_fail(err, errlen,
-					"peers lists node %" PRIu64 " at %s, but raft-address is %s",
-					c->node_id, p->address, c->raft_address);
+			return err_set(err, errlen,
+				       "peers lists node %" PRIu64 " at %s, but raft-address is %s",
+				       c->node_id, p->address, c->raft_address);
 		if (p->client[0] != '\0' && c->client_tcp[0] == '\0')
 			snprintf(c->client_tcp, sizeof c->client_tcp, "%s", p->client);
 		else if (p->client[0] != '\0' && strcmp(p->client, c->client_tcp) != 0)
-			return cfg_fail(err, errlen,
-					"peers lists node %" PRIu64
-					"'s client address as %s, but client-tcp is %s",
-					c->node_id, p->client, c->client_tcp);
+			return err_set(err, errlen,
+				       "peers lists node %" PRIu64
+				       "'s client address as %s, but client-tcp is %s",
+				       c->node_id, p->client, c->client_tcp);
 	}
 	if (!self_found)
-		return cfg_fail(err, errlen, "peers does not include this node (node-id %" PRIu64 ")",
-				c->node_id);
+		return err_set(err, errlen, "peers does not include this node (node-id %" PRIu64 ")",
+			       c->node_id);
 	if (c->client_tcp[0] != '\0' && cfg_check_ip_port("client-tcp", c->client_tcp, err, errlen) != 0)
 		return -1;
 	if (c->client_socket[0] == '\0' && c->client_tcp[0] == '\0')
-		return cfg_fail(err, errlen, "no client listener: set client-socket or client-tcp");
+		return err_set(err, errlen, "no client listener: set client-socket or client-tcp");
 
 	if (c->heartbeat_ms * 2 > c->election_timeout_ms)
-		return cfg_fail(err, errlen,
-				"heartbeat (%u ms) must be at most half the election timeout (%u ms)",
-				c->heartbeat_ms, c->election_timeout_ms);
+		return err_set(err, errlen,
+			       "heartbeat (%u ms) must be at most half the election timeout (%u ms)",
+			       c->heartbeat_ms, c->election_timeout_ms);
 	/* DESIGN.md section 5: the lease must run out before followers time out
 	 * and elect a new leader, so a healthy handover is not delayed. */
 	if (c->alloc.lease_ms >= c->election_timeout_ms)
-		return cfg_fail(err, errlen,
-				"lease (%" PRIu64 " ms) must be shorter than the election timeout (%u ms)",
-				c->alloc.lease_ms, c->election_timeout_ms);
+		return err_set(err, errlen,
+			       "lease (%" PRIu64 " ms) must be shorter than the election timeout (%u ms)",
+			       c->alloc.lease_ms, c->election_timeout_ms);
 	if (c->snapshot_trailing >= c->snapshot_threshold)
-		return cfg_fail(err, errlen, "snapshot-trailing (%u) must be below snapshot-threshold (%u)",
-				c->snapshot_trailing, c->snapshot_threshold);
+		return err_set(err, errlen, "snapshot-trailing (%u) must be below snapshot-threshold (%u)",
+			       c->snapshot_trailing, c->snapshot_threshold);
 	if (ta_config_check(&c->alloc, msg, sizeof msg) != 0)
-		return cfg_fail(err, errlen, "%s", msg);
+		return err_set(err, errlen, "%s", msg);
 	if (c->pid_file[0] == '\0') {
 		if ((size_t)snprintf(c->pid_file, sizeof c->pid_file, "%s/tsoracled.pid", c->data_dir) >=
 		    sizeof c->pid_file)
-			return cfg_fail(err, errlen, "data-dir \"%s\" is too long", c->data_dir);
+			return err_set(err, errlen, "data-dir \"%s\" is too long", c->data_dir);
 	}
 	return 0;
 }
@@ -416,7 +404,7 @@ static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, siz
 		if (strcmp(arg, "--version") == 0)
 			return CFG_VERSION;
 		if (strncmp(arg, "--", 2) != 0) {
-			cfg_fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
+			err_set(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
 			return CFG_ERROR;
 		}
 		arg += 2;
@@ -427,7 +415,7 @@ static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, siz
 		} else {
 			snprintf(name, sizeof name, "%s", arg);
 			if (i + 1 >= argc) {
-				cfg_fail(err, errlen, "--%s needs a value (see --help)", name);
+				err_set(err, errlen, "--%s needs a value (see --help)", name);
 				return CFG_ERROR;
 			}
 			value = argv[++i];
@@ -435,7 +423,7 @@ static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, siz
 		if ((strcmp(name, "config") == 0) != (pass == 0))
 			continue;
 		if (cfg_set(c, name, value, msg, sizeof msg) != 0) {
-			cfg_fail(err, errlen, "%s", msg);
+			err_set(err, errlen, "%s", msg);
 			return CFG_ERROR;
 		}
 	}
@@ -467,4 +455,38 @@ void cfg_usage(FILE *out)
 		fprintf(out, "  %-34s %s\n", left, cfg_options[i].help);
 	}
 	fprintf(out, "  %-34s %s\n  %-34s %s\n", "--help", "show this help", "--version", "show the version");
+}
+
+int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss)
+{
+	char host[CFG_ADDR_SIZE];
+	const char *colon = strrchr(addr, ':');
+	size_t hlen;
+	long port;
+
+	if (colon == NULL || colon == addr)
+		return -1;
+	hlen = (size_t)(colon - addr);
+	if (hlen >= sizeof host)
+		return -1;
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > CFG_PORT_MAX)
+		return -1;
+	memset(ss, 0, sizeof *ss);
+	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		host[hlen - 1] = '\0';
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
+	} else {
+		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)port);
+		return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -1;
+	}
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 
@@ -77,6 +78,10 @@ int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen);
 
 /* Parses "ID=RAFT_IP:PORT[/CLIENT_IP:PORT],...". */
 int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen);
+
+/* "IP:PORT" or "[IPv6]:PORT" (as cfg_check accepts) to a socket address;
+ * 0, or -1 if it is not one. */
+int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss);
 
 void cfg_usage(FILE *out);
 

@@ -199,19 +199,10 @@ static void fwd_connect_cb(uv_connect_t *req, int status)
 static void fwd_connect(fwd *f)
 {
 	struct sockaddr_storage ss;
-	char host[CFG_ADDR_SIZE];
-	const char *colon = strrchr(f->target_addr, ':');
 	int rv;
 
-	snprintf(host, sizeof host, "%.*s", (int)(colon - f->target_addr), f->target_addr);
-	if (host[0] == '[') {
-		host[strlen(host) - 1] = '\0';
-		rv = uv_ip6_addr(host + 1, atoi(colon + 1), (struct sockaddr_in6 *)&ss);
-	} else {
-		rv = uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&ss);
-	}
-	if (rv != 0) {
-		log_error("forwarding: bad leader address %s: %s", f->target_addr, uv_strerror(rv));
+	if (cfg_sockaddr(f->target_addr, &ss) != 0) {
+		log_error("forwarding: bad leader address %s", f->target_addr);
 		return;
 	}
 	tp_reader_init(&f->reader);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "err.h"
 #include "log.h"
 
 /* How often the leadership watch runs, ms. Bounds how late the node notices
@@ -38,18 +39,6 @@ typedef struct node_proposal {
 
 static void node_sync(node *n);
 static void node_kick(node *n);
-
-static int node_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int node_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static void node_apply_cb(struct raft_apply *req, int status, void *result)
 {
@@ -309,13 +298,13 @@ static int node_mkdir(const char *dir, char *err, size_t errlen)
 	struct stat st;
 
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return node_fail(err, errlen, "could not create data directory \"%s\": %s", dir,
-				 strerror(errno));
+		return err_set(err, errlen, "could not create data directory \"%s\": %s", dir,
+			       strerror(errno));
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return node_fail(err, errlen, "data directory \"%s\" is not a directory", dir);
+		return err_set(err, errlen, "data directory \"%s\" is not a directory", dir);
 	if (access(dir, R_OK | W_OK | X_OK) != 0)
-		return node_fail(err, errlen, "data directory \"%s\" is not writable: %s", dir,
-				 strerror(errno));
+		return err_set(err, errlen, "data directory \"%s\" is not writable: %s", dir,
+			       strerror(errno));
 	return 0;
 }
 
@@ -339,17 +328,17 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	n->transport.data = NULL;
 	rv = raft_uv_tcp_init(&n->transport, loop);
 	if (rv != 0)
-		return node_fail(err, errlen, "raft_uv_tcp_init: %s", raft_strerror(rv));
+		return err_set(err, errlen, "raft_uv_tcp_init: %s", raft_strerror(rv));
 	n->transport_initialized = true;
 
 	rv = raft_uv_init(&n->io, loop, c->data_dir, &n->transport);
 	if (rv != 0)
-		return node_fail(err, errlen, "raft_uv_init(\"%s\"): %s", c->data_dir, n->io.errmsg);
+		return err_set(err, errlen, "raft_uv_init(\"%s\"): %s", c->data_dir, n->io.errmsg);
 	n->io_initialized = true;
 
 	rv = raft_init(&n->raft, &n->io, &n->fsm, c->node_id, c->raft_address);
 	if (rv != 0)
-		return node_fail(err, errlen, "raft_init: %s", raft_errmsg(&n->raft));
+		return err_set(err, errlen, "raft_init: %s", raft_errmsg(&n->raft));
 	n->raft.data = n;
 	n->raft_initialized = true;
 
@@ -358,7 +347,7 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 		rv = raft_configuration_add(&conf, c->peers[i].id, c->peers[i].address, RAFT_VOTER);
 		if (rv != 0) {
 			raft_configuration_close(&conf);
-			return node_fail(err, errlen, "raft_configuration_add: %s", raft_strerror(rv));
+			return err_set(err, errlen, "raft_configuration_add: %s", raft_strerror(rv));
 		}
 	}
 	/* Bootstraps only a pristine directory; a restart reuses its log. */
@@ -367,7 +356,7 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	if (rv == 0)
 		log_info("bootstrapped a new cluster of %u member(s) in %s", c->n_peers, c->data_dir);
 	else if (rv != RAFT_CANTBOOTSTRAP)
-		return node_fail(err, errlen, "raft_bootstrap: %s", raft_errmsg(&n->raft));
+		return err_set(err, errlen, "raft_bootstrap: %s", raft_errmsg(&n->raft));
 
 	raft_set_election_timeout(&n->raft, c->election_timeout_ms);
 	raft_set_heartbeat_timeout(&n->raft, c->heartbeat_ms);
@@ -378,11 +367,11 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 
 	rv = uv_timer_init(loop, &n->tick);
 	if (rv != 0)
-		return node_fail(err, errlen, "uv_timer_init: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv_timer_init: %s", uv_strerror(rv));
 	n->tick.data = n;
 	rv = uv_timer_init(loop, &n->kick);
 	if (rv != 0)
-		return node_fail(err, errlen, "uv_timer_init: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv_timer_init: %s", uv_strerror(rv));
 	n->kick.data = n;
 	return 0;
 }
@@ -392,10 +381,10 @@ int node_start(node *n, char *err, size_t errlen)
 	int rv = raft_start(&n->raft);
 
 	if (rv != 0)
-		return node_fail(err, errlen, "raft_start: %s", raft_errmsg(&n->raft));
+		return err_set(err, errlen, "raft_start: %s", raft_errmsg(&n->raft));
 	rv = uv_timer_start(&n->tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
 	if (rv != 0)
-		return node_fail(err, errlen, "uv_timer_start: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv_timer_start: %s", uv_strerror(rv));
 	log_info("raft started: node %" PRIu64 " at %s, high-water %" PRIu64 " ms, last index %" PRIu64,
 		 n->cfg->node_id, n->cfg->raft_address, n->fsm_state.high_water_ms,
 		 (uint64_t)raft_last_index(&n->raft));

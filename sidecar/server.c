@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "err.h"
 #include "log.h"
 
 #define SRV_BACKLOG        128
@@ -24,18 +25,6 @@ static void srv_conn_close(srv_conn *c);
 static void srv_conn_parse(srv_conn *c);
 static void srv_conn_flush(srv_conn *c);
 static void srv_conn_start_reading(srv_conn *c);
-
-static int srv_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int srv_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- output ------------------------------------------------------------ */
 
@@ -710,22 +699,22 @@ static int srv_claim_socket_path(const char *path, char *err, size_t errlen)
 	if (lstat(path, &st) != 0)
 		return 0;
 	if (!S_ISSOCK(st.st_mode))
-		return srv_fail(err, errlen, "client-socket \"%s\" exists and is not a socket", path);
+		return err_set(err, errlen, "client-socket \"%s\" exists and is not a socket", path);
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path)
-		return srv_fail(err, errlen, "client-socket \"%s\" is too long", path);
+		return err_set(err, errlen, "client-socket \"%s\" is too long", path);
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0)
-		return srv_fail(err, errlen, "socket: %s", strerror(errno));
+		return err_set(err, errlen, "socket: %s", strerror(errno));
 	rv = connect(fd, (struct sockaddr *)&sun, sizeof sun);
 	close(fd);
 	if (rv == 0)
-		return srv_fail(err, errlen, "another process is listening on client-socket \"%s\"", path);
+		return err_set(err, errlen, "another process is listening on client-socket \"%s\"", path);
 	if (unlink(path) != 0)
-		return srv_fail(err, errlen, "could not remove stale socket \"%s\": %s", path,
-				strerror(errno));
+		return err_set(err, errlen, "could not remove stale socket \"%s\": %s", path,
+			       strerror(errno));
 	log_info("removed stale socket %s", path);
 	return 0;
 }
@@ -740,19 +729,18 @@ static int srv_listen_unix(srv *s, char *err, size_t errlen)
 		return -1;
 	rv = uv_pipe_init(s->loop, &l->h.pipe, 0);
 	if (rv != 0)
-		return srv_fail(err, errlen, "uv_pipe_init: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv_pipe_init: %s", uv_strerror(rv));
 	l->active = true;
 	l->srv = s;
 	l->h.handle.data = l;
 	rv = uv_pipe_bind(&l->h.pipe, path);
 	if (rv != 0)
-		return srv_fail(err, errlen, "could not bind client-socket \"%s\": %s", path,
-				uv_strerror(rv));
+		return err_set(err, errlen, "could not bind client-socket \"%s\": %s", path, uv_strerror(rv));
 	if (chmod(path, SRV_SOCKET_MODE) != 0)
-		return srv_fail(err, errlen, "chmod \"%s\": %s", path, strerror(errno));
+		return err_set(err, errlen, "chmod \"%s\": %s", path, strerror(errno));
 	rv = uv_listen(&l->h.stream, SRV_BACKLOG, srv_connection_cb);
 	if (rv != 0)
-		return srv_fail(err, errlen, "could not listen on \"%s\": %s", path, uv_strerror(rv));
+		return err_set(err, errlen, "could not listen on \"%s\": %s", path, uv_strerror(rv));
 	log_info("listening for clients on unix socket %s", path);
 	return 0;
 }
@@ -762,23 +750,13 @@ static int srv_listen_tcp(srv *s, char *err, size_t errlen)
 	srv_listener *l = &s->tcp_listener;
 	const char *addr = s->cfg->client_tcp;
 	struct sockaddr_storage ss;
-	char host[CFG_ADDR_SIZE];
-	const char *colon = strrchr(addr, ':');
-	int port, rv;
+	int rv;
 
-	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-	port = atoi(colon + 1);
-	if (host[0] == '[') {
-		host[strlen(host) - 1] = '\0';
-		rv = uv_ip6_addr(host + 1, port, (struct sockaddr_in6 *)&ss);
-	} else {
-		rv = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
-	}
-	if (rv != 0)
-		return srv_fail(err, errlen, "client-tcp \"%s\": %s", addr, uv_strerror(rv));
+	if (cfg_sockaddr(addr, &ss) != 0)
+		return err_set(err, errlen, "client-tcp \"%s\" is not IP:PORT", addr);
 	rv = uv_tcp_init(s->loop, &l->h.tcp);
 	if (rv != 0)
-		return srv_fail(err, errlen, "uv_tcp_init: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv_tcp_init: %s", uv_strerror(rv));
 	l->active = true;
 	l->srv = s;
 	l->h.handle.data = l;
@@ -786,7 +764,7 @@ static int srv_listen_tcp(srv *s, char *err, size_t errlen)
 	if (rv == 0)
 		rv = uv_listen(&l->h.stream, SRV_BACKLOG, srv_connection_cb);
 	if (rv != 0)
-		return srv_fail(err, errlen, "could not listen on client-tcp %s: %s", addr, uv_strerror(rv));
+		return err_set(err, errlen, "could not listen on client-tcp %s: %s", addr, uv_strerror(rv));
 	log_info("listening for clients on tcp %s", addr);
 	return 0;
 }
@@ -805,11 +783,11 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 		rv = uv_timer_init(loop, &s->expire);
 	}
 	if (rv != 0)
-		return srv_fail(err, errlen, "uv init: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
 	s->expire.data = s;
 	rv = fwd_init(&s->fwd, loop, c, srv_fwd_grant_cb, srv_fwd_reset_cb, srv_fwd_ready_cb, s);
 	if (rv != 0)
-		return srv_fail(err, errlen, "uv init: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
 	node_set_ready_cb(n, srv_ready_cb, s);
 	return 0;
 }
@@ -826,7 +804,7 @@ int srv_start(srv *s, char *err, size_t errlen)
 	if (rv == 0)
 		rv = uv_timer_start(&s->expire, srv_expire_cb, SRV_EXPIRE_TICK_MS, SRV_EXPIRE_TICK_MS);
 	if (rv != 0)
-		return srv_fail(err, errlen, "uv start: %s", uv_strerror(rv));
+		return err_set(err, errlen, "uv start: %s", uv_strerror(rv));
 	return 0;
 }
 

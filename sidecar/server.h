@@ -51,13 +51,16 @@ typedef struct srv_req {
 
 struct srv;
 
+/* A stream handle of either kind, clients' and listeners' alike. */
+typedef union srv_handle {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+} srv_uv_handle;
+
 typedef struct srv_conn {
-	union {
-		uv_handle_t handle;
-		uv_stream_t stream;
-		uv_tcp_t tcp;
-		uv_pipe_t pipe;
-	} h;
+	srv_uv_handle h;
 	struct srv *srv;
 	struct srv_conn *prev, *next;  /* all connections */
 	struct srv_conn *pending_next; /* connections with queued requests */
@@ -86,12 +89,7 @@ typedef struct srv_xfer {
 } srv_xfer;
 
 typedef struct srv_listener {
-	union {
-		uv_handle_t handle;
-		uv_stream_t stream;
-		uv_tcp_t tcp;
-		uv_pipe_t pipe;
-	} h;
+	srv_uv_handle h;
 	struct srv *srv;
 	bool active;
 } srv_listener;

@@ -12,14 +12,17 @@
 #define MS 1000000ULL /* ns */
 
 /* session, ok, invoke, complete, lo, hi */
-#define OP(s, ok, i, c, lo, hi) {(s), (ok), (i) * MS, (c) * MS, (lo), (hi)}
+#define OP(s, ok, i, c, lo, hi)                                                                              \
+	{                                                                                                    \
+		(s), (ok), (i)*MS, (c)*MS, (lo), (hi)                                                        \
+	}
 
 static void test_good_history(void **state __attribute__((unused)))
 {
 	/* Two sessions, overlapping calls in any order of values, and one
 	 * call that began after another completed and is above it. */
 	hist_op ops[] = {
-	    OP(1, true, 0, 10, 100, 100),  OP(2, true, 5, 12, 90, 99),  /* concurrent: any order */
+	    OP(1, true, 0, 10, 100, 100),  OP(2, true, 5, 12, 90, 99),    /* concurrent: any order */
 	    OP(1, true, 11, 20, 101, 110), OP(2, true, 13, 14, 111, 111), /* after both */
 	    OP(2, false, 15, 30, 0, 0),                                   /* an error */
 	};
