@@ -147,3 +147,30 @@ $(BUILD)/test/broken/test_alloc.o: test/unit/test_alloc.c
 $(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/test_alloc.o $(BUILD)/test/broken/alloc_%.o
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ -lcmocka
+
+# A whole tsoracled with one planted allocator bug, for the nemesis run's
+# positive control (scripts/test.sh): the checker must catch it through
+# the real parts. Never installed.
+$(BUILD)/control/tsoracled-broken-%: $(filter-out $(BUILD)/sidecar/alloc.o,$(SIDECAR_OBJS)) $(BUILD)/test/broken/alloc_%.o
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
+unit: $(BUILD)/control/tsoracled-broken-monotonic
+
+# ---- benchmarks (test/bench/, scripts/bench.sh, docs/performance.md) ----
+# tsoracle-bench: a load generator and latency meter for tsoracled, linked
+# with the common codec. `make bench` measures this machine (about 10 min;
+# BENCH_QUICK=1 under 1 min) and rewrites the generated part of
+# docs/performance.md. Needs root (installs the extension, runs PostgreSQL
+# as the postgres user).
+$(BUILD)/bench/bench.o: test/bench/bench.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o
+	$(SC_CC) -o $@ $^ -lpthread
+
+all: $(BUILD)/tsoracle-bench
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh

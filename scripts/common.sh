@@ -5,6 +5,8 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=${PG_CONFIG:-$PG_BINDIR/pg_config}
 PG_USER=${PG_USER:-postgres}
 SIDECAR_BINDIR=${SIDECAR_BINDIR:-/usr/local/bin}
+# The daemon that start_sidecar runs (a test may run a planted-bug build).
+SIDECAR_BIN=${SIDECAR_BIN:-$SIDECAR_BINDIR/tsoracled}
 
 # Runs "$@" as $PG_USER (PostgreSQL refuses to run as root). When we are
 # already that user, runs it directly.
@@ -67,12 +69,16 @@ prepare_dir() { # DIR: created for $PG_USER, private
 # start_sidecar DIR CONFIG_FILE: runs tsoracled --config CONFIG_FILE in the
 # background (detached), logging to DIR/tsoracled.log, unless it runs.
 start_sidecar() {
-	local dir=$1 conf=$2
+	local dir=$1 conf=$2 netns=${3:-}
+	local cmd="setsid '$SIDECAR_BIN' --config '$conf' >>'$dir/tsoracled.log' 2>&1 < /dev/null &"
 	if pid_alive "$dir/data/tsoracled.pid"; then
 		return 0
 	fi
-	as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --config '$conf' \
-		>>'$dir/tsoracled.log' 2>&1 < /dev/null &"
+	if [ -n "$netns" ]; then # in network namespace $3 (root only)
+		ip netns exec "$netns" runuser -u "$PG_USER" -- bash -c "$cmd"
+	else
+		as_pg bash -c "$cmd"
+	fi
 }
 
 # start_pg DIR PORT SOCKET: a scratch PostgreSQL in DIR/pgdata using the
@@ -126,14 +132,22 @@ stop_dir() {
 
 # cluster_up DIR PG_BASE RAFT_BASE CLIENT_BASE [CONFIG_LINE...]: a 3-member
 # cluster in DIR/node{1,2,3}: member i has PostgreSQL on PG_BASE+i, Raft on
-# RAFT_BASE+i, client TCP on CLIENT_BASE+i (all 127.0.0.1), a config file
-# DIR/nodeI/tsoracled.conf (plus the extra lines given), and its logs.
-# Starts what is not running; returns once all three serve SQL.
+# RAFT_BASE+i, client TCP on CLIENT_BASE+i, a config file
+# DIR/nodeI/tsoracled.conf (plus the extra lines given, NODE standing for
+# DIR/nodeI), and its logs. Members listen on 127.0.0.1, or, when
+# CLUSTER_NETNS is set, on ${CLUSTER_IP_PREFIX}i inside network namespace
+# ${CLUSTER_NETNS}i. Starts what is not running; returns once all three
+# serve SQL (PostgreSQL always runs in this namespace, on 127.0.0.1).
+member_ip() { # the address of member $1
+	if [ -n "${CLUSTER_NETNS:-}" ]; then echo "$CLUSTER_IP_PREFIX$1"; else echo 127.0.0.1; fi
+}
+
 cluster_up() {
-	local dir=$1 pg=$2 raft=$3 client=$4 i peers="" node
+	local dir=$1 pg=$2 raft=$3 client=$4 i peers="" node ip
 	shift 4
 	for i in 1 2 3; do
-		peers+="${peers:+,}$i=127.0.0.1:$((raft + i))/127.0.0.1:$((client + i))"
+		ip=$(member_ip "$i")
+		peers+="${peers:+,}$i=$ip:$((raft + i))/$ip:$((client + i))"
 	done
 	for i in 1 2 3; do
 		node=$dir/node$i
@@ -142,14 +156,14 @@ cluster_up() {
 			echo "# tsoracled, member $i of a 3-node cluster on one machine"
 			echo "node-id = $i"
 			echo "data-dir = $node/data"
-			echo "raft-address = 127.0.0.1:$((raft + i))"
+			echo "raft-address = $(member_ip "$i"):$((raft + i))"
 			echo "client-socket = $node/tsoracled.sock"
-			echo "client-tcp = 127.0.0.1:$((client + i))"
+			echo "client-tcp = $(member_ip "$i"):$((client + i))"
 			echo "peers = $peers"
 			local line
 			for line in "$@"; do echo "${line//NODE/$node}"; done
 		} | as_pg tee "$node/tsoracled.conf" >/dev/null
-		start_sidecar "$node" "$node/tsoracled.conf"
+		start_sidecar "$node" "$node/tsoracled.conf" "${CLUSTER_NETNS:+$CLUSTER_NETNS$i}"
 	done
 	for i in 1 2 3; do
 		node=$dir/node$i

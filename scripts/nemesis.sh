@@ -12,7 +12,17 @@
 #   stop         SIGSTOP of the leader for longer than an election timeout
 #   restart-all  kill -9 of every member at once, then a restart
 #   clock        the leader's wall clock jumps 30 s forward, then 30 s back
+#   partition    the leader is cut from the other members (its PostgreSQL
+#                still reaches it over the unix socket) for longer than an
+#                election timeout, then the network heals
 #   none         no faults (a baseline)
+#
+# For partition, each sidecar runs in a network namespace of its own
+# (tso-nem0-1..3, addresses 10.213.77.1-3 on a bridge in namespace
+# tso-nemhub0, all made here and removed at the end): cutting the leader's
+# link in the hub is a real partition of the Raft and forwarding traffic,
+# while PostgreSQL, in the root namespace, keeps talking to its sidecar
+# through the file system. Only these namespaces' own addresses are used.
 #
 # Exit status: the checker's (0: no violation). Every process it started
 # is stopped at the end; the data stays in $NEMESIS_DIR for inspection.
@@ -24,11 +34,20 @@ nemesis=${1:?usage: $0 kill|stop|restart-all|clock|none SECONDS [CLIENTS]}
 seconds=${2:?usage: $0 NEMESIS SECONDS [CLIENTS]}
 clients=${3:-4}
 NEMESIS_DIR=${NEMESIS_DIR:-/tmp/tsoracle-nemesis}
-PG_BASE=5510
+# Two runs at once (by hand and in make test) need distinct ports and
+# namespaces: NEMESIS_SLOT (0-9) shifts them.
+slot=${NEMESIS_SLOT:-0}
+PG_BASE=$((5510 + 10 * slot))
+RAFT_BASE=$((17510 + 10 * slot))
+CLIENT_BASE=$((17610 + 10 * slot))
 STOP_HOLD_S=3        # > the 1-2 s election timeout: the others elect
 CLOCK_JUMP_MS=30000  # "tens of seconds"
 CLOCK_HOLD_S=5
 CALM_S=2             # normal operation between two faults
+PARTITION_HOLD_S=5   # > election timeout + lease wait: the majority serves
+NETNS=tso-nem$slot-  # member i runs in namespace ${NETNS}i
+HUB=tso-nemhub$slot
+NET_PREFIX=10.213.$((77 + slot)).
 
 log() { printf '%s nemesis: %s\n' "$(date +%T.%3N)" "$*" | tee -a "$NEMESIS_DIR/nemesis.log"; }
 node_dir() { echo "$NEMESIS_DIR/node$1"; }
@@ -69,7 +88,31 @@ kill9() { # kill -9 of member $1, and wait until it is gone
 }
 
 restart_node() {
-	start_sidecar "$(node_dir "$1")" "$(node_dir "$1")/tsoracled.conf"
+	start_sidecar "$(node_dir "$1")" "$(node_dir "$1")/tsoracled.conf" "${CLUSTER_NETNS:+$CLUSTER_NETNS$1}"
+}
+
+# A bridge in its own namespace and one namespace per member, linked by
+# veth pairs: member i is $NET_PREFIX$i, its link in the hub is tsonem$slot$i.
+net_up() {
+	local i
+	net_down
+	ip netns add "$HUB"
+	ip -n "$HUB" link add br0 type bridge
+	ip -n "$HUB" link set br0 up
+	for i in 1 2 3; do
+		ip netns add "$NETNS$i"
+		ip -n "$NETNS$i" link set lo up
+		ip link add "tsonem$slot$i" netns "$HUB" type veth peer name eth0 netns "$NETNS$i"
+		ip -n "$HUB" link set "tsonem$slot$i" master br0 up
+		ip -n "$NETNS$i" addr add "$NET_PREFIX$i/24" dev eth0
+		ip -n "$NETNS$i" link set eth0 up
+	done
+}
+
+net_down() {
+	local i
+	for i in 1 2 3; do ip netns del "$NETNS$i" 2>/dev/null || true; done
+	ip netns del "$HUB" 2>/dev/null || true
 }
 
 act() {
@@ -110,6 +153,15 @@ act() {
 		rm -f "$NEMESIS_DIR"/node?/clock-offset
 		log "clocks back to normal"
 		;;
+	partition)
+		l=$(wait_leader) || return 0
+		log "partition: the leader, node $l, is cut from the others for ${PARTITION_HOLD_S}s"
+		ip -n "$HUB" link set "tsonem$slot$l" down
+		sleep "$PARTITION_HOLD_S"
+		ip -n "$HUB" link set "tsonem$slot$l" up
+		log "partition healed"
+		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l serves again"
+		;;
 	none) ;;
 	*)
 		echo "unknown nemesis: $nemesis" >&2
@@ -124,6 +176,7 @@ stop_everything() {
 		[ -n "$(node_pid "$i")" ] && kill -CONT "$(node_pid "$i")" 2>/dev/null || true
 		stop_dir "$(node_dir "$i")" >/dev/null 2>&1 || true
 	done
+	[ "$nemesis" != partition ] || net_down
 }
 
 install_all
@@ -131,7 +184,11 @@ rm -rf "$NEMESIS_DIR"
 prepare_dir "$NEMESIS_DIR"
 trap stop_everything EXIT
 as_pg touch "$NEMESIS_DIR/nemesis.log"
-cluster_up "$NEMESIS_DIR" "$PG_BASE" 7510 7610 "clock-offset-file = NODE/clock-offset"
+if [ "$nemesis" = partition ]; then
+	net_up
+	export CLUSTER_NETNS=$NETNS CLUSTER_IP_PREFIX=$NET_PREFIX
+fi
+cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "clock-offset-file = NODE/clock-offset"
 log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s; nemesis: $nemesis"
 
 conns=()
