@@ -97,7 +97,7 @@ demo-stop:
 	@scripts/demo.sh stop
 
 format:
-	clang-format -i common/*.[ch] sidecar/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch]
+	clang-format -i common/*.[ch] sidecar/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/bench/*.[ch] test/checker/*.[ch]
 
 clean: clean-build
 clean-build:
