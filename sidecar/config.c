@@ -76,7 +76,7 @@ static const cfg_option cfg_options[] = {
     OPT_U64("max-ahead", alloc.max_ahead_ms, 1, CFG_MS_MAX, "MS",
 	    "cap: no mark beyond now + this (default 60000)"),
     OPT_UINT("request-timeout", request_timeout_ms, 1, CFG_MS_MAX, "MS",
-	     "how long a request waits for a leader (default 2000)"),
+	     "how long a request waits for a leader (default 3000)"),
     OPT_UINT("snapshot-threshold", snapshot_threshold, 2, CFG_COUNT_MAX, "N",
 	     "log entries between snapshots (default 1024)"),
     OPT_UINT("snapshot-trailing", snapshot_trailing, 1, CFG_COUNT_MAX, "N",
