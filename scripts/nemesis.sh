@@ -12,6 +12,9 @@
 #   stop         SIGSTOP of the leader for longer than an election timeout
 #   restart-all  kill -9 of every member at once, then a restart
 #   clock        the leader's wall clock jumps 30 s forward, then 30 s back
+#   clock-kill   the leader's wall clock jumps 30 s forward, then the
+#                leader is killed (kill -9) and restarted with a true clock:
+#                its successor must serve above what it handed out
 #   partition    the leader is cut from the other members (its PostgreSQL
 #                still reaches it over the unix socket) for longer than an
 #                election timeout, then the network heals
@@ -30,7 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-nemesis=${1:?usage: $0 kill|stop|restart-all|clock|none SECONDS [CLIENTS]}
+nemesis=${1:?usage: $0 kill|stop|restart-all|clock|clock-kill|partition|none SECONDS [CLIENTS]}
 seconds=${2:?usage: $0 NEMESIS SECONDS [CLIENTS]}
 clients=${3:-4}
 NEMESIS_DIR=${NEMESIS_DIR:-/tmp/tsoracle-nemesis}
@@ -152,6 +155,18 @@ act() {
 		sleep "$CLOCK_HOLD_S"
 		rm -f "$NEMESIS_DIR"/node?/clock-offset
 		log "clocks back to normal"
+		;;
+	clock-kill)
+		l=$(wait_leader) || return 0
+		log "node $l's wall clock jumps +${CLOCK_JUMP_MS} ms"
+		echo "$CLOCK_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
+		sleep "$CALM_S"
+		log "kill -9 of node $l"
+		kill9 "$l"
+		rm -f "$(node_dir "$l")/clock-offset"
+		l2=$(wait_leader) && log "node $l2 leads"
+		restart_node "$l"
+		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l back, its clock true"
 		;;
 	partition)
 		l=$(wait_leader) || return 0
