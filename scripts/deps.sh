@@ -17,7 +17,7 @@ packages=(
 	build-essential pkg-config autoconf automake libtool
 	libuv1-dev liblz4-dev libcmocka-dev
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	libpq-dev libipc-run-perl dpkg-dev iproute2 procps
+	libpq-dev libipc-run-perl dpkg-dev iproute2 procps patch
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -48,7 +48,12 @@ install_packages() {
 }
 
 build_raft() {
-	if [ -f "$prefix/lib/libraft.a" ] && [ -f "$prefix/.raft-$raft_version" ]; then
+	# The build is marked with the version and a digest of our patches
+	# (scripts/patches/raft-*.patch), so a new patch rebuilds it.
+	local patches marker
+	patches=$(cat "$here"/scripts/patches/raft-"$raft_version"-*.patch 2>/dev/null | md5sum | cut -c1-12)
+	marker=$prefix/.raft-$raft_version-$patches
+	if [ -f "$prefix/lib/libraft.a" ] && [ -f "$marker" ]; then
 		return 0
 	fi
 	log "building libraft $raft_version into $prefix"
@@ -69,11 +74,18 @@ SRC
 		-o "Dir::Cache=$apt_dir/cache"
 		-o APT::Sandbox::User=root)
 	mkdir -p "$apt_dir/cache/archives/partial"
-	if [ ! -d "$deps_dir/src/raft-$raft_version" ]; then
+	if [ ! -f "$deps_dir/src/raft_$raft_version.orig.tar.gz" ]; then
 		apt-get "${apt_opts[@]}" -qq update
 		(cd "$deps_dir/src" && apt-get "${apt_opts[@]}" -qq source --download-only "raft=$raft_debian_version" >/dev/null)
-		(cd "$deps_dir/src" && tar xf raft_"$raft_version".orig.tar.gz)
 	fi
+	# A clean tree each time, then our patches.
+	rm -rf "$deps_dir/src/raft-$raft_version"
+	(cd "$deps_dir/src" && tar xf raft_"$raft_version".orig.tar.gz)
+	for p in "$here"/scripts/patches/raft-"$raft_version"-*.patch; do
+		[ -f "$p" ] || continue
+		log "applying $(basename "$p")"
+		patch -s -d "$deps_dir/src/raft-$raft_version" -p1 <"$p"
+	done
 	(
 		cd "$deps_dir/src/raft-$raft_version"
 		[ -x configure ] || autoreconf -i >/dev/null 2>&1
@@ -83,7 +95,8 @@ SRC
 		make -s -j"$(nproc)" >/dev/null 2>&1
 		make -s install >/dev/null
 	)
-	touch "$prefix/.raft-$raft_version"
+	rm -f "$prefix"/.raft-*
+	touch "$marker"
 	log "libraft $raft_version ready"
 }
 

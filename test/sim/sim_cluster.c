@@ -1,0 +1,229 @@
+/* sim_cluster.c: N simulated tsoracled on libraft's fixture: links, pauses, crashes and restarts. */
+#include "sim_cluster.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_io.h"
+#include "sim_trace.h"
+
+/* Entries a bootstrapped server holds: its configuration. */
+#define SIM_BOOTSTRAP_ENTRIES 1
+/* The fixture names server i "i + 1" (its id, printed). */
+#define SIM_ADDRESS_LEN       16
+
+static void sim_cluster_die(const char *what, int rv)
+{
+	fprintf(stderr, "sim: %s: %s\n", what, raft_strerror(rv));
+	exit(2);
+}
+
+/* The settings node.c gives raft (node_init), from the schedule's params. */
+static void sim_cluster_configure(sim_cluster *c, struct raft *r)
+{
+	raft_set_election_timeout(r, c->p.election_timeout_ms);
+	raft_set_heartbeat_timeout(r, c->p.heartbeat_ms);
+	raft_set_snapshot_threshold(r, c->p.snapshot_threshold);
+	raft_set_snapshot_trailing(r, c->p.snapshot_trailing);
+	raft_set_pre_vote(r, true);
+	/* No tracer: libraft formats every trace message whenever one is set,
+	 * and the fixture's prints its info messages to stderr. */
+	r->tracer = NULL;
+}
+
+/* An election timeout of twice the tick: the smallest raft accepts. */
+#define SIM_METRONOME_ELECTION_MS (2 * SIM_METRONOME_MS)
+
+static void sim_cluster_add_metronome(sim_cluster *c)
+{
+	unsigned m = c->p.n;
+	struct raft *r;
+	int rv;
+
+	fsm_init(&c->fsms[m], &c->fsm_states[m]);
+	rv = raft_fixture_grow(&c->f, &c->fsms[m]);
+	if (rv != 0)
+		sim_cluster_die("raft_fixture_grow (metronome)", rv);
+	r = raft_fixture_get(&c->f, m);
+	raft_set_election_timeout(r, SIM_METRONOME_ELECTION_MS);
+	raft_set_heartbeat_timeout(r, SIM_METRONOME_MS); /* its tick */
+	r->tracer = NULL;
+	raft_fixture_set_randomized_election_timeout(&c->f, m, SIM_METRONOME_ELECTION_MS);
+}
+
+void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *election_timeouts,
+		      sim_check *check)
+{
+	struct raft_configuration conf;
+	char address[SIM_ADDRESS_LEN];
+	int rv;
+
+	/* clocks are the caller's: keep them across the reset. */
+	sim_clock clocks[SIM_MAX_NODES];
+
+	memcpy(clocks, c->clocks, sizeof clocks);
+	memset(c, 0, sizeof *c);
+	memcpy(c->clocks, clocks, sizeof clocks);
+	c->p = *p;
+	c->check = check;
+	sim_io_reset();
+	rv = raft_fixture_init(&c->f);
+	if (rv != 0)
+		sim_cluster_die("raft_fixture_init", rv);
+	for (unsigned i = 0; i < p->n; i++) {
+		fsm_init(&c->fsms[i], &c->fsm_states[i]);
+		rv = raft_fixture_grow(&c->f, &c->fsms[i]);
+		if (rv != 0)
+			sim_cluster_die("raft_fixture_grow", rv);
+		sim_cluster_configure(c, raft_fixture_get(&c->f, i));
+		raft_fixture_set_randomized_election_timeout(&c->f, i, election_timeouts[i]);
+		raft_fixture_set_network_latency(&c->f, i, p->net_latency_ms[i]);
+		raft_fixture_set_disk_latency(&c->f, i, p->disk_latency_ms[i]);
+	}
+	sim_cluster_add_metronome(c);
+	/* The n nodes, as voters; not the metronome. */
+	raft_configuration_init(&conf);
+	for (unsigned i = 0; i < p->n; i++) {
+		struct raft *r = raft_fixture_get(&c->f, i);
+
+		snprintf(address, sizeof address, "%llu", (unsigned long long)r->id);
+		rv = raft_configuration_add(&conf, r->id, address, RAFT_VOTER);
+		if (rv != 0)
+			sim_cluster_die("raft_configuration_add", rv);
+	}
+	for (unsigned i = 0; i < p->n && rv == 0; i++)
+		rv = raft_bootstrap(raft_fixture_get(&c->f, i), &conf);
+	raft_configuration_close(&conf);
+	if (rv != 0)
+		sim_cluster_die("raft_bootstrap", rv);
+	for (unsigned i = 0; i < p->n; i++)
+		sim_io_wrap(raft_fixture_get(&c->f, i)->io, SIM_BOOTSTRAP_ENTRIES);
+	rv = raft_fixture_start(&c->f);
+	if (rv != 0)
+		sim_cluster_die("raft_fixture_start", rv);
+	c->now_ms = c->f.time;
+	for (unsigned i = 0; i < p->n; i++)
+		sim_node_init(&c->nodes[i], i, raft_fixture_get(&c->f, i), &c->fsm_states[i], &c->clocks[i],
+			      &c->now_ms, &p->alloc);
+}
+
+void sim_cluster_close(sim_cluster *c)
+{
+	/* Fires the callbacks still pending (their memory is freed there);
+	 * the nodes are still valid. */
+	raft_fixture_close(&c->f);
+}
+
+void sim_cluster_step(sim_cluster *c)
+{
+	raft_fixture_step(&c->f);
+	c->n_steps++;
+	c->now_ms = c->f.time;
+	/* Applied means committed: the highest mark any FSM holds is a lower
+	 * bound of what Raft has committed (crashed nodes' FSMs included, until
+	 * their restart replays them). */
+	for (unsigned i = 0; i < c->p.n; i++)
+		sim_check_committed(c->check, c->fsm_states[i].high_water_ms);
+	for (unsigned i = 0; i < c->p.n; i++)
+		if (c->proc[i] == SIM_UP)
+			sim_node_after_step(&c->nodes[i]);
+}
+
+void sim_cluster_set_election_timeout(sim_cluster *c, unsigned i, unsigned ms)
+{
+	raft_fixture_set_randomized_election_timeout(&c->f, i, ms);
+}
+
+void sim_cluster_apply_links(sim_cluster *c)
+{
+	for (unsigned i = 0; i < c->p.n; i++) {
+		for (unsigned j = 0; j < c->p.n; j++) {
+			bool drop = c->cut[i][j] || c->proc[i] != SIM_UP || c->proc[j] != SIM_UP;
+
+			if (i == j)
+				continue;
+			/* Saturation, not disconnection: the fixture's kill and
+			 * revive use it too, and it drops silently, like a
+			 * partition does. */
+			if (drop)
+				raft_fixture_saturate(&c->f, i, j);
+			else
+				raft_fixture_desaturate(&c->f, i, j);
+		}
+	}
+}
+
+/* Stops node i's process (pause or crash): the fixture's kill freezes its
+ * raft instance. */
+static void sim_cluster_stop(sim_cluster *c, unsigned i, enum sim_proc proc)
+{
+	raft_fixture_kill(&c->f, i);
+	c->proc[i] = proc;
+	c->down_since_ms[i] = c->now_ms;
+	sim_cluster_apply_links(c);
+}
+
+static void sim_cluster_start(sim_cluster *c, unsigned i)
+{
+	raft_fixture_revive(&c->f, i);
+	c->proc[i] = SIM_UP;
+	sim_cluster_apply_links(c);
+}
+
+void sim_cluster_pause(sim_cluster *c, unsigned i)
+{
+	sim_cluster_stop(c, i, SIM_PAUSED);
+	SIM_TRACE_KEY("%6" PRIu64 " n%u paused (SIGSTOP)", c->now_ms, i);
+}
+
+void sim_cluster_resume(sim_cluster *c, unsigned i)
+{
+	sim_cluster_start(c, i);
+	SIM_TRACE_KEY("%6" PRIu64 " n%u resumed (SIGCONT) after %" PRIu64 " ms", c->now_ms, i,
+		      c->now_ms - c->down_since_ms[i]);
+}
+
+void sim_cluster_crash(sim_cluster *c, unsigned i)
+{
+	sim_cluster_stop(c, i, SIM_CRASHED);
+	sim_node_crash(&c->nodes[i]);
+	SIM_TRACE_KEY("%6" PRIu64 " n%u crashed (kill -9)", c->now_ms, i);
+}
+
+bool sim_cluster_can_restart(const sim_cluster *c, unsigned i)
+{
+	return c->proc[i] == SIM_CRASHED && c->now_ms >= c->down_since_ms[i] + SIM_MIN_DOWN_MS;
+}
+
+void sim_cluster_restart(sim_cluster *c, unsigned i)
+{
+	struct raft *r = raft_fixture_get(&c->f, i);
+	struct raft_io *io = r->io;
+	raft_id id = r->id;
+	char address[SIM_ADDRESS_LEN];
+	int rv;
+
+	/* A new process on the same disk: raft reloads term, vote, snapshot and
+	 * entries from the fixture's raft_io; the FSM starts empty and is
+	 * rebuilt by raft (snapshot restore, then committed entries). */
+	raft_close(r, NULL); /* the fixture's close completes at once */
+	fsm_init(&c->fsms[i], &c->fsm_states[i]);
+	snprintf(address, sizeof address, "%llu", (unsigned long long)id);
+	rv = raft_init(r, io, &c->fsms[i], id, address);
+	if (rv != 0)
+		sim_cluster_die("raft_init (restart)", rv);
+	sim_cluster_configure(c, r);
+	rv = raft_start(r);
+	if (rv != 0)
+		sim_cluster_die("raft_start (restart)", rv);
+	c->retired_leads += c->nodes[i].n_leads;
+	c->retired_apply_errors += c->nodes[i].n_apply_errors;
+	sim_node_init(&c->nodes[i], i, r, &c->fsm_states[i], &c->clocks[i], &c->now_ms, &c->p.alloc);
+	sim_cluster_start(c, i);
+	c->n_restarts++;
+	SIM_TRACE_KEY("%6" PRIu64 " n%u restarted after %" PRIu64 " ms down (term %llu, last index %llu)",
+		      c->now_ms, i, c->now_ms - c->down_since_ms[i], (unsigned long long)raft_current_term(r),
+		      (unsigned long long)raft_last_index(r));
+}

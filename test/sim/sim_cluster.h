@@ -1,0 +1,104 @@
+/* sim_cluster.h: N simulated tsoracled on libraft's fixture: links, pauses, crashes and restarts. */
+#ifndef TSORACLE_SIM_CLUSTER_H
+#define TSORACLE_SIM_CLUSTER_H
+
+#include <raft.h>
+#include <raft/fixture.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "fsm.h"
+#include "sim_check.h"
+#include "sim_clock.h"
+#include "sim_node.h"
+
+#define SIM_MAX_NODES 5
+
+/*
+ * What is real: libraft 0.22.1 (the fixture's raft instances), the FSM
+ * (sidecar/fsm.c, one per node), the allocator (sidecar/alloc.c, one per
+ * node) and the way node.c drives it (sim_node). What is simulated: time,
+ * the network and the disk (the fixture's in-memory raft_io), the clocks
+ * (sim_clock) and the processes:
+ *
+ *   up       raft ticks and talks; the driver runs; clients are served;
+ *   paused   SIGSTOP: no ticks, no messages, no driver; everything in memory
+ *            is kept, and resuming continues where it stopped (a leader
+ *            wakes up still believing it leads);
+ *   crashed  kill -9: the same, and a restart builds a new process: raft
+ *            reloaded from what the fixture persisted (sim_io), a fresh FSM
+ *            replayed by raft, a fresh allocator and driver.
+ */
+
+typedef struct sim_params {
+	unsigned n;
+	unsigned election_timeout_ms;
+	unsigned heartbeat_ms;
+	unsigned snapshot_threshold;
+	unsigned snapshot_trailing;
+	unsigned net_latency_ms[SIM_MAX_NODES];
+	unsigned disk_latency_ms[SIM_MAX_NODES];
+	ta_config alloc;
+} sim_params;
+
+enum sim_proc { SIM_UP, SIM_PAUSED, SIM_CRASHED };
+
+/* A crashed node stays down at least this long (true ms) before it can
+ * restart: by then the fixture has finished the I/O it had started (its
+ * latencies are far below this), so raft_close() leaves nothing behind. */
+#define SIM_MIN_DOWN_MS 500
+
+/*
+ * The fixture only moves time from one event to the next, and with few
+ * nodes and long heartbeats events can be hundreds of ms apart: no client
+ * could call, and no driver sync (node.c's 10 ms watch) run, in between.
+ * So one more fixture server, the metronome, is started but never
+ * bootstrapped nor put in the configuration: it stays a follower that
+ * talks to no one, and its raft ticks every SIM_METRONOME_MS give the
+ * simulation an event, a driver sync and a chance of a client call.
+ */
+#define SIM_METRONOME_MS SIM_NODE_WATCH_MS
+
+typedef struct sim_cluster {
+	struct raft_fixture f;
+	sim_params p;
+	uint64_t now_ms;                         /* f.time, as the nodes read it */
+	struct raft_fsm fsms[SIM_MAX_NODES + 1]; /* the last: the metronome's */
+	fsm_state fsm_states[SIM_MAX_NODES + 1];
+	sim_clock clocks[SIM_MAX_NODES];
+	sim_node nodes[SIM_MAX_NODES];
+	enum sim_proc proc[SIM_MAX_NODES];
+	uint64_t down_since_ms[SIM_MAX_NODES];
+	bool cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* messages from i to j are dropped */
+	sim_check *check;
+	uint64_t n_steps; /* fixture steps */
+	uint64_t n_restarts;
+	uint64_t retired_leads; /* counters of the processes restarts replaced */
+	uint64_t retired_apply_errors;
+} sim_cluster;
+
+/* Builds, bootstraps and starts the cluster; clocks must be set in c->clocks
+ * before. election_timeouts: each node's randomized election timeout, in
+ * [election_timeout_ms, 2 * election_timeout_ms]. */
+void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *election_timeouts,
+		      sim_check *check);
+void sim_cluster_close(sim_cluster *c);
+
+/* One fixture event, then the drivers of the nodes that are up. */
+void sim_cluster_step(sim_cluster *c);
+
+/* Sets the election timeout node i will draw next (fixture's knob). */
+void sim_cluster_set_election_timeout(sim_cluster *c, unsigned i, unsigned ms);
+
+/* Links: cut[i][j] drops messages from i to j. Apply after changing cut. */
+void sim_cluster_apply_links(sim_cluster *c);
+
+void sim_cluster_pause(sim_cluster *c, unsigned i);
+void sim_cluster_resume(sim_cluster *c, unsigned i);
+void sim_cluster_crash(sim_cluster *c, unsigned i);
+/* Only once it has been down SIM_MIN_DOWN_MS. */
+bool sim_cluster_can_restart(const sim_cluster *c, unsigned i);
+void sim_cluster_restart(sim_cluster *c, unsigned i);
+
+#endif /* TSORACLE_SIM_CLUSTER_H */

@@ -1,0 +1,89 @@
+/* sim_node.h: one simulated tsoracled: the allocator driven from Raft events exactly as sidecar/node.c does.
+ */
+#ifndef TSORACLE_SIM_NODE_H
+#define TSORACLE_SIM_NODE_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "fsm.h"
+#include "sim_clock.h"
+
+/*
+ * The driver mirrors sidecar/node.c function by function (sim_node_sync is
+ * node_sync, sim_node_grant is node_grant, and so on), so that the fence and
+ * the lease are exercised the way the daemon uses them. The one structural
+ * difference: libraft's callbacks fire inside raft_fixture_step(), and there
+ * they only record what happened (an event); the events are handled right
+ * after the step returns, at the same simulated time, and then the node
+ * syncs. node.c does the allocator calls inside the callbacks and defers only
+ * the Raft calls (node_kick); since no grant can run between a callback and
+ * the end of its step, the two orders are equivalent. Deferring everything
+ * also lets a paused (SIGSTOPped) node handle its callbacks when it resumes,
+ * as a stopped process would.
+ */
+
+/* How often node.c's leadership watch runs (NODE_TICK_MS there). */
+#define SIM_NODE_WATCH_MS   10
+/* Callback events a node can hold while paused. */
+#define SIM_NODE_MAX_EVENTS 256
+
+enum sim_event_kind { SIM_EV_COMMITTED, SIM_EV_FAILED, SIM_EV_BARRIER };
+
+typedef struct sim_event {
+	enum sim_event_kind kind;
+	int status; /* SIM_EV_BARRIER: 0 or the error */
+	uint64_t term;
+	uint64_t mark;
+	uint64_t proposed_mono_ms;
+} sim_event;
+
+typedef struct sim_node {
+	unsigned index;
+	struct raft *raft;
+	const fsm_state *fsm; /* this node's FSM, applied by its raft */
+	const sim_clock *clock;
+	const uint64_t *now_ms; /* the fixture's time */
+	uint32_t incarnation;   /* bumped by a crash: older callbacks are dropped */
+
+	/* The fields of node.c's struct node that drive the allocator. */
+	ta_alloc alloc;
+	bool leading;
+	uint64_t lead_term;
+	bool barrier_inflight;
+	bool fence_pending;
+	uint64_t fence_mark;
+	uint64_t fence_mono_ms;
+	bool kicked; /* node_kick: sync as soon as possible */
+	uint64_t next_watch_ms;
+
+	sim_event events[SIM_NODE_MAX_EVENTS];
+	unsigned n_events;
+
+	/* Counters for the summary. */
+	uint64_t n_leads; /* fences started (ta_lead_begin) */
+	uint64_t n_proposals;
+	uint64_t n_commits;
+	uint64_t n_apply_errors; /* raft_apply refused (node.c logs and retries) */
+} sim_node;
+
+/* A fresh process: no leadership, a new allocator. */
+void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_state *fsm,
+		   const sim_clock *clock, const uint64_t *now_ms, const ta_config *cfg);
+
+/* The process died: callbacks still in libraft are dropped from now on. */
+void sim_node_crash(sim_node *n);
+
+/* After a fixture step: handles this node's recorded callbacks, then syncs if
+ * a callback kicked it or its watch timer is due (node_tick_cb). */
+void sim_node_after_step(sim_node *n);
+
+/* node_grant: one allocator call; an enum ta_result. */
+int sim_node_grant(sim_node *n, uint32_t count, uint64_t *first);
+
+/* The node's clocks now. */
+ta_clock sim_node_clock(const sim_node *n);
+
+#endif /* TSORACLE_SIM_NODE_H */

@@ -1,0 +1,28 @@
+/* sim_params.h: what a seed picks for a schedule's cluster: its size, timeouts, lease, window, latencies and
+ * clocks. */
+#ifndef TSORACLE_SIM_PARAMS_H
+#define TSORACLE_SIM_PARAMS_H
+
+#include "sim_cluster.h"
+#include "sim_rng.h"
+
+/*
+ * Half the schedules or so run the daemon's defaults, the others draw each
+ * parameter within what sidecar/config.c accepts, with two exceptions,
+ * both in sim_params.c: a third of the schedules have a lease longer than
+ * the election timeout, and leases and windows stay well above a commit's
+ * latency (below it the daemon never serves: a liveness matter, which the
+ * simulation would otherwise report).
+ */
+
+/* Fixture latencies, ms: well under SIM_MIN_DOWN_MS. */
+#define SIM_NET_LATENCY_MAX_MS  20
+#define SIM_DISK_LATENCY_MAX_MS 10
+
+/* Fills p and the n clocks from g. */
+void sim_params_pick(sim_rng *g, sim_params *p, sim_clock *clocks);
+
+/* One election timeout as libraft draws them: in [et, 2 et]. */
+unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p);
+
+#endif /* TSORACLE_SIM_PARAMS_H */

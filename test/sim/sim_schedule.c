@@ -1,0 +1,562 @@
+/* sim_schedule.c: one seeded random schedule: its parameters, its nemesis and its clients, checked
+ * throughout. */
+#include "sim_schedule.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim_cluster.h"
+#include "sim_params.h"
+#include "sim_rng.h"
+#include "sim_trace.h"
+#include "tso.h"
+
+#define PERMILLE    1000
+/* Wall clock jumps: at most this far, and resynchronised now and then. */
+#define JUMP_MAX_MS 50000
+#define P_RESYNC    300
+
+/* ---- the actions of a step, with their weights ------------------------------ */
+
+enum action {
+	A_NOTHING,
+	A_CLIENTS,
+	A_PARTITION,
+	A_HEAL,
+	A_PAUSE,
+	A_RESUME,
+	A_STALL,
+	A_CRASH,
+	A_RESTART,
+	A_CLOCK_JUMP,
+	A_ELECTION_TIMEOUTS,
+	A_LATENCY,
+	N_ACTIONS
+};
+
+static const unsigned action_weight[N_ACTIONS] = {
+    [A_NOTHING] = 20,
+    [A_CLIENTS] = 8,
+    [A_PARTITION] = 9,
+    [A_HEAL] = 6,
+    [A_PAUSE] = 3,
+    [A_RESUME] = 4,
+    [A_STALL] = 4,
+    [A_CRASH] = 3,
+    [A_RESTART] = 4,
+    [A_CLOCK_JUMP] = 7,
+    [A_ELECTION_TIMEOUTS] = 2,
+    [A_LATENCY] = 2,
+};
+
+/* After its action, a step lets time pass with clients calling: a short
+ * while (P_HOLD_SHORT), up to an election timeout (P_HOLD_MEDIUM), or up to
+ * HOLD_LONG_ELECTIONS election timeouts, so that faults last long enough
+ * for elections to happen behind a stale leader's back. */
+#define P_HOLD_SHORT        550
+#define P_HOLD_MEDIUM       300
+#define HOLD_SHORT_MAX_MS   100
+#define HOLD_LONG_ELECTIONS 4
+/* After every fixture step, a client calls with this probability. */
+#define P_CLIENT_PER_STEP   150
+#define BURST_MAX           4
+/* Clients prefer the nodes whose allocator believes it leads (a stale
+ * leader among them), and so does the nemesis when it picks a target. */
+#define P_PREFER_BELIEVER   600
+/* Grant sizes: 1, small, up to a millisecond's worth, up to TA_MAX_GRANT. */
+#define P_COUNT_ONE         500
+#define P_COUNT_SMALL       300
+#define P_COUNT_MS          150
+#define COUNT_SMALL_MAX     1000
+
+/* After the last step: everything healed, the cluster must serve within
+ * LIVENESS_ELECTIONS election timeouts plus LIVENESS_LEASES leases. */
+#define LIVENESS_ELECTIONS 20
+#define LIVENESS_LEASES    4
+
+typedef struct sim_schedule {
+	sim_rng rng;
+	sim_cluster c;
+	sim_check check;
+	unsigned step;
+	bool stop_at_failure;
+	sim_result *res;
+} sim_schedule;
+
+static bool sim_stop(const sim_schedule *s)
+{
+	return s->stop_at_failure && s->check.failed;
+}
+
+static unsigned sim_pick(sim_schedule *s, unsigned n)
+{
+	return (unsigned)sim_rng_below(&s->rng, n);
+}
+
+static unsigned sim_range_u(sim_schedule *s, unsigned lo, unsigned hi)
+{
+	return sim_rng_range_u(&s->rng, lo, hi);
+}
+
+static unsigned sim_random_election_timeout(sim_schedule *s)
+{
+	return sim_params_election_timeout(&s->rng, &s->c.p);
+}
+
+/* Records the step in which each property first broke. */
+static void sim_note_failure(sim_schedule *s)
+{
+	sim_result *res = s->res;
+
+	if (!res->failed) {
+		res->failed = true;
+		res->first_step = s->step;
+	}
+	for (int p = 0; p < SIM_N_PROPERTIES; p++) {
+		if (s->check.violations[p] > 0 && !res->broke[p]) {
+			res->broke[p] = true;
+			res->broke_at_step[p] = s->step;
+		}
+	}
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+/* A node that is up and whose allocator believes it leads, or any node that
+ * is up; n if none is up. */
+static unsigned sim_pick_up_node(sim_schedule *s, bool prefer_believer)
+{
+	unsigned up[SIM_MAX_NODES], believers[SIM_MAX_NODES];
+	unsigned n_up = 0, n_believers = 0;
+
+	for (unsigned i = 0; i < s->c.p.n; i++) {
+		if (s->c.proc[i] != SIM_UP)
+			continue;
+		up[n_up++] = i;
+		if (s->c.nodes[i].alloc.epoch != 0)
+			believers[n_believers++] = i;
+	}
+	if (prefer_believer && n_believers > 0 && sim_rng_chance(&s->rng, P_PREFER_BELIEVER))
+		return believers[sim_pick(s, n_believers)];
+	return n_up == 0 ? s->c.p.n : up[sim_pick(s, n_up)];
+}
+
+static uint32_t sim_pick_count(sim_schedule *s)
+{
+	unsigned r = sim_pick(s, PERMILLE);
+
+	if (r < P_COUNT_ONE)
+		return 1;
+	if (r < P_COUNT_ONE + P_COUNT_SMALL)
+		return sim_range_u(s, 2, COUNT_SMALL_MAX);
+	if (r < P_COUNT_ONE + P_COUNT_SMALL + P_COUNT_MS)
+		return sim_range_u(s, COUNT_SMALL_MAX + 1, (unsigned)TSO_LOGICAL_PER_MS);
+	return sim_range_u(s, (unsigned)TSO_LOGICAL_PER_MS + 1, TA_MAX_GRANT);
+}
+
+/* One client call to node i; true if it was served. */
+static bool sim_client_call(sim_schedule *s, unsigned i, uint32_t count)
+{
+	sim_node *n = &s->c.nodes[i];
+	uint64_t first = 0;
+	ta_clock clk = sim_node_clock(n);
+	int rc = sim_node_grant(n, count, &first);
+
+	if (rc != TA_OK) {
+		if (rc != TA_NOT_LEADER)
+			SIM_TRACE("%6" PRIu64 " n%u grant %u: %s (wall %" PRIu64 ", mono %" PRIu64 ")",
+				  s->c.now_ms, i, count, ta_result_str(rc), clk.wall_ms, clk.mono_ms);
+		return false;
+	}
+	SIM_TRACE("%6" PRIu64 " n%u grant %u -> [%" PRIu64 " = %" PRIu64 ".%" PRIu32 ", +%u) (wall %" PRIu64
+		  ", mono %" PRIu64 ", H %" PRIu64 ")",
+		  s->c.now_ms, i, count, first, tso_physical(first), tso_logical(first), count, clk.wall_ms,
+		  clk.mono_ms, n->alloc.high_water_ms);
+	if (sim_check_grant(&s->check, i, s->c.now_ms, first, count) != 0)
+		sim_note_failure(s);
+	return true;
+}
+
+static void sim_client(sim_schedule *s)
+{
+	unsigned i = sim_pick_up_node(s, true);
+
+	if (i < s->c.p.n)
+		sim_client_call(s, i, sim_pick_count(s));
+}
+
+/* Runs the cluster for ms of true time, with clients. */
+static void sim_advance(sim_schedule *s, uint64_t ms)
+{
+	uint64_t until = s->c.now_ms + ms;
+
+	while (s->c.now_ms < until && !sim_stop(s)) {
+		sim_cluster_step(&s->c);
+		if (sim_rng_chance(&s->rng, P_CLIENT_PER_STEP))
+			sim_client(s);
+	}
+}
+
+/* ---- the nemesis ------------------------------------------------------------- */
+
+static void sim_clear_cuts(sim_schedule *s)
+{
+	memset(s->c.cut, 0, sizeof s->c.cut);
+}
+
+/* Cuts every link of node x: in, out or both. */
+static void sim_isolate(sim_schedule *s, unsigned x, bool in, bool out)
+{
+	for (unsigned j = 0; j < s->c.p.n; j++) {
+		if (j == x)
+			continue;
+		s->c.cut[x][j] = out;
+		s->c.cut[j][x] = in;
+	}
+}
+
+enum partition_kind { PART_ISOLATE, PART_ISOLATE_IN, PART_ISOLATE_OUT, PART_SPLIT, PART_ONE_LINK, N_PARTS };
+
+static void sim_partition(sim_schedule *s)
+{
+	unsigned n = s->c.p.n;
+	unsigned x = sim_pick_up_node(s, true);
+	enum partition_kind kind = (enum partition_kind)sim_pick(s, N_PARTS);
+
+	if (x == n)
+		x = sim_pick(s, n);
+	if (kind != PART_ONE_LINK)
+		sim_clear_cuts(s);
+	switch (kind) {
+	case PART_ISOLATE:
+		sim_isolate(s, x, true, true);
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: isolate n%u", s->c.now_ms, x);
+		break;
+	case PART_ISOLATE_IN:
+		sim_isolate(s, x, true, false);
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: n%u hears nobody (it still sends)", s->c.now_ms, x);
+		break;
+	case PART_ISOLATE_OUT:
+		sim_isolate(s, x, false, true);
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: nobody hears n%u (it still receives)", s->c.now_ms, x);
+		break;
+	case PART_SPLIT: {
+		bool side[SIM_MAX_NODES];
+		char desc[2 * SIM_MAX_NODES + 1] = {0};
+
+		for (unsigned i = 0; i < n; i++) {
+			side[i] = sim_rng_chance(&s->rng, PERMILLE / 2);
+			desc[i] = side[i] ? 'A' : 'B';
+		}
+		for (unsigned i = 0; i < n; i++)
+			for (unsigned j = 0; j < n; j++)
+				s->c.cut[i][j] = side[i] != side[j];
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: split, sides %s (n0 first)", s->c.now_ms, desc);
+		break;
+	}
+	default: {
+		unsigned y = (x + 1 + sim_pick(s, n - 1)) % n;
+		bool both = sim_rng_chance(&s->rng, PERMILLE / 2);
+
+		s->c.cut[x][y] = true;
+		if (both)
+			s->c.cut[y][x] = true;
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: cut n%u -> n%u%s", s->c.now_ms, x, y,
+			      both ? " both ways" : "");
+		break;
+	}
+	}
+	sim_cluster_apply_links(&s->c);
+}
+
+/* A node in process state proc, preferring believers when asked; n if none. */
+static unsigned sim_pick_in(sim_schedule *s, enum sim_proc proc, bool prefer_believer)
+{
+	unsigned cand[SIM_MAX_NODES];
+	unsigned k = 0;
+
+	if (proc == SIM_UP)
+		return sim_pick_up_node(s, prefer_believer);
+	for (unsigned i = 0; i < s->c.p.n; i++)
+		if (s->c.proc[i] == proc && (proc != SIM_CRASHED || sim_cluster_can_restart(&s->c, i)))
+			cand[k++] = i;
+	return k == 0 ? s->c.p.n : cand[sim_pick(s, k)];
+}
+
+static void sim_clock_jump(sim_schedule *s)
+{
+	unsigned i = sim_pick(s, s->c.p.n);
+	sim_clock *k = &s->c.clocks[i];
+
+	if (sim_rng_chance(&s->rng, P_RESYNC))
+		k->offset_ms = 0;
+	else
+		k->offset_ms = (int64_t)sim_rng_below(&s->rng, 2 * JUMP_MAX_MS + 1) - (int64_t)JUMP_MAX_MS;
+	SIM_TRACE_KEY("%6" PRIu64 " nemesis: n%u wall clock offset now %+" PRId64 " ms", s->c.now_ms, i,
+		      k->offset_ms);
+}
+
+/* Resumes node i, which first serves the client calls that queued up while
+ * it was stopped (before any Raft message: libuv may run them first). */
+static void sim_wake(sim_schedule *s, unsigned i)
+{
+	sim_cluster_resume(&s->c, i);
+	for (unsigned k = sim_range_u(s, 1, BURST_MAX); k > 0 && !sim_stop(s); k--)
+		sim_client_call(s, i, sim_pick_count(s));
+}
+
+/* A process stall (GC, a VM frozen, SIGSTOP then SIGCONT) of up to a few
+ * leases: the others may elect a new leader meanwhile, and the stalled one
+ * wakes up still believing it leads, its lease maybe not over. */
+static void sim_stall(sim_schedule *s, unsigned i)
+{
+	uint64_t lease = s->c.p.alloc.lease_ms;
+	uint64_t et = s->c.p.election_timeout_ms;
+
+	sim_cluster_pause(&s->c, i);
+	/* Half of the stalls last long enough for an election (at least one
+	 * election timeout) and often not longer than the stalled leader's
+	 * lease: the case the new-leader wait is for. */
+	if (sim_rng_chance(&s->rng, PERMILLE / 2))
+		sim_advance(s, sim_rng_range(&s->rng, 1, lease));
+	else
+		sim_advance(s, sim_rng_range(&s->rng, et, et + lease));
+	if (s->c.proc[i] == SIM_PAUSED)
+		sim_wake(s, i);
+}
+
+static unsigned sim_hold_ms(sim_schedule *s)
+{
+	unsigned et = s->c.p.election_timeout_ms;
+	unsigned r = sim_pick(s, PERMILLE);
+
+	if (r < P_HOLD_SHORT)
+		return sim_range_u(s, 1, HOLD_SHORT_MAX_MS);
+	if (r < P_HOLD_SHORT + P_HOLD_MEDIUM)
+		return sim_range_u(s, HOLD_SHORT_MAX_MS, et);
+	return sim_range_u(s, et, HOLD_LONG_ELECTIONS * et);
+}
+
+static void sim_step(sim_schedule *s)
+{
+	unsigned total = 0, r;
+	enum action a = A_NOTHING;
+	unsigned n = s->c.p.n;
+	unsigned i;
+
+	for (int k = 0; k < N_ACTIONS; k++)
+		total += action_weight[k];
+	r = sim_pick(s, total);
+	for (int k = 0; k < N_ACTIONS; k++) {
+		if (r < action_weight[k]) {
+			a = (enum action)k;
+			break;
+		}
+		r -= action_weight[k];
+	}
+	switch (a) {
+	case A_CLIENTS:
+		for (unsigned k = sim_range_u(s, 1, BURST_MAX); k > 0 && !sim_stop(s); k--)
+			sim_client(s);
+		break;
+	case A_PARTITION:
+		sim_partition(s);
+		break;
+	case A_HEAL:
+		sim_clear_cuts(s);
+		sim_cluster_apply_links(&s->c);
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: heal every link", s->c.now_ms);
+		break;
+	case A_PAUSE:
+		if ((i = sim_pick_in(s, SIM_UP, true)) < n)
+			sim_cluster_pause(&s->c, i);
+		break;
+	case A_RESUME:
+		if ((i = sim_pick_in(s, SIM_PAUSED, false)) < n)
+			sim_wake(s, i);
+		break;
+	case A_STALL:
+		if ((i = sim_pick_in(s, SIM_UP, true)) < n)
+			sim_stall(s, i);
+		break;
+	case A_CRASH:
+		if ((i = sim_pick_in(s, SIM_UP, true)) < n)
+			sim_cluster_crash(&s->c, i);
+		break;
+	case A_RESTART:
+		if ((i = sim_pick_in(s, SIM_CRASHED, false)) < n)
+			sim_cluster_restart(&s->c, i);
+		break;
+	case A_CLOCK_JUMP:
+		sim_clock_jump(s);
+		break;
+	case A_ELECTION_TIMEOUTS:
+		for (i = 0; i < n; i++)
+			sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s));
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: new election timeouts", s->c.now_ms);
+		break;
+	case A_LATENCY:
+		i = sim_pick(s, n);
+		/* Network only: a new disk latency would let the fixture
+		 * complete appends out of order (see sim_io.h). */
+		raft_fixture_set_network_latency(&s->c.f, i, sim_range_u(s, 1, SIM_NET_LATENCY_MAX_MS));
+		SIM_TRACE_KEY("%6" PRIu64 " nemesis: n%u network latency changed", s->c.now_ms, i);
+		break;
+	default:
+		break;
+	}
+	sim_advance(s, sim_hold_ms(s));
+}
+
+/* ---- the end: heal everything, then the cluster must serve ----------------- */
+
+static void sim_heal_all(sim_schedule *s)
+{
+	unsigned n = s->c.p.n;
+
+	sim_clear_cuts(s);
+	sim_cluster_apply_links(&s->c);
+	for (unsigned i = 0; i < n; i++) {
+		if (s->c.proc[i] == SIM_PAUSED)
+			sim_cluster_resume(&s->c, i);
+		s->c.clocks[i].offset_ms = 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (s->c.proc[i] != SIM_CRASHED)
+			continue;
+		while (!sim_cluster_can_restart(&s->c, i))
+			sim_cluster_step(&s->c);
+		sim_cluster_restart(&s->c, i);
+	}
+	SIM_TRACE_KEY("%6" PRIu64 " end: every fault healed, clocks resynchronised", s->c.now_ms);
+}
+
+/* How far the cluster's highest committed mark is ahead of the slowest
+ * wall clock, in ms: a leader whose clock is more than max_ahead behind H
+ * waits for it to catch up once it has handed out H (docs/allocator.md,
+ * "The cap"). */
+static uint64_t sim_catch_up_ms(sim_schedule *s)
+{
+	uint64_t slowest = UINT64_MAX;
+
+	for (unsigned i = 0; i < s->c.p.n; i++) {
+		uint64_t wall = sim_node_clock(&s->c.nodes[i]).wall_ms;
+
+		if (wall < slowest)
+			slowest = wall;
+	}
+	return s->check.committed_max_ms > slowest ? s->check.committed_max_ms - slowest : 0;
+}
+
+/* Describes each node's Raft state: role, term, last log index. */
+static void sim_describe_raft(sim_schedule *s, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < s->c.p.n && used < len; i++) {
+		struct raft *r = s->c.nodes[i].raft;
+		raft_index last = raft_last_index(r);
+		int k = snprintf(buf + used, len - used, "%sn%u %s term %llu last index %llu",
+				 i == 0 ? "" : ", ", i, raft_state_name(raft_state(r)),
+				 (unsigned long long)raft_current_term(r), (unsigned long long)last);
+
+		if (k < 0)
+			break;
+		used += (size_t)k;
+	}
+}
+
+/* After healing, something must be served within the bound: elections (the
+ * fixture draws each node's election timeout once, so the timeouts are
+ * drawn again every election timeout, as libraft would for each election),
+ * a barrier and a fence, the new-leader wait, and the wall clock catching
+ * up with H. If Raft itself elects no leader, that is libraft's liveness,
+ * not tsoracle's: counted apart (the result's raft_stuck), not failed. */
+static void sim_check_liveness(sim_schedule *s)
+{
+	uint64_t et = s->c.p.election_timeout_ms;
+	uint64_t bound =
+	    LIVENESS_ELECTIONS * et + LIVENESS_LEASES * s->c.p.alloc.lease_ms * 2 + sim_catch_up_ms(s);
+	uint64_t until = s->c.now_ms + bound;
+	uint64_t redraw = s->c.now_ms;
+	bool raft_leader = false;
+	char msg[SIM_CHECK_MSG];
+	char state[SIM_CHECK_MSG];
+
+	while (s->c.now_ms < until && !sim_stop(s)) {
+		if (s->c.now_ms >= redraw) {
+			for (unsigned i = 0; i < s->c.p.n; i++)
+				sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s));
+			redraw = s->c.now_ms + et;
+		}
+		sim_cluster_step(&s->c);
+		for (unsigned i = 0; i < s->c.p.n; i++) {
+			raft_leader = raft_leader || raft_state(s->c.nodes[i].raft) == RAFT_LEADER;
+			if (sim_client_call(s, i, 1))
+				return;
+		}
+	}
+	if (sim_stop(s))
+		return;
+	sim_describe_raft(s, state, sizeof state);
+	if (!raft_leader) {
+		s->res->raft_stuck = true;
+		SIM_TRACE_KEY("%6" PRIu64 " libraft elected no leader within %" PRIu64 " ms of healing: %s",
+			      s->c.now_ms, bound, state);
+		return;
+	}
+	snprintf(msg, sizeof msg,
+		 "liveness: nothing served within %" PRIu64 " ms of healing every fault (%s)", bound, state);
+	sim_check_fail(&s->check, SIM_P_LIVENESS, msg);
+	sim_note_failure(s);
+}
+
+void sim_schedule_run(uint64_t seed, unsigned steps, bool stop_at_failure, sim_result *res)
+{
+	static sim_schedule s; /* large: not on the stack */
+	sim_params p;
+	unsigned timeouts[SIM_MAX_NODES];
+
+	memset(res, 0, sizeof *res);
+	s.res = res;
+	s.stop_at_failure = stop_at_failure;
+	s.step = 0;
+	sim_rng_seed(&s.rng, seed);
+	sim_check_reset(&s.check); /* s is static: the value set's memory is reused */
+	sim_params_pick(&s.rng, &p, s.c.clocks);
+	for (unsigned i = 0; i < p.n; i++)
+		timeouts[i] = sim_params_election_timeout(&s.rng, &p);
+	sim_cluster_init(&s.c, &p, timeouts, &s.check);
+	SIM_TRACE_KEY("seed %" PRIu64 ": %u nodes, election timeout %u ms, heartbeat %u ms, lease %" PRIu64
+		      " ms, drift %u permille, window %" PRIu64 "/%" PRIu64 "/%" PRIu64
+		      " ms, snapshots %u/%u",
+		      seed, p.n, p.election_timeout_ms, p.heartbeat_ms, p.alloc.lease_ms,
+		      p.alloc.drift_permille, p.alloc.window_ahead_ms, p.alloc.extend_margin_ms,
+		      p.alloc.max_ahead_ms, p.snapshot_threshold, p.snapshot_trailing);
+
+	for (s.step = 0; s.step < steps && !sim_stop(&s); s.step++)
+		sim_step(&s);
+	if (!sim_stop(&s)) {
+		sim_heal_all(&s);
+		sim_check_liveness(&s);
+	}
+
+	res->first = s.check.first;
+	memcpy(res->first_msg, s.check.first_msg, sizeof res->first_msg);
+	memcpy(res->violations, s.check.violations, sizeof res->violations);
+	res->nodes = p.n;
+	res->fixture_steps = s.c.n_steps;
+	res->simulated_ms = s.c.now_ms;
+	res->grants = s.check.grants;
+	res->timestamps = s.check.timestamps;
+	res->restarts = s.c.n_restarts;
+	for (unsigned i = 0; i < p.n; i++) {
+		res->fences += s.c.nodes[i].n_leads;
+		res->apply_errors += s.c.nodes[i].n_apply_errors;
+	}
+	res->fences += s.c.retired_leads;
+	res->apply_errors += s.c.retired_apply_errors;
+	sim_cluster_close(&s.c);
+}
