@@ -36,6 +36,7 @@ SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lm
 SIDECAR_SRCS = $(filter-out sidecar/ctl.c,$(wildcard sidecar/*.c)) common/proto.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
 CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
+	$(BUILD)/common/dial.o \
 	$(BUILD)/sidecar/alloc.o $(BUILD)/common/proto.o
 UNIT_TESTS = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(wildcard test/unit/test_*.c))
 
@@ -167,7 +168,7 @@ $(BUILD)/bench/bench.o: test/bench/bench.c
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o
+$(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o $(BUILD)/common/dial.o
 	$(SC_CC) -o $@ $^ -lpthread
 
 all: $(BUILD)/tsoracle-bench

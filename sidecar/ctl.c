@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dial.h"
 #include "proto.h"
 
 #define CTL_DEFAULT_ADDRESS    "/tmp/tsoracled.sock"
@@ -75,52 +76,8 @@ static int ctl_fail(ctl_conn *c, const char *fmt, ...)
 
 static int ctl_connect(ctl_conn *c)
 {
-	const char *a = c->address;
-
-	if (strncmp(a, "unix:", 5) == 0)
-		a += 5;
-	else if (strncmp(a, "tcp:", 4) == 0)
-		a += 4;
-	if (a[0] == '/') {
-		struct sockaddr_un sun;
-
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		if (strlen(a) >= sizeof sun.sun_path)
-			return ctl_fail(c, "socket path \"%s\" is too long", a);
-		memcpy(sun.sun_path, a, strlen(a) + 1);
-		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sun, sizeof sun) != 0)
-			return ctl_fail(c, "could not connect to %s: %s", c->address, strerror(errno));
-		return 0;
-	} else {
-		char host[CFG_ADDR_SIZE];
-		const char *colon = strrchr(a, ':');
-		struct addrinfo hints, *res;
-		int one = 1;
-		int rv;
-
-		if (colon == NULL || colon == a || (size_t)(colon - a) >= sizeof host)
-			return ctl_fail(c, "address \"%s\" is neither a socket path nor IP:PORT", c->address);
-		snprintf(host, sizeof host, "%.*s", (int)(colon - a), a);
-		if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
-		memset(&hints, 0, sizeof hints);
-		hints.ai_socktype = SOCK_STREAM;
-		rv = getaddrinfo(host, colon + 1, &hints, &res);
-		if (rv != 0)
-			return ctl_fail(c, "could not resolve \"%s\": %s", c->address, gai_strerror(rv));
-		c->fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (c->fd < 0 || connect(c->fd, res->ai_addr, res->ai_addrlen) != 0) {
-			freeaddrinfo(res);
-			return ctl_fail(c, "could not connect to %s: %s", c->address, strerror(errno));
-		}
-		freeaddrinfo(res);
-		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		return 0;
-	}
+	c->fd = tp_dial(c->address, c->err, sizeof c->err);
+	return c->fd < 0 ? -1 : 0;
 }
 
 static int ctl_send(ctl_conn *c, const tp_msg *m)

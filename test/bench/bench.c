@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "hist.h"
+#include "dial.h"
 #include "proto.h"
 #include "tso.h"
 
@@ -232,71 +233,6 @@ static void violation(worker *w, const char *fmt, ...)
 	pthread_mutex_unlock(&print_mu);
 }
 
-/* Connects to o.address (blocking); -1 with errno on failure. */
-static int bench_dial(void)
-{
-	const char *a = o.address;
-	int fd;
-
-	if (strncmp(a, "unix:", 5) == 0)
-		a += 5;
-	else if (strncmp(a, "tcp:", 4) == 0)
-		a += 4;
-	if (a[0] == '/') {
-		struct sockaddr_un sun;
-
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		if (strlen(a) >= sizeof sun.sun_path) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		memcpy(sun.sun_path, a, strlen(a) + 1);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -1;
-		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-			int e = errno;
-
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		return fd;
-	} else {
-		char host[256];
-		const char *colon = strrchr(a, ':');
-		struct addrinfo hints, *res;
-		int one = 1, rv;
-
-		if (colon == NULL || (size_t)(colon - a) >= sizeof host) {
-			errno = EINVAL;
-			return -1;
-		}
-		snprintf(host, sizeof host, "%.*s", (int)(colon - a), a);
-		memset(&hints, 0, sizeof hints);
-		hints.ai_socktype = SOCK_STREAM;
-		rv = getaddrinfo(host, colon + 1, &hints, &res);
-		if (rv != 0) {
-			errno = EINVAL;
-			return -1;
-		}
-		fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-			int e = errno;
-
-			if (fd >= 0)
-				close(fd);
-			freeaddrinfo(res);
-			errno = e;
-			return -1;
-		}
-		freeaddrinfo(res);
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		return fd;
-	}
-}
-
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
@@ -352,11 +288,9 @@ static int conn_open(conn *c, char *err, size_t errlen)
 	tp_msg m;
 	size_t n;
 
-	c->fd = bench_dial();
-	if (c->fd < 0) {
-		snprintf(err, errlen, "could not connect to %s: %s", o.address, strerror(errno));
+	c->fd = tp_dial(o.address, err, errlen);
+	if (c->fd < 0)
 		return -1;
-	}
 	set_rcvtimeo(c->fd, BENCH_POLL_MS);
 	tp_reader_init(&c->rd);
 	memset(&m, 0, sizeof m);
