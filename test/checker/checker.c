@@ -1,4 +1,5 @@
-/* checker.c: tsoracle-checker: concurrent clients on every PostgreSQL node, a recorded history, and its check. */
+/* checker.c: tsoracle-checker: concurrent clients on every PostgreSQL node, a recorded history, and its
+ * check. */
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -26,16 +27,16 @@
  * status: 0 no violation, 1 violations, 2 usage or setup error.
  */
 
-#define CHK_MAX_NODES 16
-#define CHK_DEFAULT_CLIENTS 4
-#define CHK_DEFAULT_DURATION_S 10
-#define CHK_DEFAULT_RANGE_MAX 100
+#define CHK_MAX_NODES             16
+#define CHK_DEFAULT_CLIENTS       4
+#define CHK_DEFAULT_DURATION_S    10
+#define CHK_DEFAULT_RANGE_MAX     100
 #define CHK_DEFAULT_RANGE_PERCENT 20
-#define CHK_RECONNECT_PAUSE_MS 50   /* between failed connection attempts */
-#define CHK_OPS_INITIAL 4096
-#define NS_PER_S 1000000000ULL
-#define NS_PER_MS 1000000ULL
-#define CHK_ERRCODE_SLOTS 16
+#define CHK_RECONNECT_PAUSE_MS    50 /* between failed connection attempts */
+#define CHK_OPS_INITIAL           4096
+#define NS_PER_S                  1000000000ULL
+#define NS_PER_MS                 1000000ULL
+#define CHK_ERRCODE_SLOTS         16
 
 typedef struct chk_config {
 	const char *conns[CHK_MAX_NODES];
@@ -177,7 +178,8 @@ static int chk_int_arg(const char *name, const char *v, int lo, int hi)
 	errno = 0;
 	x = strtol(v, &end, 10);
 	if (errno != 0 || *end != '\0' || x < lo || x > hi) {
-		fprintf(stderr, "tsoracle-checker: %s must be a number from %d to %d, not \"%s\"\n", name, lo, hi, v);
+		fprintf(stderr, "tsoracle-checker: %s must be a number from %d to %d, not \"%s\"\n", name, lo,
+			hi, v);
 		exit(2);
 	}
 	return (int)x;
@@ -262,21 +264,24 @@ int main(int argc, char **argv)
 		FILE *f = fopen(cfg.history_path, "w");
 
 		if (f == NULL) {
-			fprintf(stderr, "tsoracle-checker: could not write %s: %s\n", cfg.history_path, strerror(errno));
+			fprintf(stderr, "tsoracle-checker: could not write %s: %s\n", cfg.history_path,
+				strerror(errno));
 			return 2;
 		}
 		fprintf(f, "session\tok\tinvoke_ns\tcomplete_ns\tlo\thi\n");
 		for (size_t i = 0; i < n_all; i++)
-			fprintf(f, "%u\t%d\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\n", all[i].session, all[i].ok,
-				all[i].invoke_ns, all[i].complete_ns, all[i].lo, all[i].hi);
+			fprintf(f, "%u\t%d\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\n",
+				all[i].session, all[i].ok, all[i].invoke_ns, all[i].complete_ns, all[i].lo,
+				all[i].hi);
 		fclose(f);
 	}
 	violations = hist_check(all, n_all, &r);
 
 	printf("nodes %d, sessions %d, %d s\n", cfg.n_conns, n_sessions, cfg.duration_s);
-	printf("operations ok %zu (%zu timestamps), errors %zu, availability %.4f\n", r.ops, r.timestamps, r.errors,
-	       r.ops + r.errors ? (double)r.ops / (double)(r.ops + r.errors) : 0.0);
-	printf("longest time without a successful call: %.1f ms\n", (double)r.longest_gap_ns / (double)NS_PER_MS);
+	printf("operations ok %zu (%zu timestamps), errors %zu, availability %.4f\n", r.ops, r.timestamps,
+	       r.errors, r.ops + r.errors ? (double)r.ops / (double)(r.ops + r.errors) : 0.0);
+	printf("longest time without a successful call: %.1f ms\n",
+	       (double)r.longest_gap_ns / (double)NS_PER_MS);
 	/* Errors by SQLSTATE over all sessions ("conn": could not connect). */
 	for (int i = 0; i < n_sessions; i++) {
 		for (int k = 0; k < CHK_ERRCODE_SLOTS && sessions[i].errcodes[k][0]; k++) {

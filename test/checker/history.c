@@ -92,7 +92,9 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 	for (size_t i = 1; i < n_ok; i++) {
 		if (ops[i].lo <= ops[i - 1].hi) {
 			r->duplicates++;
-			hist_note(r, "duplicate: session %u got [%" PRId64 ", %" PRId64 "], session %u [%" PRId64 ", %" PRId64 "]",
+			hist_note(r,
+				  "duplicate: session %u got [%" PRId64 ", %" PRId64 "], session %u [%" PRId64
+				  ", %" PRId64 "]",
 				  &ops[i - 1], &ops[i]);
 		}
 	}
@@ -102,7 +104,9 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 	for (size_t i = 1; i < n_ok; i++) {
 		if (ops[i].session == ops[i - 1].session && ops[i].lo <= ops[i - 1].hi) {
 			r->session_backwards++;
-			hist_note(r, "session order: session %u got [%" PRId64 ", %" PRId64 "] then session %u [%" PRId64 ", %" PRId64 "]",
+			hist_note(r,
+				  "session order: session %u got [%" PRId64 ", %" PRId64
+				  "] then session %u [%" PRId64 ", %" PRId64 "]",
 				  &ops[i - 1], &ops[i]);
 		}
 	}
@@ -136,7 +140,9 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 			}
 			if (latest != NULL && ops[i].lo <= latest->hi) {
 				r->realtime++;
-				hist_note(r, "real-time order: session %u completed with [%" PRId64 ", %" PRId64 "] before session %u began, which got [%" PRId64 ", %" PRId64 "]",
+				hist_note(r,
+					  "real-time order: session %u completed with [%" PRId64 ", %" PRId64
+					  "] before session %u began, which got [%" PRId64 ", %" PRId64 "]",
 					  latest, &ops[i]);
 			}
 		}

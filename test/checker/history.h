@@ -22,15 +22,15 @@ typedef struct hist_op {
 } hist_op;
 
 typedef struct hist_report {
-	size_t ops;             /* successful calls */
-	size_t errors;          /* failed calls */
-	size_t timestamps;      /* values handed out */
-	size_t duplicates;      /* calls whose range overlaps another's */
+	size_t ops;               /* successful calls */
+	size_t errors;            /* failed calls */
+	size_t timestamps;        /* values handed out */
+	size_t duplicates;        /* calls whose range overlaps another's */
 	size_t session_backwards; /* calls not above their session's previous */
-	size_t realtime;        /* calls not above a call completed before they began */
-	size_t malformed;       /* ranges with hi < lo */
-	uint64_t longest_gap_ns; /* longest time without a successful completion */
-	uint64_t span_ns;       /* first invoke to last completion */
+	size_t realtime;          /* calls not above a call completed before they began */
+	size_t malformed;         /* ranges with hi < lo */
+	uint64_t longest_gap_ns;  /* longest time without a successful completion */
+	uint64_t span_ns;         /* first invoke to last completion */
 	char first_violation[256];
 } hist_report;
 
