@@ -134,6 +134,8 @@ ALLOC_BROKEN_TESTS = $(patsubst %,$(BUILD)/test/test_alloc_broken_%,$(ALLOC_BROK
 ALLOC_BROKEN_FLAG_fence = -DTA_TEST_BROKEN_FENCE
 ALLOC_BROKEN_FLAG_monotonic = -DTA_TEST_BROKEN_MONOTONIC
 ALLOC_BROKEN_FLAG_lease = -DTA_TEST_BROKEN_LEASE
+# Only the simulation can catch this one (it takes a planned handover).
+ALLOC_BROKEN_FLAG_release = -DTA_TEST_BROKEN_RELEASE
 UNIT_TESTS += $(ALLOC_BROKEN_TESTS)
 # `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.
 unit: $(ALLOC_BROKEN_TESTS)
@@ -186,9 +188,10 @@ bench: deps
 # positive controls' rule above) and its main compiled to expect the
 # violation that bug causes: they pass only if the simulation catches it.
 SIM_LIB_OBJS = $(patsubst test/sim/%.c,$(BUILD)/sim/%.o,$(filter-out test/sim/sim.c,$(wildcard test/sim/*.c)))
-SIM_BROKEN_KINDS = lease fence
+SIM_BROKEN_KINDS = lease fence release
 SIM_EXPECT_lease = SIM_P_REALTIME
 SIM_EXPECT_fence = SIM_P_DUPLICATE
+SIM_EXPECT_release = SIM_P_REALTIME
 SIM_TESTS = $(BUILD)/test/sim $(patsubst %,$(BUILD)/test/sim_broken_%,$(SIM_BROKEN_KINDS))
 UNIT_TESTS += $(SIM_TESTS)
 # `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.

@@ -158,7 +158,8 @@ void ta_init(ta_alloc *a, const ta_config *cfg)
 	*a = (ta_alloc){.cfg = *cfg};
 }
 
-uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, ta_clock clk)
+uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+		       ta_clock clk)
 {
 	uint64_t now = ta_now_ms(clk);
 	uint64_t high = ta_max(a->high_water_ms, high_water_ms);
@@ -186,8 +187,11 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, ta_c
 	a->starved = false;
 	a->ext_inflight = true;
 	a->ext_mark = fence;
-	/* I4: serve no earlier than lease * (1 + drift) after winning. */
-	a->lease_not_before = ta_add_sat(clk.mono_ms, ta_new_leader_wait_ms(&a->cfg));
+	/* I4: serve no earlier than lease * (1 + drift) after winning, unless
+	 * the leader of the term before released (every earlier leader has
+	 * stopped for good: alloc.h, I4). */
+	a->lease_not_before =
+	    predecessor_released ? clk.mono_ms : ta_add_sat(clk.mono_ms, ta_new_leader_wait_ms(&a->cfg));
 #ifdef TA_TEST_BROKEN_LEASE
 	a->lease_not_before = clk.mono_ms; /* deliberately wrong (test-only): no wait */
 #endif
@@ -267,6 +271,16 @@ void ta_extension_failed(ta_alloc *a, uint64_t epoch)
 bool ta_serving(const ta_alloc *a, ta_clock clk)
 {
 	return a->epoch != 0 && a->fenced && ta_in_lease(a, clk.mono_ms);
+}
+
+bool ta_established(const ta_alloc *a, ta_clock clk)
+{
+#ifdef TA_TEST_BROKEN_RELEASE
+	/* deliberately wrong (test-only): a leader still in its own wait
+	 * releases, and its successor skips the wait too */
+	return a->epoch != 0;
+#endif
+	return a->epoch != 0 && a->fenced && clk.mono_ms >= a->lease_not_before;
 }
 
 int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)

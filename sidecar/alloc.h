@@ -15,8 +15,9 @@
  *
  *   1. Leadership won (term t): the caller runs a Raft barrier, so every
  *      committed entry is applied, reads the applied mark and calls
- *      ta_lead_begin(a, t, mark, clk). That returns the fence mark, which
- *      the caller proposes as HighWater(fence mark).
+ *      ta_lead_begin(a, t, mark, released, clk), released saying whether
+ *      the log ends in the release of term t - 1 (I4). That returns the
+ *      fence mark, which the caller proposes as HighWater(fence mark).
  *   2. Whenever ta_extension_due() says so (and nothing is in flight), the
  *      caller calls ta_extension_prepare() and proposes HighWater(mark).
  *   3. When a proposal of term t commits, the caller calls
@@ -45,7 +46,16 @@
  *      old leader's last committed entry was appended by a majority before
  *      any voter of the new leader voted, so the old leader has stopped
  *      before the new one starts, and every grant of the new leader follows,
- *      in real time, every grant of the old.
+ *      in real time, every grant of the old. The one exception is a planned
+ *      handover: a leader of term t that is established (ta_established:
+ *      its own wait is over, so no leader before it serves again) stops
+ *      serving, then appends Release(t) and never serves in term t again
+ *      unless a later HighWater of its own, committed, takes the release
+ *      back. A leader of term t + 1 whose log, after its barrier, ends in
+ *      Release(t) knows that every earlier leader has stopped for good,
+ *      and skips the wait (a HighWater of term t committed after the
+ *      release would be in its log: a voter that acked it before voting
+ *      made the candidate's log at least as long in term t).
  *   I5 (no wrap) A grant or mark past the end of the timestamp range (tso.h) is an error
  *      (TA_EXHAUSTED), never a wrap.
  */
@@ -134,16 +144,19 @@ void ta_init(ta_alloc *a, const ta_config *cfg);
 
 /*
  * Leadership won in term epoch (> 0); high_water_ms is the mark applied
- * after a barrier. Sets the floor max(H + 1, now) and returns the fence
- * mark to propose (>= the floor); or 0 with no change when the floor would
- * pass the end of the timestamp range (the caller then reports TA_EXHAUSTED), or when
- * epoch is 0. Not serving until that mark commits in this epoch and the
- * new-leader wait of the lease is over. May be called while leading an
- * older epoch: it starts over in the new one.
+ * after a barrier, and predecessor_released whether the log then ended in
+ * the release of term epoch - 1 (fsm_predecessor_released; I4). Sets the
+ * floor max(H + 1, now) and returns the fence mark to propose (>= the
+ * floor); or 0 with no change when the floor would pass the end of the
+ * timestamp range (the caller then reports TA_EXHAUSTED), or when epoch is
+ * 0. Not serving until that mark commits in this epoch and, unless the
+ * predecessor released, the new-leader wait of the lease is over. May be
+ * called while leading an older epoch: it starts over in the new one.
  *
  * Here and below, "now" is clk.wall_ms read as at most TSO_PHYSICAL_MAX.
  */
-uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, ta_clock clk);
+uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+		       ta_clock clk);
 
 /* Leadership lost (or stopping): stop serving at once, forget the epoch. */
 void ta_lead_end(ta_alloc *a);
@@ -177,6 +190,11 @@ void ta_extension_failed(ta_alloc *a, uint64_t epoch);
 
 /* Fence committed and within the lease at clk. */
 bool ta_serving(const ta_alloc *a, ta_clock clk);
+
+/* Fence committed and the new-leader wait over (the lease itself may have
+ * lapsed): by I4 no earlier leader serves now or ever will, which is what a
+ * release (Release(term), fsm.h) promises to the next leader. */
+bool ta_established(const ta_alloc *a, ta_clock clk);
 
 /* Grants n timestamps: on TA_OK, [*first, *first + n). Nothing is consumed
  * on any other result (TA_WAIT only sets starved). Checked in this order:

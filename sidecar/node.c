@@ -37,8 +37,17 @@ typedef struct node_proposal {
 	uint64_t proposed_mono_ms;
 } node_proposal;
 
+/* A Release proposal: the handover it belongs to. */
+typedef struct node_release {
+	struct raft_apply req;
+	node *n;
+	uint64_t term;
+	uint64_t handover;
+} node_release;
+
 static void node_sync(node *n);
 static void node_kick(node *n);
+static uint16_t node_transfer_begin(node *n);
 
 static void node_apply_cb(struct raft_apply *req, int status, void *result)
 {
@@ -90,6 +99,59 @@ static void node_propose(node *n, uint64_t mark, uint64_t proposed_mono_ms)
 	}
 }
 
+/*
+ * libraft's answer to a Release: committed, the handover goes on (the next
+ * sync asks libraft for it); failed, the handover has failed (its waiters
+ * are answered, and if this node still leads it fences again, see
+ * node_sync). Runs inside libraft: records only.
+ */
+static void node_release_cb(struct raft_apply *req, int status, void *result)
+{
+	node_release *r = req->data;
+	node *n = r->n;
+
+	(void)result;
+	if (n->releasing && n->transfer_count == r->handover) {
+		if (status == 0) {
+			n->release_committed = true;
+		} else {
+			n->releasing = false;
+			n->transfer_ended = r->handover;
+			if (!n->closing)
+				log_warn("releasing the lease for the handover failed: %s",
+					 raft_strerror(status));
+		}
+	}
+	free(r);
+	node_kick(n);
+}
+
+/* Proposes Release(lead_term) for the handover under way; 0, or -1 if it
+ * could not be proposed (the caller hands over without it). */
+static int node_propose_release(node *n)
+{
+	node_release *r = malloc(sizeof *r);
+	struct raft_buffer buf;
+	int rv;
+
+	if (r == NULL || fsm_encode_release(n->lead_term, &buf) != 0) {
+		free(r);
+		return -1;
+	}
+	r->req.data = r;
+	r->n = n;
+	r->term = n->lead_term;
+	r->handover = n->transfer_count;
+	rv = raft_apply(&n->raft, &r->req, &buf, 1, node_release_cb);
+	if (rv != 0) {
+		free(r);
+		log_warn("proposing the release of term %" PRIu64 " failed: %s (%s)", n->lead_term,
+			 raft_strerror(rv), raft_errmsg(&n->raft));
+		return -1;
+	}
+	return 0;
+}
+
 static void node_barrier_cb(struct raft_barrier *req, int status)
 {
 	node_barrier *b = req->data;
@@ -97,6 +159,7 @@ static void node_barrier_cb(struct raft_barrier *req, int status)
 	uint64_t term = b->term;
 	ta_clock clk;
 	uint64_t mark;
+	bool released;
 
 	if (n->closing || !n->leading || n->lead_term != term || n->barrier_seq != b->seq) {
 		free(b);
@@ -115,7 +178,8 @@ static void node_barrier_cb(struct raft_barrier *req, int status)
 	 * read of H: the fence floor is computed from it (invariant I3). The
 	 * fence mark is proposed by the next sync, outside raft's callback. */
 	clk = clock_now();
-	mark = ta_lead_begin(&n->alloc, term, n->fsm_state.high_water_ms, clk);
+	released = fsm_predecessor_released(&n->fsm_state, term);
+	mark = ta_lead_begin(&n->alloc, term, n->fsm_state.high_water_ms, released, clk);
 	if (mark == 0) {
 		log_error("the timestamp range is exhausted (high-water %" PRIu64 " ms): refusing to serve",
 			  n->fsm_state.high_water_ms);
@@ -124,8 +188,9 @@ static void node_barrier_cb(struct raft_barrier *req, int status)
 	n->fence_pending = true;
 	n->fence_mark = mark;
 	n->fence_mono_ms = clk.mono_ms;
-	log_info("leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64 " ms)",
-		 term, mark, n->fsm_state.high_water_ms);
+	log_info("leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64 " ms)%s",
+		 term, mark, n->fsm_state.high_water_ms,
+		 released ? "; the leader of the term before released its lease: no wait" : "");
 	node_kick(n);
 }
 
@@ -208,12 +273,26 @@ static void node_transfer_answer(node *n, uint64_t ended, uint64_t now_ms)
  * due extensions, and tells the server when grants may succeed. */
 static void node_sync(node *n)
 {
-	enum raft_state state = raft_state(&n->raft);
-	uint64_t term = raft_current_term(&n->raft);
-	ta_clock clk = clock_now();
-	/* libraft refuses new entries while it hands leadership over. */
-	bool handing_over = state == RAFT_LEADER && raft_transferee(&n->raft) != 0;
+	enum raft_state state;
+	uint64_t term;
+	ta_clock clk;
+	bool handing_over;
+	bool releasing;
 	bool serving;
+
+	if (n->release_committed) {
+		/* Release(lead_term) is committed: every later leader's log holds
+		 * it. Now ask libraft to hand over (before reading its state). */
+		n->releasing = false;
+		n->release_committed = false;
+		if (node_transfer_begin(n) != TP_OK)
+			n->transfer_ended = n->transfer_count;
+	}
+	state = raft_state(&n->raft);
+	term = raft_current_term(&n->raft);
+	clk = clock_now();
+	/* libraft refuses new entries while it hands leadership over. */
+	handing_over = state == RAFT_LEADER && raft_transferee(&n->raft) != 0;
 
 	if (n->leading && (state != RAFT_LEADER || term != n->lead_term || handing_over)) {
 		node_lead_stop(n);
@@ -224,7 +303,11 @@ static void node_sync(node *n)
 			log_info("no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")",
 				 n->lead_term, raft_state_name(state), term);
 	}
-	if (!n->leading && state == RAFT_LEADER && !handing_over) {
+	/* Releasing: this node promised not to serve again in this term; a
+	 * HighWater of its own (the fence below) would take that back, so it
+	 * waits until the handover has ended one way or the other. */
+	releasing = n->releasing && term == n->lead_term;
+	if (!n->leading && state == RAFT_LEADER && !handing_over && !releasing) {
 		/* Leader in the term it led before: a handover that did not
 		 * complete. The fence and the new-leader wait run again, as if
 		 * it had just won (safe, and simple: see node.h). */
@@ -544,12 +627,65 @@ static void node_transfer_raft_cb(struct raft_transfer *req)
 	node_kick(n);
 }
 
+/* Why target cannot take over from this node, or NULL if it can: it must
+ * be another voter (members are the configured peers, all voters). */
+static const char *node_transfer_refusal(const node *n, uint64_t target)
+{
+	if (target == n->cfg->node_id)
+		return "the target is this node";
+	if (n->cfg->n_peers < 2)
+		return "there is no other member";
+	if (target == 0)
+		return NULL;
+	for (unsigned i = 0; i < n->cfg->n_peers; i++)
+		if (n->cfg->peers[i].id == target)
+			return NULL;
+	return "the target is not a member";
+}
+
+/*
+ * Asks libraft for the handover under way (to transfer_target) and stops
+ * serving. Returns TP_OK, or the answer for the waiters if libraft refuses.
+ */
+static uint16_t node_transfer_begin(node *n)
+{
+	struct raft_transfer *t = calloc(1, sizeof *t);
+	int rv;
+
+	if (t == NULL) {
+		log_error("out of memory starting a handover");
+		return TP_ERR_INTERNAL;
+	}
+	t->data = n;
+	rv = raft_transfer(&n->raft, t, n->transfer_target, node_transfer_raft_cb);
+	if (rv != 0) {
+		free(t);
+		log_info("not handing leadership over: %s", raft_errmsg(&n->raft));
+		return rv == RAFT_NOMEM ? TP_ERR_INTERNAL : TP_ERR_TRANSFER;
+	}
+	/*
+	 * Stop serving now, before control returns to the loop (grants are
+	 * made only from it): our last grant was made before raft_transfer
+	 * sent TimeoutNow, so before the target's election. (libraft refuses
+	 * new entries meanwhile, so the lease could not be renewed anyway.)
+	 * Without a release, safety does not rest on this: the new leader
+	 * waits out our lease (node.h). After a release, this node stopped
+	 * earlier still.
+	 */
+	node_lead_stop(n);
+	n->transfer = t;
+	log_info("handing leadership over to node %" PRIu64 "%s: stopped serving",
+		 (uint64_t)raft_transferee(&n->raft),
+		 n->transfer_target == 0 ? " (Raft's pick: a caught-up voter if there is one)" : "");
+	return TP_OK;
+}
+
 uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_transfer_cb cb)
 {
-	uint64_t now_ms = clock_mono_ms();
+	ta_clock clk = clock_now();
 	node_transfer_req **pp;
-	struct raft_transfer *t;
-	int rv;
+	const char *refusal;
+	uint16_t status;
 
 	if (n->closing)
 		return TP_ERR_SHUTTING_DOWN;
@@ -557,36 +693,48 @@ uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_tr
 		return TP_ERR_NOT_LEADER;
 	req->cb = cb;
 	req->target = target;
-	req->deadline_ms = now_ms + (uint64_t)n->cfg->election_timeout_ms * NODE_TRANSFER_TIMEOUT_ELECTIONS;
-	if (n->transfer == NULL) {
+	req->deadline_ms =
+	    clk.mono_ms + (uint64_t)n->cfg->election_timeout_ms * NODE_TRANSFER_TIMEOUT_ELECTIONS;
+	if (n->transfer == NULL && !n->releasing) {
 		/* libraft takes one handover at a time; later requests join it. */
-		t = calloc(1, sizeof *t);
-		if (t == NULL) {
-			log_error("out of memory starting a handover");
-			return TP_ERR_INTERNAL;
+		refusal = node_transfer_refusal(n, target);
+		if (refusal != NULL) {
+			log_info("not handing leadership over to node %" PRIu64 ": %s", target, refusal);
+			return TP_ERR_BAD_REQUEST;
 		}
-		t->data = n;
-		rv = raft_transfer(&n->raft, t, target, node_transfer_raft_cb);
-		if (rv != 0) {
-			free(t);
-			log_info("not handing leadership over: %s", raft_errmsg(&n->raft));
-			return rv == RAFT_NOMEM ? TP_ERR_INTERNAL : TP_ERR_BAD_REQUEST;
+		n->transfer_target = target;
+		if (n->leading && ta_established(&n->alloc, clk)) {
+			/*
+			 * Stop serving for good in this term, then say so in the
+			 * log: the next leader, finding Release(term) at the end
+			 * of its log, may serve without waiting out our lease
+			 * (alloc.h, I4). Established: no leader before us serves
+			 * again, which the release also promises.
+			 */
+			node_lead_stop(n);
+			n->transfer_count++;
+			if (node_propose_release(n) == 0) {
+				n->releasing = true;
+				n->release_committed = false;
+				if (target != 0)
+					log_info("handing leadership over to node %" PRIu64
+						 ": stopped serving, releasing the lease of term %" PRIu64,
+						 target, n->lead_term);
+				else
+					log_info("handing leadership over: stopped serving, releasing the "
+						 "lease of term %" PRIu64,
+						 n->lead_term);
+			} else if (node_transfer_begin(n) != TP_OK) {
+				n->transfer_ended = n->transfer_count;
+				node_kick(n);
+			}
+		} else {
+			status = node_transfer_begin(n);
+			if (status != TP_OK)
+				return status;
+			n->transfer_count++;
 		}
-		/*
-		 * Stop serving now, before control returns to the loop (grants
-		 * are made only from it): our last grant was made before
-		 * raft_transfer sent TimeoutNow, so before the target's
-		 * election. (libraft refuses new entries meanwhile, so the
-		 * lease could not be renewed anyway.) Safety does not rest on
-		 * this: the new leader still waits out our lease (node.h).
-		 */
-		node_lead_stop(n);
-		n->transfer = t;
-		n->transfer_count++;
-		n->transfer_started_ms = now_ms;
-		log_info("handing leadership over to node %" PRIu64 "%s: stopped serving",
-			 (uint64_t)raft_transferee(&n->raft),
-			 target == 0 ? " (Raft's pick: a caught-up voter if there is one)" : "");
+		n->transfer_started_ms = clk.mono_ms;
 	}
 	/* Appended: waiters are answered in the order they came. */
 	req->handover = n->transfer_count;

@@ -29,20 +29,21 @@
  *   - A planned handover (node_transfer: tsoracle-ctl transfer-leader, or
  *     SIGTERM on the leader) asks libraft to send TimeoutNow to a caught-up
  *     voter, which starts an election at once instead of after an election
- *     timeout. The moment libraft accepts, the allocator stops serving
- *     (ta_lead_end): serving less is always safe, and it means the old
- *     leader hands out nothing after the new one could have been elected.
- *     The new leader still runs the fence and waits lease * (1 + drift)
- *     from its election like any new leader (invariant I4), so that wait
- *     is the gap in service. Skipping it would need proof that EVERY
- *     earlier leader has stopped, and the new leader has none: it cannot
- *     tell a handover from a failover; the old leader's stop says nothing
- *     of a deposed leader before it (still in its lease if the old leader
- *     was still in its own wait); and a handover that does not complete
- *     lets the old leader serve again in its term. If the target does not
- *     take over, libraft gives up after an election timeout and this node,
- *     still leader in the same term, fences again (and waits again) before
- *     it serves.
+ *     timeout. A leader that is established (its own new-leader wait is
+ *     over) first stops serving and commits Release(term) (fsm.h): the
+ *     next leader, finding it at the end of its log, knows every earlier
+ *     leader has stopped for good and serves as soon as its fence commits,
+ *     without waiting out the lease (alloc.h, I4). So the gap in service is
+ *     the release's commit, the election and the fence's commit: a few
+ *     round trips. A leader still in its own wait hands over without a
+ *     release (a deposed leader before it may still be in its lease), and
+ *     its successor waits. Either way the old leader stops serving before
+ *     libraft is asked (serving less is always safe). If the target does
+ *     not take over, libraft gives up after an election timeout and this
+ *     node, still leader in the same term, fences again and waits again
+ *     before it serves: its fence, a HighWater after the release, takes
+ *     the release back, and while it is uncommitted this node does not
+ *     serve, so a successor that saw only the release is still right.
  */
 
 struct node;
@@ -102,6 +103,9 @@ typedef struct node {
 	uint64_t barrier_seq;   /* the barrier that counts; older ones are ignored */
 
 	struct raft_transfer *transfer;      /* libraft's handover request, until its callback */
+	uint64_t transfer_target;            /* the handover's target (0: Raft's pick) */
+	bool releasing;                      /* Release(lead_term) proposed for the handover */
+	bool release_committed;              /* ... and committed: libraft is asked next */
 	uint64_t transfer_count;             /* handovers started: numbers them from 1 */
 	uint64_t transfer_ended;             /* the number of one that ended, to answer; 0: none */
 	uint64_t transfer_started_ms;        /* monotonic, for the log */

@@ -24,6 +24,9 @@
  *                      they catch it
  *   TSO_SIM_LIBRAFT_AS_IS=1  leave libraft's InstallSnapshot term bug in
  *                      (sim_io.h): the run then dies where it strikes
+ *   TSO_SIM_HANDOVERS=0  no planned handovers: the schedules of a seed are
+ *                      then exactly those before handovers were simulated
+ *                      (the seeds docs/simulation.md cites from that time)
  *
  * Built with -DTSO_SIM_EXPECT_VIOLATION=<an enum sim_property> and linked
  * with a deliberately broken allocator (the Makefile's sim_broken_*), the
@@ -51,6 +54,9 @@ typedef struct sim_totals {
 	uint64_t grants;
 	uint64_t timestamps;
 	uint64_t fences;
+	uint64_t handovers;
+	uint64_t releases;
+	uint64_t released_leads;
 	uint64_t restarts;
 	uint64_t apply_errors;
 	uint64_t violations[SIM_N_PROPERTIES];
@@ -98,6 +104,9 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	t->grants += r->grants;
 	t->timestamps += r->timestamps;
 	t->fences += r->fences;
+	t->handovers += r->handovers;
+	t->releases += r->releases;
+	t->released_leads += r->released_leads;
 	t->restarts += r->restarts;
 	t->apply_errors += r->apply_errors;
 	for (int p = 0; p < SIM_N_PROPERTIES; p++) {
@@ -111,16 +120,19 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	}
 }
 
+/* TSO_SIM_HANDOVERS: planned handovers in the schedules (sim_schedule.c). */
+static bool sim_handovers = true;
+
 /* Replays a failing schedule with tracing on: it must fail the same way. */
 static void sim_replay(const char *argv0, uint64_t seed, unsigned steps, const sim_result *r)
 {
 	sim_result again;
 
-	printf("  reproduce: TSO_SIM_SEED=%" PRIu64 " TSO_SIM_SCHEDULES=1 TSO_SIM_STEPS=%u %s"
+	printf("  reproduce: TSO_SIM_SEED=%" PRIu64 " TSO_SIM_SCHEDULES=1 TSO_SIM_STEPS=%u%s %s"
 	       "   (TSO_SIM_TRACE=1: the whole trace)\n",
-	       seed, steps, argv0);
+	       seed, steps, sim_handovers ? "" : " TSO_SIM_HANDOVERS=0", argv0);
 	sim_trace_start(false);
-	sim_schedule_run(seed, steps, true, &again);
+	sim_schedule_run(seed, steps, sim_handovers, true, &again);
 	sim_trace_stop();
 	fflush(stdout);
 	sim_trace_dump(stdout);
@@ -149,6 +161,9 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 	       " refused proposals, in %.1f s\n",
 	       t->schedules, t->steps, t->fixture_steps, (double)t->simulated_ms / MS_PER_S, t->grants,
 	       t->timestamps, t->fences, t->restarts, t->apply_errors, seconds);
+	printf("sim: %" PRIu64 " planned handovers, %" PRIu64 " of them with a release; %" PRIu64
+	       " leaders served without the new-leader wait\n",
+	       t->handovers, t->releases, t->released_leads);
 	if (t->raft_stuck > 0)
 		printf(
 		    "sim: libraft elected no leader after every fault was healed in %u schedules (the first: "
@@ -183,6 +198,7 @@ int main(int argc, char **argv)
 	int ok;
 
 	sim_io_fix_snapshot_terms(env_u64("TSO_SIM_LIBRAFT_AS_IS", 0) == 0);
+	sim_handovers = env_u64("TSO_SIM_HANDOVERS", 1) != 0;
 #ifdef TSO_SIM_EXPECT_VIOLATION
 	const enum sim_property expect = TSO_SIM_EXPECT_VIOLATION;
 	bool caught = false;
@@ -203,7 +219,7 @@ int main(int argc, char **argv)
 
 		if (trace_all)
 			sim_trace_start(true);
-		sim_schedule_run(seed + k, steps, false, &r);
+		sim_schedule_run(seed + k, steps, sim_handovers, false, &r);
 		sim_trace_stop();
 		sim_add(&t, &r, seed + k, steps);
 #ifdef TSO_SIM_EXPECT_VIOLATION

@@ -218,8 +218,7 @@ void sim_cluster_restart(sim_cluster *c, unsigned i)
 	rv = raft_start(r);
 	if (rv != 0)
 		sim_cluster_die("raft_start (restart)", rv);
-	c->retired_leads += c->nodes[i].n_leads;
-	c->retired_apply_errors += c->nodes[i].n_apply_errors;
+	sim_node_add_counters(&c->nodes[i], &c->retired);
 	sim_node_init(&c->nodes[i], i, r, &c->fsm_states[i], &c->clocks[i], &c->now_ms, &c->p.alloc);
 	sim_cluster_start(c, i);
 	c->n_restarts++;

@@ -74,8 +74,7 @@ typedef struct sim_cluster {
 	sim_check *check;
 	uint64_t n_steps; /* fixture steps */
 	uint64_t n_restarts;
-	uint64_t retired_leads; /* counters of the processes restarts replaced */
-	uint64_t retired_apply_errors;
+	sim_node_counters retired; /* counters of the processes restarts replaced */
 } sim_cluster;
 
 /* Builds, bootstraps and starts the cluster; clocks must be set in c->clocks

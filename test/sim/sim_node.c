@@ -27,6 +27,21 @@ typedef struct sim_proposal {
 	uint64_t proposed_mono_ms;
 } sim_proposal;
 
+/* node_release: a Release proposal and the handover it belongs to. */
+typedef struct sim_release {
+	struct raft_apply req;
+	sim_node *n;
+	uint32_t incarnation;
+	uint64_t handover;
+} sim_release;
+
+/* A raft_transfer request and the process that made it. */
+typedef struct sim_transfer {
+	struct raft_transfer req;
+	sim_node *n;
+	uint32_t incarnation;
+} sim_transfer;
+
 static void *sim_xmalloc(size_t size)
 {
 	void *p = malloc(size);
@@ -57,6 +72,17 @@ void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_sta
 	n->incarnation = incarnation;
 	n->next_watch_ms = *now_ms + SIM_NODE_WATCH_MS;
 	ta_init(&n->alloc, cfg);
+}
+
+void sim_node_add_counters(const sim_node *n, sim_node_counters *sum)
+{
+	sum->n_leads += n->counters.n_leads;
+	sum->n_proposals += n->counters.n_proposals;
+	sum->n_commits += n->counters.n_commits;
+	sum->n_apply_errors += n->counters.n_apply_errors;
+	sum->n_transfers += n->counters.n_transfers;
+	sum->n_releases += n->counters.n_releases;
+	sum->n_released_leads += n->counters.n_released_leads;
 }
 
 void sim_node_crash(sim_node *n)
@@ -106,7 +132,7 @@ static void sim_node_on_apply(sim_node *n, const sim_event *ev)
 {
 	if (ev->kind == SIM_EV_COMMITTED) {
 		ta_extension_commit(&n->alloc, ev->term, ev->mark, ev->proposed_mono_ms);
-		n->n_commits++;
+		n->counters.n_commits++;
 		SIM_TRACE("%6" PRIu64 " n%u high-water %" PRIu64 " committed (term %" PRIu64
 			  ", proposed at mono %" PRIu64 ")",
 			  *n->now_ms, n->index, ev->mark, ev->term, ev->proposed_mono_ms);
@@ -123,6 +149,7 @@ static void sim_node_on_barrier(sim_node *n, const sim_event *ev)
 {
 	ta_clock clk;
 	uint64_t mark;
+	bool released;
 
 	if (!n->leading || n->lead_term != ev->term)
 		return;
@@ -137,19 +164,147 @@ static void sim_node_on_barrier(sim_node *n, const sim_event *ev)
 	/* I3: every committed entry is applied, so the FSM holds a linearized
 	 * read of H. */
 	clk = sim_node_clock(n);
-	mark = ta_lead_begin(&n->alloc, ev->term, n->fsm->high_water_ms, clk);
+	released = fsm_predecessor_released(n->fsm, ev->term);
+	mark = ta_lead_begin(&n->alloc, ev->term, n->fsm->high_water_ms, released, clk);
 	if (mark == 0) {
 		SIM_TRACE_KEY("%6" PRIu64 " n%u timestamp range exhausted", *n->now_ms, n->index);
 		return;
 	}
-	n->n_leads++;
+	n->counters.n_leads++;
+	if (released)
+		n->counters.n_released_leads++;
 	n->fence_pending = true;
 	n->fence_mark = mark;
 	n->fence_mono_ms = clk.mono_ms;
 	SIM_TRACE_KEY("%6" PRIu64 " n%u leader in term %" PRIu64 ": fence %" PRIu64 " (FSM H %" PRIu64
-		      "), serves from mono %" PRIu64,
-		      *n->now_ms, n->index, ev->term, mark, n->fsm->high_water_ms, n->alloc.lease_not_before);
+		      "), serves from mono %" PRIu64 "%s",
+		      *n->now_ms, n->index, ev->term, mark, n->fsm->high_water_ms, n->alloc.lease_not_before,
+		      released ? " (predecessor released: no wait)" : "");
 	n->kicked = true;
+}
+
+static void sim_node_release_cb(struct raft_apply *req, int status, void *result)
+{
+	sim_release *r = req->data;
+
+	(void)result;
+	sim_node_record(r->n, r->incarnation,
+			(sim_event){.kind = SIM_EV_RELEASED, .status = status, .handover = r->handover});
+	free(r);
+}
+
+static void sim_node_transfer_cb(struct raft_transfer *req)
+{
+	sim_transfer *t = (sim_transfer *)req;
+
+	sim_node_record(t->n, t->incarnation, (sim_event){.kind = SIM_EV_TRANSFER_ENDED});
+	free(t);
+}
+
+/* node_release_cb, after the step. */
+static void sim_node_on_released(sim_node *n, const sim_event *ev)
+{
+	if (n->releasing && n->transfer_count == ev->handover) {
+		if (ev->status == 0)
+			n->release_committed = true;
+		else
+			n->releasing = false;
+		SIM_TRACE_KEY("%6" PRIu64 " n%u release of term %" PRIu64 " %s", *n->now_ms, n->index,
+			      n->lead_term, ev->status == 0 ? "committed" : raft_strerror(ev->status));
+	}
+	n->kicked = true;
+}
+
+/* node_transfer_raft_cb, after the step. */
+static void sim_node_on_transfer_ended(sim_node *n)
+{
+	n->transfer_inflight = false;
+	SIM_TRACE_KEY("%6" PRIu64 " n%u handover ended: %s in term %llu", *n->now_ms, n->index,
+		      raft_state_name(raft_state(n->raft)), (unsigned long long)raft_current_term(n->raft));
+	n->kicked = true;
+}
+
+/* node_lead_stop */
+static void sim_node_lead_stop(sim_node *n)
+{
+	ta_lead_end(&n->alloc);
+	n->leading = false;
+	n->barrier_inflight = false;
+	n->fence_pending = false;
+}
+
+/* node_transfer_begin: asks libraft, and stops serving. */
+static bool sim_node_transfer_begin(sim_node *n)
+{
+	sim_transfer *t = sim_xmalloc(sizeof *t);
+	int rv;
+
+	t->n = n;
+	t->incarnation = n->incarnation;
+	rv = raft_transfer(n->raft, &t->req, n->transfer_target, sim_node_transfer_cb);
+	if (rv != 0) {
+		free(t);
+		SIM_TRACE_KEY("%6" PRIu64 " n%u raft_transfer: %s", *n->now_ms, n->index, raft_strerror(rv));
+		return false;
+	}
+	sim_node_lead_stop(n);
+	n->transfer_inflight = true;
+	SIM_TRACE_KEY("%6" PRIu64 " n%u handing over to %llu: stopped serving", *n->now_ms, n->index,
+		      (unsigned long long)raft_transferee(n->raft));
+	return true;
+}
+
+/* node_propose_release */
+static bool sim_node_propose_release(sim_node *n)
+{
+	sim_release *r = sim_xmalloc(sizeof *r);
+	struct raft_buffer buf;
+	int rv;
+
+	if (fsm_encode_release(n->lead_term, &buf) != 0) {
+		fprintf(stderr, "sim: out of memory\n");
+		exit(2);
+	}
+	r->req.data = r;
+	r->n = n;
+	r->incarnation = n->incarnation;
+	r->handover = n->transfer_count;
+	rv = raft_apply(n->raft, &r->req, &buf, 1, sim_node_release_cb);
+	if (rv != 0) {
+		free(r);
+		SIM_TRACE_KEY("%6" PRIu64 " n%u proposing the release failed: %s", *n->now_ms, n->index,
+			      raft_strerror(rv));
+		return false;
+	}
+	return true;
+}
+
+bool sim_node_transfer(sim_node *n, int target)
+{
+	ta_clock clk = sim_node_clock(n);
+
+	if (raft_state(n->raft) != RAFT_LEADER || n->transfer_inflight || n->releasing)
+		return false;
+	n->transfer_target = target < 0 ? 0 : (uint64_t)target + 1;
+	n->counters.n_transfers++;
+	if (n->leading && ta_established(&n->alloc, clk)) {
+		sim_node_lead_stop(n);
+		n->transfer_count++;
+		if (sim_node_propose_release(n)) {
+			n->releasing = true;
+			n->release_committed = false;
+			n->counters.n_releases++;
+			SIM_TRACE_KEY("%6" PRIu64
+				      " n%u handing over: stopped serving, releasing term %" PRIu64,
+				      *n->now_ms, n->index, n->lead_term);
+			return true;
+		}
+		return sim_node_transfer_begin(n);
+	}
+	if (!sim_node_transfer_begin(n))
+		return false;
+	n->transfer_count++;
+	return true;
 }
 
 /* node_propose: the allocator has marked the proposal in flight. */
@@ -174,12 +329,12 @@ static void sim_node_propose(sim_node *n, uint64_t mark, uint64_t proposed_mono_
 		/* As node.c: buf.base is not freed (libraft may have). */
 		free(p);
 		ta_extension_failed(&n->alloc, n->lead_term);
-		n->n_apply_errors++;
+		n->counters.n_apply_errors++;
 		SIM_TRACE("%6" PRIu64 " n%u proposing %" PRIu64 " failed: %s", *n->now_ms, n->index, mark,
 			  raft_strerror(rv));
 		return;
 	}
-	n->n_proposals++;
+	n->counters.n_proposals++;
 	SIM_TRACE("%6" PRIu64 " n%u propose high-water %" PRIu64 " (term %" PRIu64 ", mono %" PRIu64 ")",
 		  *n->now_ms, n->index, mark, n->lead_term, proposed_mono_ms);
 }
@@ -207,20 +362,29 @@ static void sim_node_start_barrier(sim_node *n)
  * extensions. */
 static void sim_node_sync(sim_node *n)
 {
-	enum raft_state state = raft_state(n->raft);
-	uint64_t term = raft_current_term(n->raft);
+	enum raft_state state;
+	uint64_t term;
 	ta_clock clk = sim_node_clock(n);
+	bool handing_over;
+	bool releasing;
 
-	if (n->leading && (state != RAFT_LEADER || term != n->lead_term)) {
-		ta_lead_end(&n->alloc);
-		n->leading = false;
-		n->barrier_inflight = false;
-		n->fence_pending = false;
+	if (n->release_committed) {
+		n->releasing = false;
+		n->release_committed = false;
+		(void)sim_node_transfer_begin(n);
+	}
+	state = raft_state(n->raft);
+	term = raft_current_term(n->raft);
+	handing_over = state == RAFT_LEADER && raft_transferee(n->raft) != 0;
+
+	if (n->leading && (state != RAFT_LEADER || term != n->lead_term || handing_over)) {
+		sim_node_lead_stop(n);
 		SIM_TRACE_KEY("%6" PRIu64 " n%u no longer leader (term %" PRIu64 ", now %s in term %" PRIu64
 			      ")",
 			      *n->now_ms, n->index, n->lead_term, raft_state_name(state), term);
 	}
-	if (!n->leading && state == RAFT_LEADER) {
+	releasing = n->releasing && term == n->lead_term;
+	if (!n->leading && state == RAFT_LEADER && !handing_over && !releasing) {
 		n->leading = true;
 		n->lead_term = term;
 		SIM_TRACE_KEY("%6" PRIu64 " n%u won the election for term %" PRIu64, *n->now_ms, n->index,
@@ -245,10 +409,20 @@ void sim_node_after_step(sim_node *n)
 	uint64_t now = *n->now_ms;
 
 	for (unsigned i = 0; i < n->n_events; i++) {
-		if (n->events[i].kind == SIM_EV_BARRIER)
+		switch (n->events[i].kind) {
+		case SIM_EV_BARRIER:
 			sim_node_on_barrier(n, &n->events[i]);
-		else
+			break;
+		case SIM_EV_RELEASED:
+			sim_node_on_released(n, &n->events[i]);
+			break;
+		case SIM_EV_TRANSFER_ENDED:
+			sim_node_on_transfer_ended(n);
+			break;
+		default:
 			sim_node_on_apply(n, &n->events[i]);
+			break;
+		}
 	}
 	n->n_events = 0;
 	if (now >= n->next_watch_ms) {

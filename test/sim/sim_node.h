@@ -30,7 +30,13 @@
 /* Callback events a node can hold while paused. */
 #define SIM_NODE_MAX_EVENTS 256
 
-enum sim_event_kind { SIM_EV_COMMITTED, SIM_EV_FAILED, SIM_EV_BARRIER };
+enum sim_event_kind {
+	SIM_EV_COMMITTED,
+	SIM_EV_FAILED,
+	SIM_EV_BARRIER,
+	SIM_EV_RELEASED,      /* node_release_cb: status 0 or the error */
+	SIM_EV_TRANSFER_ENDED /* node_transfer_raft_cb */
+};
 
 typedef struct sim_event {
 	enum sim_event_kind kind;
@@ -38,7 +44,19 @@ typedef struct sim_event {
 	uint64_t term;
 	uint64_t mark;
 	uint64_t proposed_mono_ms;
+	uint64_t handover; /* SIM_EV_RELEASED: the handover's number */
 } sim_event;
+
+/* Counters for the summary. */
+typedef struct sim_node_counters {
+	uint64_t n_leads; /* fences started (ta_lead_begin) */
+	uint64_t n_proposals;
+	uint64_t n_commits;
+	uint64_t n_apply_errors;   /* raft_apply refused (node.c logs and retries) */
+	uint64_t n_transfers;      /* handovers started */
+	uint64_t n_releases;       /* ... of which with a release */
+	uint64_t n_released_leads; /* fences started without the wait */
+} sim_node_counters;
 
 typedef struct sim_node {
 	unsigned index;
@@ -57,17 +75,22 @@ typedef struct sim_node {
 	uint64_t fence_mark;
 	uint64_t fence_mono_ms;
 	bool kicked; /* node_kick: sync as soon as possible */
+	/* node.c's planned handover (without its waiters). */
+	bool transfer_inflight; /* raft_transfer accepted, its callback pending */
+	uint64_t transfer_target;
+	uint64_t transfer_count;
+	bool releasing;
+	bool release_committed;
 	uint64_t next_watch_ms;
 
 	sim_event events[SIM_NODE_MAX_EVENTS];
 	unsigned n_events;
 
-	/* Counters for the summary. */
-	uint64_t n_leads; /* fences started (ta_lead_begin) */
-	uint64_t n_proposals;
-	uint64_t n_commits;
-	uint64_t n_apply_errors; /* raft_apply refused (node.c logs and retries) */
+	sim_node_counters counters;
 } sim_node;
+
+/* Adds n's counters to *sum. */
+void sim_node_add_counters(const sim_node *n, sim_node_counters *sum);
 
 /* A fresh process: no leadership, a new allocator. */
 void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_state *fsm,
@@ -79,6 +102,11 @@ void sim_node_crash(sim_node *n);
 /* After a fixture step: handles this node's recorded callbacks, then syncs if
  * a callback kicked it or its watch timer is due (node_tick_cb). */
 void sim_node_after_step(sim_node *n);
+
+/* node_transfer: a planned handover to member index target (raft id
+ * target + 1; -1: Raft's pick). False if refused (not leader, one under
+ * way, raft_transfer refused). */
+bool sim_node_transfer(sim_node *n, int target);
 
 /* node_grant: one allocator call; an enum ta_result. */
 int sim_node_grant(sim_node *n, uint32_t count, uint64_t *first);

@@ -50,6 +50,17 @@ static const unsigned action_weight[N_ACTIONS] = {
     [A_LATENCY] = 2,
 };
 
+/* Planned handovers come from a second stream (handover_rng), so that with
+ * them turned off (TSO_SIM_HANDOVERS=0) every draw of the main stream, and
+ * so each schedule found before they existed, is what it was. Before a
+ * step's action, a handover is asked of a leader with probability
+ * P_HANDOVER; during a stall, once another node leads, of that new leader
+ * with probability P_STALL_HANDOVER: an operator moving leadership right
+ * after a failover, while the new leader may still wait out the stalled
+ * one's lease (the case where a release must not be made). */
+#define P_HANDOVER       50
+#define P_STALL_HANDOVER 500
+
 /* After its action, a step lets time pass with clients calling: a short
  * while (P_HOLD_SHORT), up to an election timeout (P_HOLD_MEDIUM), or up to
  * HOLD_LONG_ELECTIONS election timeouts, so that faults last long enough
@@ -77,6 +88,8 @@ static const unsigned action_weight[N_ACTIONS] = {
 
 typedef struct sim_schedule {
 	sim_rng rng;
+	sim_rng handover_rng;
+	bool handovers;
 	sim_cluster c;
 	sim_check check;
 	unsigned step;
@@ -306,6 +319,51 @@ static void sim_wake(sim_schedule *s, unsigned i)
 		sim_client_call(s, i, sim_pick_count(s));
 }
 
+/* A planned handover (tsoracle-ctl transfer-leader, or SIGTERM on the
+ * leader) asked of node i, to another member or to Raft's pick. */
+static void sim_transfer_from(sim_schedule *s, unsigned i)
+{
+	int target = (int)sim_rng_below(&s->handover_rng, s->c.p.n + 1) - 1;
+
+	if (target == (int)i)
+		target = -1;
+	SIM_TRACE_KEY("%6" PRIu64 " nemesis: n%u asked to hand over to %s%d", s->c.now_ms, i,
+		      target < 0 ? "any" : "n", target < 0 ? 0 : target);
+	(void)sim_node_transfer(&s->c.nodes[i], target);
+}
+
+/* A node that is up and that raft says leads, other than except, and if
+ * fencing, whose driver has begun its term (ta_lead_begin); n if none. */
+static unsigned sim_pick_raft_leader(sim_schedule *s, unsigned except, bool fencing)
+{
+	unsigned leaders[SIM_MAX_NODES], k = 0;
+
+	for (unsigned i = 0; i < s->c.p.n; i++)
+		if (i != except && s->c.proc[i] == SIM_UP && raft_state(s->c.nodes[i].raft) == RAFT_LEADER &&
+		    (!fencing || s->c.nodes[i].alloc.epoch != 0))
+			leaders[k++] = i;
+	return k == 0 ? s->c.p.n : leaders[sim_rng_below(&s->handover_rng, k)];
+}
+
+/* Lets ms pass with clients; if another node than i comes to lead
+ * meanwhile, asks it to hand over as soon as it has begun its term (so,
+ * often, during its new-leader wait), then lets the rest pass. */
+static void sim_advance_handing_over(sim_schedule *s, unsigned i, uint64_t ms)
+{
+	uint64_t until = s->c.now_ms + ms;
+	unsigned j;
+
+	while (s->c.now_ms < until && !sim_stop(s)) {
+		sim_advance(s, 1);
+		if ((j = sim_pick_raft_leader(s, i, true)) < s->c.p.n) {
+			sim_transfer_from(s, j);
+			break;
+		}
+	}
+	if (s->c.now_ms < until)
+		sim_advance(s, until - s->c.now_ms);
+}
+
 /* A process stall (GC, a VM frozen, SIGSTOP then SIGCONT) of up to a few
  * leases: the others may elect a new leader meanwhile, and the stalled one
  * wakes up still believing it leads, its lease maybe not over. */
@@ -314,14 +372,20 @@ static void sim_stall(sim_schedule *s, unsigned i)
 	uint64_t lease = s->c.p.alloc.lease_ms;
 	uint64_t et = s->c.p.election_timeout_ms;
 
+	uint64_t hold;
+
 	sim_cluster_pause(&s->c, i);
 	/* Half of the stalls last long enough for an election (at least one
 	 * election timeout) and often not longer than the stalled leader's
 	 * lease: the case the new-leader wait is for. */
 	if (sim_rng_chance(&s->rng, PERMILLE / 2))
-		sim_advance(s, sim_rng_range(&s->rng, 1, lease));
+		hold = sim_rng_range(&s->rng, 1, lease);
 	else
-		sim_advance(s, sim_rng_range(&s->rng, et, et + lease));
+		hold = sim_rng_range(&s->rng, et, et + lease);
+	if (s->handovers && sim_rng_chance(&s->handover_rng, P_STALL_HANDOVER))
+		sim_advance_handing_over(s, i, hold);
+	else
+		sim_advance(s, hold);
 	if (s->c.proc[i] == SIM_PAUSED)
 		sim_wake(s, i);
 }
@@ -345,6 +409,9 @@ static void sim_step(sim_schedule *s)
 	unsigned n = s->c.p.n;
 	unsigned i;
 
+	if (s->handovers && sim_rng_chance(&s->handover_rng, P_HANDOVER) &&
+	    (i = sim_pick_raft_leader(s, n, false)) < n)
+		sim_transfer_from(s, i);
 	for (int k = 0; k < N_ACTIONS; k++)
 		total += action_weight[k];
 	r = sim_pick(s, total);
@@ -513,7 +580,7 @@ static void sim_check_liveness(sim_schedule *s)
 	sim_note_failure(s);
 }
 
-void sim_schedule_run(uint64_t seed, unsigned steps, bool stop_at_failure, sim_result *res)
+void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_at_failure, sim_result *res)
 {
 	static sim_schedule s; /* large: not on the stack */
 	sim_params p;
@@ -524,6 +591,8 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool stop_at_failure, sim_r
 	s.stop_at_failure = stop_at_failure;
 	s.step = 0;
 	sim_rng_seed(&s.rng, seed);
+	sim_rng_seed(&s.handover_rng, seed ^ UINT64_C(0x68616e646f766572)); /* "handover" */
+	s.handovers = handovers;
 	sim_check_reset(&s.check); /* s is static: the value set's memory is reused */
 	sim_params_pick(&s.rng, &p, s.c.clocks);
 	for (unsigned i = 0; i < p.n; i++)
@@ -552,11 +621,12 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool stop_at_failure, sim_r
 	res->grants = s.check.grants;
 	res->timestamps = s.check.timestamps;
 	res->restarts = s.c.n_restarts;
-	for (unsigned i = 0; i < p.n; i++) {
-		res->fences += s.c.nodes[i].n_leads;
-		res->apply_errors += s.c.nodes[i].n_apply_errors;
-	}
-	res->fences += s.c.retired_leads;
-	res->apply_errors += s.c.retired_apply_errors;
+	for (unsigned i = 0; i < p.n; i++)
+		sim_node_add_counters(&s.c.nodes[i], &s.c.retired);
+	res->fences = s.c.retired.n_leads;
+	res->apply_errors = s.c.retired.n_apply_errors;
+	res->handovers = s.c.retired.n_transfers;
+	res->releases = s.c.retired.n_releases;
+	res->released_leads = s.c.retired.n_released_leads;
 	sim_cluster_close(&s.c);
 }

@@ -35,13 +35,17 @@ typedef struct sim_result {
 	uint64_t simulated_ms;
 	uint64_t grants;
 	uint64_t timestamps;
-	uint64_t fences; /* leaderships that reached ta_lead_begin */
+	uint64_t fences;         /* leaderships that reached ta_lead_begin */
+	uint64_t handovers;      /* planned handovers started */
+	uint64_t releases;       /* ... of which with a release */
+	uint64_t released_leads; /* fences started without the wait */
 	uint64_t restarts;
 	uint64_t apply_errors;
 } sim_result;
 
-/* Runs the schedule of seed with steps nemesis steps. With stop_at_failure,
- * it ends at the first violation (a traced replay ends there). */
-void sim_schedule_run(uint64_t seed, unsigned steps, bool stop_at_failure, sim_result *res);
+/* Runs the schedule of seed with steps nemesis steps, with planned
+ * handovers or without. With stop_at_failure, it ends at the first
+ * violation (a traced replay ends there). */
+void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_at_failure, sim_result *res);
 
 #endif /* TSORACLE_SIM_SCHEDULE_H */

@@ -135,7 +135,7 @@ static void init_default(ta_alloc *a)
  */
 static ta_clock serve(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, ta_clock c)
 {
-	uint64_t fence = ta_lead_begin(a, epoch, high_water_ms, c);
+	uint64_t fence = ta_lead_begin(a, epoch, high_water_ms, false, c);
 	uint64_t mark;
 
 	assert_int_not_equal(fence, 0);
@@ -258,7 +258,7 @@ static void test_lead_begin_clock_ahead(void **state)
 
 	(void)state;
 	init_default(&a);
-	assert_int_equal(ta_lead_begin(&a, 1, 1000, c), T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
+	assert_int_equal(ta_lead_begin(&a, 1, 1000, false, c), T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.epoch, 1);
 	assert_false(a.fenced);
 	assert_int_equal(a.fence_mark, T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
@@ -271,6 +271,48 @@ static void test_lead_begin_clock_ahead(void **state)
 	assert_false(a.starved);
 }
 
+/*
+ * A leader whose predecessor released (planned handover) serves as soon as
+ * its fence commits: no new-leader wait, and it is established at once.
+ * Without the release, it is neither established nor serving before the
+ * wait is over, even with the fence committed.
+ */
+static void test_lead_begin_after_release(void **state)
+{
+	ta_alloc a, b;
+	ta_clock c = at(T0_MS, MONO0_MS);
+	uint64_t fence, first;
+
+	(void)state;
+	init_default(&a);
+	fence = ta_lead_begin(&a, 2, 1000, true, c);
+	assert_int_equal(a.lease_not_before, MONO0_MS);
+	assert_false(ta_established(&a, c));
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_FENCING);
+	ta_extension_commit(&a, 2, fence, c.mono_ms);
+	assert_true(ta_established(&a, c));
+	assert_true(ta_serving(&a, c));
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
+	assert_int_equal(first, tso_first_of_ms(T0_MS));
+
+	init_default(&b);
+	fence = ta_lead_begin(&b, 2, 1000, false, c);
+	ta_extension_commit(&b, 2, fence, c.mono_ms);
+	assert_false(ta_established(&b, c));
+	assert_int_equal(ta_grant(&b, c, 1, &first), TA_LEASE);
+	c = later(c, DEFAULT_WAIT_MS - 1);
+	assert_false(ta_established(&b, c));
+	c = later(c, 1);
+	assert_true(ta_established(&b, c));
+	/* Established says nothing of the lease: it lapses without renewals,
+	 * but no earlier leader comes back. */
+	c = later(c, TA_DEFAULT_LEASE_MS);
+	assert_false(ta_serving(&b, c));
+	assert_true(ta_established(&b, c));
+	ta_lead_end(&b);
+	assert_false(ta_established(&b, c));
+}
+
 static void test_lead_begin_clock_behind(void **state)
 {
 	ta_alloc a;
@@ -279,7 +321,7 @@ static void test_lead_begin_clock_behind(void **state)
 	(void)state;
 	init_default(&a);
 	/* floor = H + 1, fence = floor + window (the cap is far away). */
-	assert_int_equal(ta_lead_begin(&a, 1, high, at(T0_MS, MONO0_MS)),
+	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)),
 			 high + 1 + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.last, tso_first_of_ms(high + 1) - 1);
 	assert_int_equal(tso_physical(a.last + 1), high + 1);
@@ -294,11 +336,12 @@ static void test_lead_begin_cap(void **state)
 	/* The cap cuts the window short: fence = now + max_ahead. */
 	init_default(&a);
 	high = T0_MS + TA_DEFAULT_MAX_AHEAD_MS - 1000;
-	assert_int_equal(ta_lead_begin(&a, 1, high, at(T0_MS, MONO0_MS)), T0_MS + TA_DEFAULT_MAX_AHEAD_MS);
+	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)),
+			 T0_MS + TA_DEFAULT_MAX_AHEAD_MS);
 	/* Clock behind H by more than max_ahead: the fence is the floor itself. */
 	init_default(&a);
 	high = T0_MS + 100000;
-	assert_int_equal(ta_lead_begin(&a, 1, high, at(T0_MS, MONO0_MS)), high + 1);
+	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)), high + 1);
 	assert_int_equal(a.last, tso_first_of_ms(high + 1) - 1);
 }
 
@@ -309,7 +352,7 @@ static void test_lead_begin_keeps_known_high_water(void **state)
 	(void)state;
 	init_default(&a);
 	a.high_water_ms = T0_MS + 5000; /* learnt in an earlier epoch */
-	ta_lead_begin(&a, 3, T0_MS, at(T0_MS, MONO0_MS));
+	ta_lead_begin(&a, 3, T0_MS, false, at(T0_MS, MONO0_MS));
 	assert_int_equal(a.high_water_ms, T0_MS + 5000);
 	assert_int_equal(a.last, tso_first_of_ms(T0_MS + 5001) - 1);
 }
@@ -323,12 +366,12 @@ static void test_lead_begin_refused(void **state)
 	init_default(&a);
 	before = a;
 	/* The floor would pass the end of the range. */
-	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX, at(T0_MS, MONO0_MS)), 0);
+	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX, false, at(T0_MS, MONO0_MS)), 0);
 	assert_unchanged(&before, &a);
-	assert_int_equal(ta_lead_begin(&a, 1, UINT64_MAX, at(T0_MS, MONO0_MS)), 0);
+	assert_int_equal(ta_lead_begin(&a, 1, UINT64_MAX, false, at(T0_MS, MONO0_MS)), 0);
 	assert_unchanged(&before, &a);
 	/* Epoch 0 means "not leader". */
-	assert_int_equal(ta_lead_begin(&a, 0, 0, at(T0_MS, MONO0_MS)), 0);
+	assert_int_equal(ta_lead_begin(&a, 0, 0, false, at(T0_MS, MONO0_MS)), 0);
 	assert_unchanged(&before, &a);
 }
 
@@ -339,10 +382,12 @@ static void test_lead_begin_near_end(void **state)
 	(void)state;
 	init_default(&a);
 	/* The last millisecond is still a floor. */
-	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX - 1, at(T0_MS, MONO0_MS)), TSO_PHYSICAL_MAX);
+	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX - 1, false, at(T0_MS, MONO0_MS)),
+			 TSO_PHYSICAL_MAX);
 	/* The fence is clamped to the end of the range. */
 	init_default(&a);
-	assert_int_equal(ta_lead_begin(&a, 1, 0, at(TSO_PHYSICAL_MAX - 100, MONO0_MS)), TSO_PHYSICAL_MAX);
+	assert_int_equal(ta_lead_begin(&a, 1, 0, false, at(TSO_PHYSICAL_MAX - 100, MONO0_MS)),
+			 TSO_PHYSICAL_MAX);
 	assert_int_equal(a.last, tso_first_of_ms(TSO_PHYSICAL_MAX - 100) - 1);
 }
 
@@ -375,7 +420,7 @@ static void test_grant_fencing(void **state)
 
 	(void)state;
 	init_default(&a);
-	fence = ta_lead_begin(&a, 2, 0, c);
+	fence = ta_lead_begin(&a, 2, 0, false, c);
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_FENCING);
 	assert_false(ta_serving(&a, c));
 	/* Nor does a commit of another epoch, or below the fence mark, fence. */
@@ -399,7 +444,7 @@ static void test_grant_new_leader_wait(void **state)
 
 	(void)state;
 	init_default(&a);
-	fence = ta_lead_begin(&a, 1, 0, c);
+	fence = ta_lead_begin(&a, 1, 0, false, c);
 	ta_extension_commit(&a, 1, fence, c.mono_ms);
 	/* The fence's own lease ends before the wait does. */
 	assert_int_equal(ta_grant(&a, later(c, 1), 1, &first), TA_LEASE);
@@ -554,7 +599,7 @@ static void test_grant_exhausted(void **state)
 	/* No extension can help, so none is due, and no new leader can start. */
 	assert_false(ta_extension_due(&a, c));
 	ta_lead_end(&a);
-	assert_int_equal(ta_lead_begin(&a, 2, TSO_PHYSICAL_MAX, c), 0);
+	assert_int_equal(ta_lead_begin(&a, 2, TSO_PHYSICAL_MAX, false, c), 0);
 }
 
 static void test_extension_due(void **state)
@@ -567,7 +612,7 @@ static void test_extension_due(void **state)
 	(void)state;
 	init_default(&a);
 	c = at(T0_MS, MONO0_MS);
-	fence = ta_lead_begin(&a, 1, 0, c);
+	fence = ta_lead_begin(&a, 1, 0, false, c);
 	assert_false(ta_extension_due(&a, c)); /* the fence is in flight */
 	/* A failed fence is due again, and re-proposed even if the clock went
 	 * back meanwhile. */
@@ -1465,7 +1510,7 @@ static void sim_elect(sim *s, unsigned who)
 	s->leader = (int)who;
 	s->st.elections++;
 	c = sim_clock(s, who);
-	fence = ta_lead_begin(&n->a, s->term, s->durable, c);
+	fence = ta_lead_begin(&n->a, s->term, s->durable, false, c);
 	want = spec_lead_begin(&n->m, s->term, s->durable, c);
 	sim_trace(s,
 		  "elect node %u term %" PRIu64 " durable %" PRIu64 " wall %" PRIu64 " mono %" PRIu64
@@ -1977,6 +2022,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_config_check_small_buffer),
 	    cmocka_unit_test(test_init_not_leader),
 	    cmocka_unit_test(test_lead_begin_clock_ahead),
+	    cmocka_unit_test(test_lead_begin_after_release),
 	    cmocka_unit_test(test_lead_begin_clock_behind),
 	    cmocka_unit_test(test_lead_begin_cap),
 	    cmocka_unit_test(test_lead_begin_keeps_known_high_water),
