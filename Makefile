@@ -152,13 +152,14 @@ $(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/test_alloc.o $(BUILD)/te
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ -lcmocka
 
-# A whole tsoracled with one planted allocator bug, for the nemesis run's
-# positive control (scripts/test.sh): the checker must catch it through
-# the real parts. Never installed.
+# A whole tsoracled with one planted allocator bug, for the nemesis runs'
+# positive controls (scripts/test.sh): the checker must catch it through
+# the real parts (monotonic: with no fault; fence: under clock-kill, with
+# PostgreSQL's tsoracle.refuse_backward_grants off). Never installed.
 $(BUILD)/control/tsoracled-broken-%: $(filter-out $(BUILD)/sidecar/alloc.o,$(SIDECAR_OBJS)) $(BUILD)/test/broken/alloc_%.o
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
-unit: $(BUILD)/control/tsoracled-broken-monotonic
+unit: $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence
 
 # ---- benchmarks (test/bench/, scripts/bench.sh, docs/performance.md) ----
 # tsoracle-bench: a load generator and latency meter for tsoracled, linked

@@ -82,7 +82,9 @@ start_sidecar() {
 }
 
 # start_pg DIR PORT SOCKET: a scratch PostgreSQL in DIR/pgdata using the
-# sidecar at SOCKET, started unless it runs; then CREATE EXTENSION.
+# sidecar at SOCKET, started unless it runs; then CREATE EXTENSION. Lines in
+# PG_EXTRA_CONF are added to a new server's postgresql.conf (a test's own
+# settings).
 start_pg() {
 	local dir=$1 port=$2 sock=$3
 	if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
@@ -94,6 +96,7 @@ port = $port
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'tsoracle'
 tsoracle.sidecar_address = '$sock'
+${PG_EXTRA_CONF:-}
 CONF
 	fi
 	if ! as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" status >/dev/null 2>&1; then

@@ -27,6 +27,11 @@
 # while PostgreSQL, in the root namespace, keeps talking to its sidecar
 # through the file system. Only these namespaces' own addresses are used.
 #
+# Environment: SIDECAR_BIN, the daemon to run (a planted-bug build for a
+# positive control); NEMESIS_PG_CONF, lines added to each PostgreSQL's
+# postgresql.conf (e.g. "tsoracle.refuse_backward_grants = off"); NEMESIS_SLOT
+# and NEMESIS_DIR, below.
+#
 # Exit status: the checker's (0: no violation). Every process it started
 # is stopped at the end; the data stays in $NEMESIS_DIR for inspection.
 set -euo pipefail
@@ -185,6 +190,25 @@ act() {
 	esac
 }
 
+# Each setting of NEMESIS_PG_CONF must be in effect on every server: one
+# that PostgreSQL does not know (say, a tsoracle.so without it, installed
+# meanwhile from another checkout) is dropped with a mere WARNING in its
+# log, and the run would test something other than intended.
+check_pg_conf() {
+	local line name i
+	while IFS= read -r line; do
+		name=$(sed -E 's/^[[:space:]]*([A-Za-z0-9_.]*).*/\1/' <<<"$line")
+		[ -n "$name" ] || continue
+		for i in 1 2 3; do
+			if ! psql_port $((PG_BASE + i)) -Atqc "SHOW $name" >/dev/null 2>&1; then
+				echo "nemesis: PostgreSQL on port $((PG_BASE + i)) does not know $name" \
+					"(is the installed tsoracle.so this checkout's?)" >&2
+				exit 2
+			fi
+		done
+	done <<<"${NEMESIS_PG_CONF:-}"
+}
+
 stop_everything() {
 	local i
 	for i in 1 2 3; do
@@ -203,7 +227,8 @@ if [ "$nemesis" = partition ]; then
 	net_up
 	export CLUSTER_NETNS=$NETNS CLUSTER_IP_PREFIX=$NET_PREFIX
 fi
-cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "clock-offset-file = NODE/clock-offset"
+PG_EXTRA_CONF=${NEMESIS_PG_CONF:-} cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "clock-offset-file = NODE/clock-offset"
+check_pg_conf
 log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s; nemesis: $nemesis"
 
 conns=()

@@ -33,6 +33,7 @@ PG_MODULE_MAGIC;
 char	   *tsoracle_sidecar_address = NULL;
 int			tsoracle_timeout = TSORACLE_DEFAULT_TIMEOUT_MS;
 int			tsoracle_max_inflight = TSORACLE_DEFAULT_MAX_INFLIGHT;
+bool		tsoracle_refuse_backward_grants = true;
 
 void		_PG_init(void);
 
@@ -106,6 +107,31 @@ tsoracle_define_gucs(void)
 							NULL,
 							NULL,
 							NULL);
+
+	/*
+	 * A developer option, like PostgreSQL's own ignore_checksum_failure: the
+	 * worker's refusal of a grant below an earlier one is a safety net that
+	 * also hides a broken sidecar from any test looking at the values, so a
+	 * test that must show the checker catching such a sidecar turns it off.
+	 * Custom settings cannot choose their group (pg_settings lists them under
+	 * "Customized Options"); GUC_NOT_IN_SAMPLE keeps it out of the sample
+	 * file, as for PostgreSQL's developer options.
+	 */
+	DefineCustomBoolVariable("tsoracle.refuse_backward_grants",
+							 "Refuses a grant from the sidecar that is not above one already received (developer option).",
+							 "On by default. A sidecar that keeps its promise never sends such a grant; "
+							 "when one arrives, the worker logs a WARNING and its callers get an error "
+							 "instead of a timestamp that could be below one already handed out. Off, "
+							 "the worker still logs the WARNING but hands the grant out. This exists only "
+							 "so that tests can show that tsoracle-checker catches a sidecar that breaks "
+							 "the order; turning it off in production removes a safety net. Changed on reload.",
+							 &tsoracle_refuse_backward_grants,
+							 true,
+							 PGC_SIGHUP,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	tso_mark_guc_prefix_reserved("tsoracle");
 }

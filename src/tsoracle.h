@@ -19,4 +19,11 @@ extern int tsoracle_timeout;
 /* tsoracle.max_inflight: coalesced requests the worker keeps in flight. */
 extern int tsoracle_max_inflight;
 
+/*
+ * tsoracle.refuse_backward_grants: whether the worker refuses a grant not
+ * above one it has already received. A developer option, for the checker's
+ * positive control only.
+ */
+extern bool tsoracle_refuse_backward_grants;
+
 #endif							/* TSORACLE_TSORACLE_H */

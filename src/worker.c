@@ -1286,6 +1286,7 @@ worker_handle_ts_resp(const tp_msg *m)
 	if (status == TP_OK)
 	{
 		uint64		off = 0;
+		bool		refuse = false;
 
 		if (m->u.ts_resp.count != req->total || first == 0 ||
 			first > WORKER_TS_MAX - req->total + 1)
@@ -1301,12 +1302,19 @@ worker_handle_ts_resp(const tp_msg *m)
 			 * The sidecar broke its promise: a grant that completed before
 			 * this request was sent ended at floor. Handing this grant out
 			 * could put a call before one that finished earlier, so it is
-			 * refused.
+			 * refused, unless a test turned the refusal off to show that the
+			 * checker catches such a sidecar (it always leaves a WARNING).
 			 */
+			refuse = tsoracle_refuse_backward_grants;
 			ereport(WARNING,
 					(errmsg("tsoracle sidecar at \"%s\" granted timestamps starting at " UINT64_FORMAT ", not above " UINT64_FORMAT " granted earlier",
 							ws->address, (uint64) first, req->floor),
-					 errdetail("The grant was refused and its callers received an error.")));
+					 refuse ?
+					 errdetail("The grant was refused and its callers received an error.") :
+					 errdetail("The grant was handed out, because tsoracle.refuse_backward_grants is off.")));
+		}
+		if (refuse)
+		{
 			ring_status_error("the sidecar granted a timestamp not above an earlier grant");
 			ring_status_count(0, 0, 1);
 			for (i = 0; i < req->nwaiters; i++)
@@ -1317,10 +1325,11 @@ worker_handle_ts_resp(const tp_msg *m)
 			/*
 			 * Every waiter of this request had posted before the worker took
 			 * it from the ring, hence before the request was sent; the grant
-			 * is above every grant completed before it was sent, so each
-			 * share is later than any call that had completed before that
-			 * waiter's call began. Shares are contiguous and disjoint, in
-			 * ring order; a share whose caller gave up is dropped (a gap).
+			 * is above every grant completed before it was sent (checked
+			 * above, unless a test turned the refusal off), so each share is
+			 * later than any call that had completed before that waiter's
+			 * call began. Shares are contiguous and disjoint, in ring order;
+			 * a share whose caller gave up is dropped (a gap).
 			 */
 			for (i = 0; i < req->nwaiters; i++)
 			{
