@@ -90,7 +90,7 @@ typedef struct ta_config {
 #define TA_DEFAULT_WINDOW_AHEAD_MS  3000
 #define TA_DEFAULT_EXTEND_MARGIN_MS 2000
 #define TA_DEFAULT_MAX_AHEAD_MS     60000
-#define TA_DEFAULT_LEASE_MS         600
+#define TA_DEFAULT_LEASE_MS         200
 #define TA_DEFAULT_DRIFT_PERMILLE   100
 
 /* Largest grant, in timestamps (equals the wire protocol's TP_MAX_COUNT). */

@@ -699,7 +699,10 @@ uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_tr
 		/* libraft takes one handover at a time; later requests join it. */
 		refusal = node_transfer_refusal(n, target);
 		if (refusal != NULL) {
-			log_info("not handing leadership over to node %" PRIu64 ": %s", target, refusal);
+			if (target != 0)
+				log_info("not handing leadership over to node %" PRIu64 ": %s", target, refusal);
+			else
+				log_info("not handing leadership over: %s", refusal);
 			return TP_ERR_BAD_REQUEST;
 		}
 		n->transfer_target = target;

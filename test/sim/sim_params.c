@@ -4,10 +4,12 @@
 
 #include <string.h>
 
+#include "config.h"
+
 /* Share of schedules with 5 nodes (else 3). */
 #define P_FIVE_NODES          300
-/* Share of schedules with the daemon's defaults (election timeout 1000 ms,
- * heartbeat 100 ms, lease 600 ms, drift 10 %, window 3 s / 2 s / 60 s);
+/* Share of schedules with the daemon's defaults (election timeout 300 ms,
+ * heartbeat 30 ms, lease 200 ms, drift 10 %, window 3 s / 2 s / 60 s);
  * the others draw each from the ranges below. */
 #define P_DEFAULT_RAFT        500
 #define P_DEFAULT_LEASE       500
@@ -66,8 +68,8 @@ static void sim_params_pick_cluster(sim_rng *g, sim_params *p)
 	p->n = sim_rng_chance(g, P_FIVE_NODES) ? 5 : 3;
 	ta_config_default(&p->alloc);
 	if (sim_rng_chance(g, P_DEFAULT_RAFT)) {
-		p->election_timeout_ms = 1000;
-		p->heartbeat_ms = 100;
+		p->election_timeout_ms = CFG_DEFAULT_ELECTION_TIMEOUT_MS;
+		p->heartbeat_ms = CFG_DEFAULT_HEARTBEAT_MS;
 	} else {
 		p->election_timeout_ms = sim_rng_range_u(g, ELECTION_MIN_MS, ELECTION_MAX_MS);
 		p->heartbeat_ms = sim_rng_range_u(g, HEARTBEAT_MIN_MS, p->election_timeout_ms / 2);

@@ -19,8 +19,8 @@ use TsoracleTest;
 # gap: an election timeout (what a handover saves), the new leader's wait
 # (lease * (1 + drift), which a release spares: the gap is then tens of ms)
 # and slack for a loaded machine.
-my $ELECTION_TIMEOUT_MS = 1000;
-my $LEASE_MS = 600;
+my $ELECTION_TIMEOUT_MS = 300;
+my $LEASE_MS = 200;
 my $DRIFT = 0.1;
 my $SLACK_MS = 500;
 my $GAP_BOUND_MS = $ELECTION_TIMEOUT_MS + $LEASE_MS * (1 + $DRIFT) + $SLACK_MS;
@@ -180,10 +180,12 @@ wait_until(10, sub {
 my $elected_ms = int((time() - $t0) * 1000);
 ok($new, "a survivor became leader after SIGTERM on $leader->{name}");
 note "$new->{name} was leader ${elected_ms} ms after SIGTERM";
-cmp_ok($elected_ms, '<', $ELECTION_TIMEOUT_MS, 'sooner than an election timeout');
 is(sidecar_stop($leader), 0, "$leader->{name} exits 0");
-like(slurp_file($leader->{log}), qr/handed leadership over to node $new->{id}/,
-	"$leader->{name} logged the handover");
+my ($handover_ms) = slurp_file($leader->{log}) =~ /handed leadership over to node $new->{id} in (\d+) ms/;
+ok(defined $handover_ms, "$leader->{name} logged the handover");
+# Measured by the old leader itself (a poll from here would add its own
+# delays on a loaded machine): an election would take a timeout at least.
+cmp_ok($handover_ms // 1e9, '<', $ELECTION_TIMEOUT_MS, 'sooner than an election timeout');
 like(slurp_file($new->{log}), qr/the leader of the term before released its lease: no wait/,
 	"$new->{name} served without the new-leader wait");
 for my $c (0 .. $#clients)
@@ -214,9 +216,8 @@ my $single = sidecar_start(sidecar_new(name => 'hsingle'));
 ($ok, $out, $err) = ctl($single, 'transfer-leader');
 ok(!$ok, 'transfer-leader on a single-member cluster fails');
 like($err, qr/bad request/, 'as a bad request');
-$t0 = time();
-is(sidecar_stop($single), 0, 'SIGTERM stops a single member at once, exit 0');
-cmp_ok(int((time() - $t0) * 1000), '<', $ELECTION_TIMEOUT_MS, 'without waiting for a handover');
+is(sidecar_stop($single), 0, 'SIGTERM stops a single member, exit 0');
+unlike(slurp_file($single->{log}), qr/handing leadership over before stopping/, 'without trying a handover');
 
 is(sidecar_stop($_), 0, "$_->{name} stops cleanly") for @survivors;
 done_testing();

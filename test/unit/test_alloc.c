@@ -45,8 +45,8 @@
 #define T0_MS           UINT64_C(1700000000000)
 /* An arbitrary monotonic clock reading, in ms. */
 #define MONO0_MS        UINT64_C(5000000)
-/* The new-leader wait with the default config: 600 ms * 1.1. */
-#define DEFAULT_WAIT_MS UINT64_C(660)
+/* The new-leader wait with the default config: 200 ms * 1.1. */
+#define DEFAULT_WAIT_MS UINT64_C(220)
 
 /* Property test: operations per run, and per segment (one simulation). */
 #define PROP_DEFAULT_OPS      UINT64_C(5000000)
