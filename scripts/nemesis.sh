@@ -15,6 +15,9 @@
 #   clock-kill   the leader's wall clock jumps 30 s forward, then the
 #                leader is killed (kill -9) and restarted with a true clock:
 #                its successor must serve above what it handed out
+#   handover     a planned handover, again and again: tsoracle-ctl
+#                transfer-leader on the leader, then SIGTERM on the leader
+#                (it hands over, then stops) and a restart, in turn
 #   partition    the leader is cut from the other members (its PostgreSQL
 #                still reaches it over the unix socket) for longer than an
 #                election timeout, then the network heals
@@ -38,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-nemesis=${1:?usage: $0 kill|stop|restart-all|clock|clock-kill|partition|none SECONDS [CLIENTS]}
+nemesis=${1:?usage: $0 kill|stop|restart-all|clock|clock-kill|handover|partition|none SECONDS [CLIENTS]}
 seconds=${2:?usage: $0 NEMESIS SECONDS [CLIENTS]}
 clients=${3:-4}
 NEMESIS_DIR=${NEMESIS_DIR:-/tmp/tsoracle-nemesis}
@@ -48,7 +51,7 @@ slot=${NEMESIS_SLOT:-0}
 PG_BASE=$((5510 + 10 * slot))
 RAFT_BASE=$((17510 + 10 * slot))
 CLIENT_BASE=$((17610 + 10 * slot))
-STOP_HOLD_S=3        # > the 1-2 s election timeout: the others elect
+STOP_HOLD_S=3        # > the 0.3-0.6 s election timeout and the lease: the others elect
 CLOCK_JUMP_MS=30000  # "tens of seconds"
 CLOCK_HOLD_S=5
 CALM_S=2             # normal operation between two faults
@@ -93,6 +96,17 @@ kill9() { # kill -9 of member $1, and wait until it is gone
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.05
 	done
+}
+
+stop_node() { # SIGTERM to member $1 (a leader hands over first), and wait until it is gone
+	local pid i
+	pid=$(node_pid "$1") || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	log "node $1 did not stop in 10 s after SIGTERM"
 }
 
 restart_node() {
@@ -182,6 +196,20 @@ act() {
 		log "partition healed"
 		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l serves again"
 		;;
+	handover)
+		l=$(wait_leader) || return 0
+		handovers=$((${handovers:-0} + 1))
+		if ((handovers % 2)); then
+			log "transfer-leader on the leader, node $l"
+			"$SIDECAR_BINDIR/tsoracle-ctl" --address "$(node_dir "$l")/tsoracled.sock" --timeout 5000 \
+				transfer-leader 2>&1 | sed 's/^/    /' | tee -a "$NEMESIS_DIR/nemesis.log" || true
+		else
+			log "SIGTERM on the leader, node $l, then a restart"
+			stop_node "$l"
+			restart_node "$l"
+			wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l back"
+		fi
+		;;
 	none) ;;
 	*)
 		echo "unknown nemesis: $nemesis" >&2
@@ -243,7 +271,7 @@ while [ $SECONDS -lt $end ] && kill -0 $checker 2>/dev/null; do
 	sleep "$CALM_S"
 	[ $SECONDS -lt $end ] || break
 	act
-	faults=$((faults + 1))
+	[ "$nemesis" = none ] || faults=$((faults + 1))
 done
 rc=0
 wait $checker || rc=$?
