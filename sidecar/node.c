@@ -112,7 +112,9 @@ static void node_release_cb(struct raft_apply *req, int status, void *result)
 
 	(void)result;
 	if (n->releasing && n->transfer_count == r->handover) {
-		if (status == 0) {
+		/* (libraft fails a leader's pending entries when it steps down,
+		 * so a success is always of the term we still lead in.) */
+		if (status == 0 && r->term == n->lead_term) {
 			n->release_committed = true;
 		} else {
 			n->releasing = false;
@@ -700,7 +702,8 @@ uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_tr
 		refusal = node_transfer_refusal(n, target);
 		if (refusal != NULL) {
 			if (target != 0)
-				log_info("not handing leadership over to node %" PRIu64 ": %s", target, refusal);
+				log_info("not handing leadership over to node %" PRIu64 ": %s", target,
+					 refusal);
 			else
 				log_info("not handing leadership over: %s", refusal);
 			return TP_ERR_BAD_REQUEST;

@@ -32,6 +32,7 @@ typedef struct sim_release {
 	struct raft_apply req;
 	sim_node *n;
 	uint32_t incarnation;
+	uint64_t term;
 	uint64_t handover;
 } sim_release;
 
@@ -188,8 +189,9 @@ static void sim_node_release_cb(struct raft_apply *req, int status, void *result
 	sim_release *r = req->data;
 
 	(void)result;
-	sim_node_record(r->n, r->incarnation,
-			(sim_event){.kind = SIM_EV_RELEASED, .status = status, .handover = r->handover});
+	sim_node_record(
+	    r->n, r->incarnation,
+	    (sim_event){.kind = SIM_EV_RELEASED, .status = status, .term = r->term, .handover = r->handover});
 	free(r);
 }
 
@@ -205,7 +207,7 @@ static void sim_node_transfer_cb(struct raft_transfer *req)
 static void sim_node_on_released(sim_node *n, const sim_event *ev)
 {
 	if (n->releasing && n->transfer_count == ev->handover) {
-		if (ev->status == 0)
+		if (ev->status == 0 && ev->term == n->lead_term)
 			n->release_committed = true;
 		else
 			n->releasing = false;
@@ -268,6 +270,7 @@ static bool sim_node_propose_release(sim_node *n)
 	r->req.data = r;
 	r->n = n;
 	r->incarnation = n->incarnation;
+	r->term = n->lead_term;
 	r->handover = n->transfer_count;
 	rv = raft_apply(n->raft, &r->req, &buf, 1, sim_node_release_cb);
 	if (rv != 0) {
