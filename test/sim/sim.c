@@ -24,9 +24,9 @@
  *                      they catch it
  *   TSO_SIM_LIBRAFT_AS_IS=1  leave libraft's InstallSnapshot term bug in
  *                      (sim_io.h): the run then dies where it strikes
- *   TSO_SIM_HANDOVERS=0  no planned handovers: the schedules of a seed are
- *                      then exactly those before handovers were simulated
- *                      (the seeds docs/simulation.md cites from that time)
+ *   TSO_SIM_HANDOVERS=0  no planned handovers: the same schedule otherwise
+ *                      (handovers draw from a stream of their own), to see
+ *                      whether a failure needs one
  *
  * Built with -DTSO_SIM_EXPECT_VIOLATION=<an enum sim_property> and linked
  * with a deliberately broken allocator (the Makefile's sim_broken_*), the

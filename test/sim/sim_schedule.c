@@ -51,8 +51,8 @@ static const unsigned action_weight[N_ACTIONS] = {
 };
 
 /* Planned handovers come from a second stream (handover_rng), so that with
- * them turned off (TSO_SIM_HANDOVERS=0) every draw of the main stream, and
- * so each schedule found before they existed, is what it was. Before a
+ * them turned off (TSO_SIM_HANDOVERS=0) every draw of the main stream is
+ * what it was: the same schedule without its handovers. Before a
  * step's action, a handover is asked of a leader with probability
  * P_HANDOVER; during a stall, once another node leads, of that new leader
  * with probability P_STALL_HANDOVER: an operator moving leadership right
