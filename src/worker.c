@@ -1283,6 +1283,21 @@ worker_handle_ts_resp(const tp_msg *m)
 		 req->id, (unsigned) req->total, req->nwaiters, (unsigned) status,
 		 (uint64) first);
 
+	if (status == TP_ERR_SHUTTING_DOWN)
+	{
+		/*
+		 * The sidecar is stopping (a restart, or a planned handover before
+		 * one): the end of this connection, not of these calls. As for any
+		 * lost connection, the requests in flight go back to the pending
+		 * list and are sent again once the worker has reconnected, each
+		 * caller waiting at most its tsoracle.timeout; no grant was made for
+		 * them, so a later one is still correct for calls that have not
+		 * returned (worker_requeue_inflight).
+		 */
+		worker_fail("the sidecar at \"%s\" is shutting down", ws->address);
+		return;
+	}
+
 	if (status == TP_OK)
 	{
 		uint64		off = 0;

@@ -3,6 +3,7 @@
 # the sidecar, a kill -9 of the sidecar, and a restart of PostgreSQL.
 use strict;
 use warnings;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -67,6 +68,35 @@ my $v = wait_until(30, sub {
 });
 ok($v, 'tso_now() works again after the sidecar restarted');
 above_high('after a sidecar restart', $v);
+
+# ---- a restart of the sidecar under load loses no call --------------------
+# Calls in flight when the sidecar stops are answered "shutting down"; the
+# worker takes that as the end of the connection and sends them again once
+# it has reconnected, and calls made meanwhile wait for it, so a restart
+# within tsoracle.timeout (5 s) costs callers time, never an error.
+my $script = "$PostgreSQL::Test::Utils::tmp_check/001_restart.sql";
+PostgreSQL::Test::Utils::append_to_file($script, "SELECT tso_now();\n");
+my ($pgb_out, $pgb_err) = ('', '');
+my $pgb = IPC::Run::start(
+	[
+		'pgbench', '--no-vacuum', '--client=4', '--jobs=2', '--time=8',
+		'--file' => $script, $node->connstr('postgres')
+	],
+	'>' => \$pgb_out,
+	'2>' => \$pgb_err);
+ok( wait_until(30, sub {
+			$node->safe_psql('postgres',
+				q{SELECT count(*) >= 4 FROM pg_stat_activity WHERE query LIKE 'SELECT tso_now()%' AND pid <> pg_backend_pid()})
+			  eq 't';
+		}),
+	'pgbench is calling tso_now() in 4 sessions');
+is(sidecar_stop($sc), 0, 'sidecar exits 0 on SIGTERM under load');
+sidecar_start($sc);
+$pgb->finish;
+is($pgb->result(0), 0, 'pgbench exits 0: no client saw an error') or diag($pgb_err);
+like($pgb_out, qr/number of transactions actually processed: [1-9]/, 'and it took timestamps');
+unlike($pgb_err, qr/ERROR|aborted/, 'no call failed across the restart');
+$high = $node->safe_psql('postgres', 'SELECT tso_now()');
 
 # ---- kill -9 of the sidecar ---------------------------------------------
 my @before = split /\n/, $node->safe_psql('postgres', 'SELECT * FROM tso_range(1000)');
