@@ -39,15 +39,17 @@ static void ctl_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: tsoracle-ctl [--address ADDR] [--timeout MS] COMMAND\n"
-		"       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] status [--json]\n\n"
+		"       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] status [--json]\n"
+		"       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] transfer-leader [ID]\n\n"
 		"Commands:\n"
 		"  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
 		"                    index; with --peers or --config, every member's, over TCP, with\n"
 		"                    its reachability\n"
 		"  get [N]           take N (default 1) fresh timestamps; prints the first and N\n"
 		"  transfer-leader [ID]\n"
-		"                    ask the leader at ADDR to hand leadership to member ID (default:\n"
-		"                    any caught-up voter) and wait for it; prints the new leader\n\n"
+		"                    ask the leader at ADDR (with --peers or --config: whichever\n"
+		"                    member leads) to hand leadership to member ID (default: any\n"
+		"                    caught-up voter) and wait for it; prints the new leader\n\n"
 		"ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
 		"default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
 		"(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n",
@@ -348,6 +350,47 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 	return rc;
 }
 
+/*
+ * The client address of the leader, as the first member that answers knows
+ * it; NULL (after saying why on stderr) if no member answers, none knows a
+ * leader, or the leader has no client address in the peers list.
+ */
+static const char *ctl_find_leader(const cfg *members, int timeout_ms)
+{
+	const char *last_err = "no member has a client address in the peers list";
+	ctl_conn c;
+	tp_status st;
+
+	for (unsigned i = 0; i < members->n_peers; i++) {
+		const cfg_peer *p = &members->peers[i];
+
+		if (p->client[0] == '\0')
+			continue;
+		if (ctl_open(&c, p->client, timeout_ms) != 0 || ctl_query_status(&c, &st) != 0) {
+			fprintf(stderr, "tsoracle-ctl: member %" PRIu64 " at %s: %s\n", p->id, p->client,
+				c.err);
+			ctl_close(&c);
+			last_err = "no member answered";
+			continue;
+		}
+		ctl_close(&c);
+		if (st.leader_id == 0) {
+			fprintf(stderr, "tsoracle-ctl: member %" PRIu64 " knows of no leader yet\n", p->id);
+			return NULL;
+		}
+		for (unsigned j = 0; j < members->n_peers; j++)
+			if (members->peers[j].id == st.leader_id && members->peers[j].client[0] != '\0')
+				return members->peers[j].client;
+		fprintf(stderr,
+			"tsoracle-ctl: the leader is node %" PRIu32
+			", which has no client address in the peers list\n",
+			st.leader_id);
+		return NULL;
+	}
+	fprintf(stderr, "tsoracle-ctl: cannot find the leader: %s\n", last_err);
+	return NULL;
+}
+
 /* The optional argument after command argv[i], a number from 1 to max
  * named name, into *out (left as is when there is none); -1 after a
  * message if it is not one. */
@@ -438,6 +481,9 @@ int main(int argc, char **argv)
 
 		if (ctl_optional_number(argc, argv, i, "ID", UINT32_MAX, &id) != 0)
 			return 2;
+		/* With the members' list, ask whichever of them leads. */
+		if (cluster && (address = ctl_find_leader(&members, timeout_ms)) == NULL)
+			return 1;
 		return ctl_transfer_leader(address, timeout_ms, (uint32_t)id);
 	}
 	fprintf(stderr, "tsoracle-ctl: unknown command \"%s\"\n", argv[i]);

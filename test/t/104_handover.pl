@@ -211,6 +211,16 @@ my $again = sidecar_get($new);
 ok(defined $again && $again > $max, "$new->{name} serves again, above every earlier value");
 is(cluster_leader(@survivors), $new, "$new->{name} is still the leader");
 
+# ---- with the members' list, tsoracle-ctl finds the leader itself ------------------
+# Asked through a follower's address, with --peers the command goes to
+# whichever member leads.
+my ($follower) = grep { $_ != $new } @survivors;
+($ok, $out, $err) = ctl($follower, '--peers', $follower->{peers}, '--timeout', '5000', 'transfer-leader',
+	$follower->{id});
+ok($ok, "transfer-leader with --peers, sent via $follower->{name}, a follower") or diag($err);
+like($out, qr/^leader is now node $follower->{id} \(was node $new->{id};/, "moves leadership from $new->{name}: $out");
+is(cluster_leader(@survivors), $follower, "$follower->{name} serves");
+
 # ---- a single-member cluster: nothing to hand over to ---------------------------
 my $single = sidecar_start(sidecar_new(name => 'hsingle'));
 ($ok, $out, $err) = ctl($single, 'transfer-leader');
