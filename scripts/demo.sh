@@ -63,6 +63,7 @@ start_cluster() {
 tsoracle cluster demo is running:
   connect:  psql -h 127.0.0.1 -p 5501 -U postgres postgres   (also 5502, 5503)
   status:   $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf status
+  handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf transfer-leader
   failover: kill -9 the leader (pid in $DEMO_DIR/nodeN/data/tsoracled.pid); the others go on
   logs:     $DEMO_DIR/node{1,2,3}/tsoracled.log, postgresql.log
   stop:     make demo-stop
