@@ -58,7 +58,11 @@ wait_ready() {
 
 # ---- scratch sidecars and PostgreSQL servers (demo, nemesis runs) ----
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
+# True while process $1 exists and is not a zombie: a detached daemon is
+# reaped by PID 1, which in a container may be slow to do it (or never).
+running() { [ -n "$1" ] && [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
+pid_alive() { [ -f "$1" ] && running "$(head -n1 "$1")"; }
 
 prepare_dir() { # DIR: created for $PG_USER, private
 	mkdir -p "$1"
@@ -121,10 +125,10 @@ stop_dir() {
 		pid=$(head -n1 "$dir/data/tsoracled.pid")
 		kill -TERM "$pid"
 		for ((i = 0; i < 100; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
+			running "$pid" || break
 			sleep 0.1
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if running "$pid"; then
 			echo "demo: tsoracled (pid $pid) did not stop in 10 s; killing it" >&2
 			kill -KILL "$pid"
 		fi

@@ -93,7 +93,7 @@ kill9() { # kill -9 of member $1, and wait until it is gone
 	pid=$(node_pid "$1") || return 0
 	kill -KILL "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		running "$pid" || return 0
 		sleep 0.05
 	done
 }
@@ -103,7 +103,7 @@ stop_node() { # SIGTERM to member $1 (a leader hands over first), and wait until
 	pid=$(node_pid "$1") || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 200; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		running "$pid" || return 0
 		sleep 0.05
 	done
 	log "node $1 did not stop in 10 s after SIGTERM"
