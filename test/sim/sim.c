@@ -167,7 +167,7 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 	if (t->raft_stuck > 0)
 		printf(
 		    "sim: libraft elected no leader after every fault was healed in %u schedules (the first: "
-		    "TSO_SIM_SEED=%" PRIu64 "; not a tsoracle property, see docs/simulation.md)\n",
+		    "TSO_SIM_SEED=%" PRIu64 "; liveness failures, see docs/simulation.md, Findings)\n",
 		    t->raft_stuck, t->first_raft_stuck_seed);
 	if (t->term_fixes > 0)
 		printf("sim: libraft's InstallSnapshot term bug struck %lu times, corrected (sim_io.h;\n"

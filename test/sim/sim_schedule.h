@@ -23,8 +23,8 @@ typedef struct sim_result {
 	enum sim_property first; /* the first property broken */
 	unsigned first_step;     /* the step during which it broke */
 	char first_msg[SIM_CHECK_MSG];
-	/* After healing, libraft elected no leader at all (not a tsoracle
-	 * property: counted apart; docs/simulation.md, "libraft"). */
+	/* After healing, libraft elected no leader at all (a liveness
+	 * failure, also counted apart; docs/simulation.md, "Findings"). */
 	bool raft_stuck;
 	uint64_t violations[SIM_N_PROPERTIES];
 	bool broke[SIM_N_PROPERTIES];
