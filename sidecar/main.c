@@ -30,6 +30,7 @@ typedef struct daemon_state {
 	uv_signal_t sighup;
 	int pid_fd;
 	bool started;      /* node and server are running */
+	bool srv_ready;    /* srv_init succeeded: srv_close is due */
 	bool stopping;     /* a stop was asked for */
 	bool closing;      /* srv_close, then node_close, are under way */
 	bool handing_over; /* waiting for the handover before closing */
@@ -102,7 +103,12 @@ static void main_close(daemon_state *d)
 		return;
 	d->closing = true;
 	log_info("stopping");
-	srv_close(&d->srv, main_srv_closed);
+	/* A start that failed before the server existed has only the node
+	 * (and the loop's handles) to close. */
+	if (d->srv_ready)
+		srv_close(&d->srv, main_srv_closed);
+	else
+		node_close(&d->node, main_node_closed);
 }
 
 static void main_handover_cb(node_transfer_req *req, uint16_t status, uint64_t leader_id)
@@ -168,6 +174,14 @@ static void main_signal_cb(uv_signal_t *h, int signum)
 	main_stop(d);
 }
 
+static int main_srv_init(daemon_state *d, char *err, size_t errlen)
+{
+	if (srv_init(&d->srv, &d->loop, &d->cfg, &d->node, err, errlen) != 0)
+		return -1;
+	d->srv_ready = true;
+	return 0;
+}
+
 static int main_signals(daemon_state *d)
 {
 	uv_signal_t *hs[] = {&d->sigterm, &d->sigint, &d->sighup};
@@ -223,9 +237,9 @@ int main(int argc, char **argv)
 	}
 	d.pid_fd = -1;
 	if (node_init(&d.node, &d.loop, &d.cfg, err, sizeof err) != 0 ||
-	    main_lock_pid_file(&d, err, sizeof err) != 0 ||
-	    srv_init(&d.srv, &d.loop, &d.cfg, &d.node, err, sizeof err) != 0 || main_signals(&d) != 0 ||
-	    node_start(&d.node, err, sizeof err) != 0 || srv_start(&d.srv, err, sizeof err) != 0) {
+	    main_lock_pid_file(&d, err, sizeof err) != 0 || main_srv_init(&d, err, sizeof err) != 0 ||
+	    main_signals(&d) != 0 || node_start(&d.node, err, sizeof err) != 0 ||
+	    srv_start(&d.srv, err, sizeof err) != 0) {
 		log_error("%s", err);
 		d.exit_code = 1;
 		main_stop(&d);
