@@ -178,11 +178,14 @@ cluster_start() {
 	peers="1=127.0.0.1:$base/127.0.0.1:$((base + 1))"
 	peers+=",2=127.0.0.1:$((base + 2))/127.0.0.1:$((base + 3))"
 	peers+=",3=127.0.0.1:$((base + 4))/127.0.0.1:$((base + 5))"
+	# As deployed: peers authenticate (once per connection, not per message).
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' |
+		setpriv --reuid="$PG_UID" --regid="$PG_GID" --init-groups -- sh -c "umask 077; cat > '$W/$c.secret'"
 	for i in 1 2 3; do
 		NODE_SOCK[${c}n$i]=$W/$c-n$i.sock
 		node_start "${c}n$i" --node-id "$i" --data-dir "$W/$c-n$i" \
 			--raft-address "127.0.0.1:$((base + 2 * i - 2))" --client-tcp "127.0.0.1:$((base + 2 * i - 1))" \
-			--client-socket "$W/$c-n$i.sock" --peers "$peers" "$@"
+			--client-socket "$W/$c-n$i.sock" --peers "$peers" --peer-secret-file "$W/$c.secret" "$@"
 	done
 }
 

@@ -156,6 +156,13 @@ cluster_up() {
 		ip=$(member_ip "$i")
 		peers+="${peers:+,}$i=$ip:$((raft + i))/$ip:$((client + i))"
 	done
+	# DESIGN.md section 2: peers authenticate with a shared secret, the
+	# same file for all three members (required off loopback, e.g. in
+	# network namespaces).
+	if [ ! -s "$dir/peer.secret" ]; then
+		as_pg mkdir -p "$dir"
+		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | as_pg sh -c "umask 077; cat > '$dir/peer.secret'"
+	fi
 	for i in 1 2 3; do
 		node=$dir/node$i
 		as_pg mkdir -p "$node"
@@ -167,6 +174,7 @@ cluster_up() {
 			echo "client-socket = $node/tsoracled.sock"
 			echo "client-tcp = $(member_ip "$i"):$((client + i))"
 			echo "peers = $peers"
+			echo "peer-secret-file = $dir/peer.secret"
 			local line
 			for line in "$@"; do echo "${line//NODE/$node}"; done
 		} | as_pg tee "$node/tsoracled.conf" >/dev/null

@@ -60,6 +60,11 @@ static const cfg_option cfg_options[] = {
     OPT_STR("client-socket", client_socket, "PATH",
 	    "unix socket for clients (default " CFG_DEFAULT_CLIENT_SOCKET "; \"\" for none)"),
     OPT_STR("client-tcp", client_tcp, "IP:PORT", "TCP address for clients (default: none)"),
+    OPT_STR("peer-secret-file", peer_secret_file, "PATH",
+	    "the cluster's shared secret (16+ bytes, mode 600): only members\n"
+	    "                                     holding it may speak Raft here; required unless every "
+	    "member's\n"
+	    "                                     Raft address is loopback"),
     OPT_STR("pid-file", pid_file, "PATH", "pid file, locked while running (default DATA-DIR/tsoracled.pid)"),
     {"log-level", CFG_LEVEL, offsetof(cfg, log_level), 0, 0, 0, "LEVEL",
      "debug, info, warn or error (default info)"},
@@ -359,6 +364,16 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 	if (!self_found)
 		return err_set(err, errlen, "peers does not include this node (node-id %" PRIu64 ")",
 			       c->node_id);
+	/* DESIGN.md section 2: Raft traffic between machines is authenticated.
+	 * A cluster confined to loopback can only be reached from this host. */
+	for (unsigned i = 0; i < c->n_peers && c->peer_secret_file[0] == '\0'; i++)
+		if (!cfg_is_loopback(c->peers[i].address))
+			return err_set(
+			    err, errlen,
+			    "member %" PRIu64 "'s Raft address %s is not loopback: set peer-secret-file "
+			    "to a file holding the cluster's shared secret (the same on every member; "
+			    "for example: head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE)",
+			    c->peers[i].id, c->peers[i].address);
 	if (c->client_tcp[0] != '\0' && cfg_check_ip_port("client-tcp", c->client_tcp, err, errlen) != 0)
 		return -1;
 	if (c->client_socket[0] == '\0' && c->client_tcp[0] == '\0')
@@ -455,6 +470,17 @@ void cfg_usage(FILE *out)
 		fprintf(out, "  %-34s %s\n", left, cfg_options[i].help);
 	}
 	fprintf(out, "  %-34s %s\n  %-34s %s\n", "--help", "show this help", "--version", "show the version");
+}
+
+bool cfg_is_loopback(const char *addr)
+{
+	struct sockaddr_storage ss;
+
+	if (cfg_sockaddr(addr, &ss) != 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
 }
 
 int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss)

@@ -2,6 +2,7 @@
 #ifndef TSORACLE_CONFIG_H
 #define TSORACLE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ typedef struct cfg {
 	char client_socket[CFG_PATH_SIZE]; /* "" : no unix listener */
 	char client_tcp[CFG_ADDR_SIZE];    /* "" : no TCP listener */
 	char pid_file[CFG_PATH_SIZE];
+	char peer_secret_file[CFG_PATH_SIZE];  /* "" : none (all members on loopback) */
 	char clock_offset_file[CFG_PATH_SIZE]; /* tests only: skews the wall clock */
 	int log_level;
 
@@ -82,6 +84,9 @@ int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen);
 /* "IP:PORT" or "[IPv6]:PORT" (as cfg_check accepts) to a socket address;
  * 0, or -1 if it is not one. */
 int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss);
+
+/* True for an "IP:PORT" whose IP is 127.0.0.0/8 or ::1. */
+bool cfg_is_loopback(const char *addr);
 
 void cfg_usage(FILE *out);
 

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "peer.h"
 
 /* How often the leadership watch runs, ms. Bounds how late the node notices
  * a change of role; safety does not depend on it (the lease does that). */
@@ -393,6 +394,33 @@ static int node_mkdir(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/* The Raft transport: TCP between members, keyed with the cluster's secret
+ * (peer.h). The secret lives only in the transport; this copy is wiped. */
+static int node_init_transport(node *n, uv_loop_t *loop, char *err, size_t errlen)
+{
+	const cfg *c = n->cfg;
+	uint8_t secret[PEER_SECRET_MAX] = {0};
+	int len = 0;
+	int rv;
+
+	if (c->peer_secret_file[0] != '\0') {
+		len = peer_load_secret(c->peer_secret_file, secret, sizeof secret, err, errlen);
+		if (len < 0)
+			return -1;
+	}
+	rv = peer_transport_init(&n->transport, loop, secret, (size_t)len, err, errlen);
+	explicit_bzero(secret, sizeof secret);
+	if (rv != 0)
+		return -1;
+	n->transport_initialized = true;
+	if (len > 0)
+		log_info("Raft peers must prove they hold the secret in %s", c->peer_secret_file);
+	else if (c->n_peers > 1)
+		log_warn("Raft peer connections are not authenticated (no peer-secret-file; every member is "
+			 "on loopback, so only this host can reach them)");
+	return 0;
+}
+
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 {
 	struct raft_configuration conf;
@@ -408,13 +436,8 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	if (node_mkdir(c->data_dir, err, errlen) != 0)
 		return -1;
 
-	/* libraft 0.22.1 refuses a transport whose version is not set. */
-	n->transport.version = 1;
-	n->transport.data = NULL;
-	rv = raft_uv_tcp_init(&n->transport, loop);
-	if (rv != 0)
-		return err_set(err, errlen, "raft_uv_tcp_init: %s", raft_strerror(rv));
-	n->transport_initialized = true;
+	if (node_init_transport(n, loop, err, errlen) != 0)
+		return -1;
 
 	rv = raft_uv_init(&n->io, loop, c->data_dir, &n->transport);
 	if (rv != 0)
@@ -559,7 +582,7 @@ static void node_release_io(node *n)
 	if (n->io_initialized)
 		raft_uv_close(&n->io);
 	if (n->transport_initialized)
-		raft_uv_tcp_close(&n->transport);
+		peer_transport_release(&n->transport);
 	n->io_initialized = false;
 	n->transport_initialized = false;
 	if (n->kick.data != NULL)

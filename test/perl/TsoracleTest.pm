@@ -19,7 +19,7 @@ use Test::More;
 our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_signal
   sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
   check_increasing take_ts ctl bg_send bg_collect
-  cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get);
+  secret_new cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 
@@ -81,6 +81,7 @@ sub sidecar_new
 		log => "$PostgreSQL::Test::Utils::log_path/${test}_$name.log",
 		raft_port => $o{raft_port} || PostgreSQL::Test::Cluster::get_free_port(),
 		peers => $o{peers},
+		secret => $o{secret},
 		extra => $o{extra} || [],
 	};
 	$sc->{raft_address} = "127.0.0.1:$sc->{raft_port}";
@@ -104,6 +105,7 @@ sub sidecar_start
 		'--client-socket' => $sc->{socket},
 		'--log-level' => 'debug',
 		($sc->{peers} ? ('--peers' => $sc->{peers}) : ()),
+		($sc->{secret} ? ('--peer-secret-file' => $sc->{secret}) : ()),
 		@{ $sc->{extra} });
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
@@ -270,11 +272,33 @@ sub bg_collect
 	return ($out, $err);
 }
 
-# n sidecars forming one Raft cluster on 127.0.0.1; nothing runs yet.
+# A new file holding a random peer secret (mode 600), in the test's
+# directory; returns its path.
+sub secret_new
+{
+	my ($name) = @_;
+	my $test = File::Basename::basename($0, '.pl');
+	mkdir "$PostgreSQL::Test::Utils::tmp_check/$test";
+	my $path = "$PostgreSQL::Test::Utils::tmp_check/$test/$name.secret";
+	open(my $in, '<:raw', '/dev/urandom') or die "/dev/urandom: $!";
+	read($in, my $bytes, 24) == 24 or die "/dev/urandom: short read";
+	close($in);
+	my $umask = umask(077);
+	open(my $out, '>', $path) or die "$path: $!";
+	umask($umask);
+	print $out unpack('H*', $bytes), "\n";
+	close($out) or die "$path: $!";
+	chmod(0600, $path) or die "chmod $path: $!";
+	return $path;
+}
+
+# n sidecars forming one Raft cluster on 127.0.0.1, sharing a new peer
+# secret; nothing runs yet.
 #   prefix => name prefix, extra => [flags for every member]
 sub cluster_new
 {
 	my ($n, %o) = @_;
+	my $secret = secret_new($o{prefix} || 'node');
 	my @ports = map { [ PostgreSQL::Test::Cluster::get_free_port(), PostgreSQL::Test::Cluster::get_free_port() ] } 1 .. $n;
 	my $peers = join(',', map { "$_=127.0.0.1:$ports[$_-1][0]/127.0.0.1:$ports[$_-1][1]" } 1 .. $n);
 	return map {
@@ -283,6 +307,7 @@ sub cluster_new
 			id => $_,
 			raft_port => $ports[ $_ - 1 ][0],
 			peers => $peers,
+			secret => $secret,
 			extra => $o{extra})
 	} 1 .. $n;
 }

@@ -1,0 +1,92 @@
+/* peer.h: the Raft peer transport: TCP, open only to peers who know the cluster's secret.
+ *
+ * libraft talks to the other members through this transport (it replaces
+ * libraft's own TCP transport). A connection starts with an exchange:
+ *
+ *   acceptor  -> connector   "TSOPEER1" | nonce                            24 bytes
+ *   connector -> acceptor    id | address length | address | MAC('C')     10 + n + 32 bytes
+ *   acceptor  -> connector   MAC('A')                                      32 bytes
+ *
+ *   MAC(x) = HMAC-SHA256(secret, label | x | nonce | connector id |
+ *                        acceptor id | connector address)
+ *
+ * The acceptor closes the connection on a wrong answer, so the connector
+ * learns of it (and libraft waits a second before it tries again), and
+ * the verdict shows the connector that the acceptor holds the secret too.
+ *
+ * The nonce is fresh from getrandom(2) for every connection, so a recorded
+ * answer is worth nothing later. Nothing the connector sends is parsed
+ * beyond two bounded length fields before the MAC is checked, and only then
+ * does the stream reach libraft. One round trip and a half per connection,
+ * nothing per message.
+ *
+ * What this buys: a process that does not hold the secret cannot speak Raft
+ * to a member (raise terms, depose a leader, append HighWater entries), by
+ * accident (a node of another cluster, a port scanner) or on purpose. What
+ * it does not buy: secrecy or integrity of the bytes after the exchange.
+ * Someone who can rewrite packets in flight can still tamper with an
+ * established connection; against that, run the peer network over WireGuard
+ * or IPsec (docs/cluster.md).
+ *
+ * Without a secret (a cluster whose members all listen on loopback, see
+ * config.c) the exchange still runs, keyed with the empty string: the same
+ * code path, proving only that the other side speaks this protocol.
+ */
+#ifndef TSORACLE_PEER_H
+#define TSORACLE_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#define PEER_SECRET_MIN  16   /* bytes: below this a secret is guessable */
+#define PEER_SECRET_MAX  1024 /* bytes: a key file, not a document */
+#define PEER_ADDRESS_MAX 255  /* bytes of a Raft address on the wire */
+
+/* How long either side waits for the other's half of the exchange. It is
+ * one round trip; libraft retries a failed connection by itself about once
+ * a second. */
+#define PEER_TIMEOUT_MS 3000
+
+/* Failed exchanges are logged as warnings at most this often; the rest at
+ * debug level, counted. */
+#define PEER_WARN_INTERVAL_MS 10000
+
+/* Accepted connections still in the exchange, at most: beyond this a new
+ * connection is closed at once, so a flood cannot exhaust descriptors. */
+#define PEER_MAX_PENDING 64
+
+/* Wire sizes, exposed so that tests can speak the protocol. */
+#define PEER_MAGIC_LEN     8
+#define PEER_NONCE_LEN     16
+#define PEER_CHALLENGE_LEN (PEER_MAGIC_LEN + PEER_NONCE_LEN)
+#define PEER_HEADER_LEN    10 /* u64 id, u16 address length */
+#define PEER_MAC_LEN       32
+extern const uint8_t peer_magic[PEER_MAGIC_LEN];
+
+/* Makes transport (version 1, ready for raft_uv_init) the authenticated TCP
+ * transport, keyed with secret[0..len) (len 0: no secret). Returns 0, or -1
+ * with a message in err. */
+int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const uint8_t *secret,
+			size_t len, char *err, size_t errlen);
+
+/* Releases the transport's memory, after libraft has closed it. */
+void peer_transport_release(struct raft_uv_transport *transport);
+
+/* The MAC of the answer (from PEER_FROM_CONNECTOR) or of the verdict
+ * (PEER_FROM_ACCEPTOR); address is the connector's. */
+#define PEER_FROM_CONNECTOR 'C'
+#define PEER_FROM_ACCEPTOR  'A'
+void peer_mac(const uint8_t *secret, size_t len, char from, const uint8_t nonce[PEER_NONCE_LEN],
+	      uint64_t connector, uint64_t acceptor, const char *address, size_t address_len,
+	      uint8_t out[PEER_MAC_LEN]);
+
+/* Reads a secret file: at least PEER_SECRET_MIN bytes once trailing white
+ * space is dropped, and no access for group or others (like an ssh key).
+ * Returns its length, or -1 with a message in err. */
+int peer_load_secret(const char *path, uint8_t *out, size_t outsize, char *err, size_t errlen);
+
+#endif /* TSORACLE_PEER_H */
