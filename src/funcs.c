@@ -79,7 +79,7 @@ PG_FUNCTION_INFO_V1(tso_range_support);
 PG_FUNCTION_INFO_V1(tso_xact_ts);
 
 static uint64 funcs_get_grant(uint32 count);
-static void funcs_report_timeout(int timeout_ms) pg_attribute_noreturn();
+static void funcs_report_timeout(int timeout_ms, TimestampTz started) pg_attribute_noreturn();
 static void funcs_report_status(uint16 status) pg_attribute_noreturn();
 static void funcs_xact_callback(XactEvent event, void *arg);
 
@@ -93,12 +93,14 @@ funcs_get_grant(uint32 count)
 {
 	uint64		generation;
 	RingAnswer	answer;
+	TimestampTz started;
 	TimestampTz deadline;
 	int			timeout_ms = tsoracle_timeout;
 
 	memset(&answer, 0, sizeof(answer));
 	generation = ring_post(count);
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	started = GetCurrentTimestamp();
+	deadline = TimestampTzPlusMilliseconds(started, timeout_ms);
 
 	/*
 	 * Any error from here on (our timeout, statement_timeout, cancel) must
@@ -119,7 +121,7 @@ funcs_get_grant(uint32 count)
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 														deadline);
 			if (remaining <= 0)
-				funcs_report_timeout(timeout_ms);
+				funcs_report_timeout(timeout_ms, started);
 
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -144,9 +146,12 @@ funcs_get_grant(uint32 count)
 	return answer.first;
 }
 
-/* No answer within tsoracle.timeout: say why, from the worker's status. */
+/*
+ * No answer within tsoracle.timeout: say why, from the worker's status.
+ * started is when the call posted its request.
+ */
 static void
-funcs_report_timeout(int timeout_ms)
+funcs_report_timeout(int timeout_ms, TimestampTz started)
 {
 	RingWorkerStatus st;
 
@@ -177,6 +182,18 @@ funcs_report_timeout(int timeout_ms)
 				 errhint("Check that tsoracled is running and that tsoracle.sidecar_address names its client socket; the worker keeps reconnecting.")));
 	}
 
+	/*
+	 * The worker sends a call again when the sidecar answers that it found
+	 * no leader or quorum in time; the last such answer during this call
+	 * says why it never got a timestamp.
+	 */
+	if (st.last_error[0] != '\0' && st.last_error_at >= started)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not get a timestamp from the tsoracle sidecar"),
+				 errdetail("No answer arrived within tsoracle.timeout (%d ms); the last error, at %s, was: %s.",
+						   timeout_ms, timestamptz_to_str(st.last_error_at), st.last_error),
+				 errhint("A majority of the tsoracled nodes must be running and reachable from each other; check their logs, or raise tsoracle.timeout.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("could not get a timestamp from the tsoracle sidecar"),

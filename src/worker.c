@@ -1356,6 +1356,31 @@ worker_handle_ts_resp(const tp_msg *m)
 			ring_status_count(0, req->total, 0);
 		}
 	}
+	else if (status == TP_ERR_UNAVAILABLE || status == TP_ERR_TIMEOUT)
+	{
+		char		msg[RING_ERROR_LEN];
+
+		/*
+		 * The sidecar held this request for its --request-timeout without a
+		 * leader, or without a quorum to make the grant durable. Each caller
+		 * chose its own patience (tsoracle.timeout, 5 s by default against
+		 * the sidecar's 2 s), so the calls go back to the front of the
+		 * pending list and are sent again; a caller that has given up is
+		 * dropped when the next request is built. Correct for the same
+		 * reason as a resend after a lost connection: no grant was made for
+		 * these calls and none has returned, so a later grant is still above
+		 * every grant completed before each of them began. It cannot spin:
+		 * the sidecar answers this way only once a request has waited its
+		 * --request-timeout. The error is kept for the caller's timeout
+		 * message.
+		 */
+		snprintf(msg, sizeof(msg), "the sidecar at \"%s\" answered: %s",
+				 ws->address, tp_status_str(status));
+		ring_status_error(msg);
+		elog(DEBUG1, "tsoracle worker: %s; sending the %d call(s) again",
+			 msg, req->nwaiters);
+		worker_pending_append(req->waiters, req->nwaiters, true);
+	}
 	else
 	{
 		char		msg[RING_ERROR_LEN];

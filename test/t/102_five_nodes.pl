@@ -1,7 +1,9 @@
 # Five sidecars: the cluster keeps serving with two members down (the
 # leader among them), and with three down it stops: every survivor answers
 # with a clear "no leader or no quorum" error, and PostgreSQL raises 08006,
-# never a value. One member back restores service above every earlier value.
+# never a value. A call whose tsoracle.timeout outlasts the outage is sent
+# again and returns once one member is back, which restores service above
+# every earlier value.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -57,8 +59,28 @@ isnt($rc, 0, 'tso_now() fails without a quorum');
 like($err, qr/ERROR:\s+08006:/, 'with SQLSTATE 08006');
 like($err, qr/no leader|quorum|could not get/i, "and a message that says why: $err");
 
+# A call that outlasts the outage: its tsoracle.timeout (20 s) is longer
+# than the sidecar's --request-timeout (2 s), so when the sidecar answers
+# "no leader" the worker sends the call again instead of failing it, and
+# it returns once a quorum is back.
+my $bg = $node->background_psql('postgres', on_error_stop => 0);
+$bg->query_safe('SET tsoracle.timeout = 20000');
+my $t0 = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+bg_send($bg, 'SELECT tso_now()');
+ok( wait_until(
+		15,
+		sub {
+			$node->safe_psql('postgres',
+				"SELECT last_error_at > '$t0' AND last_error LIKE '%no leader or no quorum%' FROM tso_status()") eq 't';
+		}),
+	'the sidecar answered a waiting call "no leader"');
+
 # One back: three of five again.
 sidecar_start($other, no_wait => 1);
+my ($late, $late_err) = bg_collect($bg);
+ok($late =~ /^\d+$/ && $late > $high, "... and the call, sent again, returned a timestamp once a quorum was back ($late)");
+is($late_err, '', '... without an error');
+$bg->quit;
 for my $sc (@minority, $other)
 {
 	my $v = wait_until(30, sub { sidecar_get($sc, 1) });
