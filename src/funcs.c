@@ -213,6 +213,14 @@ funcs_report_status(uint16 status)
 
 	switch (status)
 	{
+		case RING_REFUSED_BACKWARD:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("tsoracle refused a timestamp that was not above an earlier one"),
+					 errdetail("The sidecar at \"%s\" granted timestamps not above some granted before; this server's tsoracle worker refused them rather than risk handing out a value out of order (see the WARNING in the server log).",
+							   st.address),
+					 errhint("The sidecars broke their ordering guarantee: keep their logs and report it. A retry asks for a fresh grant.")));
+			break;
 		case TP_ERR_UNAVAILABLE:
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),

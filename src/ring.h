@@ -31,10 +31,18 @@ typedef struct RingWaiter
 	uint32		count;			/* how many timestamps it asked for */
 } RingWaiter;
 
+/*
+ * An answer status that is the worker's own, not the sidecar's: it refused
+ * a grant that was not above one it had received before (worker.c,
+ * tsoracle.refuse_backward_grants). Outside the range of TP_ERR_* codes.
+ */
+#define RING_REFUSED_BACKWARD	0xFF01
+
 /* The answer to one request. */
 typedef struct RingAnswer
 {
-	uint16		status;			/* TP_OK or a TP_ERR_* code (proto.h) */
+	uint16		status;			/* TP_OK, a TP_ERR_* code (proto.h) or
+								 * RING_REFUSED_BACKWARD */
 	uint64		first;			/* TP_OK: the grant is [first, first + count) */
 	uint32		count;
 } RingAnswer;

@@ -1333,7 +1333,7 @@ worker_handle_ts_resp(const tp_msg *m)
 			ring_status_error("the sidecar granted a timestamp not above an earlier grant");
 			ring_status_count(0, 0, 1);
 			for (i = 0; i < req->nwaiters; i++)
-				(void) ring_deliver(&req->waiters[i], TP_ERR_INTERNAL, 0);
+				(void) ring_deliver(&req->waiters[i], RING_REFUSED_BACKWARD, 0);
 		}
 		else
 		{

@@ -62,7 +62,8 @@ sub elapsed_ms
 }
 
 # A sidecar description: nothing runs until sidecar_start.
-#   name, id, peers ("1=ip:port,..."), raft_port, extra (array ref of flags)
+#   name, id, peers ("1=ip:port,..."), raft_port, secret (a peer secret file),
+#   extra (array ref of flags), bin (another tsoracled binary)
 sub sidecar_new
 {
 	my (%o) = @_;
@@ -83,6 +84,7 @@ sub sidecar_new
 		peers => $o{peers},
 		secret => $o{secret},
 		extra => $o{extra} || [],
+		bin => $o{bin} || $tsoracled,
 	};
 	$sc->{raft_address} = "127.0.0.1:$sc->{raft_port}";
 	return $sc;
@@ -98,7 +100,7 @@ sub sidecar_start
 {
 	my ($sc, %o) = @_;
 	my @cmd = (
-		$tsoracled,
+		$sc->{bin},
 		'--node-id' => $sc->{id},
 		'--data-dir' => $sc->{data},
 		'--raft-address' => $sc->{raft_address},
