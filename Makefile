@@ -13,8 +13,8 @@ BUILD := build
 # ---- the extension (PGXS) ----------------------------------------------
 EXTENSION = tsoracle
 MODULE_big = tsoracle
-OBJS = src/tsoracle.o src/ring.o src/worker.o src/funcs.o src/decode.o \
-	src/status.o common/proto.o
+OBJS = src/tsoracle.o src/ring.o src/worker.o src/worker_conn.o \
+	src/worker_addr.o src/funcs.o src/decode.o src/status.o common/proto.o
 DATA = sql/tsoracle--1.0.sql sql/tsoracle--1.1.sql sql/tsoracle--1.0--1.1.sql
 PG_CPPFLAGS = -I$(CURDIR)/common
 # pg_regress tests run by scripts/test.sh against a cluster it starts.
@@ -24,6 +24,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
 endif
+# The protocol codec is linked into the module as well: its tp_* symbols
+# stay private to it, like the extension's own (TSO_PRIVATE, src/compat.h).
+common/proto.o: CFLAGS += -fvisibility=hidden
 .DEFAULT_GOAL := all
 
 # ---- the sidecar and the C tests ---------------------------------------

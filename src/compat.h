@@ -106,4 +106,19 @@ tso_wait_event_info(TsoWaitEvent ev)
 	CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
+/*
+ * For the extension's own cross-file functions and variables. PostgreSQL 15
+ * builds a loadable module with every global symbol exported, so a
+ * generically named one (ring_post, ws) could be bound to another preloaded
+ * library's symbol of the same name, or capture it; 16 builds modules with
+ * -fvisibility=hidden and exports only what PGDLLEXPORT marks. The entry
+ * points the server looks up by name (_PG_init, the SQL functions,
+ * tsoracle_worker_main) must not carry this.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define TSO_PRIVATE __attribute__((visibility("hidden")))
+#else
+#define TSO_PRIVATE
+#endif
+
 #endif							/* TSORACLE_COMPAT_H */

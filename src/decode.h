@@ -12,11 +12,13 @@
 
 #include "datatype/timestamp.h"
 
+#include "compat.h"
+
 /*
  * Converts Unix milliseconds (the physical part of a timestamp, or the
  * sidecar's high-water mark) to a timestamptz; false if the result would be
  * outside timestamptz's range.
  */
-extern bool decode_unix_ms(uint64 unix_ms, TimestampTz *result);
+extern TSO_PRIVATE bool decode_unix_ms(uint64 unix_ms, TimestampTz *result);
 
 #endif							/* TSORACLE_DECODE_H */

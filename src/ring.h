@@ -17,6 +17,8 @@
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
 #include "proto.h"
 
 /* Bytes kept of the sidecar address and of the worker's last error. */
@@ -74,32 +76,32 @@ typedef struct RingWorkerStatus
 } RingWorkerStatus;
 
 /* Module initialization, from _PG_init: installs the shared memory hooks. */
-extern void ring_init(void);
+extern TSO_PRIVATE void ring_init(void);
 
 /* Number of answer slots (and queue entries): MaxBackends. */
-extern int	ring_capacity(void);
+extern TSO_PRIVATE int	ring_capacity(void);
 
 /* Backend side. */
-extern uint64 ring_post(uint32 count);
-extern bool ring_take_answer(uint64 generation, RingAnswer *answer);
-extern void ring_abandon(void);
+extern TSO_PRIVATE uint64 ring_post(uint32 count);
+extern TSO_PRIVATE bool ring_take_answer(uint64 generation, RingAnswer *answer);
+extern TSO_PRIVATE void ring_abandon(void);
 
 /* Worker side. */
-extern void ring_worker_attach(Latch *latch);
-extern int	ring_drain(RingWaiter *out);
-extern int	ring_adopt_taken(RingWaiter *out);
-extern bool ring_still_wanted(const RingWaiter *waiter);
-extern bool ring_deliver(const RingWaiter *waiter, uint16 status,
+extern TSO_PRIVATE void ring_worker_attach(Latch *latch);
+extern TSO_PRIVATE int	ring_drain(RingWaiter *out);
+extern TSO_PRIVATE int	ring_adopt_taken(RingWaiter *out);
+extern TSO_PRIVATE bool ring_still_wanted(const RingWaiter *waiter);
+extern TSO_PRIVATE bool ring_deliver(const RingWaiter *waiter, uint16 status,
 						 uint64 first);
 
 /* The worker's status. */
-extern void ring_status_connected(bool connected, const char *address);
-extern void ring_status_error(const char *message);
-extern void ring_status_count(uint64 requests, uint64 timestamps,
+extern TSO_PRIVATE void ring_status_connected(bool connected, const char *address);
+extern TSO_PRIVATE void ring_status_error(const char *message);
+extern TSO_PRIVATE void ring_status_count(uint64 requests, uint64 timestamps,
 							  uint64 errors);
-extern void ring_status_sent(uint64 batches, uint64 batched);
-extern void ring_status_sidecar(const tp_status *st);
-extern void ring_status_in_flight(int in_flight);
-extern void ring_status_snapshot(RingWorkerStatus *out);
+extern TSO_PRIVATE void ring_status_sent(uint64 batches, uint64 batched);
+extern TSO_PRIVATE void ring_status_sidecar(const tp_status *st);
+extern TSO_PRIVATE void ring_status_in_flight(int in_flight);
+extern TSO_PRIVATE void ring_status_snapshot(RingWorkerStatus *out);
 
 #endif							/* TSORACLE_RING_H */

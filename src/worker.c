@@ -35,26 +35,20 @@
  * anywhere before the request was sent. Each place that hands timestamps to
  * a backend says why that promise covers the backend's call.
  *
+ * The connection lives in worker_conn.c and the parsing of
+ * tsoracle.sidecar_address in worker_addr.c; worker_int.h holds the state
+ * this file and worker_conn.c share.
+ *
  * src/worker.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <ctype.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
@@ -67,24 +61,10 @@
 #include "tso.h"
 #include "tsoracle.h"
 #include "worker.h"
+#include "worker_int.h"
 
 /* Seconds the postmaster waits before restarting a worker that exited. */
 #define WORKER_RESTART_SECONDS		1
-
-/* Reconnection backoff: first delay, doubled per failure up to the cap, ms. */
-#define WORKER_BACKOFF_MIN_MS		10
-#define WORKER_BACKOFF_MAX_MS		1000
-
-/*
- * A connection lost within this long of its handshake, before it served a
- * single response, is "flapping": the backoff keeps growing and repeated
- * identical messages go to DEBUG1, so a sidecar that accepts and then
- * breaks every connection costs neither a busy loop nor a flood of logs, ms.
- */
-#define WORKER_FLAP_MS				1000
-
-/* Connecting plus the handshake must finish within this, ms. */
-#define WORKER_HANDSHAKE_TIMEOUT_MS 5000
 
 /*
  * A request unanswered for this long means the connection is wedged: the
@@ -100,12 +80,6 @@
  */
 #define WORKER_STATUS_INTERVAL_MS	1000
 
-/* Output buffer, bytes: a TP_HELLO or a few dozen TP_TS_REQ frames. */
-#define WORKER_OUTBUF_SIZE			2048
-
-/* Resolved TCP addresses tried in turn for one connection attempt. */
-#define WORKER_MAX_TARGETS			8
-
 /* Events in the wait set: latch, postmaster death, socket. */
 #define WORKER_WAIT_EVENTS			3
 
@@ -118,113 +92,20 @@
 /* Initial room of the pending list, waiters. */
 #define WORKER_PENDING_INITIAL		64
 
-typedef enum WorkerConnState
-{
-	WORKER_DISCONNECTED,		/* no socket; retry at retry_at */
-	WORKER_CONNECTING,			/* non-blocking connect in progress */
-	WORKER_HANDSHAKE,			/* TP_HELLO queued or sent */
-	WORKER_READY				/* TP_HELLO_OK received */
-} WorkerConnState;
-
-/* One resolved address to connect to. */
-typedef struct WorkerTarget
-{
-	int			family;
-	socklen_t	len;
-	struct sockaddr_storage sa;
-	char		desc[NI_MAXHOST];	/* numeric form, for messages */
-} WorkerTarget;
-
-/* One TP_TS_REQ in flight, and the waiters it serves, in ring order. */
-typedef struct WorkerRequest
-{
-	bool		in_use;
-	uint64		id;
-	uint32		total;			/* sum of the waiters' counts */
-	uint64		floor;			/* last timestamp of the newest grant received
-								 * before this request was sent */
-	TimestampTz sent_at;
-	RingWaiter *waiters;
-	int			nwaiters;
-	int			capacity;
-} WorkerRequest;
-
-typedef struct WorkerState
-{
-	MemoryContext mcxt;
-
-	/* the connection */
-	WorkerConnState conn;
-	pgsocket	sock;
-	bool		have_external_fd;
-	char		address[RING_ADDRESS_LEN];	/* tsoracle.sidecar_address in use */
-	WorkerAddress addr;
-	WorkerTarget targets[WORKER_MAX_TARGETS];
-	int			ntargets;
-	int			target;			/* index being tried */
-	TimestampTz deadline;		/* CONNECTING/HANDSHAKE: give up at */
-	TimestampTz retry_at;		/* DISCONNECTED: next attempt at */
-	int			backoff_ms;
-	char		last_logged[RING_ERROR_LEN];	/* repeats are not logged */
-	TimestampTz ready_at;		/* when the handshake completed */
-	bool		served;			/* a valid response arrived since then */
-	bool		flapping;		/* the last connection flapped */
-
-	/* I/O buffers */
-	tp_reader  *reader;
-	uint8		outbuf[WORKER_OUTBUF_SIZE];
-	size_t		outlen;
-
-	/* requests */
-	WorkerRequest inflight[WORKER_MAX_INFLIGHT_LIMIT];
-	int			ninflight;
-	uint64		next_id;
-	uint64		last_granted;	/* highest timestamp received; 0: none */
-
-	/* the sidecar's status, polled while READY */
-	uint64		status_id;		/* TP_STATUS_REQ in flight; 0: none */
-	TimestampTz status_sent_at; /* when it was queued */
-	TimestampTz status_due_at;	/* none in flight: the next one is due at */
-	RingWaiter *pending;		/* taken from the ring, not yet sent */
-	int			npending;
-	int			pending_cap;
-	RingWaiter *drainbuf;		/* ring_capacity() entries */
-
-	/* waiting */
-	WaitEventSet *wes;
-	bool		wes_stale;		/* the socket changed: rebuild before waiting */
-	int			sock_pos;		/* position of the socket in wes, or -1 */
-	uint32		sock_events;
-} WorkerState;
-
-static WorkerState *ws = NULL;
+WorkerState *ws = NULL;
 
 static void worker_setup(void);
 static void worker_reload(void);
 static void worker_collect(void);
-static void worker_pending_append(const RingWaiter *w, int n, bool at_front);
 static void worker_check_timers(TimestampTz now);
 static long worker_next_timeout(TimestampTz now);
 static void worker_wait(TimestampTz now);
-static void worker_attempt(void);
-static bool worker_resolve(char *err, size_t errlen);
-static void worker_try_targets(void);
-static void worker_finish_connect(void);
-static void worker_start_handshake(void);
-static void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
-static void worker_close(void);
-static void worker_requeue_inflight(void);
-static void worker_flush(void);
-static void worker_read(void);
-static void worker_handle(const tp_msg *m);
-static void worker_handle_ts_resp(const tp_msg *m);
-static void worker_handle_status_resp(const tp_msg *m);
 static void worker_send_batches(TimestampTz now);
 static void worker_send_status(TimestampTz now);
 static uint32 worker_socket_events(void);
 
 /* ---------------------------------------------------------------------
- * Registration and address parsing (also used by the GUC check hook)
+ * Registration
  * ---------------------------------------------------------------------
  */
 
@@ -257,137 +138,6 @@ worker_init(void)
 	bgw.bgw_main_arg = (Datum) 0;
 	bgw.bgw_notify_pid = 0;
 	RegisterBackgroundWorker(&bgw);
-}
-
-static bool
-worker_parse_unix(const char *path, WorkerAddress *addr, char *err,
-				  size_t errlen)
-{
-	size_t		len = strlen(path);
-
-	if (path[0] != '/')
-	{
-		snprintf(err, errlen,
-				 "A unix socket path must be absolute, for example \"unix:/tmp/tsoracled.sock\".");
-		return false;
-	}
-	if (len >= sizeof(addr->path))
-	{
-		snprintf(err, errlen,
-				 "The unix socket path is %zu bytes long; at most %zu bytes are allowed.",
-				 len, sizeof(addr->path) - 1);
-		return false;
-	}
-	addr->kind = WORKER_ADDR_UNIX;
-	strlcpy(addr->path, path, sizeof(addr->path));
-	return true;
-}
-
-static bool
-worker_parse_tcp(const char *text, WorkerAddress *addr, char *err,
-				 size_t errlen)
-{
-	const char *host;
-	size_t		hostlen;
-	const char *port;
-	const char *p;
-	long		portnum;
-
-	if (text[0] == '[')
-	{
-		const char *close = strchr(text, ']');
-
-		if (close == NULL || close[1] != ':')
-		{
-			snprintf(err, errlen,
-					 "An IPv6 address must be written as \"[address]:port\".");
-			return false;
-		}
-		host = text + 1;
-		hostlen = (size_t) (close - host);
-		port = close + 2;
-	}
-	else
-	{
-		const char *colon = strrchr(text, ':');
-
-		if (colon == NULL)
-		{
-			snprintf(err, errlen,
-					 "Expected an absolute unix socket path (\"/path\" or \"unix:/path\") or a TCP address (\"host:port\" or \"tcp:host:port\").");
-			return false;
-		}
-		host = text;
-		hostlen = (size_t) (colon - host);
-		if (memchr(host, ':', hostlen) != NULL)
-		{
-			snprintf(err, errlen,
-					 "An IPv6 address must be written in brackets, for example \"[::1]:5433\".");
-			return false;
-		}
-		port = colon + 1;
-	}
-
-	if (hostlen == 0)
-	{
-		snprintf(err, errlen, "The host name is empty.");
-		return false;
-	}
-	if (hostlen >= sizeof(addr->host))
-	{
-		snprintf(err, errlen, "The host name is longer than %zu bytes.",
-				 sizeof(addr->host) - 1);
-		return false;
-	}
-	for (p = host; p < host + hostlen; p++)
-	{
-		if (isspace((unsigned char) *p) || *p == '/' || *p == '[' || *p == ']')
-		{
-			snprintf(err, errlen, "The host name contains an invalid character.");
-			return false;
-		}
-	}
-
-	portnum = 0;
-	for (p = port; *p != '\0'; p++)
-	{
-		if (!isdigit((unsigned char) *p) || portnum > 65535)
-			break;
-		portnum = portnum * 10 + (*p - '0');
-	}
-	if (port[0] == '\0' || *p != '\0' || portnum < 1 || portnum > 65535)
-	{
-		snprintf(err, errlen, "The port must be a number between 1 and 65535.");
-		return false;
-	}
-
-	addr->kind = WORKER_ADDR_TCP;
-	memcpy(addr->host, host, hostlen);
-	addr->host[hostlen] = '\0';
-	snprintf(addr->port, sizeof(addr->port), "%ld", portnum);
-	return true;
-}
-
-bool
-worker_parse_address(const char *text, WorkerAddress *addr, char *err,
-					 size_t errlen)
-{
-	static const char unix_prefix[] = "unix:";
-	static const char tcp_prefix[] = "tcp:";
-
-	memset(addr, 0, sizeof(*addr));
-	if (text == NULL || text[0] == '\0')
-	{
-		snprintf(err, errlen, "The address is empty.");
-		return false;
-	}
-	if (strncmp(text, unix_prefix, strlen(unix_prefix)) == 0)
-		return worker_parse_unix(text + strlen(unix_prefix), addr, err, errlen);
-	if (text[0] == '/')
-		return worker_parse_unix(text, addr, err, errlen);
-	if (strncmp(text, tcp_prefix, strlen(tcp_prefix)) == 0)
-		return worker_parse_tcp(text + strlen(tcp_prefix), addr, err, errlen);
-	return worker_parse_tcp(text, addr, err, errlen);
 }
 
 /* ---------------------------------------------------------------------
@@ -541,7 +291,7 @@ worker_collect(void)
  * down for long, with callers retrying, cannot grow it without bound: each
  * slot has at most one wanted waiter.
  */
-static void
+void
 worker_pending_append(const RingWaiter *w, int n, bool at_front)
 {
 	if (ws->npending + n > ws->pending_cap)
@@ -743,520 +493,11 @@ worker_wait(TimestampTz now)
 }
 
 /* ---------------------------------------------------------------------
- * Connection
+ * Requests and responses
  * ---------------------------------------------------------------------
  */
 
-/* Starts a connection attempt (the retry time has come). */
-static void
-worker_attempt(void)
-{
-	char		err[RING_ERROR_LEN];
-
-	if (!worker_parse_address(ws->address, &ws->addr, err, sizeof(err)))
-	{
-		/* the GUC's check hook makes this unreachable; be safe anyway */
-		worker_fail("invalid tsoracle.sidecar_address \"%s\": %s",
-					ws->address, err);
-		return;
-	}
-	if (!worker_resolve(err, sizeof(err)))
-	{
-		worker_fail("%s", err);
-		return;
-	}
-	ws->target = 0;
-	ws->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   WORKER_HANDSHAKE_TIMEOUT_MS);
-	worker_try_targets();
-}
-
-/*
- * Fills ws->targets from ws->addr. For a host name this calls getaddrinfo(),
- * which may block on DNS; it runs only when (re)connecting, and a numeric
- * address or a name in /etc/hosts resolves without network I/O.
- */
-static bool
-worker_resolve(char *err, size_t errlen)
-{
-	struct addrinfo hints;
-	struct addrinfo *res;
-	struct addrinfo *ai;
-	int			rc;
-
-	ws->ntargets = 0;
-	if (ws->addr.kind == WORKER_ADDR_UNIX)
-	{
-		WorkerTarget *t = &ws->targets[0];
-		struct sockaddr_un *sun = (struct sockaddr_un *) &t->sa;
-
-		memset(t, 0, sizeof(*t));
-		sun->sun_family = AF_UNIX;
-		strlcpy(sun->sun_path, ws->addr.path, sizeof(sun->sun_path));
-		t->family = AF_UNIX;
-		t->len = (socklen_t) sizeof(struct sockaddr_un);
-		strlcpy(t->desc, ws->addr.path, sizeof(t->desc));
-		ws->ntargets = 1;
-		return true;
-	}
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(ws->addr.host, ws->addr.port, &hints, &res);
-	if (rc != 0)
-	{
-		snprintf(err, errlen, "could not resolve \"%s\": %s",
-				 ws->addr.host, gai_strerror(rc));
-		return false;
-	}
-	for (ai = res; ai != NULL && ws->ntargets < WORKER_MAX_TARGETS; ai = ai->ai_next)
-	{
-		WorkerTarget *t = &ws->targets[ws->ntargets];
-
-		if (ai->ai_addrlen > sizeof(t->sa))
-			continue;
-		memset(t, 0, sizeof(*t));
-		t->family = ai->ai_family;
-		t->len = ai->ai_addrlen;
-		memcpy(&t->sa, ai->ai_addr, ai->ai_addrlen);
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, t->desc, sizeof(t->desc),
-						NULL, 0, NI_NUMERICHOST) != 0)
-			strlcpy(t->desc, "?", sizeof(t->desc));
-		ws->ntargets++;
-	}
-	freeaddrinfo(res);
-	if (ws->ntargets == 0)
-	{
-		snprintf(err, errlen, "could not resolve \"%s\": no usable address",
-				 ws->addr.host);
-		return false;
-	}
-	return true;
-}
-
-/* Formats "connect to "address" (desc)" for the current target. */
-static void
-worker_target_name(char *buf, size_t len)
-{
-	const WorkerTarget *t = &ws->targets[ws->target];
-
-	if (ws->addr.kind == WORKER_ADDR_TCP && strcmp(t->desc, ws->addr.host) != 0)
-		snprintf(buf, len, "\"%s\" (%s)", ws->address, t->desc);
-	else
-		snprintf(buf, len, "\"%s\"", ws->address);
-}
-
-/*
- * Tries ws->targets from ws->target on: a connect that completes or is in
- * progress stops the loop; a failed one moves to the next target; when
- * none is left the attempt fails with the last error.
- */
-static void
-worker_try_targets(void)
-{
-	char		name[RING_ADDRESS_LEN + NI_MAXHOST + 8];
-	char		err[RING_ERROR_LEN];
-
-	err[0] = '\0';
-	for (; ws->target < ws->ntargets; ws->target++)
-	{
-		const WorkerTarget *t = &ws->targets[ws->target];
-		int			one = 1;
-		int			save_errno;
-
-		worker_target_name(name, sizeof(name));
-		if (!AcquireExternalFD())
-		{
-			snprintf(err, sizeof(err), "connect to %s: %s", name,
-					 "too many open files in the server process");
-			break;
-		}
-		ws->have_external_fd = true;
-
-		ws->sock = socket(t->family, SOCK_STREAM, 0);
-		if (ws->sock == PGINVALID_SOCKET)
-		{
-			save_errno = errno;
-			snprintf(err, sizeof(err), "could not create socket for %s: %s",
-					 name, strerror(save_errno));
-			worker_close();
-			continue;
-		}
-		if (!pg_set_noblock(ws->sock) ||
-			fcntl(ws->sock, F_SETFD, FD_CLOEXEC) < 0)
-		{
-			save_errno = errno;
-			snprintf(err, sizeof(err), "could not set up socket for %s: %s",
-					 name, strerror(save_errno));
-			worker_close();
-			continue;
-		}
-		if (t->family != AF_UNIX)
-		{
-			/* Requests are tiny and latency-bound: no Nagle delay. */
-			(void) setsockopt(ws->sock, IPPROTO_TCP, TCP_NODELAY,
-							  (char *) &one, sizeof(one));
-			(void) setsockopt(ws->sock, SOL_SOCKET, SO_KEEPALIVE,
-							  (char *) &one, sizeof(one));
-		}
-
-		if (connect(ws->sock, (const struct sockaddr *) &t->sa, t->len) == 0)
-		{
-			worker_start_handshake();
-			return;
-		}
-		save_errno = errno;
-		if (save_errno == EINPROGRESS || save_errno == EINTR)
-		{
-			ws->conn = WORKER_CONNECTING;
-			ws->wes_stale = true;
-			return;
-		}
-		/* unix sockets fail with EAGAIN when the listen backlog is full */
-		snprintf(err, sizeof(err), "connect to %s: %s", name,
-				 strerror(save_errno));
-		worker_close();
-	}
-	worker_fail("%s", err);
-}
-
-/* The socket became writable while connecting: did the connect succeed? */
-static void
-worker_finish_connect(void)
-{
-	int			soerr = 0;
-	socklen_t	len = sizeof(soerr);
-
-	if (getsockopt(ws->sock, SOL_SOCKET, SO_ERROR, (char *) &soerr, &len) < 0)
-		soerr = errno;
-	if (soerr == 0)
-	{
-		worker_start_handshake();
-		return;
-	}
-	if (ws->target + 1 < ws->ntargets)
-	{
-		/* Keep the error for the log only if this was the last target. */
-		worker_close();
-		ws->target++;
-		worker_try_targets();
-		return;
-	}
-	{
-		char		name[RING_ADDRESS_LEN + NI_MAXHOST + 8];
-
-		worker_target_name(name, sizeof(name));
-		worker_fail("connect to %s: %s", name, strerror(soerr));
-	}
-}
-
-/* Connected: queue TP_HELLO; TP_HELLO_OK moves to READY. */
-static void
-worker_start_handshake(void)
-{
-	tp_msg		m;
-	size_t		n;
-
-	memset(&m, 0, sizeof(m));
-	m.type = TP_HELLO;
-	m.u.hello.magic = TP_MAGIC;
-	m.u.hello.min_version = TP_VERSION;
-	m.u.hello.max_version = TP_VERSION;
-	tp_reader_init(ws->reader);
-	ws->outlen = 0;
-	n = tp_encode(&m, ws->outbuf, sizeof(ws->outbuf));
-	Assert(n > 0);
-	ws->outlen = n;
-	ws->conn = WORKER_HANDSHAKE;
-	ws->wes_stale = true;
-	worker_flush();
-}
-
-/* Closes the socket (if any) without touching requests or status. */
-static void
-worker_close(void)
-{
-	if (ws->sock != PGINVALID_SOCKET)
-	{
-		closesocket(ws->sock);
-		ws->sock = PGINVALID_SOCKET;
-	}
-	if (ws->have_external_fd)
-	{
-		ReleaseExternalFD();
-		ws->have_external_fd = false;
-	}
-	ws->outlen = 0;
-	tp_reader_init(ws->reader);
-	ws->status_id = 0;			/* its answer is lost with the connection */
-	if (ws->conn != WORKER_DISCONNECTED)
-		worker_requeue_inflight();
-	ws->conn = WORKER_DISCONNECTED;
-	ws->wes_stale = true;
-}
-
-/*
- * The connection is gone: the waiters of every request in flight go back to
- * the head of the pending list, oldest request first, to be sent again on
- * the next connection.
- */
-static void
-worker_requeue_inflight(void)
-{
-	uint64		order[WORKER_MAX_INFLIGHT_LIMIT];
-	int			idx[WORKER_MAX_INFLIGHT_LIMIT];
-	int			n = 0;
-	int			i;
-
-	for (i = 0; i < WORKER_MAX_INFLIGHT_LIMIT; i++)
-	{
-		if (ws->inflight[i].in_use)
-		{
-			int			j = n++;
-
-			/* insertion sort by id, i.e. by send order */
-			while (j > 0 && order[j - 1] > ws->inflight[i].id)
-			{
-				order[j] = order[j - 1];
-				idx[j] = idx[j - 1];
-				j--;
-			}
-			order[j] = ws->inflight[i].id;
-			idx[j] = i;
-		}
-	}
-	/* prepend newest first, so that the oldest ends up at the very front */
-	for (i = n - 1; i >= 0; i--)
-	{
-		WorkerRequest *req = &ws->inflight[idx[i]];
-
-		/*
-		 * Sending these waiters again is correct: none of their calls has
-		 * returned, so a grant made after the resend is still above every
-		 * grant that completed before each of those calls began.
-		 */
-		worker_pending_append(req->waiters, req->nwaiters, true);
-		req->in_use = false;
-		req->nwaiters = 0;
-	}
-	ws->ninflight = 0;
-}
-
-/*
- * Records a connection failure: logs it (a connect error only when it
- * differs from the last one logged), stores it for backends' error
- * messages, closes the socket, puts the waiters in flight back in the
- * pending list and schedules the next attempt with backoff.
- */
-static void
-worker_fail(const char *fmt,...)
-{
-	char		msg[RING_ERROR_LEN];
-	va_list		ap;
-	TimestampTz now = GetCurrentTimestamp();
-	bool		was_ready = ws->conn == WORKER_READY;
-	bool		repeat;
-	bool		flap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-
-	repeat = strcmp(msg, ws->last_logged) == 0;
-	flap = was_ready && !ws->served &&
-		now < TimestampTzPlusMilliseconds(ws->ready_at, WORKER_FLAP_MS);
-
-	if (was_ready)
-		ereport((flap && repeat) ? DEBUG1 : LOG,
-				(errmsg("tsoracle worker lost its connection to the sidecar: %s",
-						msg),
-				 errdetail("%d request(s) in flight will be sent again after reconnecting.",
-						   ws->ninflight)));
-	else
-		ereport(repeat ? DEBUG1 : LOG,
-				(errmsg("tsoracle worker could not connect to the sidecar: %s",
-						msg),
-				 errdetail("The worker retries every %d ms at most; this message is not repeated while the error stays the same.",
-						   WORKER_BACKOFF_MAX_MS)));
-	strlcpy(ws->last_logged, msg, sizeof(ws->last_logged));
-	if (was_ready)
-		ws->flapping = flap;
-
-	ring_status_error(msg);
-	ring_status_count(0, 0, 1);
-	worker_close();
-	ring_status_connected(false, ws->address);
-
-	/* a connection that worked earns a quick retry; a flapping one not */
-	if (was_ready && !flap)
-		ws->backoff_ms = WORKER_BACKOFF_MIN_MS;
-	ws->retry_at = TimestampTzPlusMilliseconds(now, ws->backoff_ms);
-	ws->backoff_ms = Min(ws->backoff_ms * 2, WORKER_BACKOFF_MAX_MS);
-}
-
-/* ---------------------------------------------------------------------
- * I/O
- * ---------------------------------------------------------------------
- */
-
-/* Writes as much of the output buffer as the socket takes. */
-static void
-worker_flush(void)
-{
-	while (ws->outlen > 0)
-	{
-		ssize_t		n;
-
-#ifdef MSG_NOSIGNAL
-		n = send(ws->sock, ws->outbuf, ws->outlen, MSG_NOSIGNAL);
-#else
-		n = send(ws->sock, ws->outbuf, ws->outlen, 0);
-#endif
-		if (n > 0)
-		{
-			ws->outlen -= (size_t) n;
-			if (ws->outlen > 0)
-				memmove(ws->outbuf, ws->outbuf + n, ws->outlen);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;				/* the wait set watches for writability */
-		worker_fail("write to \"%s\": %s", ws->address,
-					n < 0 ? strerror(errno) : "no progress");
-		return;
-	}
-}
-
-/* Reads and handles everything the socket has. */
-static void
-worker_read(void)
-{
-	for (;;)
-	{
-		size_t		room;
-		uint8	   *space = tp_reader_space(ws->reader, &room);
-		ssize_t		n;
-
-		if (room == 0)
-		{
-			/* proto.h: impossible while every whole frame is taken */
-			worker_fail("input buffer of the connection to \"%s\" is full",
-						ws->address);
-			return;
-		}
-		n = recv(ws->sock, space, room, 0);
-		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			worker_fail("read from \"%s\": %s", ws->address, strerror(errno));
-			return;
-		}
-		if (n == 0)
-		{
-			worker_fail("the sidecar at \"%s\" closed the connection",
-						ws->address);
-			return;
-		}
-		tp_reader_commit(ws->reader, (size_t) n);
-
-		for (;;)
-		{
-			tp_msg		m;
-			int			rc = tp_reader_next(ws->reader, &m);
-
-			if (rc == 0)
-				break;
-			if (rc < 0)
-			{
-				worker_fail("malformed message from \"%s\": %s", ws->address,
-							tp_reader_errstr(ws->reader));
-				return;
-			}
-			worker_handle(&m);
-			if (ws->conn == WORKER_DISCONNECTED)
-				return;
-		}
-
-		/* A short read drained the socket; level-triggered waits do the rest. */
-		if ((size_t) n < room)
-			return;
-	}
-}
-
-static void
-worker_handle(const tp_msg *m)
-{
-	if (m->type == TP_ERROR)
-	{
-		worker_fail("the sidecar at \"%s\" reported %s: %s", ws->address,
-					tp_status_str(m->u.error.status), m->u.error.text);
-		return;
-	}
-
-	if (ws->conn == WORKER_HANDSHAKE)
-	{
-		if (m->type != TP_HELLO_OK)
-		{
-			worker_fail("protocol violation by \"%s\": message type %u during the handshake",
-						ws->address, (unsigned) m->type);
-			return;
-		}
-		if (m->u.hello_ok.version != TP_VERSION)
-		{
-			worker_fail("the sidecar at \"%s\" chose protocol version %u; this extension speaks %u",
-						ws->address, (unsigned) m->u.hello_ok.version,
-						(unsigned) TP_VERSION);
-			return;
-		}
-		ws->conn = WORKER_READY;
-		ws->ready_at = GetCurrentTimestamp();
-		ws->served = false;
-		/* ask for the sidecar's status right away, then periodically */
-		ws->status_id = 0;
-		ws->status_due_at = ws->ready_at;
-		if (!ws->flapping)
-			ws->last_logged[0] = '\0';
-		ring_status_connected(true, ws->address);
-		ereport(ws->flapping ? DEBUG1 : LOG,
-				(errmsg("tsoracle worker connected to the sidecar at \"%s\" (node %u, protocol version %u)",
-						ws->address, (unsigned) m->u.hello_ok.node_id,
-						(unsigned) m->u.hello_ok.version)));
-		return;
-	}
-
-	Assert(ws->conn == WORKER_READY);
-	if (m->type == TP_TS_RESP)
-	{
-		worker_handle_ts_resp(m);
-		if (ws->conn == WORKER_READY)
-		{
-			/* a valid response: this connection works */
-			ws->served = true;
-			ws->flapping = false;
-		}
-	}
-	else if (m->type == TP_STATUS_RESP)
-	{
-		/*
-		 * Not counted as "served": a sidecar that answers the status request
-		 * sent right after the handshake and then drops every connection
-		 * must still be treated as flapping.
-		 */
-		worker_handle_status_resp(m);
-	}
-	else
-		worker_fail("protocol violation by \"%s\": unexpected message type %u",
-					ws->address, (unsigned) m->type);
-}
-
-static void
+void
 worker_handle_ts_resp(const tp_msg *m)
 {
 	WorkerRequest *req = NULL;
@@ -1403,7 +644,7 @@ worker_handle_ts_resp(const tp_msg *m)
  * Keeps the sidecar's answer to the status request in flight for
  * tso_status(), and schedules the next request.
  */
-static void
+void
 worker_handle_status_resp(const tp_msg *m)
 {
 	if (ws->status_id == 0 || m->u.status_resp.id != ws->status_id)

@@ -12,6 +12,8 @@
 
 #include <sys/un.h>
 
+#include "compat.h"
+
 /* Upper bound of tsoracle.max_inflight: requests pipelined at once. */
 #define WORKER_MAX_INFLIGHT_LIMIT	64
 
@@ -39,11 +41,11 @@ typedef struct WorkerAddress
  * "host:port", "tcp:host:port", "[v6addr]:port" (TCP). On failure writes a
  * full-sentence reason to err and returns false. Pure: no I/O, no DNS.
  */
-extern bool worker_parse_address(const char *text, WorkerAddress *addr,
+extern TSO_PRIVATE bool worker_parse_address(const char *text, WorkerAddress *addr,
 								 char *err, size_t errlen);
 
 /* Module initialization, from _PG_init: registers the background worker. */
-extern void worker_init(void);
+extern TSO_PRIVATE void worker_init(void);
 
 /* The worker's entry point (bgw_function_name). */
 extern PGDLLEXPORT void tsoracle_worker_main(Datum main_arg);

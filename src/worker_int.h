@@ -1,0 +1,134 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_int.h
+ *		State of the tsoracle worker shared by worker.c and worker_conn.c;
+ *		private to the worker's files, not for the rest of the extension.
+ *
+ * src/worker_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TSORACLE_WORKER_INT_H
+#define TSORACLE_WORKER_INT_H
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+
+#include "proto.h"
+#include "ring.h"
+#include "worker.h"
+
+/* Reconnection backoff: first delay, doubled per failure up to the cap, ms. */
+#define WORKER_BACKOFF_MIN_MS		10
+#define WORKER_BACKOFF_MAX_MS		1000
+
+/* Connecting plus the handshake must finish within this, ms. */
+#define WORKER_HANDSHAKE_TIMEOUT_MS 5000
+
+/* Output buffer, bytes: a TP_HELLO or a few dozen TP_TS_REQ frames. */
+#define WORKER_OUTBUF_SIZE			2048
+
+/* Resolved TCP addresses tried in turn for one connection attempt. */
+#define WORKER_MAX_TARGETS			8
+
+typedef enum WorkerConnState
+{
+	WORKER_DISCONNECTED,		/* no socket; retry at retry_at */
+	WORKER_CONNECTING,			/* non-blocking connect in progress */
+	WORKER_HANDSHAKE,			/* TP_HELLO queued or sent */
+	WORKER_READY				/* TP_HELLO_OK received */
+} WorkerConnState;
+
+/* One resolved address to connect to. */
+typedef struct WorkerTarget
+{
+	int			family;
+	socklen_t	len;
+	struct sockaddr_storage sa;
+	char		desc[NI_MAXHOST];	/* numeric form, for messages */
+} WorkerTarget;
+
+/* One TP_TS_REQ in flight, and the waiters it serves, in ring order. */
+typedef struct WorkerRequest
+{
+	bool		in_use;
+	uint64		id;
+	uint32		total;			/* sum of the waiters' counts */
+	uint64		floor;			/* last timestamp of the newest grant received
+								 * before this request was sent */
+	TimestampTz sent_at;
+	RingWaiter *waiters;
+	int			nwaiters;
+	int			capacity;
+} WorkerRequest;
+
+typedef struct WorkerState
+{
+	MemoryContext mcxt;
+
+	/* the connection */
+	WorkerConnState conn;
+	pgsocket	sock;
+	bool		have_external_fd;
+	char		address[RING_ADDRESS_LEN];	/* tsoracle.sidecar_address in use */
+	WorkerAddress addr;
+	WorkerTarget targets[WORKER_MAX_TARGETS];
+	int			ntargets;
+	int			target;			/* index being tried */
+	TimestampTz deadline;		/* CONNECTING/HANDSHAKE: give up at */
+	TimestampTz retry_at;		/* DISCONNECTED: next attempt at */
+	int			backoff_ms;
+	char		last_logged[RING_ERROR_LEN];	/* repeats are not logged */
+	TimestampTz ready_at;		/* when the handshake completed */
+	bool		served;			/* a valid response arrived since then */
+	bool		flapping;		/* the last connection flapped */
+
+	/* I/O buffers */
+	tp_reader  *reader;
+	uint8		outbuf[WORKER_OUTBUF_SIZE];
+	size_t		outlen;
+
+	/* requests */
+	WorkerRequest inflight[WORKER_MAX_INFLIGHT_LIMIT];
+	int			ninflight;
+	uint64		next_id;
+	uint64		last_granted;	/* highest timestamp received; 0: none */
+
+	/* the sidecar's status, polled while READY */
+	uint64		status_id;		/* TP_STATUS_REQ in flight; 0: none */
+	TimestampTz status_sent_at; /* when it was queued */
+	TimestampTz status_due_at;	/* none in flight: the next one is due at */
+	RingWaiter *pending;		/* taken from the ring, not yet sent */
+	int			npending;
+	int			pending_cap;
+	RingWaiter *drainbuf;		/* ring_capacity() entries */
+
+	/* waiting */
+	WaitEventSet *wes;
+	bool		wes_stale;		/* the socket changed: rebuild before waiting */
+	int			sock_pos;		/* position of the socket in wes, or -1 */
+	uint32		sock_events;
+} WorkerState;
+
+/* The worker's state, set up by worker_setup() (worker.c). */
+extern TSO_PRIVATE WorkerState *ws;
+
+/* worker.c */
+extern TSO_PRIVATE void worker_pending_append(const RingWaiter *w, int n, bool at_front);
+extern TSO_PRIVATE void worker_handle_ts_resp(const tp_msg *m);
+extern TSO_PRIVATE void worker_handle_status_resp(const tp_msg *m);
+
+/* worker_conn.c */
+extern TSO_PRIVATE void worker_attempt(void);
+extern TSO_PRIVATE void worker_finish_connect(void);
+extern TSO_PRIVATE void worker_fail(const char *fmt,...) pg_attribute_printf(1, 2);
+extern TSO_PRIVATE void worker_close(void);
+extern TSO_PRIVATE void worker_flush(void);
+extern TSO_PRIVATE void worker_read(void);
+
+#endif							/* TSORACLE_WORKER_INT_H */
