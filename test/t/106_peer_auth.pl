@@ -164,6 +164,26 @@ ok(closed_within($s, 10), 'a connection that never answers is closed');
 ok(log_has($leader, qr/refused a Raft connection from 127\.0\.0\.1:$port: no answer to the challenge in time/),
 	'... and logged');
 
+# A flood of silent connections: at most 64 wait in the exchange at once
+# (PEER_MAX_PENDING); the rest are closed at once, and the cluster serves
+# on throughout.
+my @flood = map { (probe())[0] } 1 .. 70;
+my $sel = IO::Select->new(@flood);
+my %closed;
+my $deadline = time() + 2;
+while (keys(%closed) < 6 && time() < $deadline)
+{
+	for my $f ($sel->can_read(0.2))
+	{
+		next if $closed{$f};
+		$closed{$f} = 1 if !sysread($f, my $buf, 64);
+	}
+}
+is(scalar(keys %closed), 6, 'of 70 silent connections, the 6 beyond 64 in the exchange are closed at once');
+ok(log_has($leader, qr/refused a Raft connection: 64 others are still in the exchange/), '... and logged');
+ok(defined sidecar_get($_), "$_->{name} serves during the flood") for @sc;
+ok(!grep({ !closed_within($_, 10) } grep { !$closed{$_} } @flood), 'the other 64 are closed when their time is up');
+
 ok(defined sidecar_get($_), "$_->{name} still serves after the probes") for @sc;
 
 # ---- a member with the wrong secret ----
