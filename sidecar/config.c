@@ -60,11 +60,12 @@ static const cfg_option cfg_options[] = {
     OPT_STR("client-socket", client_socket, "PATH",
 	    "unix socket for clients (default " CFG_DEFAULT_CLIENT_SOCKET "; \"\" for none)"),
     OPT_STR("client-tcp", client_tcp, "IP:PORT", "TCP address for clients (default: none)"),
-    OPT_STR("peer-secret-file", peer_secret_file, "PATH",
-	    "the cluster's shared secret (16+ bytes, mode 600): only members\n"
-	    "                                     holding it may speak Raft here; required unless every "
-	    "member's\n"
-	    "                                     Raft address is loopback"),
+    OPT_STR(
+	"peer-secret-file", peer_secret_file, "PATH",
+	"the cluster's shared secret, a line of 16+ bytes (mode 600): only\n"
+	"                                     members holding it may speak Raft here; required unless every\n"
+	"                                     member's Raft address is loopback; reread on SIGHUP (up to 4\n"
+	"                                     lines: answer with the first, admit any, to change it)"),
     OPT_STR("pid-file", pid_file, "PATH", "pid file, locked while running (default DATA-DIR/tsoracled.pid)"),
     {"log-level", CFG_LEVEL, offsetof(cfg, log_level), 0, 0, 0, "LEVEL",
      "debug, info, warn or error (default info)"},

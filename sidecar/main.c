@@ -167,7 +167,14 @@ static void main_signal_cb(uv_signal_t *h, int signum)
 	daemon_state *d = h->data;
 
 	if (signum == SIGHUP) {
-		log_info("SIGHUP: nothing to reload (settings take effect on restart)");
+		/* The one setting that can change without a restart: a cluster
+		 * changes its secret one member at a time (docs/cluster.md). */
+		if (d->cfg.peer_secret_file[0] == '\0') {
+			log_info("SIGHUP: nothing to reload (settings take effect on restart)");
+			return;
+		}
+		log_info("SIGHUP: reloading peer-secret-file (other settings take effect on restart)");
+		node_reload_secrets(&d->node);
 		return;
 	}
 	log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -394,31 +394,48 @@ static int node_mkdir(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* The Raft transport: TCP between members, keyed with the cluster's secret
- * (peer.h). The secret lives only in the transport; this copy is wiped. */
+/* The Raft transport: TCP between members, keyed with the cluster's secrets
+ * (peer.h). They live only in the transport; this copy is wiped. */
 static int node_init_transport(node *n, uv_loop_t *loop, char *err, size_t errlen)
 {
 	const cfg *c = n->cfg;
-	uint8_t secret[PEER_SECRET_MAX] = {0};
-	int len = 0;
+	peer_secrets secrets;
 	int rv;
 
-	if (c->peer_secret_file[0] != '\0') {
-		len = peer_load_secret(c->peer_secret_file, secret, sizeof secret, err, errlen);
-		if (len < 0)
-			return -1;
-	}
-	rv = peer_transport_init(&n->transport, loop, secret, (size_t)len, err, errlen);
-	explicit_bzero(secret, sizeof secret);
+	memset(&secrets, 0, sizeof secrets);
+	secrets.n = 1; /* no file: one empty secret */
+	if (c->peer_secret_file[0] != '\0' &&
+	    peer_load_secrets(c->peer_secret_file, &secrets, err, errlen) != 0)
+		return -1;
+	rv = peer_transport_init(&n->transport, loop, &secrets, err, errlen);
+	peer_secrets_wipe(&secrets);
 	if (rv != 0)
 		return -1;
 	n->transport_initialized = true;
-	if (len > 0)
-		log_info("Raft peers must prove they hold the secret in %s", c->peer_secret_file);
+	if (c->peer_secret_file[0] != '\0')
+		log_info("Raft peers must prove they hold a secret of %s", c->peer_secret_file);
 	else if (c->n_peers > 1)
 		log_warn("Raft peer connections are not authenticated (no peer-secret-file; every member is "
 			 "on loopback, so only this host can reach them)");
 	return 0;
+}
+
+void node_reload_secrets(node *n)
+{
+	const cfg *c = n->cfg;
+	peer_secrets secrets;
+	char err[256];
+
+	if (c->peer_secret_file[0] == '\0' || !n->transport_initialized)
+		return;
+	if (peer_load_secrets(c->peer_secret_file, &secrets, err, sizeof err) != 0) {
+		log_error("%s; the secrets read before stay in use", err);
+		return;
+	}
+	peer_transport_set_secrets(&n->transport, &secrets);
+	log_info("reloaded %s: %d secret(s); new connections answer with the first and accept any",
+		 c->peer_secret_file, secrets.n);
+	peer_secrets_wipe(&secrets);
 }
 
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)

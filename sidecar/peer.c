@@ -76,6 +76,7 @@ typedef struct peer_conn {
 	uint8_t in[PEER_IN_MAX];
 	size_t in_len, in_need;
 	uint8_t nonce[PEER_NONCE_LEN];
+	uint8_t expect[PEER_MAC_LEN]; /* connector: the verdict to expect */
 	enum peer_stage stage;
 	bool header_read; /* accepted: id and address known (for the log) */
 	bool wrote;       /* the last write issued has completed */
@@ -88,8 +89,7 @@ typedef struct peer_conn {
 struct peer_transport {
 	struct raft_uv_transport *outer;
 	uv_loop_t *loop;
-	uint8_t secret[PEER_SECRET_MAX];
-	size_t secret_len;
+	peer_secrets secrets; /* answer with the first, accept any */
 	raft_id id;
 	char address[PEER_ADDRESS_MAX + 1];
 	uv_tcp_t listener;
@@ -124,12 +124,62 @@ void peer_mac(const uint8_t *secret, size_t len, char from, const uint8_t nonce[
 	explicit_bzero(&h, sizeof h);
 }
 
-int peer_load_secret(const char *path, uint8_t *out, size_t outsize, char *err, size_t errlen)
+void peer_secrets_wipe(peer_secrets *s)
 {
+	explicit_bzero(s, sizeof *s);
+}
+
+/* Splits the file's bytes into lines, each one secret. */
+static int peer_split_secrets(const char *path, const uint8_t *buf, size_t size, peer_secrets *out, char *err,
+			      size_t errlen)
+{
+	size_t at = 0;
+	int line = 0;
+
+	out->n = 0;
+	while (at < size) {
+		const uint8_t *nl = memchr(buf + at, '\n', size - at);
+		size_t end = nl != NULL ? (size_t)(nl - buf) : size;
+		size_t len = end - at;
+
+		line++;
+		/* An editor's trailing blanks must not make two copies differ. */
+		while (len > 0 &&
+		       (buf[at + len - 1] == '\r' || buf[at + len - 1] == ' ' || buf[at + len - 1] == '\t'))
+			len--;
+		if (len > 0) {
+			if (out->n == PEER_SECRETS_MAX)
+				return err_set(err, errlen, "peer-secret-file %s holds more than %d secrets",
+					       path, PEER_SECRETS_MAX);
+			if (len < PEER_SECRET_MIN)
+				return err_set(
+				    err, errlen,
+				    "peer-secret-file %s: line %d holds %zu bytes; at least %d are needed "
+				    "(for example: head -c 32 /dev/urandom | base64 > %s)",
+				    path, line, len, PEER_SECRET_MIN, path);
+			memcpy(out->key[out->n], buf + at, len);
+			out->len[out->n] = len;
+			out->n++;
+		}
+		at = end + 1;
+	}
+	if (out->n == 0)
+		return err_set(err, errlen,
+			       "peer-secret-file %s holds no secret (for example: head -c 32 /dev/urandom | "
+			       "base64 > %s)",
+			       path, path);
+	return 0;
+}
+
+int peer_load_secrets(const char *path, peer_secrets *out, char *err, size_t errlen)
+{
+	uint8_t buf[PEER_SECRETS_MAX * (PEER_SECRET_MAX + 2)];
 	struct stat st;
-	size_t len = 0;
+	size_t size = 0;
+	int rc = -1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
+	memset(out, 0, sizeof *out);
 	if (fd < 0)
 		return err_set(err, errlen, "peer-secret-file %s: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -143,43 +193,30 @@ int peer_load_secret(const char *path, uint8_t *out, size_t outsize, char *err, 
 			       path, (unsigned)(st.st_mode & 07777), path);
 	}
 	for (;;) {
-		ssize_t n = read(fd, out + len, outsize - len);
-		char extra;
+		ssize_t n = read(fd, buf + size, sizeof buf - size);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			int e = errno;
-
-			close(fd);
-			explicit_bzero(out, outsize);
-			return err_set(err, errlen, "peer-secret-file %s: %s", path, strerror(e));
+			err_set(err, errlen, "peer-secret-file %s: %s", path, strerror(errno));
+			goto out;
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
-		if (len == outsize && read(fd, &extra, 1) > 0) {
-			close(fd);
-			explicit_bzero(out, outsize);
-			return err_set(err, errlen, "peer-secret-file %s is longer than %zu bytes", path,
-				       outsize);
+		size += (size_t)n;
+		if (size == sizeof buf) {
+			err_set(err, errlen, "peer-secret-file %s is longer than %zu bytes", path,
+				sizeof buf - 1);
+			goto out;
 		}
-		if (len == outsize)
-			break;
 	}
+	rc = peer_split_secrets(path, buf, size, out, err, errlen);
+out:
 	close(fd);
-	/* An editor's newline must not make two copies of one secret differ. */
-	while (len > 0 &&
-	       (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' ' || out[len - 1] == '\t'))
-		len--;
-	if (len < PEER_SECRET_MIN) {
-		explicit_bzero(out, outsize);
-		return err_set(err, errlen,
-			       "peer-secret-file %s holds %zu bytes; at least %d are needed "
-			       "(for example: head -c 32 /dev/urandom | base64 > %s)",
-			       path, len, PEER_SECRET_MIN, path);
-	}
-	return (int)len;
+	explicit_bzero(buf, sizeof buf);
+	if (rc != 0)
+		peer_secrets_wipe(out);
+	return rc;
 }
 
 /* ---- a connection's life ---- */
@@ -351,8 +388,12 @@ static void peer_answer(peer_conn *c)
 	bytes_put_u64(c->out, t->id);
 	bytes_put_u16(c->out + 8, (uint16_t)alen);
 	memcpy(c->out + PEER_HEADER_LEN, t->address, alen);
-	peer_mac(t->secret, t->secret_len, PEER_FROM_CONNECTOR, c->nonce, t->id, c->peer_id, t->address, alen,
-		 c->out + PEER_HEADER_LEN + alen);
+	/* Both MACs now, with the secret we answer with: a reload before the
+	 * verdict arrives must not change which one we expect. */
+	peer_mac(t->secrets.key[0], t->secrets.len[0], PEER_FROM_CONNECTOR, c->nonce, t->id, c->peer_id,
+		 t->address, alen, c->out + PEER_HEADER_LEN + alen);
+	peer_mac(t->secrets.key[0], t->secrets.len[0], PEER_FROM_ACCEPTOR, c->nonce, t->id, c->peer_id,
+		 t->address, alen, c->expect);
 	rv = peer_write(c, PEER_HEADER_LEN + alen + PEER_MAC_LEN);
 	if (rv != 0) {
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(rv));
@@ -364,12 +405,7 @@ static void peer_answer(peer_conn *c)
 /* Connector, verdict read: the acceptor holds the secret too? */
 static void peer_verdict(peer_conn *c)
 {
-	peer_transport *t = c->t;
-	uint8_t expected[PEER_MAC_LEN];
-
-	peer_mac(t->secret, t->secret_len, PEER_FROM_ACCEPTOR, c->nonce, t->id, c->peer_id, t->address,
-		 strlen(t->address), expected);
-	if (!sha256_equal(expected, c->in, PEER_MAC_LEN)) {
+	if (!sha256_equal(c->expect, c->in, PEER_MAC_LEN)) {
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN,
 			  "wrong verdict (its peer-secret-file differs from ours, or one of us has none)");
 		return;
@@ -388,16 +424,24 @@ static void peer_check(peer_conn *c)
 	uint8_t expected[PEER_MAC_LEN];
 	int rv;
 
-	peer_mac(t->secret, t->secret_len, PEER_FROM_CONNECTOR, c->nonce, c->peer_id, t->id, c->address, alen,
-		 expected);
-	if (!sha256_equal(expected, c->in + PEER_HEADER_LEN + alen, PEER_MAC_LEN)) {
+	int k;
+
+	/* Any of our secrets will do (a change of secret under way); the
+	 * verdict is made with the one that matched. */
+	for (k = 0; k < t->secrets.n; k++) {
+		peer_mac(t->secrets.key[k], t->secrets.len[k], PEER_FROM_CONNECTOR, c->nonce, c->peer_id,
+			 t->id, c->address, alen, expected);
+		if (sha256_equal(expected, c->in + PEER_HEADER_LEN + alen, PEER_MAC_LEN))
+			break;
+	}
+	if (k == t->secrets.n) {
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN,
 			  "wrong answer to the challenge (its peer-secret-file differs from ours, or one of "
 			  "us has none)");
 		return;
 	}
-	peer_mac(t->secret, t->secret_len, PEER_FROM_ACCEPTOR, c->nonce, c->peer_id, t->id, c->address, alen,
-		 c->out);
+	peer_mac(t->secrets.key[k], t->secrets.len[k], PEER_FROM_ACCEPTOR, c->nonce, c->peer_id, t->id,
+		 c->address, alen, c->out);
 	c->wrote = false;
 	c->stage = PEER_WRITE_VERDICT;
 	rv = peer_write(c, PEER_MAC_LEN);
@@ -602,7 +646,8 @@ static void peer_connection_cb(uv_stream_t *listener, int status)
 		uv_tcp_init(t->loop, tcp);
 		if (uv_accept(listener, (uv_stream_t *)tcp) == 0)
 			log_printf(peer_warn_level(t, LOG_WARN),
-				   "refused a Raft connection: %u others are still in the exchange", t->n_accepting);
+				   "refused a Raft connection: %u others are still in the exchange",
+				   t->n_accepting);
 		uv_close((uv_handle_t *)tcp, peer_close_and_free);
 		return;
 	}
@@ -729,22 +774,19 @@ static void peer_close(struct raft_uv_transport *transport, raft_uv_transport_cl
 		peer_maybe_closed(t);
 }
 
-int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const uint8_t *secret,
-			size_t len, char *err, size_t errlen)
+int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const peer_secrets *s,
+			char *err, size_t errlen)
 {
 	peer_transport *t;
 
-	if (len > PEER_SECRET_MAX || (len > 0 && len < PEER_SECRET_MIN))
-		return err_set(err, errlen, "a peer secret of %zu bytes (want %d to %d)", len,
-			       PEER_SECRET_MIN, PEER_SECRET_MAX);
+	if (s->n < 1 || s->n > PEER_SECRETS_MAX)
+		return err_set(err, errlen, "%d peer secrets (want 1 to %d)", s->n, PEER_SECRETS_MAX);
 	t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return err_set(err, errlen, "out of memory");
 	t->outer = transport;
 	t->loop = loop;
-	if (len > 0)
-		memcpy(t->secret, secret, len);
-	t->secret_len = len;
+	t->secrets = *s;
 
 	memset(transport, 0, sizeof *transport);
 	transport->version = 1; /* libraft 0.22.1 refuses an unversioned transport */
@@ -756,13 +798,21 @@ int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, co
 	return 0;
 }
 
+void peer_transport_set_secrets(struct raft_uv_transport *transport, const peer_secrets *s)
+{
+	peer_transport *t = transport->impl;
+
+	peer_secrets_wipe(&t->secrets);
+	t->secrets = *s;
+}
+
 void peer_transport_release(struct raft_uv_transport *transport)
 {
 	peer_transport *t = transport->impl;
 
 	if (t == NULL)
 		return;
-	explicit_bzero(t->secret, sizeof t->secret);
+	peer_secrets_wipe(&t->secrets);
 	free(t);
 	transport->impl = NULL;
 }

@@ -28,6 +28,10 @@
  * established connection; against that, run the peer network over WireGuard
  * or IPsec (docs/cluster.md).
  *
+ * A member may hold several secrets (peer_secrets): it answers with the
+ * first and admits an answer made with any, and makes its verdict with the
+ * one that matched, so a cluster changes its secret one member at a time.
+ *
  * Without a secret (a cluster whose members all listen on loopback, see
  * config.c) the exchange still runs, keyed with the empty string: the same
  * code path, proving only that the other side speaks this protocol.
@@ -67,11 +71,25 @@
 #define PEER_MAC_LEN       32
 extern const uint8_t peer_magic[PEER_MAGIC_LEN];
 
+/* The secrets of a peer-secret-file, one per line: a member answers
+ * challenges with the first and accepts answers made with any of them, so
+ * that a cluster can change its secret one member at a time (docs/cluster.md).
+ * n 1 with len[0] 0: no secret. */
+#define PEER_SECRETS_MAX 4
+typedef struct peer_secrets {
+	uint8_t key[PEER_SECRETS_MAX][PEER_SECRET_MAX];
+	size_t len[PEER_SECRETS_MAX];
+	int n;
+} peer_secrets;
+
 /* Makes transport (version 1, ready for raft_uv_init) the authenticated TCP
- * transport, keyed with secret[0..len) (len 0: no secret). Returns 0, or -1
- * with a message in err. */
-int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const uint8_t *secret,
-			size_t len, char *err, size_t errlen);
+ * transport, keyed with s. Returns 0, or -1 with a message in err. */
+int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const peer_secrets *s,
+			char *err, size_t errlen);
+
+/* Replaces the secrets for exchanges that start from now on; connections
+ * already admitted stay. */
+void peer_transport_set_secrets(struct raft_uv_transport *transport, const peer_secrets *s);
 
 /* Releases the transport's memory, after libraft has closed it. */
 void peer_transport_release(struct raft_uv_transport *transport);
@@ -84,9 +102,13 @@ void peer_mac(const uint8_t *secret, size_t len, char from, const uint8_t nonce[
 	      uint64_t connector, uint64_t acceptor, const char *address, size_t address_len,
 	      uint8_t out[PEER_MAC_LEN]);
 
-/* Reads a secret file: at least PEER_SECRET_MIN bytes once trailing white
- * space is dropped, and no access for group or others (like an ssh key).
- * Returns its length, or -1 with a message in err. */
-int peer_load_secret(const char *path, uint8_t *out, size_t outsize, char *err, size_t errlen);
+/* Reads a secret file: one to PEER_SECRETS_MAX secrets, one per line
+ * (blank lines and trailing white space ignored), each at least
+ * PEER_SECRET_MIN bytes; no access for group or others (like an ssh key).
+ * Returns 0, or -1 with a message in err (out is then wiped). */
+int peer_load_secrets(const char *path, peer_secrets *out, char *err, size_t errlen);
+
+/* Wipes s. */
+void peer_secrets_wipe(peer_secrets *s);
 
 #endif /* TSORACLE_PEER_H */

@@ -56,7 +56,7 @@ PostgreSQL::Test::Utils::append_to_file($short, "too short\n");
 chmod(0600, $short) or die "chmod: $!";
 ($code, $out) = run_refused('--client-socket' => "$scratch/c.sock", '--peer-secret-file' => $short);
 is($code, 1, 'a 9-byte secret: exit 1');
-like($out, qr/holds 9 bytes; at least 16 are needed/, '... and the message says how long it must be');
+like($out, qr/line 1 holds 9 bytes; at least 16 are needed/, '... and the message says how long it must be');
 
 # ---- a cluster with a secret ----
 
@@ -66,11 +66,14 @@ ok(defined sidecar_get($_), "$_->{name} serves with authenticated peers") for @s
 my $secret = PostgreSQL::Test::Utils::slurp_file($sc[0]{secret});
 $secret =~ s/\s+$//;
 
-# Opens a TCP connection to the leader's Raft port and reads the challenge.
+# Opens a TCP connection to $to's Raft port (default: the leader's) and
+# reads the challenge.
 sub probe
 {
-	my $s = IO::Socket::INET->new(PeerAddr => $leader->{raft_address}, Timeout => 5)
-	  or die "connect $leader->{raft_address}: $!";
+	my ($to) = @_;
+	$to ||= $leader;
+	my $s = IO::Socket::INET->new(PeerAddr => $to->{raft_address}, Timeout => 5)
+	  or die "connect $to->{raft_address}: $!";
 	return ($s, read_n($s, 24), $s->sockport);
 }
 
@@ -89,20 +92,35 @@ sub closed_within
 	return 0;
 }
 
-# The MAC of the answer ('C') or of the verdict ('A') (peer.h).
+# The MAC of the answer ('C') or of the verdict ('A') (peer.h), on a
+# connection to $to (default: the leader).
 sub mac
 {
-	my ($from, $nonce, $id, $address, $key) = @_;
+	my ($from, $nonce, $id, $address, $key, $to) = @_;
+	$to ||= $leader;
 	return hmac_sha256(
-		'tsoracle raft peer v1' . $from . $nonce . pack('Q>', $id) . pack('Q>', $leader->{id}) . $address,
-		$key);
+		'tsoracle raft peer v1' . $from . $nonce . pack('Q>', $id) . pack('Q>', $to->{id}) . $address, $key);
 }
 
 # The connector's answer: id, address length, address, MAC.
 sub answer
 {
-	my ($nonce, $id, $address, $key) = @_;
-	return pack('Q>', $id) . pack('n', length($address)) . $address . mac('C', $nonce, $id, $address, $key);
+	my ($nonce, $id, $address, $key, $to) = @_;
+	return pack('Q>', $id) . pack('n', length($address)) . $address
+	  . mac('C', $nonce, $id, $address, $key, $to);
+}
+
+# True if $to admits a connection answered with $key: its verdict is the
+# one that key makes.
+sub admitted
+{
+	my ($to, $key) = @_;
+	my ($s, $challenge) = probe($to);
+	my $nonce = substr($challenge, 8, 16);
+	syswrite($s, answer($nonce, 9, '127.0.0.1:9', $key, $to));
+	my $verdict = read_n($s, 32);
+	close($s);
+	return $verdict eq mac('A', $nonce, 9, '127.0.0.1:9', $key, $to);
 }
 
 # Reads n bytes from s (less if it closes or is silent for 5 s).
@@ -185,6 +203,65 @@ ok(defined sidecar_get($_), "$_->{name} serves during the flood") for @sc;
 ok(!grep({ !closed_within($_, 10) } grep { !$closed{$_} } @flood), 'the other 64 are closed when their time is up');
 
 ok(defined sidecar_get($_), "$_->{name} still serves after the probes") for @sc;
+
+# ---- changing the secret, one member at a time (SIGHUP) ----
+
+my $file = $sc[0]{secret};
+my $old = $secret;
+my $new = unpack('H*', join('', map { chr(int(rand(256))) } 1 .. 24));
+
+sub write_secrets
+{
+	my (@lines) = @_;
+	open(my $fh, '>', $file) or die "$file: $!";
+	print $fh join("\n", @lines), "\n";
+	close($fh) or die "$file: $!";
+	chmod(0600, $file) or die "chmod $file: $!";
+}
+
+# SIGHUP to one member; waits until it has logged one more reload or
+# reload error, and returns that line.
+sub reload
+{
+	my ($sc) = @_;
+	my $re = qr/^.*(?:reloaded \Q$file\E|the secrets read before stay in use).*$/m;
+	my $count = () = PostgreSQL::Test::Utils::slurp_file($sc->{log}) =~ /$re/g;
+	sidecar_signal($sc, 'HUP');
+	my @lines;
+	wait_until(10, sub { @lines = PostgreSQL::Test::Utils::slurp_file($sc->{log}) =~ /$re/g; @lines > $count })
+	  or die "$sc->{name} did not reload";
+	return $lines[-1];
+}
+
+ok(!admitted($leader, $new), 'the new secret is refused before the change');
+
+write_secrets($old, $new);
+like(reload($_), qr/2 secret\(s\)/, "step 1: $_->{name} accepts the old secret and the new") for @sc;
+ok(admitted($_, $new) && admitted($_, $old), "$_->{name} admits either") for @sc;
+
+write_secrets($new, $old);
+reload($_) for @sc;
+my ($restarted) = grep { $_ != $leader } @sc;
+sidecar_stop($restarted);
+sidecar_start($restarted, no_wait => 1);
+sidecar_wait_ready($restarted);
+ok(defined sidecar_get($restarted), "step 2: $restarted->{name}, restarted, joins answering with the new secret");
+
+write_secrets($new);
+reload($_) for @sc;
+ok(!admitted($_, $old) && admitted($_, $new), "step 3: $_->{name} refuses the old secret") for @sc;
+($restarted) = grep { $_ != $leader && $_ != $restarted } @sc;
+sidecar_stop($restarted);
+sidecar_start($restarted, no_wait => 1);
+sidecar_wait_ready($restarted);
+ok(defined sidecar_get($restarted), "$restarted->{name}, restarted, joins with the new secret alone");
+ok(defined sidecar_get($_), "$_->{name} serves after the change") for @sc;
+
+chmod(0644, $file) or die "chmod: $!";
+like(reload($leader), qr/can be read by group or others .*; the secrets read before stay in use/,
+	'a reload of an unsafe file is refused, and says so');
+ok(admitted($leader, $new), '... and the secrets read before stay in use');
+chmod(0600, $file) or die "chmod: $!";
 
 # ---- a member with the wrong secret ----
 
