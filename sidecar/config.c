@@ -373,7 +373,7 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 			    err, errlen,
 			    "member %" PRIu64 "'s Raft address %s is not loopback: set peer-secret-file "
 			    "to a file holding the cluster's shared secret (the same on every member; "
-			    "for example: head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE)",
+			    "for example: (umask 077; head -c 32 /dev/urandom | base64 > FILE))",
 			    c->peers[i].id, c->peers[i].address);
 	if (c->client_tcp[0] != '\0' && cfg_check_ip_port("client-tcp", c->client_tcp, err, errlen) != 0)
 		return -1;

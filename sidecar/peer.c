@@ -155,7 +155,7 @@ static int peer_split_secrets(const char *path, const uint8_t *buf, size_t size,
 				return err_set(
 				    err, errlen,
 				    "peer-secret-file %s: line %d holds %zu bytes; at least %d are needed "
-				    "(for example: head -c 32 /dev/urandom | base64 > %s)",
+				    "(for example: (umask 077; head -c 32 /dev/urandom | base64 > %s))",
 				    path, line, len, PEER_SECRET_MIN, path);
 			memcpy(out->key[out->n], buf + at, len);
 			out->len[out->n] = len;
@@ -165,8 +165,8 @@ static int peer_split_secrets(const char *path, const uint8_t *buf, size_t size,
 	}
 	if (out->n == 0)
 		return err_set(err, errlen,
-			       "peer-secret-file %s holds no secret (for example: head -c 32 /dev/urandom | "
-			       "base64 > %s)",
+			       "peer-secret-file %s holds no secret (for example: (umask 077; head -c 32 "
+			       "/dev/urandom | base64 > %s))",
 			       path, path);
 	return 0;
 }
