@@ -15,6 +15,9 @@
 #include "log.h"
 #include "peer.h"
 
+/* libraft's delay before another connection attempt to a member, ms. */
+#define NODE_CONNECT_RETRY_MS 250
+
 /* How often the leadership watch runs, ms. Bounds how late the node notices
  * a change of role; safety does not depend on it (the lease does that). */
 #define NODE_TICK_MS 10
@@ -460,6 +463,11 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	if (rv != 0)
 		return err_set(err, errlen, "raft_uv_init(\"%s\"): %s", c->data_dir, n->io.errmsg);
 	n->io_initialized = true;
+	/* libraft waits this long before it connects again to a member it
+	 * could not reach (default 1 s): with peer.c's bounded connects, a
+	 * member is reached again within about a second of a partition
+	 * healing. */
+	raft_uv_set_connect_retry_delay(&n->io, NODE_CONNECT_RETRY_MS);
 
 	rv = raft_init(&n->raft, &n->io, &n->fsm, c->node_id, c->raft_address);
 	if (rv != 0)

@@ -13,6 +13,8 @@
 #include "peer.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -575,14 +577,24 @@ static peer_conn *peer_conn_new(peer_transport *t, enum peer_kind kind)
 	/* Bounds the TCP connect too: a peer cut off by a partition would
 	 * otherwise hold libraft's connection attempt for minutes of SYN
 	 * retries. */
-	uv_timer_start(&c->timer, peer_timeout, PEER_TIMEOUT_MS, 0);
+	uv_timer_start(&c->timer, peer_timeout, kind == PEER_CONNECT ? PEER_CONNECT_TIMEOUT_MS : PEER_TIMEOUT_MS,
+		       0);
 	return c;
 }
 
-/* Raft messages are small and every one is waited for: no Nagle delay. */
+/* Raft messages are small and every one is waited for: no Nagle delay.
+ * And a connection whose data goes unacknowledged for PEER_USER_TIMEOUT_MS
+ * is dropped rather than left to TCP's retransmission backoff: after a
+ * partition heals, the backoff would keep a member deaf to the leader for
+ * seconds; a new connection reaches it at libraft's next attempt. */
 static void peer_tune(peer_conn *c)
 {
+	uv_os_fd_t fd;
+	unsigned ms = PEER_USER_TIMEOUT_MS;
+
 	uv_tcp_nodelay(c->tcp, 1);
+	if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
 }
 
 static void peer_connect_cb(uv_connect_t *req, int status)
@@ -597,6 +609,8 @@ static void peer_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	peer_tune(c);
+	/* Connected: the exchange gets its own, longer, bound. */
+	uv_timer_start(&c->timer, peer_timeout, PEER_TIMEOUT_MS, 0);
 	peer_expect(c, PEER_READ_CHALLENGE, PEER_CHALLENGE_LEN);
 	status = uv_read_start((uv_stream_t *)c->tcp, peer_alloc, peer_read_cb);
 	if (status != 0)

@@ -55,6 +55,14 @@
  * a second. */
 #define PEER_TIMEOUT_MS 3000
 
+/* A TCP connect to a member answers within a round trip or not at all (a
+ * partition drops the SYN): give up after this, and libraft tries again
+ * after its retry delay (node.c). */
+#define PEER_CONNECT_TIMEOUT_MS 1000
+
+/* Unacknowledged data this old ends the connection (TCP_USER_TIMEOUT). */
+#define PEER_USER_TIMEOUT_MS 1000
+
 /* Failed exchanges are logged as warnings at most this often; the rest at
  * debug level, counted. */
 #define PEER_WARN_INTERVAL_MS 10000
