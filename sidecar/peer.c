@@ -267,7 +267,7 @@ static void peer_handle_closed(uv_handle_t *h)
 }
 
 /* Warnings about failed exchanges, at most one per PEER_WARN_INTERVAL_MS:
- * a misconfigured member retries every second, forever. The rest go to
+ * a misconfigured member retries several times a second, forever. The rest go to
  * the debug level and are counted in the next warning. */
 static int peer_warn_level(peer_transport *t, int level)
 {
@@ -577,8 +577,8 @@ static peer_conn *peer_conn_new(peer_transport *t, enum peer_kind kind)
 	/* Bounds the TCP connect too: a peer cut off by a partition would
 	 * otherwise hold libraft's connection attempt for minutes of SYN
 	 * retries. */
-	uv_timer_start(&c->timer, peer_timeout, kind == PEER_CONNECT ? PEER_CONNECT_TIMEOUT_MS : PEER_TIMEOUT_MS,
-		       0);
+	uv_timer_start(&c->timer, peer_timeout,
+		       kind == PEER_CONNECT ? PEER_CONNECT_TIMEOUT_MS : PEER_TIMEOUT_MS, 0);
 	return c;
 }
 

@@ -11,7 +11,7 @@
  *                        acceptor id | connector address)
  *
  * The acceptor closes the connection on a wrong answer, so the connector
- * learns of it (and libraft waits a second before it tries again), and
+ * learns of it (and libraft waits its retry delay before trying again), and
  * the verdict shows the connector that the acceptor holds the secret too.
  *
  * The nonce is fresh from getrandom(2) for every connection, so a recorded
@@ -50,9 +50,9 @@
 #define PEER_SECRET_MAX  1024 /* bytes: a key file, not a document */
 #define PEER_ADDRESS_MAX 255  /* bytes of a Raft address on the wire */
 
-/* How long either side waits for the other's half of the exchange. It is
- * one round trip; libraft retries a failed connection by itself about once
- * a second. */
+/* How long either side waits for the other's half of the exchange, once
+ * TCP is connected. It is one round trip and a half; libraft retries a
+ * failed connection by itself after its retry delay (node.c). */
 #define PEER_TIMEOUT_MS 3000
 
 /* A TCP connect to a member answers within a round trip or not at all (a
