@@ -47,7 +47,9 @@ SELECT count(*) AS n, min(t) > :before_one AS fresh FROM tso_range(1) AS t;
 -- a big range: one request of 1,000,000
 SELECT count(*) AS n, max(t) - min(t) AS span FROM tso_range(1000000) AS t;
 
--- the largest range allowed, TP_MAX_COUNT = 2^24
+-- the largest range the protocol allows, TP_MAX_COUNT = 2^24, once a
+-- superuser has raised tsoracle.max_range to it (tsoracle_max_range.sql)
+SET tsoracle.max_range = 16777216;
 SELECT count(*) AS n, max(t) - min(t) AS span FROM tso_range(16777216) AS t;
 
 -- ranges never overlap, and come after each other
@@ -87,7 +89,8 @@ BEGIN
 END
 $$;
 
--- counts outside [1, 16777216]: SQLSTATE 22023
+-- counts outside [1, tsoracle.max_range]: SQLSTATE 22023 (still raised
+-- to 16777216 here)
 SELECT * FROM tso_range(0);
 SELECT * FROM tso_range(-1);
 SELECT * FROM tso_range(16777217);
@@ -106,6 +109,7 @@ BEGIN
     END LOOP;
 END
 $$;
+RESET tsoracle.max_range;
 
 -- tso_now() as a column DEFAULT: distinct and increasing in insertion order
 CREATE TABLE ev (id bigint PRIMARY KEY DEFAULT tso_now(), n integer NOT NULL);

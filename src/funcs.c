@@ -32,7 +32,8 @@
  *								what class 54 means, whereas 22003 would
  *								blame a value the caller supplied.
  *	22023 invalid_parameter_value	tso_range() count outside
- *								[1, TP_MAX_COUNT].
+ *								[1, tsoracle.max_range] (at most
+ *								TP_MAX_COUNT).
  *
  * src/funcs.c
  *
@@ -301,12 +302,22 @@ tso_range(PG_FUNCTION_ARGS)
 	{
 		int32		n = PG_GETARG_INT32(0);
 
-		if (n < 1 || (uint32) n > TP_MAX_COUNT)
+		/*
+		 * tsoracle.max_range <= TP_MAX_COUNT (its bounds), so every count
+		 * accepted here is one the protocol allows. The message names the
+		 * limit, the hint the setting that sets it.
+		 */
+		if (n < 1 || n > tsoracle_max_range)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("tso_range count must be between 1 and %u",
-							(unsigned) TP_MAX_COUNT),
-					 errdetail("The count requested was %d.", n)));
+					 errmsg("tso_range count must be between 1 and %d",
+							tsoracle_max_range),
+					 errdetail("The count requested was %d.", n),
+					 n < 1 ? 0 :
+					 (uint32) tsoracle_max_range < TP_MAX_COUNT ?
+					 errhint("The upper limit is tsoracle.max_range; a superuser may raise it up to %u, or take the timestamps in several calls.",
+							 (unsigned) TP_MAX_COUNT) :
+					 errhint("tsoracle.max_range is at the protocol's maximum; take the timestamps in several calls.")));
 
 		funcctx = SRF_FIRSTCALL_INIT();
 		range = MemoryContextAlloc(funcctx->multi_call_memory_ctx,

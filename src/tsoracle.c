@@ -18,6 +18,7 @@
 #include "utils/guc.h"
 
 #include "compat.h"
+#include "proto.h"
 #include "ring.h"
 #include "tsoracle.h"
 #include "worker.h"
@@ -30,9 +31,18 @@ PG_MODULE_MAGIC;
 #define TSORACLE_MAX_TIMEOUT_MS			600000
 #define TSORACLE_DEFAULT_MAX_INFLIGHT	4
 
+/*
+ * tsoracle.max_range, timestamps: 2^20 is 4 ms of the oracle's capacity
+ * (2^18 timestamps per millisecond), so no role a superuser has not trusted
+ * can take more than that in one call; the protocol's TP_MAX_COUNT (2^24,
+ * 64 ms) is the ceiling a superuser may raise it to.
+ */
+#define TSORACLE_DEFAULT_MAX_RANGE		(1 << 20)
+
 char	   *tsoracle_sidecar_address = NULL;
 int			tsoracle_timeout = TSORACLE_DEFAULT_TIMEOUT_MS;
 int			tsoracle_max_inflight = TSORACLE_DEFAULT_MAX_INFLIGHT;
+int			tsoracle_max_range = TSORACLE_DEFAULT_MAX_RANGE;
 bool		tsoracle_refuse_backward_grants = true;
 
 void		_PG_init(void);
@@ -103,6 +113,27 @@ tsoracle_define_gucs(void)
 							1,
 							WORKER_MAX_INFLIGHT_LIMIT,
 							PGC_SIGHUP,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	/*
+	 * Superuser-set: a role that could raise it could take a large share of
+	 * the cluster's timestamp capacity (docs/sql.md), which is what the
+	 * limit is for; a superuser can still raise it for one session or grant
+	 * SET on it.
+	 */
+	DefineCustomIntVariable("tsoracle.max_range",
+							"Largest number of timestamps one tso_range() call may take.",
+							"tso_range(n) with n above this fails with SQLSTATE 22023. The cluster "
+							"grants at most 262144 timestamps per millisecond to all its clients "
+							"together, so the limit keeps one call from taking a large share of it.",
+							&tsoracle_max_range,
+							TSORACLE_DEFAULT_MAX_RANGE,
+							1,
+							(int) TP_MAX_COUNT,
+							PGC_SUSET,
 							0,
 							NULL,
 							NULL,

@@ -19,6 +19,9 @@ extern int tsoracle_timeout;
 /* tsoracle.max_inflight: coalesced requests the worker keeps in flight. */
 extern int tsoracle_max_inflight;
 
+/* tsoracle.max_range: the largest count tso_range(n) accepts. */
+extern int tsoracle_max_range;
+
 /*
  * tsoracle.refuse_backward_grants: whether the worker refuses a grant not
  * above one it has already received. A developer option, for the checker's
