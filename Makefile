@@ -34,9 +34,10 @@ SC_CC ?= gcc
 SC_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wconversion \
 	-Wno-sign-conversion -Werror=implicit-function-declaration \
 	-Icommon -Isidecar -I$(DEPS_PREFIX)/include -MMD -MP
-SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lm
+# OpenSSL (Debian's libssl): TLS on the peer transport (common/tls.h).
+SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lssl -lcrypto -lm
 
-SIDECAR_SRCS = $(filter-out sidecar/ctl.c,$(wildcard sidecar/*.c)) common/proto.c
+SIDECAR_SRCS = $(filter-out sidecar/ctl.c,$(wildcard sidecar/*.c)) common/proto.c common/tls.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
 CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
 	$(BUILD)/common/dial.o \

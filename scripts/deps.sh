@@ -15,7 +15,7 @@ raft_debian_version=$raft_version-1
 
 packages=(
 	build-essential pkg-config autoconf automake libtool
-	libuv1-dev liblz4-dev libcmocka-dev
+	libuv1-dev liblz4-dev libcmocka-dev libssl-dev openssl
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15
 	libpq-dev libipc-run-perl dpkg-dev iproute2 procps patch
 )
