@@ -30,13 +30,24 @@
 # while PostgreSQL, in the root namespace, keeps talking to its sidecar
 # through the file system. Only these namespaces' own addresses are used.
 #
-# Environment: SIDECAR_BIN, the daemon to run (a planted-bug build for a
-# positive control); NEMESIS_PG_CONF, lines added to each PostgreSQL's
-# postgresql.conf (e.g. "tsoracle.refuse_backward_grants = off"); NEMESIS_SLOT
-# and NEMESIS_DIR, below.
+# The workers' guard (tsoracle.refuse_backward_grants, docs/sql.md) is off:
+# a worker would turn a grant not above one it received into an error, and
+# the checker would see errors where the sidecars broke the order. Whatever
+# the guard, the run fails if any PostgreSQL log reports a backward grant
+# (the worker's WARNING, or the refusal) or the checker saw a call refused.
 #
-# Exit status: the checker's (0: no violation). Every process it started
-# is stopped at the end; the data stays in $NEMESIS_DIR for inspection.
+# Environment: SIDECAR_BIN, the daemon to run (a planted-bug build for a
+# positive control); NEMESIS_GUARD=on keeps the workers' guard on (then a
+# refusal is still a failure); NEMESIS_PG_CONF, more lines for each
+# PostgreSQL's postgresql.conf; NEMESIS_MIN_OK, the fewest successful calls
+# a run must have (default: MIN_OK_PER_SESSION_S per session and second);
+# NEMESIS_SEED, the checker's --seed (default 1, printed in its report);
+# NEMESIS_SLOT and NEMESIS_DIR, below.
+#
+# Exit status: 0 no violation; 1 violations (the checker's, or a backward
+# grant in a PostgreSQL log); 2 setup error; 3 the run tested too little
+# (fewer successful calls than the floor). Every process it started is
+# stopped at the end; the data stays in $NEMESIS_DIR for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -59,6 +70,15 @@ PARTITION_HOLD_S=5   # > election timeout + lease wait: the majority serves
 NETNS=tso-nem$slot-  # member i runs in namespace ${NETNS}i
 HUB=tso-nemhub$slot
 NET_PREFIX=10.213.$((77 + slot)).
+MIN_OK_PER_SESSION_S=10 # successful calls per session and second, at least (runs see hundreds)
+# The worker's WARNING for a backward grant (src/worker.c) and its callers'
+# error (src/funcs.c): either in a log means the sidecars broke the order.
+BACKWARD_RE='granted timestamps starting at [0-9]+, not above|tsoracle refused a timestamp that was not above'
+pg_conf=${NEMESIS_PG_CONF:-}
+if [ "${NEMESIS_GUARD:-off}" != on ]; then
+	pg_conf="tsoracle.refuse_backward_grants = off${pg_conf:+
+$pg_conf}"
+fi
 
 log() { printf '%s nemesis: %s\n' "$(date +%T.%3N)" "$*" | tee -a "$NEMESIS_DIR/nemesis.log"; }
 node_dir() { echo "$NEMESIS_DIR/node$1"; }
@@ -218,7 +238,7 @@ act() {
 	esac
 }
 
-# Each setting of NEMESIS_PG_CONF must be in effect on every server: one
+# Each setting of $pg_conf must be in effect on every server: one
 # that PostgreSQL does not know (say, a tsoracle.so without it, installed
 # meanwhile from another checkout) is dropped with a mere WARNING in its
 # log, and the run would test something other than intended.
@@ -234,7 +254,7 @@ check_pg_conf() {
 				exit 2
 			fi
 		done
-	done <<<"${NEMESIS_PG_CONF:-}"
+	done <<<"$pg_conf"
 }
 
 stop_everything() {
@@ -255,14 +275,16 @@ if [ "$nemesis" = partition ]; then
 	net_up
 	export CLUSTER_NETNS=$NETNS CLUSTER_IP_PREFIX=$NET_PREFIX
 fi
-PG_EXTRA_CONF=${NEMESIS_PG_CONF:-} cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "clock-offset-file = NODE/clock-offset"
+PG_EXTRA_CONF=$pg_conf cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "clock-offset-file = NODE/clock-offset"
 check_pg_conf
-log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s; nemesis: $nemesis"
+min_ok=${NEMESIS_MIN_OK:-$((MIN_OK_PER_SESSION_S * 3 * clients * seconds))}
+log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s, at least $min_ok calls ok;" \
+	"nemesis: $nemesis; guard ${NEMESIS_GUARD:-off}"
 
 conns=()
 for i in 1 2 3; do conns+=(--conn "host=127.0.0.1 port=$((PG_BASE + i)) user=postgres dbname=postgres"); done
-build/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" \
-	--history "$NEMESIS_DIR/history.tsv" >"$NEMESIS_DIR/checker.out" 2>&1 &
+build/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" --min-ok "$min_ok" \
+	--seed "${NEMESIS_SEED:-1}" --history "$NEMESIS_DIR/history.tsv" >"$NEMESIS_DIR/checker.out" 2>&1 &
 checker=$!
 
 end=$((SECONDS + seconds - CALM_S))
@@ -277,4 +299,10 @@ rc=0
 wait $checker || rc=$?
 log "done: $faults fault(s) injected"
 cat "$NEMESIS_DIR/checker.out"
+backward=$(cat "$NEMESIS_DIR"/node?/postgresql.log | grep -cE "$BACKWARD_RE" || true)
+echo "backward grants in the PostgreSQL logs: $backward"
+if [ "$backward" -gt 0 ]; then
+	grep -hE "$BACKWARD_RE" "$NEMESIS_DIR"/node?/postgresql.log | head -n 3 | sed 's/^/    /'
+	[ $rc -eq 1 ] || [ $rc -eq 2 ] || rc=1
+fi
 exit $rc

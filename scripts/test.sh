@@ -138,16 +138,14 @@ nemesis_control() {
 # before it won), under clock-kill: the leader's clock jumps 30 s ahead, it
 # is killed, and its successor, with a true clock, serves below what it
 # handed out. Each PostgreSQL worker would refuse those grants (they are not
-# above one it has received), so the callers would see errors, not values,
-# and the checker nothing: the run turns that refusal off with the
-# developer setting tsoracle.refuse_backward_grants (nemesis.sh exits 2 if
-# the installed tsoracle.so does not know it). The first kill comes about
-# 4 s into the run and the successor serves 2-3 s later, so 10 s leave it a
-# few seconds of calls; the whole run takes 22-25 s.
+# above one it has received); nemesis.sh turns that refusal off (the
+# developer setting tsoracle.refuse_backward_grants; it exits 2 if the
+# installed tsoracle.so does not know it), so the checker sees the values.
+# The first kill comes about 4 s into the run and the successor serves 2-3 s
+# later, so 10 s leave it a few seconds of calls; the whole run takes 22-25 s.
 nemesis_fence_control() {
 	nemesis_expect_violations NEMESIS_SLOT=7 NEMESIS_DIR="$STAGE/nemesis-fence-control" \
-		SIDECAR_BIN="$STAGE/bin/tsoracled-broken-fence" \
-		NEMESIS_PG_CONF="tsoracle.refuse_backward_grants = off" scripts/nemesis.sh clock-kill 10 2
+		SIDECAR_BIN="$STAGE/bin/tsoracled-broken-fence" scripts/nemesis.sh clock-kill 10 2
 }
 
 [ -n "${SKIP_UNIT:-}" ] || suite "unit tests (cmocka)" unit

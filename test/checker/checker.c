@@ -2,6 +2,7 @@
  * check. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,8 +24,18 @@
  * [1, --range-max], recording the invoke and completion times on this
  * process's monotonic clock (one clock for all nodes) and the values. Then
  * it checks the history (history.h) and prints operations, errors,
- * violations, availability and the longest time without service. Exit
- * status: 0 no violation, 1 violations, 2 usage or setup error.
+ * violations, availability and the longest time without service.
+ *
+ * A call that fails because its PostgreSQL worker refused a backward grant
+ * (CHK_REFUSED_MSG) is a violation, not an error: the sidecars broke the
+ * order and only the worker's guard kept the value from the caller. A run
+ * with fewer than --min-ok successful calls tested too little to mean
+ * anything and fails too. The sessions' random choices come from --seed
+ * (printed), so a run's mix of calls can be repeated.
+ *
+ * Exit status: 0 no violation and at least --min-ok successful calls,
+ * 1 violations, 2 usage or setup error, 3 no violation but fewer than
+ * --min-ok successful calls.
  */
 
 #define CHK_MAX_NODES             16
@@ -37,6 +48,15 @@
 #define NS_PER_S                  1000000000ULL
 #define NS_PER_MS                 1000000ULL
 #define CHK_ERRCODE_SLOTS         16
+#define CHK_DEFAULT_MIN_OK        1 /* successful calls; below: exit CHK_EXIT_TOO_FEW */
+#define CHK_DEFAULT_SEED          1
+#define CHK_SEED_STRIDE           7919 /* a prime: session i draws from seed + i * stride */
+#define CHK_EXIT_VIOLATIONS       1
+#define CHK_EXIT_USAGE            2
+#define CHK_EXIT_TOO_FEW          3
+/* The error of a call whose worker refused a grant not above an earlier
+ * one (src/funcs.c, tsoracle.refuse_backward_grants in docs/sql.md). */
+#define CHK_REFUSED_MSG           "tsoracle refused a timestamp that was not above an earlier one"
 
 typedef struct chk_config {
 	const char *conns[CHK_MAX_NODES];
@@ -45,6 +65,8 @@ typedef struct chk_config {
 	int duration_s;
 	int range_max;
 	int range_percent;
+	long min_ok;
+	unsigned seed;
 	const char *history_path;
 } chk_config;
 
@@ -86,7 +108,7 @@ static void chk_record(chk_session *s, const hist_op *op)
 
 		if (p == NULL) {
 			fprintf(stderr, "tsoracle-checker: out of memory\n");
-			exit(2);
+			exit(CHK_EXIT_USAGE);
 		}
 		s->ops = p;
 		s->cap_ops = cap;
@@ -151,6 +173,8 @@ static void *chk_session_main(void *arg)
 			 * malformed (hi < lo) so the check reports it. */
 			if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) != n || op.hi - op.lo + 1 != n)
 				op.hi = op.lo - 1;
+		} else if (strstr(PQerrorMessage(conn), CHK_REFUSED_MSG) != NULL) {
+			op.refused = true; /* a violation: counted by hist_check */
 		} else {
 			chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
 		}
@@ -164,10 +188,16 @@ static void *chk_session_main(void *arg)
 
 static void chk_usage(FILE *out)
 {
-	fprintf(out, "Usage: tsoracle-checker --conn CONNINFO [--conn CONNINFO ...] [--clients N]\n"
-		     "         [--duration S] [--range-max N] [--range-percent P] [--history FILE]\n"
-		     "Runs N sessions per node calling tso_now() and tso_range(n) for S seconds,\n"
-		     "then checks: no value twice, per-session increase, real-time order.\n");
+	fprintf(out,
+		"Usage: tsoracle-checker --conn CONNINFO [--conn CONNINFO ...] [--clients N]\n"
+		"         [--duration S] [--range-max N] [--range-percent P] [--history FILE]\n"
+		"         [--min-ok N] [--seed S]\n"
+		"Runs N sessions per node calling tso_now() and tso_range(n) for S seconds,\n"
+		"then checks: no value twice, per-session increase, real-time order, no\n"
+		"call refused by its worker as a backward grant.\n"
+		"Exit status: 0 none broken and at least --min-ok (default %d) successful\n"
+		"calls; 1 violations; 2 usage or setup error; 3 too few successful calls.\n",
+		CHK_DEFAULT_MIN_OK);
 }
 
 static int chk_int_arg(const char *name, const char *v, int lo, int hi)
@@ -180,7 +210,7 @@ static int chk_int_arg(const char *name, const char *v, int lo, int hi)
 	if (errno != 0 || *end != '\0' || x < lo || x > hi) {
 		fprintf(stderr, "tsoracle-checker: %s must be a number from %d to %d, not \"%s\"\n", name, lo,
 			hi, v);
-		exit(2);
+		exit(CHK_EXIT_USAGE);
 	}
 	return (int)x;
 }
@@ -190,7 +220,9 @@ int main(int argc, char **argv)
 	chk_config cfg = {.clients = CHK_DEFAULT_CLIENTS,
 			  .duration_s = CHK_DEFAULT_DURATION_S,
 			  .range_max = CHK_DEFAULT_RANGE_MAX,
-			  .range_percent = CHK_DEFAULT_RANGE_PERCENT};
+			  .range_percent = CHK_DEFAULT_RANGE_PERCENT,
+			  .min_ok = CHK_DEFAULT_MIN_OK,
+			  .seed = CHK_DEFAULT_SEED};
 	chk_session *sessions;
 	int n_sessions;
 	hist_op *all;
@@ -207,7 +239,7 @@ int main(int argc, char **argv)
 		}
 		if (v == NULL) {
 			chk_usage(stderr);
-			return 2;
+			return CHK_EXIT_USAGE;
 		}
 		i++;
 		if (strcmp(a, "--conn") == 0 && cfg.n_conns < CHK_MAX_NODES)
@@ -222,27 +254,31 @@ int main(int argc, char **argv)
 			cfg.range_percent = chk_int_arg(a, v, 0, 100);
 		else if (strcmp(a, "--history") == 0)
 			cfg.history_path = v;
+		else if (strcmp(a, "--min-ok") == 0)
+			cfg.min_ok = chk_int_arg(a, v, 0, INT_MAX);
+		else if (strcmp(a, "--seed") == 0)
+			cfg.seed = (unsigned)chk_int_arg(a, v, 0, INT_MAX);
 		else {
 			chk_usage(stderr);
-			return 2;
+			return CHK_EXIT_USAGE;
 		}
 	}
 	if (cfg.n_conns == 0) {
 		chk_usage(stderr);
-		return 2;
+		return CHK_EXIT_USAGE;
 	}
 	n_sessions = cfg.n_conns * cfg.clients;
 	sessions = calloc((size_t)n_sessions, sizeof *sessions);
 	if (sessions == NULL)
-		return 2;
+		return CHK_EXIT_USAGE;
 	for (int i = 0; i < n_sessions; i++) {
 		sessions[i].cfg = &cfg;
 		sessions[i].conninfo = cfg.conns[i % cfg.n_conns];
 		sessions[i].id = (uint32_t)i;
-		sessions[i].seed = (unsigned)(i * 7919 + 1);
+		sessions[i].seed = cfg.seed + (unsigned)i * CHK_SEED_STRIDE;
 		if (pthread_create(&sessions[i].thread, NULL, chk_session_main, &sessions[i]) != 0) {
 			fprintf(stderr, "tsoracle-checker: could not start a thread\n");
-			return 2;
+			return CHK_EXIT_USAGE;
 		}
 	}
 	chk_sleep_ms((unsigned)cfg.duration_s * 1000u);
@@ -254,7 +290,7 @@ int main(int argc, char **argv)
 
 	all = malloc((n_all ? n_all : 1) * sizeof *all);
 	if (all == NULL)
-		return 2;
+		return CHK_EXIT_USAGE;
 	n_all = 0;
 	for (int i = 0; i < n_sessions; i++) {
 		memcpy(all + n_all, sessions[i].ops, sessions[i].n_ops * sizeof *all);
@@ -266,20 +302,21 @@ int main(int argc, char **argv)
 		if (f == NULL) {
 			fprintf(stderr, "tsoracle-checker: could not write %s: %s\n", cfg.history_path,
 				strerror(errno));
-			return 2;
+			return CHK_EXIT_USAGE;
 		}
-		fprintf(f, "session\tok\tinvoke_ns\tcomplete_ns\tlo\thi\n");
+		fprintf(f, "session\tok\tinvoke_ns\tcomplete_ns\tlo\thi\trefused\n");
 		for (size_t i = 0; i < n_all; i++)
-			fprintf(f, "%u\t%d\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\n",
+			fprintf(f, "%u\t%d\t%" PRIu64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId64 "\t%d\n",
 				all[i].session, all[i].ok, all[i].invoke_ns, all[i].complete_ns, all[i].lo,
-				all[i].hi);
+				all[i].hi, all[i].refused);
 		fclose(f);
 	}
 	violations = hist_check(all, n_all, &r);
 
-	printf("nodes %d, sessions %d, %d s\n", cfg.n_conns, n_sessions, cfg.duration_s);
+	printf("nodes %d, sessions %d, %d s, seed %u\n", cfg.n_conns, n_sessions, cfg.duration_s, cfg.seed);
 	printf("operations ok %zu (%zu timestamps), errors %zu, availability %.4f\n", r.ops, r.timestamps,
-	       r.errors, r.ops + r.errors ? (double)r.ops / (double)(r.ops + r.errors) : 0.0);
+	       r.errors,
+	       r.ops + r.errors + r.refused ? (double)r.ops / (double)(r.ops + r.errors + r.refused) : 0.0);
 	printf("longest time without a successful call: %.1f ms\n",
 	       (double)r.longest_gap_ns / (double)NS_PER_MS);
 	/* Errors by SQLSTATE over all sessions ("conn": could not connect). */
@@ -301,13 +338,20 @@ int main(int argc, char **argv)
 			       sessions[i].last_error);
 		}
 	}
-	printf("violations: %zu (duplicates %zu, session order %zu, real-time order %zu, malformed %zu)\n",
-	       violations, r.duplicates, r.session_backwards, r.realtime, r.malformed);
+	printf("violations: %zu (duplicates %zu, session order %zu, real-time order %zu, malformed %zu, "
+	       "refused backward grants %zu)\n",
+	       violations, r.duplicates, r.session_backwards, r.realtime, r.malformed, r.refused);
 	if (violations > 0)
 		printf("first violation: %s\n", r.first_violation);
+	if ((long)r.ops < cfg.min_ok)
+		printf("too few successful calls: %zu, below the floor of %ld (--min-ok): the run tested too "
+		       "little\n",
+		       r.ops, cfg.min_ok);
 	for (int i = 0; i < n_sessions; i++)
 		free(sessions[i].ops);
 	free(sessions);
 	free(all);
-	return violations > 0 ? 1 : 0;
+	if (violations > 0)
+		return CHK_EXIT_VIOLATIONS;
+	return (long)r.ops < cfg.min_ok ? CHK_EXIT_TOO_FEW : 0;
 }

@@ -73,7 +73,17 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 		if (ops[i].complete_ns > last_complete)
 			last_complete = ops[i].complete_ns;
 		if (!ops[i].ok) {
-			r->errors++;
+			if (ops[i].refused) {
+				r->refused++;
+				if (r->first_violation[0] == '\0')
+					snprintf(r->first_violation, sizeof r->first_violation,
+						 "refused: session %u's call was refused by its worker (a "
+						 "grant not "
+						 "above an earlier one)",
+						 ops[i].session);
+			} else {
+				r->errors++;
+			}
 			continue;
 		}
 		if (ops[i].hi < ops[i].lo) {
@@ -165,5 +175,5 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 	}
 	free(done);
 	free(completions);
-	return r->duplicates + r->session_backwards + r->realtime + r->malformed;
+	return r->duplicates + r->session_backwards + r->realtime + r->malformed + r->refused;
 }

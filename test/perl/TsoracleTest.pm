@@ -19,9 +19,16 @@ use Test::More;
 our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_signal
   sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
   check_increasing take_ts ctl bg_send bg_collect
-  secret_new cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get);
+  secret_new cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
+  $GUARD_OFF no_backward_grants);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
+
+# postgresql.conf lines for a test that must see what the sidecars hand out:
+# the worker's guard (docs/sql.md, tsoracle.refuse_backward_grants) would
+# turn a backward grant into an error, which a retry loop or an "above every
+# earlier value" check would pass over.
+our $GUARD_OFF = "tsoracle.refuse_backward_grants = off\n";
 
 # Every sidecar this test started, so none outlives it, even on a bail out.
 my %started;
@@ -362,6 +369,27 @@ sub cluster_leader
 		return 0;
 	}) or die "no serving leader among " . join(', ', map { $_->{name} } @scs);
 	return $leader;
+}
+
+# Passes if no server log of these PostgreSQL nodes reports a backward
+# grant: the worker logs a WARNING for each (src/worker.c), guard on or off,
+# and with the guard on its callers got "tsoracle refused a timestamp that
+# was not above an earlier one". Either means the sidecars broke the order,
+# whatever the values the test looked at.
+sub no_backward_grants
+{
+	my (@nodes) = @_;
+	my @found;
+	for my $node (@nodes)
+	{
+		my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+		push @found, map { $node->name . ": $_" }
+		  grep { /granted timestamps starting at \d+, not above|tsoracle refused a timestamp/ }
+		  split /\n/, $log;
+	}
+	is(scalar(@found), 0, 'no server log reports a backward grant ('
+		  . join(', ', map { $_->name } @nodes) . ')')
+	  or diag(join("\n", @found[ 0 .. ($#found < 4 ? $#found : 4) ]));
 }
 
 1;

@@ -117,6 +117,7 @@ $node->pgbench(
 	'6 concurrent clients after the faults',
 	{ '002_load' => 'SELECT tso_now();' });
 
+no_backward_grants($node);
 $node->stop;
 sidecar_stop($sc);
 done_testing();

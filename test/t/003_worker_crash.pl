@@ -9,7 +9,8 @@ use TsoracleTest;
 
 my $sc = sidecar_start(sidecar_new(name => 'crash'));
 # The test framework turns crash restarts off; a kill -9 needs them.
-my $node = pg_node_for('pg', $sc, "restart_after_crash = on\n");
+# The worker's guard is off: the checks look at what the sidecar hands out.
+my $node = pg_node_for('pg', $sc, "restart_after_crash = on\n$GUARD_OFF");
 
 sub worker_pid
 {
@@ -45,6 +46,7 @@ $v = ts_when_ready();
 ok($v && $v > $high, "timestamps continue after kill -9 of the worker ($v > $high)");
 isnt(worker_pid(), $pid, 'and it is a new worker');
 
+no_backward_grants($node);
 $node->stop;
 sidecar_stop($sc);
 done_testing();

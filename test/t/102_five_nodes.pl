@@ -36,7 +36,7 @@ for my $sc (@up)
 }
 
 # A PostgreSQL on a survivor, to see the SQL side of losing the quorum.
-my $node = pg_node_for('pg', $up[0], "tsoracle.timeout = 3000\n");
+my $node = pg_node_for('pg', $up[0], "tsoracle.timeout = 3000\n$GUARD_OFF");
 ok(take_ts($node) > $high, 'PostgreSQL on a survivor serves');
 
 # Three down: no quorum.
@@ -92,6 +92,7 @@ my $v = wait_until(30, sub {
 });
 ok($v && $v > $high, 'PostgreSQL serves again');
 
+no_backward_grants($node);
 $node->stop;
 sidecar_stop($_) for grep { $_->{pid} } @sc;
 done_testing();

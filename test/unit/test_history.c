@@ -11,10 +11,15 @@
 
 #define MS 1000000ULL /* ns */
 
-/* session, ok, invoke, complete, lo, hi */
-#define OP(s, ok, i, c, lo, hi)                                                                              \
+/* session, ok, invoke, complete, lo, hi; REFUSED: a call its worker refused */
+#define OP(s_, ok_, i_, c_, lo_, hi_)                                                                        \
 	{                                                                                                    \
-		(s), (ok), (i)*MS, (c)*MS, (lo), (hi)                                                        \
+		.session = (s_), .ok = (ok_), .invoke_ns = (i_)*MS, .complete_ns = (c_)*MS, .lo = (lo_),     \
+		.hi = (hi_)                                                                                  \
+	}
+#define REFUSED(s, i, c)                                                                                     \
+	{                                                                                                    \
+		.session = (s), .ok = false, .invoke_ns = (i)*MS, .complete_ns = (c)*MS, .refused = true     \
 	}
 
 static void test_good_history(void **state __attribute__((unused)))
@@ -86,6 +91,33 @@ static void test_malformed_range(void **state __attribute__((unused)))
 	assert_int_equal(r.malformed, 1);
 }
 
+/* A call refused by its worker (the sidecars granted a value not above an
+ * earlier one) is a violation even though no caller saw a bad value: the
+ * guard hid what the sidecars did. */
+static void test_refused_is_violation(void **state __attribute__((unused)))
+{
+	hist_op ops[] = {OP(1, true, 0, 10, 100, 100), REFUSED(2, 11, 12), OP(1, true, 13, 14, 101, 101)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 3, &r), 1);
+	assert_int_equal(r.refused, 1);
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(r.ops, 2);
+	assert_non_null(strstr(r.first_violation, "refused"));
+}
+
+/* An ordinary failure (a timeout, no leader) is an error, not a violation. */
+static void test_error_is_not_violation(void **state __attribute__((unused)))
+{
+	hist_op ops[] = {OP(1, true, 0, 10, 100, 100), OP(2, false, 11, 12, 0, 0)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 2, &r), 0);
+	assert_int_equal(r.refused, 0);
+	assert_int_equal(r.errors, 1);
+	assert_string_equal(r.first_violation, "");
+}
+
 static void test_longest_gap(void **state __attribute__((unused)))
 {
 	hist_op ops[] = {OP(1, true, 0, 10, 1, 1), OP(1, true, 11, 500, 2, 2), OP(1, true, 501, 520, 3, 3)};
@@ -105,6 +137,8 @@ int main(void)
 	    cmocka_unit_test(test_realtime_violation),
 	    cmocka_unit_test(test_realtime_needs_strict_precedence),
 	    cmocka_unit_test(test_malformed_range),
+	    cmocka_unit_test(test_refused_is_violation),
+	    cmocka_unit_test(test_error_is_not_violation),
 	    cmocka_unit_test(test_longest_gap),
 	};
 
