@@ -165,6 +165,14 @@ $(BUILD)/control/tsoracled-broken-%: $(filter-out $(BUILD)/sidecar/alloc.o,$(SID
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
 unit: $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence
 
+# ---- test only: a writer of raw Raft commands (test/fsm/raft_append.c) ---
+# For t/120_fsm_refusals.pl: appends commands tsoracled would never propose
+# to a real data directory, through libraft's uv I/O. Never installed.
+$(BUILD)/test-bin/tsoracle-raft-append: $(BUILD)/test/fsm/raft_append.o
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
+unit: $(BUILD)/test-bin/tsoracle-raft-append
+
 # ---- benchmarks (test/bench/, scripts/bench.sh, docs/performance.md) ----
 # tsoracle-bench: a load generator and latency meter for tsoracled, linked
 # with the common codec. `make bench` measures this machine (about 10 min;
@@ -212,11 +220,12 @@ $(patsubst %,$(BUILD)/sim/sim_expect_%.o,$(SIM_BROKEN_KINDS)): $(BUILD)/sim/sim_
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -DTSO_SIM_EXPECT_VIOLATION=$(SIM_EXPECT_$*) -c -o $@ $<
 
-$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(BUILD)/sidecar/alloc.o $(BUILD)/sidecar/fsm.o
+$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(BUILD)/sidecar/alloc.o $(BUILD)/sidecar/fsm.o \
+		$(BUILD)/sidecar/log.o
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
 
 $(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUILD)/sim/sim_expect_%.o \
-		$(SIM_LIB_OBJS) $(BUILD)/test/broken/alloc_%.o $(BUILD)/sidecar/fsm.o
+		$(SIM_LIB_OBJS) $(BUILD)/test/broken/alloc_%.o $(BUILD)/sidecar/fsm.o $(BUILD)/sidecar/log.o
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS)

@@ -69,7 +69,7 @@ stage() {
 	cp -r test/t test/perl "$STAGE/"
 	mkdir -p "$STAGE/bin"
 	cp build/tsoracle-checker build/control/tsoracled-broken-monotonic build/control/tsoracled-broken-fence \
-		"$STAGE/bin/"
+		build/test-bin/tsoracle-raft-append "$STAGE/bin/"
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
 }
@@ -106,7 +106,7 @@ tap() {
 	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" \
 		PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
-		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" \
+		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
 }
 

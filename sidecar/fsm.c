@@ -1,18 +1,120 @@
 /* fsm.c: the Raft state machine: HighWater(mark) applied as max, Release(term), and snapshots. */
 #include "fsm.h"
 
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bytes.h"
+#include "log.h"
+#include "tso.h"
+
+/* What a command is, by its bytes alone (fsm.h): the rule every replica
+ * applies the same way. */
+enum fsm_verdict {
+	FSM_OK,      /* a known command, well-formed and in range */
+	FSM_REFUSED, /* malformed or out of range: changes nothing */
+	FSM_UNKNOWN, /* well-formed, of a type this version does not know */
+};
+
+static const char *fsm_type_name(uint8_t type)
+{
+	switch (type) {
+	case FSM_CMD_HIGH_WATER:
+		return "HighWater";
+	case FSM_CMD_RELEASE:
+		return "Release";
+	default:
+		return "unknown";
+	}
+}
+
+static bool fsm_reserved_zero(const uint8_t *p)
+{
+	for (size_t i = 1; i < FSM_CMD_HEADER_SIZE; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+/* Classifies the command in buf; why says what was wrong, for the log. */
+static enum fsm_verdict fsm_check(const struct raft_buffer *buf, char *why, size_t whylen)
+{
+	const uint8_t *p = buf->base;
+	uint64_t arg;
+
+	if (buf->len < FSM_CMD_HEADER_SIZE || buf->len % FSM_CMD_ALIGN != 0) {
+		snprintf(why, whylen, "a command of %zu bytes (a command is 8 or more, a multiple of 8)",
+			 buf->len);
+		return FSM_REFUSED;
+	}
+	if (p[0] == 0 || !fsm_reserved_zero(p)) {
+		snprintf(why, whylen, "a command of %zu bytes with a bad header (type %u, reserved bytes %s)",
+			 buf->len, p[0], fsm_reserved_zero(p) ? "zero" : "not zero");
+		return FSM_REFUSED;
+	}
+	if (p[0] != FSM_CMD_HIGH_WATER && p[0] != FSM_CMD_RELEASE) {
+		snprintf(why, whylen, "a command of type %u (%zu bytes)", p[0], buf->len);
+		return FSM_UNKNOWN;
+	}
+	if (buf->len != FSM_CMD_SIZE) {
+		snprintf(why, whylen, "a %s of %zu bytes (it has %d)", fsm_type_name(p[0]), buf->len,
+			 FSM_CMD_SIZE);
+		return FSM_REFUSED;
+	}
+	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
+	if (p[0] == FSM_CMD_HIGH_WATER && arg > TSO_PHYSICAL_MAX) {
+		snprintf(why, whylen,
+			 "HighWater(%" PRIu64 "), above the largest physical time %" PRIu64
+			 " ms of the timestamp format",
+			 arg, TSO_PHYSICAL_MAX);
+		return FSM_REFUSED;
+	}
+	return FSM_OK;
+}
+
+/* Halts the state machine (fsm.h): every later apply and restore fails. */
+static void fsm_halt(fsm_state *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fsm_halt(fsm_state *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->halt_reason, sizeof s->halt_reason, fmt, ap);
+	va_end(ap);
+	s->halted = true;
+	log_error("%s", s->halt_reason);
+}
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
 	fsm_state *s = fsm->data;
 	const uint8_t *p = buf->base;
+	char why[FSM_REASON_SIZE];
 	uint64_t arg;
 
-	if (buf->len != FSM_CMD_SIZE)
+	*result = NULL;
+	/* Halted: nothing after the entry it could not apply may be applied
+	 * (libraft offers that entry again; it stays unapplied). */
+	if (s->halted)
 		return RAFT_MALFORMED;
+	switch (fsm_check(buf, why, sizeof why)) {
+	case FSM_REFUSED:
+		/* Success for libraft, so the log moves on; no change to the
+		 * state, on every replica alike. */
+		s->refused++;
+		log_warn("refused a Raft log entry: %s; it changes nothing", why);
+		return 0;
+	case FSM_UNKNOWN:
+		fsm_halt(s,
+			 "the Raft log holds %s, which this tsoracled does not know: it was written by a "
+			 "newer version; upgrade this member's tsoracled (stopping before applying it)",
+			 why);
+		return RAFT_MALFORMED;
+	case FSM_OK:
+		break;
+	}
 	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
 	switch (p[0]) {
 	case FSM_CMD_HIGH_WATER:
@@ -24,14 +126,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 		 * ends the log. */
 		s->released_term = 0;
 		break;
-	case FSM_CMD_RELEASE:
+	default: /* FSM_CMD_RELEASE: fsm_check knows no other */
 		s->released_term = arg;
 		break;
-	default:
-		return RAFT_MALFORMED;
 	}
 	s->applied++;
-	*result = NULL;
 	return 0;
 }
 
@@ -51,30 +150,65 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	}
 	bytes_put_u32(p, FSM_SNAPSHOT_MAGIC);
 	p[4] = FSM_SNAPSHOT_VERSION;
-	bytes_put_u64(p + 5, s->high_water_ms);
-	bytes_put_u64(p + 13, s->released_term);
+	bytes_put_u64(p + FSM_SNAPSHOT_HEADER, s->high_water_ms);
+	bytes_put_u64(p + FSM_SNAPSHOT_V1_SIZE, s->released_term);
 	(*bufs)[0].base = p;
 	(*bufs)[0].len = FSM_SNAPSHOT_SIZE;
 	*n_bufs = 1;
 	return 0;
 }
 
+/*
+ * Replaces the state with a snapshot's. A snapshot that is not one this
+ * version wrote or can read halts the state machine with a clear reason
+ * (fsm.h): serving from a state it could not read would be guessing. On
+ * failure buf stays the caller's (libraft frees it).
+ */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	fsm_state *s = fsm->data;
 	const uint8_t *p = buf->base;
-	bool v1, v2;
+	size_t want;
+	uint8_t version;
+	uint64_t h;
 
-	if (buf->len < FSM_SNAPSHOT_V1_SIZE || bytes_get_u32(p) != FSM_SNAPSHOT_MAGIC)
+	if (s->halted)
 		return RAFT_MALFORMED;
-	v1 = p[4] == 1 && buf->len == FSM_SNAPSHOT_V1_SIZE;
-	v2 = p[4] == FSM_SNAPSHOT_VERSION && buf->len == FSM_SNAPSHOT_SIZE;
-	if (!v1 && !v2)
+	if (buf->len < FSM_SNAPSHOT_HEADER || bytes_get_u32(p) != FSM_SNAPSHOT_MAGIC) {
+		fsm_halt(s,
+			 "refused a Raft snapshot of %zu bytes: not a tsoracle state machine snapshot "
+			 "(bad magic); the data directory is damaged or not tsoracled's",
+			 buf->len);
 		return RAFT_MALFORMED;
+	}
+	version = p[4];
+	if (version > FSM_SNAPSHOT_VERSION) {
+		fsm_halt(s,
+			 "refused a Raft snapshot of format version %u: this tsoracled reads versions 1 "
+			 "to %d; upgrade this member's tsoracled",
+			 version, FSM_SNAPSHOT_VERSION);
+		return RAFT_MALFORMED;
+	}
+	want = version == 1 ? FSM_SNAPSHOT_V1_SIZE : FSM_SNAPSHOT_SIZE;
+	if (version == 0 || buf->len != want) {
+		fsm_halt(s, "refused a malformed Raft snapshot: format version %u, %zu bytes", version,
+			 buf->len);
+		return RAFT_MALFORMED;
+	}
+	h = bytes_get_u64(p + FSM_SNAPSHOT_HEADER);
+	if (h > TSO_PHYSICAL_MAX) {
+		/* No sequence of applied commands reaches it (apply refuses such
+		 * marks): the snapshot is damaged. */
+		fsm_halt(s,
+			 "refused a malformed Raft snapshot: high-water %" PRIu64
+			 " ms is above the largest physical time %" PRIu64 " ms",
+			 h, TSO_PHYSICAL_MAX);
+		return RAFT_MALFORMED;
+	}
 	/* A snapshot holds every command up to its index: it replaces the
 	 * state (raft restores only snapshots newer than what was applied). */
-	s->high_water_ms = bytes_get_u64(p + 5);
-	s->released_term = v2 ? bytes_get_u64(p + 13) : 0;
+	s->high_water_ms = h;
+	s->released_term = version == FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
 	raft_free(buf->base);
 	return 0;
 }

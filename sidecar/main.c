@@ -162,6 +162,26 @@ static void main_stop(daemon_state *d)
 	main_close(d);
 }
 
+/*
+ * The state machine halted (fsm.h: a command of a type this version does
+ * not know, or a snapshot it cannot read): the node has stopped serving;
+ * the daemon stops at once, without a handover (the others elect a leader,
+ * and an upgraded tsoracled here applies the log from where this stopped).
+ */
+static void main_halt_cb(void *arg)
+{
+	daemon_state *d = arg;
+
+	log_error("stopping: %s", d->node.fsm_state.halt_reason);
+	d->exit_code = 1;
+	d->stopping = true;
+	if (d->handing_over) {
+		node_transfer_cancel(&d->node, &d->handover);
+		d->handing_over = false;
+	}
+	main_close(d);
+}
+
 static void main_signal_cb(uv_signal_t *h, int signum)
 {
 	daemon_state *d = h->data;
@@ -252,6 +272,7 @@ int main(int argc, char **argv)
 		main_stop(&d);
 	} else {
 		d.started = true;
+		node_set_halt_cb(&d.node, main_halt_cb, &d);
 		log_info("tsoracled %s started (pid %ld, data %s)", TSORACLED_VERSION, (long)getpid(),
 			 d.cfg.data_dir);
 	}

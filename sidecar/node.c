@@ -286,6 +286,17 @@ static void node_sync(node *n)
 	bool releasing;
 	bool serving;
 
+	if (n->fsm_state.halted) {
+		/* The FSM cannot apply the log (fsm.h): serve nothing more and
+		 * have the daemon stop, outside libraft's callbacks. */
+		if (n->leading)
+			node_lead_stop(n);
+		if (!n->halt_reported && n->halt_cb != NULL) {
+			n->halt_reported = true;
+			n->halt_cb(n->halt_arg);
+		}
+		return;
+	}
 	if (n->release_committed) {
 		/* Release(lead_term) is committed: every later leader's log holds
 		 * it. Now ask libraft to hand over (before reading its state). */
@@ -514,7 +525,8 @@ int node_start(node *n, char *err, size_t errlen)
 	int rv = raft_start(&n->raft);
 
 	if (rv != 0)
-		return err_set(err, errlen, "raft_start: %s", raft_errmsg(&n->raft));
+		return err_set(err, errlen, "raft_start: %s",
+			       n->fsm_state.halted ? n->fsm_state.halt_reason : raft_errmsg(&n->raft));
 	rv = uv_timer_start(&n->tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
 	if (rv != 0)
 		return err_set(err, errlen, "uv_timer_start: %s", uv_strerror(rv));
@@ -530,10 +542,21 @@ void node_set_ready_cb(node *n, node_ready_cb cb, void *arg)
 	n->ready_arg = arg;
 }
 
+void node_set_halt_cb(node *n, node_halt_cb cb, void *arg)
+{
+	n->halt_cb = cb;
+	n->halt_arg = arg;
+}
+
 int node_grant(node *n, uint32_t count, uint64_t *first)
 {
 	ta_clock clk = clock_now();
-	int rc = ta_grant(&n->alloc, clk, count, first);
+	int rc;
+
+	/* Halted between two syncs (an apply just now): not one more grant. */
+	if (n->fsm_state.halted)
+		ta_lead_end(&n->alloc);
+	rc = ta_grant(&n->alloc, clk, count, first);
 
 	n->last_result = rc;
 	if (rc == TA_WAIT && ta_extension_due(&n->alloc, clk)) {

@@ -48,6 +48,9 @@
 
 struct node;
 typedef void (*node_ready_cb)(void *arg);
+/* The state machine halted (fsm.h): the daemon must stop; reason in
+ * n->fsm_state.halt_reason. */
+typedef void (*node_halt_cb)(void *arg);
 typedef void (*node_close_cb)(struct node *n);
 
 /* A bound on one handover, in election timeouts: libraft gives up after
@@ -113,6 +116,9 @@ typedef struct node {
 
 	node_ready_cb ready_cb; /* grants may succeed now */
 	void *ready_arg;
+	node_halt_cb halt_cb; /* called once, from node_sync, when the FSM halts */
+	void *halt_arg;
+	bool halt_reported;
 
 	bool closing;
 	node_close_cb close_cb;
@@ -131,6 +137,10 @@ int node_start(node *n, char *err, size_t errlen);
 
 /* Called whenever grants that had to wait may now succeed. */
 void node_set_ready_cb(node *n, node_ready_cb cb, void *arg);
+
+/* cb runs once, outside libraft's callbacks, if the state machine halts:
+ * the node has stopped serving, and the caller stops the daemon. */
+void node_set_halt_cb(node *n, node_halt_cb cb, void *arg);
 
 /* One allocator call: returns an enum ta_result; on TA_OK the grant is
  * [*first, *first + count). Starts an extension when one is due. */

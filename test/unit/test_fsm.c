@@ -11,6 +11,7 @@
 
 #include "bytes.h"
 #include "fsm.h"
+#include "tso.h"
 
 typedef struct fixture {
 	struct raft_fsm fsm;
@@ -86,26 +87,108 @@ static void test_release(void **state)
 	assert_int_equal(f.st.applied, 3);
 }
 
-/* Wrong sizes and unknown types are refused and change nothing. */
-static void test_malformed(void **state)
+/* A raft_malloc'ed command of len bytes: type, then arg at the argument's
+ * offset if it fits; the rest zero. */
+static struct raft_buffer raw_command(size_t len, uint8_t type, uint64_t arg)
 {
+	struct raft_buffer buf = {.base = raft_malloc(len > 0 ? len : 1), .len = len};
+	uint8_t *p = buf.base;
+
+	assert_non_null(p);
+	memset(p, 0, len > 0 ? len : 1);
+	if (len > 0)
+		p[0] = type;
+	if (len >= FSM_CMD_ARG_OFFSET + sizeof(uint64_t))
+		bytes_put_u64(p + FSM_CMD_ARG_OFFSET, arg);
+	return buf;
+}
+
+typedef struct bad_command {
+	const char *what;
+	size_t len;
+	uint8_t type;
+	uint64_t arg;
+	size_t poke; /* a byte set to 0xff after encoding; 0: none */
+} bad_command;
+
+/*
+ * Malformed commands, and a HighWater above the format's maximum, are
+ * refused: apply succeeds (the log moves on), nothing changes (not even
+ * the release at the end of the log), they are counted, and a later good
+ * command applies as usual.
+ */
+static void test_refused(void **state)
+{
+	static const bad_command bad[] = {
+	    {"empty", 0, 0, 0, 0},
+	    {"shorter than the envelope", 4, FSM_CMD_HIGH_WATER, 0, 0},
+	    {"not a multiple of 8", 17, FSM_CMD_HIGH_WATER, 900, 0},
+	    {"envelope only", 8, FSM_CMD_HIGH_WATER, 0, 0},
+	    {"HighWater too long", 24, FSM_CMD_HIGH_WATER, 900, 0},
+	    {"Release too short", 8, FSM_CMD_RELEASE, 0, 0},
+	    {"Release too long", 32, FSM_CMD_RELEASE, 7, 0},
+	    {"type 0", 16, 0, 900, 0},
+	    {"HighWater, reserved byte set", 16, FSM_CMD_HIGH_WATER, 900, 7},
+	    {"Release, reserved byte set", 16, FSM_CMD_RELEASE, 7, 1},
+	    {"unknown type, reserved byte set", 16, 9, 900, 3},
+	    {"unknown type, odd length", 13, 9, 0, 0},
+	    {"HighWater one above the maximum", 16, FSM_CMD_HIGH_WATER, TSO_PHYSICAL_MAX + 1, 0},
+	    {"HighWater 2^46 - 1", 16, FSM_CMD_HIGH_WATER, (UINT64_C(1) << TSO_PHYSICAL_BITS) - 1, 0},
+	    {"HighWater 2^64 - 1", 16, FSM_CMD_HIGH_WATER, UINT64_MAX, 0},
+	};
 	fixture f;
-	struct raft_buffer buf;
 
 	(void)state;
 	fsm_init(&f.fsm, &f.st);
 	assert_int_equal(apply_high_water(&f, 500), 0);
+	assert_int_equal(apply_release(&f, 4), 0);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct raft_buffer buf = raw_command(bad[i].len, bad[i].type, bad[i].arg);
 
-	assert_int_equal(fsm_encode_high_water(900, &buf), 0);
-	buf.len = FSM_CMD_SIZE - 8;
-	assert_int_equal(apply(&f, buf), RAFT_MALFORMED);
+		if (bad[i].poke != 0)
+			((uint8_t *)buf.base)[bad[i].poke] = 0xff;
+		if (apply(&f, buf) != 0)
+			fail_msg("%s: not accepted as a refusal", bad[i].what);
+		if (f.st.high_water_ms != 500 || !fsm_predecessor_released(&f.st, 5) || f.st.halted ||
+		    f.st.refused != i + 1)
+			fail_msg("%s: changed the state", bad[i].what);
+	}
+	assert_int_equal(f.st.applied, 2);
+	/* The largest mark the format has is accepted, and apply goes on. */
+	assert_int_equal(apply_high_water(&f, TSO_PHYSICAL_MAX), 0);
+	assert_int_equal(f.st.high_water_ms, TSO_PHYSICAL_MAX);
+	assert_false(fsm_predecessor_released(&f.st, 5));
+	assert_int_equal(f.st.applied, 3);
+}
 
-	assert_int_equal(fsm_encode_high_water(900, &buf), 0);
-	((uint8_t *)buf.base)[0] = 3;
-	assert_int_equal(apply(&f, buf), RAFT_MALFORMED);
+/*
+ * A well-formed command of a type this version does not know halts the
+ * FSM: apply fails (libraft does not count it applied), the reason names
+ * the type and says to upgrade, and nothing applies after it, not even a
+ * good command.
+ */
+static void test_unknown_type_halts(void **state)
+{
+	static const size_t lens[] = {FSM_CMD_HEADER_SIZE, FSM_CMD_SIZE, 64};
 
-	assert_int_equal(f.st.high_water_ms, 500);
-	assert_int_equal(f.st.applied, 1);
+	(void)state;
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		fixture f;
+
+		fsm_init(&f.fsm, &f.st);
+		assert_int_equal(apply_high_water(&f, 500), 0);
+		assert_int_not_equal(apply(&f, raw_command(lens[i], 3, 900)), 0);
+		assert_true(f.st.halted);
+		assert_non_null(strstr(f.st.halt_reason, "type 3"));
+		assert_non_null(strstr(f.st.halt_reason, "upgrade"));
+		assert_int_equal(f.st.high_water_ms, 500);
+		/* libraft offers the same entry again, then nothing else. */
+		assert_int_not_equal(apply(&f, raw_command(lens[i], 3, 900)), 0);
+		assert_int_not_equal(apply_high_water(&f, 900), 0);
+		assert_int_equal(f.st.high_water_ms, 500);
+		assert_int_equal(f.st.applied, 1);
+		assert_int_equal(f.st.refused, 0);
+	}
 }
 
 static struct raft_buffer take_snapshot(fixture *f)
@@ -158,44 +241,90 @@ static void test_snapshot_v1(void **state)
 	assert_false(fsm_predecessor_released(&f.st, 3));
 }
 
-/* Bad magic, unknown version, or a size that does not match the version. */
+/* Restores snap (with one byte changed at off to val, unless off < 0) into
+ * a fresh FSM holding H = 777; returns restore's result. On success
+ * restore has freed snap; on failure it is freed here, as libraft would. */
+static int restore_poked(fixture *f, struct raft_buffer snap, long off, uint8_t val)
+{
+	int rv;
+
+	fsm_init(&f->fsm, &f->st);
+	assert_int_equal(apply_high_water(f, 777), 0);
+	if (off >= 0)
+		((uint8_t *)snap.base)[off] = val;
+	rv = f->fsm.restore(&f->fsm, &snap);
+	if (rv != 0)
+		raft_free(snap.base);
+	return rv;
+}
+
+/*
+ * Bad magic, a newer or unknown version, a size that does not match the
+ * version, a high-water above the format's maximum: refused with a reason
+ * (a newer version says to upgrade), the FSM halts, and nothing applies
+ * after it.
+ */
 static void test_snapshot_malformed(void **state)
 {
-	fixture f;
+	fixture src, f;
 	struct raft_buffer snap;
-	uint8_t *p;
 
 	(void)state;
-	fsm_init(&f.fsm, &f.st);
-	assert_int_equal(apply_high_water(&f, 777), 0);
+	fsm_init(&src.fsm, &src.st);
+	assert_int_equal(apply_high_water(&src, 1234), 0);
 
-	snap = take_snapshot(&f);
-	p = snap.base;
-	p[0] ^= 0xff;
-	assert_int_equal(f.fsm.restore(&f.fsm, &snap), RAFT_MALFORMED);
-	raft_free(snap.base);
-
-	snap = take_snapshot(&f);
-	p = snap.base;
-	p[4] = 3;
-	assert_int_equal(f.fsm.restore(&f.fsm, &snap), RAFT_MALFORMED);
-	raft_free(snap.base);
-
-	snap = take_snapshot(&f);
-	p = snap.base;
-	p[4] = 1; /* a version 1 header on a version 2 body */
-	assert_int_equal(f.fsm.restore(&f.fsm, &snap), RAFT_MALFORMED);
-	raft_free(snap.base);
-
+	snap = take_snapshot(&src);
+	assert_int_not_equal(restore_poked(&f, snap, 0, 0xAB), 0);
+	assert_true(f.st.halted);
+	assert_non_null(strstr(f.st.halt_reason, "magic"));
 	assert_int_equal(f.st.high_water_ms, 777);
+	assert_int_not_equal(apply_high_water(&f, 900), 0);
+	assert_int_equal(f.st.high_water_ms, 777);
+
+	snap = take_snapshot(&src);
+	assert_int_not_equal(restore_poked(&f, snap, 4, FSM_SNAPSHOT_VERSION + 1), 0);
+	assert_true(f.st.halted);
+	assert_non_null(strstr(f.st.halt_reason, "version 3"));
+	assert_non_null(strstr(f.st.halt_reason, "upgrade"));
+	assert_int_equal(f.st.high_water_ms, 777);
+
+	snap = take_snapshot(&src);
+	assert_int_not_equal(restore_poked(&f, snap, 4, 0), 0);
+	assert_true(f.st.halted);
+
+	snap = take_snapshot(&src);
+	assert_int_not_equal(restore_poked(&f, snap, 4, 1), 0); /* v1 header, v2 body */
+	assert_true(f.st.halted);
+	assert_non_null(strstr(f.st.halt_reason, "malformed"));
+
+	snap = take_snapshot(&src);
+	bytes_put_u64((uint8_t *)snap.base + FSM_SNAPSHOT_HEADER, TSO_PHYSICAL_MAX + 1);
+	assert_int_not_equal(restore_poked(&f, snap, -1, 0), 0);
+	assert_true(f.st.halted);
+	assert_int_equal(f.st.high_water_ms, 777);
+
+	snap = take_snapshot(&src);
+	snap.len = 3; /* shorter than the header */
+	assert_int_not_equal(restore_poked(&f, snap, -1, 0), 0);
+	assert_true(f.st.halted);
+
+	/* The control: the same snapshot, untouched, restores. */
+	snap = take_snapshot(&src);
+	assert_int_equal(restore_poked(&f, snap, -1, 0), 0);
+	assert_false(f.st.halted);
+	assert_int_equal(f.st.high_water_ms, 1234);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_high_water_is_max), cmocka_unit_test(test_release),
-	    cmocka_unit_test(test_malformed),         cmocka_unit_test(test_snapshot_round_trip),
-	    cmocka_unit_test(test_snapshot_v1),       cmocka_unit_test(test_snapshot_malformed),
+	    cmocka_unit_test(test_high_water_is_max),
+	    cmocka_unit_test(test_release),
+	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_unknown_type_halts),
+	    cmocka_unit_test(test_snapshot_round_trip),
+	    cmocka_unit_test(test_snapshot_v1),
+	    cmocka_unit_test(test_snapshot_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
