@@ -9,11 +9,40 @@
  *	1. drain every request waiting in the ring (ring.c) into a local
  *	   pending list, in ring order;
  *	2. while fewer than tsoracle.max_inflight requests are in flight, turn
- *	   ALL pending waiters into ONE TP_TS_REQ whose count is the sum of theirs
- *	   (several only if the sum would exceed TP_MAX_COUNT);
+ *	   the pending waiters into TP_TS_REQs: ALL small ones (tso_now(), modest
+ *	   ranges) into ONE request whose count is the sum of theirs, and bulk
+ *	   ranges into requests of their own, one at a time (fair service,
+ *	   below);
  *	3. read every response available, match it by id, split the grant
  *	   [first, first + total) into contiguous shares in waiter order, write
  *	   each share into its waiter's slot and set its latch.
+ *
+ * Fair service. The oracle grants at most 2^18 timestamps per ms to all its
+ * clients; a few sessions looping tso_range(1048576) ask for more than that,
+ * the sidecar's grants reach its --max-ahead and from then on each grant
+ * waits for the clock, in proportion to its size. Coalescing everything
+ * into one request would make a tso_now() wait for the sum of every range
+ * queued with it (16 x 2^20 timestamps: 64 ms of clock), and up to
+ * max_inflight such requests queued ahead of it. So a waiter asking for
+ * more than WORKER_SMALL_MAX_COUNT is "bulk":
+ *	- bulk waiters go in requests of their own (WORKER_BULK_BATCH_COUNT
+ *	  timestamps at most, or one waiter if it is larger), and at most one
+ *	  bulk request is in flight; small waiters keep being coalesced into
+ *	  requests of their own, in the other in-flight slots. The sidecar
+ *	  answers its queue in order, so a small call waits behind at most the
+ *	  one bulk request in flight: one batch.
+ *	- the next request is of the kind of the oldest pending waiter, so
+ *	  neither kind starves the other: a bulk waiter at the head of the list
+ *	  gets the next free slot once the bulk request before it is answered,
+ *	  and small waiters never wait for a second bulk request.
+ *	- among bulk waiters, service is round-robin over backends: the ring
+ *	  queues each backend's slot at most once and a backend has one call at
+ *	  a time, so the pending list holds at most one waiter per backend, in
+ *	  the order they posted; a backend that is answered posts its next call
+ *	  behind every other backend already waiting.
+ * Splitting the waiters across requests changes nothing in the argument
+ * for each grant (worker_handle_ts_resp): every waiter of a request posted
+ * before that request was sent, whichever request it went into.
  *
  * While connected it also asks the sidecar for its view of the cluster
  * (TP_STATUS_REQ: role, leader, term, high-water mark) every
@@ -663,10 +692,84 @@ worker_handle_status_resp(const tp_msg *m)
 			 ws->address, tp_status_str(m->u.status_resp.status));
 }
 
+/* Whether a waiter is bulk: served in requests of its own (fair service). */
+static inline bool
+worker_is_bulk(const RingWaiter *w)
+{
+	return w->count > WORKER_SMALL_MAX_COUNT;
+}
+
+/* Whether a bulk request is in flight. */
+static bool
+worker_bulk_in_flight(void)
+{
+	int			i;
+
+	for (i = 0; i < WORKER_MAX_INFLIGHT_LIMIT; i++)
+	{
+		if (ws->inflight[i].in_use && ws->inflight[i].bulk)
+			return true;
+	}
+	return false;
+}
+
 /*
- * Turns the pending list into as few TP_TS_REQ as possible: all of it in one
- * request unless the counts add up to more than TP_MAX_COUNT, and no more
- * than tsoracle.max_inflight requests in flight.
+ * Whether waiter w joins req, a request of kind bulk whose waiters so far
+ * add up to total: same kind, and within the request's budget (a bulk
+ * request takes its first waiter whatever its size).
+ */
+static bool
+worker_joins(const WorkerRequest *req, bool bulk, uint64 total,
+			 const RingWaiter *w)
+{
+	if (worker_is_bulk(w) != bulk)
+		return false;
+	if (bulk)
+		return req->nwaiters == 0 || total + w->count <= WORKER_BULK_BATCH_COUNT;
+	return total + w->count <= TP_MAX_COUNT;
+}
+
+/*
+ * Removes from the pending list the waiters that need no request (callers
+ * that gave up; a count no backend could have posted), keeping the order of
+ * the rest. Returns whether a small waiter is left, and in *head_bulk
+ * whether the oldest one left is bulk.
+ */
+static bool
+worker_prune_pending(bool *head_bulk)
+{
+	int			kept = 0;
+	bool		small = false;
+	int			i;
+
+	for (i = 0; i < ws->npending; i++)
+	{
+		RingWaiter *w = &ws->pending[i];
+
+		if (w->count < 1 || w->count > TP_MAX_COUNT)
+		{
+			/* backends validate counts; this is a corrupted slot */
+			(void) ring_deliver(w, TP_ERR_BAD_REQUEST, 0);
+			continue;
+		}
+		if (!ring_still_wanted(w))
+			continue;			/* its caller gave up: ask for nothing */
+		small |= !worker_is_bulk(w);
+		ws->pending[kept++] = *w;
+	}
+	ws->npending = kept;
+	*head_bulk = kept > 0 && worker_is_bulk(&ws->pending[0]);
+	return small;
+}
+
+/*
+ * Turns the pending list into TP_TS_REQs, while fewer than
+ * tsoracle.max_inflight are in flight: each request takes the waiters of
+ * one kind (see "Fair service" at the top of the file), in ring order. The
+ * next request is bulk if the oldest waiter is bulk and no bulk request is
+ * in flight; otherwise it is small, holding every small waiter (split only
+ * if their counts add up to more than TP_MAX_COUNT); with no small waiter
+ * and a bulk request in flight, the bulk waiters wait for its answer.
  */
 static void
 worker_send_batches(TimestampTz now)
@@ -679,10 +782,21 @@ worker_send_batches(TimestampTz now)
 	{
 		WorkerRequest *req = NULL;
 		uint64		total = 0;
-		int			used = 0;
+		int			kept = 0;
+		bool		head_bulk;
+		bool		any_small;
+		bool		bulk;
 		int			i;
 		tp_msg		m;
 		size_t		n;
+
+		any_small = worker_prune_pending(&head_bulk);
+		if (head_bulk && !worker_bulk_in_flight())
+			bulk = true;
+		else if (any_small)
+			bulk = false;
+		else
+			break;				/* only bulk waiters, and one bulk request out */
 
 		for (i = 0; i < WORKER_MAX_INFLIGHT_LIMIT; i++)
 		{
@@ -695,22 +809,15 @@ worker_send_batches(TimestampTz now)
 		Assert(req != NULL);
 		req->nwaiters = 0;
 
-		while (used < ws->npending)
+		for (i = 0; i < ws->npending; i++)
 		{
-			RingWaiter *w = &ws->pending[used];
+			RingWaiter *w = &ws->pending[i];
 
-			if (w->count < 1 || w->count > TP_MAX_COUNT)
+			if (!worker_joins(req, bulk, total, w))
 			{
-				/* backends validate counts; this is a corrupted slot */
-				(void) ring_deliver(w, TP_ERR_BAD_REQUEST, 0);
-				used++;
+				ws->pending[kept++] = *w;
 				continue;
 			}
-			if (total + w->count > TP_MAX_COUNT)
-				break;
-			used++;
-			if (!ring_still_wanted(w))
-				continue;		/* its caller gave up: ask for nothing */
 			if (req->nwaiters == req->capacity)
 			{
 				int			newcap = Max(16, req->capacity * 2);
@@ -726,12 +833,8 @@ worker_send_batches(TimestampTz now)
 			req->waiters[req->nwaiters++] = *w;
 			total += w->count;
 		}
-		ws->npending -= used;
-		if (ws->npending > 0)
-			memmove(ws->pending, ws->pending + used,
-					sizeof(RingWaiter) * ws->npending);
-		if (req->nwaiters == 0)
-			continue;
+		ws->npending = kept;
+		Assert(req->nwaiters > 0);
 
 		memset(&m, 0, sizeof(m));
 		m.type = TP_TS_REQ;
@@ -748,6 +851,7 @@ worker_send_batches(TimestampTz now)
 		}
 		ws->outlen += n;
 		req->in_use = true;
+		req->bulk = bulk;
 		req->id = ws->next_id++;
 		req->total = (uint32) total;
 		req->floor = ws->last_granted;

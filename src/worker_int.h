@@ -53,10 +53,22 @@ typedef struct WorkerTarget
 	char		desc[NI_MAXHOST];	/* numeric form, for messages */
 } WorkerTarget;
 
+/*
+ * Fair service (worker.c, worker_send_batches). A waiter asking for more
+ * than WORKER_SMALL_MAX_COUNT timestamps is "bulk": bulk waiters travel in
+ * requests of their own, at most one such request in flight, each holding
+ * at most WORKER_BULK_BATCH_COUNT timestamps (or one waiter, if larger).
+ * The oracle grants 2^18 timestamps per ms: 2^16 is a quarter of a ms of
+ * its capacity, 2^20 is 4 ms (tsoracle.max_range's default).
+ */
+#define WORKER_SMALL_MAX_COUNT		(UINT32_C(1) << 16)
+#define WORKER_BULK_BATCH_COUNT		(UINT32_C(1) << 20)
+
 /* One TP_TS_REQ in flight, and the waiters it serves, in ring order. */
 typedef struct WorkerRequest
 {
 	bool		in_use;
+	bool		bulk;			/* carries bulk waiters (and only those) */
 	uint64		id;
 	uint32		total;			/* sum of the waiters' counts */
 	uint64		floor;			/* last timestamp of the newest grant received
