@@ -133,11 +133,12 @@ fuzz: $(BUILD)/fuzz_proto
 # test/unit/test_alloc.c compiled with -DTA_EXPECT_BROKEN: that binary passes
 # only if the property checker catches the bug. These objects live under
 # $(BUILD)/test/broken/ and are never linked into tsoracled.
-ALLOC_BROKEN_KINDS = fence monotonic lease
+ALLOC_BROKEN_KINDS = fence monotonic lease ahead
 ALLOC_BROKEN_TESTS = $(patsubst %,$(BUILD)/test/test_alloc_broken_%,$(ALLOC_BROKEN_KINDS))
 ALLOC_BROKEN_FLAG_fence = -DTA_TEST_BROKEN_FENCE
 ALLOC_BROKEN_FLAG_monotonic = -DTA_TEST_BROKEN_MONOTONIC
 ALLOC_BROKEN_FLAG_lease = -DTA_TEST_BROKEN_LEASE
+ALLOC_BROKEN_FLAG_ahead = -DTA_TEST_BROKEN_AHEAD
 # Only the simulation can catch this one (it takes a planned handover).
 ALLOC_BROKEN_FLAG_release = -DTA_TEST_BROKEN_RELEASE
 UNIT_TESTS += $(ALLOC_BROKEN_TESTS)

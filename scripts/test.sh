@@ -68,8 +68,8 @@ stage() {
 	rm -f "$STAGE/regress/sql/tsoracle--"*.sql
 	cp -r test/t test/perl "$STAGE/"
 	mkdir -p "$STAGE/bin"
-	cp build/tsoracle-checker build/control/tsoracled-broken-monotonic build/control/tsoracled-broken-fence \
-		build/test-bin/tsoracle-raft-append "$STAGE/bin/"
+	cp build/tsoracle-checker build/tsoracle-bench build/control/tsoracled-broken-monotonic \
+		build/control/tsoracled-broken-fence build/test-bin/tsoracle-raft-append "$STAGE/bin/"
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
 }
@@ -107,6 +107,7 @@ tap() {
 		PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
+		TSORACLE_BENCH="$STAGE/bin/tsoracle-bench" \
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
 }
 

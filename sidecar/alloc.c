@@ -24,7 +24,7 @@
 #define TA_RENEWALS_PER_LEASE 3
 
 /*
- * TA_TEST_BROKEN_FENCE, _MONOTONIC and _LEASE each plant one deliberate bug
+ * TA_TEST_BROKEN_FENCE, _MONOTONIC, _LEASE and _AHEAD each plant one deliberate bug
  * below: positive controls proving that test/unit/test_alloc.c's property
  * checker can fail. Only the Makefile's test_alloc_broken_* rules define
  * them; tsoracled is never built with them.
@@ -100,6 +100,21 @@ static uint64_t ta_growth_mark(const ta_alloc *a, uint64_t now_ms)
 static bool ta_wants_growth(const ta_alloc *a, uint64_t now_ms)
 {
 	return a->starved || a->high_water_ms < ta_add_sat(now_ms, a->cfg.extend_margin_ms);
+}
+
+/*
+ * I2 and I6: the last ms a grant may reach now: H (committed) and now +
+ * max_ahead (near the clock; an extension never proposes past it, but H
+ * may be there already after the clock stepped back, or from a leader
+ * whose clock was ahead), and the end of the range.
+ */
+static uint64_t ta_grant_limit_ms(const ta_alloc *a, ta_clock clk)
+{
+	uint64_t limit = ta_min(a->high_water_ms, ta_add_sat(ta_now_ms(clk), a->cfg.max_ahead_ms));
+#ifdef TA_TEST_BROKEN_AHEAD
+	limit = a->high_water_ms; /* deliberately wrong (test-only): H only */
+#endif
+	return ta_min(limit, TSO_PHYSICAL_MAX);
 }
 
 void ta_config_default(ta_config *cfg)
@@ -305,19 +320,36 @@ int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)
 	if (start > TSO_MAX - (n - 1))
 		return TA_EXHAUSTED; /* I5: the range ends before start + n - 1 */
 	end = start + (n - 1);
-	if (tso_physical(end) > a->high_water_ms) {
+	if (tso_physical(end) > ta_grant_limit_ms(a, clk)) {
 		a->starved = true; /* not consumed: the caller retries */
 		return TA_WAIT;
 	}
 	/* Correct by I1, start > last: above every earlier grant of this epoch,
 	 * and by I3 (last >= (floor << 18) - 1) above every earlier leader's;
-	 * by I2, end's ms <= H, a committed mark; by I4, fenced and leased. */
+	 * by I2, end's ms <= H, a committed mark; by I4, fenced and leased;
+	 * by I6, end's ms <= now + max_ahead. */
 	a->last = end;
 	a->last_issued = end;
 	a->grants++;
 	a->timestamps += n;
 	*first = start;
 	return TA_OK;
+}
+
+uint64_t ta_room(const ta_alloc *a, ta_clock clk)
+{
+	uint64_t start;
+	uint64_t limit;
+
+	if (!ta_serving(a, clk) || a->last >= TSO_MAX)
+		return 0;
+	start = ta_max(tso_first_of_ms(ta_now_ms(clk)), a->last + 1);
+	/* ta_grant_limit_ms is at most TSO_PHYSICAL_MAX: its last timestamp
+	 * is at most TSO_MAX (I5). */
+	limit = tso_last_of_ms(ta_grant_limit_ms(a, clk));
+	if (start > limit)
+		return 0;
+	return ta_min(limit - start + 1, TA_MAX_GRANT);
 }
 
 const char *ta_result_str(int result)

@@ -58,6 +58,10 @@
  *      made the candidate's log at least as long in term t).
  *   I5 (no wrap) A grant or mark past the end of the timestamp range (tso.h) is an error
  *      (TA_EXHAUSTED), never a wrap.
+ *   I6 (near the clock) A grant's last value has physical part <= now +
+ *      max_ahead_ms, now being the clock reading it is granted at: a grant
+ *      that would pass it waits (TA_WAIT) for the clock, so `tso >> 18`
+ *      stays within max_ahead_ms of the time the timestamp was issued.
  */
 
 #include <stdbool.h>
@@ -77,8 +81,9 @@ typedef struct ta_config {
 	 * in steady state no grant waits for disk. */
 	uint64_t extend_margin_ms;
 	/* Cap: an extension never proposes a mark above now + max_ahead_ms
-	 * (except the fence's floor itself, max(H + 1, now)). Bounds how much
-	 * timestamp space a wrong clock can burn. */
+	 * (except the fence's floor itself, max(H + 1, now)), and no grant
+	 * reaches past now + max_ahead_ms (I6). Bounds how far timestamps run
+	 * ahead of the clock, and how much space a wrong clock can burn. */
 	uint64_t max_ahead_ms;
 	/* The lease: serve only while mono < s + lease_ms. */
 	uint64_t lease_ms;
@@ -89,7 +94,8 @@ typedef struct ta_config {
 
 #define TA_DEFAULT_WINDOW_AHEAD_MS  3000
 #define TA_DEFAULT_EXTEND_MARGIN_MS 2000
-#define TA_DEFAULT_MAX_AHEAD_MS     60000
+/* Must hold window_ahead_ms (docs/allocator.md, "How far ahead"). */
+#define TA_DEFAULT_MAX_AHEAD_MS     5000
 #define TA_DEFAULT_LEASE_MS         200
 #define TA_DEFAULT_DRIFT_PERMILLE   100
 
@@ -103,7 +109,8 @@ enum ta_result {
 	TA_FENCING,    /* leader, but the fence mark is not committed yet */
 	TA_LEASE,      /* leader, but outside its lease (waiting it out, or
 			* renewals are not committing) */
-	TA_WAIT,       /* the grant would pass H: wait for an extension */
+	TA_WAIT,       /* the grant would pass H (wait for an extension) or now +
+			* max_ahead_ms (wait for the clock, I6) */
 	TA_INVALID,    /* n == 0 or n > TA_MAX_GRANT */
 	TA_EXHAUSTED,  /* the grant would pass the end of the timestamp range (tso.h) */
 };
@@ -201,6 +208,13 @@ bool ta_established(const ta_alloc *a, ta_clock clk);
  * TA_INVALID, TA_NOT_LEADER, TA_FENCING, TA_LEASE, TA_EXHAUSTED (this n can
  * never fit: waiting would not help), TA_WAIT. */
 int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
+
+/* How many timestamps one grant could take at clk without waiting (I2,
+ * I5, I6), at most TA_MAX_GRANT; 0 when not serving or nothing fits. A
+ * grant of n <= the result at the same clk succeeds. Changes nothing (the
+ * caller that cannot fit a request calls ta_grant, whose TA_WAIT marks the
+ * window starved). */
+uint64_t ta_room(const ta_alloc *a, ta_clock clk);
 
 /* A short lowercase description of a ta_result. */
 const char *ta_result_str(int result);

@@ -80,7 +80,7 @@ static const cfg_option cfg_options[] = {
     OPT_U64("extend-margin", alloc.extend_margin_ms, 1, CFG_MS_MAX, "MS",
 	    "extend when H is less than this ahead of now (default 2000)"),
     OPT_U64("max-ahead", alloc.max_ahead_ms, 1, CFG_MS_MAX, "MS",
-	    "cap: no mark beyond now + this (default 60000)"),
+	    "no grant or mark beyond the clock + this (default 5000)"),
     OPT_UINT("request-timeout", request_timeout_ms, 1, CFG_MS_MAX, "MS",
 	     "how long a request waits for a leader (default 2000)"),
     OPT_UINT("snapshot-threshold", snapshot_threshold, 2, CFG_COUNT_MAX, "N",

@@ -569,6 +569,11 @@ int node_grant(node *n, uint32_t count, uint64_t *first)
 	return rc;
 }
 
+uint64_t node_room(node *n)
+{
+	return ta_room(&n->alloc, clock_now());
+}
+
 uint16_t node_wait_status(const node *n)
 {
 	switch (n->last_result) {

@@ -146,6 +146,9 @@ void node_set_halt_cb(node *n, node_halt_cb cb, void *arg);
  * [*first, *first + count). Starts an extension when one is due. */
 int node_grant(node *n, uint32_t count, uint64_t *first);
 
+/* How many timestamps one grant could take now without waiting (ta_room). */
+uint64_t node_room(node *n);
+
 /* The error status for a request that could not be served in time, given
  * the reason the last grant failed. */
 uint16_t node_wait_status(const node *n);

@@ -128,6 +128,7 @@ static void srv_pending_add(srv *s, srv_conn *c)
 		return;
 	c->pending = true;
 	c->pending_next = NULL;
+	s->n_pending++;
 	if (s->pending_tail != NULL)
 		s->pending_tail->pending_next = c;
 	else
@@ -146,6 +147,9 @@ static void srv_pending_prune(srv *s)
 
 		if (c->q_len == 0 || c->closing) {
 			c->pending = false;
+			c->deficit = 0;
+			c->credited = false;
+			s->n_pending--;
 			*pp = c->pending_next;
 		} else {
 			s->pending_tail = c;
@@ -181,32 +185,118 @@ static void srv_q_push(srv_conn *c, uint64_t id, uint32_t count, uint64_t deadli
 	c->q_len++;
 }
 
+/* The first request of c not yet in a batch (c->q_len if none): forwarded
+ * requests stay queued, in order, until the leader answers. */
+static unsigned srv_q_unsent(srv_conn *c)
+{
+	unsigned i = 0;
+
+	while (i < c->q_len && srv_q_at(c, i)->batch != 0)
+		i++;
+	return i;
+}
+
+/* The connection at the head of the pending list goes to its tail. */
+static void srv_pending_rotate(srv *s)
+{
+	srv_conn *c = s->pending_head;
+
+	if (c == NULL || c->pending_next == NULL)
+		return;
+	s->pending_head = c->pending_next;
+	c->pending_next = NULL;
+	s->pending_tail->pending_next = c;
+	s->pending_tail = c;
+}
+
+/* c's turn ends: it goes to the back, and earns a new quantum next time
+ * (or, with nothing left to send, keeps no credit: classic DRR). */
+static void srv_turn_end(srv *s, srv_conn *c, bool emptied)
+{
+	c->credited = false;
+	if (emptied)
+		c->deficit = 0;
+	srv_pending_rotate(s);
+}
+
 /*
- * The next batch: the requests not yet sent, oldest connection first, in
- * queue order, while their sum fits in one grant. Returns the sum (0: none
- * waiting). srv_batch_take visits exactly the same requests.
+ * The next batch, by deficit round-robin over the connections with unsent
+ * requests (docs/architecture.md, "Fair service"): a connection's turn
+ * adds SRV_QUANTUM timestamps to its deficit and takes its requests in
+ * queue order while they fit the deficit and the batch's limit (the room
+ * the allocator has now, or one grant). A connection whose next request
+ * cannot fit even an empty batch is skipped, so that one huge request
+ * waiting for the window or the clock does not hold up small ones behind
+ * it; one whose request would only overflow this batch keeps its turn for
+ * the next. Marks the requests taken with `batch` and returns their sum.
+ *
+ * When nothing fits, the first request skipped is marked alone (its sum
+ * returned): the caller's grant then fails with the reason (TA_WAIT asks
+ * the allocator for an extension) or, if the clock moved on, succeeds.
  */
-static uint64_t srv_batch_sum(srv *s)
+static uint64_t srv_batch_pick(srv *s, uint64_t limit, uint64_t batch)
 {
 	uint64_t total = 0;
+	srv_req *skipped = NULL;
 
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
-		for (unsigned i = 0; i < c->q_len; i++) {
-			srv_req *r = srv_q_at(c, i);
+	for (unsigned visits = s->n_pending; visits > 0 && s->pending_head != NULL; visits--) {
+		srv_conn *c = s->pending_head;
+		unsigned i = srv_q_unsent(c);
+		srv_req *r;
 
+		if (i == c->q_len) {
+			srv_pending_rotate(s); /* all forwarded: nothing to send */
+			continue;
+		}
+		r = srv_q_at(c, i);
+		if (r->count > limit - total) {
+			if (skipped == NULL)
+				skipped = r;
+			if (total > 0 && r->count <= limit)
+				break;         /* the batch is full: c goes first in the next */
+			srv_pending_rotate(s); /* cannot fit now: skipped, keeps its credit */
+			continue;
+		}
+		if (!c->credited) {
+			c->deficit += SRV_QUANTUM;
+			c->credited = true;
+		}
+		for (; i < c->q_len; i++) {
+			r = srv_q_at(c, i);
 			if (r->batch != 0)
 				continue;
-			if (total + r->count > TA_MAX_GRANT)
-				return total;
+			if (r->count > c->deficit || r->count > limit - total)
+				break;
+			r->batch = batch;
 			total += r->count;
+			c->deficit -= r->count;
 		}
+		if (i == c->q_len)
+			srv_turn_end(s, c, true);
+		else if (r->count > c->deficit)
+			srv_turn_end(s, c, false);
+		else
+			break; /* the batch is full: c goes on in the next */
+	}
+	if (total == 0 && skipped != NULL) {
+		skipped->batch = batch;
+		total = skipped->count;
 	}
 	return total;
 }
 
+/* Requests marked `from` are marked `to` (0: unsent again). */
+static void srv_batch_relabel(srv *s, uint64_t from, uint64_t to)
+{
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next)
+		for (unsigned i = 0; i < c->q_len; i++)
+			if (srv_q_at(c, i)->batch == from)
+				srv_q_at(c, i)->batch = to;
+}
+
 /*
- * Removes from every queue the requests of the batch summed by
- * srv_batch_sum (batch 0) or forwarded as `batch`, answering each: with
+ * Removes from every queue the requests of `batch` (picked by
+ * srv_batch_pick, then granted here or forwarded), answering each: with
  * the next sub-range of [first, ...) if status is TP_OK, else with status.
  * total bounds the requests taken (a batch's sum).
  */
@@ -245,26 +335,31 @@ static void srv_resume_reading(srv *s)
 }
 
 /*
- * Leader: answers queued requests with as few allocator calls as the sizes
- * allow (one, unless the sum passes TA_MAX_GRANT).
+ * Leader: answers queued requests with one allocator call per batch, each
+ * batch as large as the allocator's room allows (srv_batch_pick).
  */
 static void srv_dispatch_local(srv *s)
 {
 	uint64_t total;
 
-	while ((total = srv_batch_sum(s)) > 0) {
+	while ((total = srv_batch_pick(s, node_room(s->node), SRV_BATCH_LOCAL)) > 0) {
 		uint64_t first = 0;
 		int rc = node_grant(s->node, (uint32_t)total, &first);
 
-		if (rc != TA_OK && rc != TA_EXHAUSTED)
-			return; /* wait for the node's ready callback or the deadline */
+		if (rc != TA_OK && rc != TA_EXHAUSTED) {
+			/* Wait for the node's ready callback or the deadline. */
+			srv_batch_relabel(s, SRV_BATCH_LOCAL, 0);
+			return;
+		}
 		/*
-		 * Split [first, first + total) in the order it was summed. Every
-		 * request in the batch was received before the grant was made, so
-		 * each sub-range is later than any grant that completed before its
-		 * request was sent (the allocator's grant is fresh: I1-I4).
+		 * Split [first, first + total) among the batch's requests, into
+		 * disjoint sub-ranges. Every request in the batch was received
+		 * before the grant was made, so each sub-range is later than any
+		 * grant that completed before its request was sent (the
+		 * allocator's grant is fresh: I1-I4), and within max-ahead of the
+		 * clock (I6).
 		 */
-		srv_batch_answer(s, 0, total, rc == TA_OK ? TP_OK : TP_ERR_EXHAUSTED, first);
+		srv_batch_answer(s, SRV_BATCH_LOCAL, total, rc == TA_OK ? TP_OK : TP_ERR_EXHAUSTED, first);
 		srv_resume_reading(s);
 	}
 }
@@ -274,22 +369,13 @@ static void srv_dispatch_forward(srv *s)
 {
 	uint64_t total;
 
-	while (fwd_can_send(&s->fwd) && (total = srv_batch_sum(s)) > 0) {
+	while (fwd_can_send(&s->fwd) && (total = srv_batch_pick(s, TA_MAX_GRANT, SRV_BATCH_LOCAL)) > 0) {
 		uint64_t batch = fwd_send(&s->fwd, (uint32_t)total);
 
+		/* The picked requests are this batch's (or unsent again). */
+		srv_batch_relabel(s, SRV_BATCH_LOCAL, batch);
 		if (batch == 0)
 			return;
-		/* Mark the summed requests as this batch's. */
-		for (srv_conn *c = s->pending_head; c != NULL && total > 0; c = c->pending_next) {
-			for (unsigned i = 0; i < c->q_len && total > 0; i++) {
-				srv_req *r = srv_q_at(c, i);
-
-				if (r->batch != 0)
-					continue;
-				r->batch = batch;
-				total -= r->count;
-			}
-		}
 	}
 }
 

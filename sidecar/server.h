@@ -15,13 +15,20 @@
 /*
  * Batching: every read callback parses all the frames it got and queues
  * their timestamp requests on their connection. Once per loop iteration,
- * after all reads (a uv_check handle), the server answers every queued
- * request of every connection with ONE allocator call for the sum of their
- * counts, splits the grant in queue order, and writes each connection's
- * responses with one write. Requests that cannot be served yet (no leader,
- * fence or lease pending, window exhausted) stay queued until the node says
- * grants may succeed, or until request_timeout_ms passes, when they are
- * answered with an error status.
+ * after all reads (a uv_check handle), the server answers the queued
+ * requests with one allocator call per batch, splits each grant among the
+ * batch's requests, and writes each connection's responses with one write.
+ *
+ * Fair service: batches are filled by deficit round-robin by timestamps
+ * (srv_batch_pick): each connection with requests gets SRV_QUANTUM
+ * timestamps per turn, and a batch takes no more than the allocator's room
+ * (ta_room), so a request waits at most about one batch behind other
+ * connections' backlogs, however much one connection has queued; a
+ * request too large for the room now (it waits for an extension or for
+ * the clock, alloc.h I6) does not hold up smaller ones. Requests that
+ * cannot be served yet (no leader, fence or lease pending, window
+ * exhausted) stay queued until the node says grants may succeed, or until
+ * request_timeout_ms passes, when they are answered with an error status.
  *
  * On a follower the same batch goes to the leader as one request over the
  * forwarding connection (forward.h), and the leader's grant is split the
@@ -36,7 +43,13 @@
  * connection until it drains (backpressure, no unbounded memory).
  */
 
-#define SRV_QUEUE_CAP    1024         /* queued timestamp requests per connection */
+#define SRV_QUEUE_CAP    1024 /* queued timestamp requests per connection */
+/* Timestamps a connection may take per turn: one largest request, so that
+ * every connection's next request fits its first turn. */
+#define SRV_QUANTUM      TA_MAX_GRANT
+/* Marks the requests of the batch being granted or sent (forwarded
+ * batches are numbered from 1 by forward.c, never this high). */
+#define SRV_BATCH_LOCAL  UINT64_MAX
 #define SRV_OUT_MAX      (256 * 1024) /* bytes of unsent responses per connection */
 /* Transfer requests waiting per connection (tsoracle-ctl sends one); more
  * are answered TP_ERR_BAD_REQUEST, so a client cannot pile up memory. */
@@ -65,6 +78,8 @@ typedef struct srv_conn {
 	struct srv_conn *prev, *next;  /* all connections */
 	struct srv_conn *pending_next; /* connections with queued requests */
 	bool pending;
+	uint64_t deficit; /* DRR: timestamps it may still take this turn */
+	bool credited;    /* its current turn's quantum is in deficit */
 	bool handshaken;
 	bool reading;
 	bool closing;
@@ -104,7 +119,8 @@ typedef struct srv {
 	uv_check_t check;  /* dispatch once per loop iteration */
 	uv_timer_t expire; /* answers requests past their deadline */
 	srv_conn *conns;
-	srv_conn *pending_head, *pending_tail;
+	srv_conn *pending_head, *pending_tail; /* the DRR round's order */
+	unsigned n_pending;
 	srv_xfer *xfers; /* transfer requests waiting for the node */
 	unsigned n_conns;
 	bool stopping;

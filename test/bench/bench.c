@@ -138,6 +138,15 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+/* CLOCK_REALTIME in ms: what a timestamp's physical part is compared to. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / (long)NS_PER_MS;
+}
+
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ns / NS_PER_S), .tv_nsec = (long)(ns % NS_PER_S)};
@@ -203,6 +212,9 @@ typedef struct worker {
 	uint64_t violations;
 	uint64_t err_status[TP_STATUS_LAST + 1];
 	uint64_t conn_failures;
+	/* Largest (physical part of a grant's last timestamp) - (the client's
+	 * wall clock when the grant arrived), ms; INT64_MIN: no grant yet. */
+	int64_t max_ahead_ms;
 
 	/* gap mode */
 	uint64_t last_ok_ns;
@@ -484,6 +496,8 @@ static void conn_handle(worker *w, conn *c, const tp_msg *m, uint64_t now)
 			violation(w, "grant [%" PRIu64 ", +%" PRIu32 ") passes the end of the range",
 				  m->u.ts_resp.first, m->u.ts_resp.count);
 		c->last = last;
+		if ((int64_t)tso_physical(last) - wall_ms() > w->max_ahead_ms)
+			w->max_ahead_ms = (int64_t)tso_physical(last) - wall_ms();
 	}
 	gap_note_ok(w, now);
 	if (now >= t_measure && now < t_end) {
@@ -712,6 +726,7 @@ static int run_load(void)
 	hist *all = malloc(sizeof *all);
 	uint64_t reqs = 0, stamps = 0, errors = 0, violations = 0, failures = 0, ok_total = 0;
 	uint64_t max_gap = 0, armed_gap = 0, armed_recover = 0;
+	int64_t max_ahead = INT64_MIN;
 	uint64_t err_status[TP_STATUS_LAST + 1] = {0};
 	bool gap_done = false;
 	double cpu0, cpu1, secs;
@@ -738,6 +753,7 @@ static int run_load(void)
 		if (ws[t].conns == NULL)
 			die("out of memory");
 		hist_init(&ws[t].h);
+		ws[t].max_ahead_ms = INT64_MIN;
 	}
 	for (unsigned i = 0; i < o.connections; i++) {
 		worker *w = &ws[i % o.threads];
@@ -780,6 +796,8 @@ static int run_load(void)
 		violations += w->violations;
 		failures += w->conn_failures;
 		ok_total += w->ok_total;
+		if (w->max_ahead_ms > max_ahead)
+			max_ahead = w->max_ahead_ms;
 		for (unsigned s = 0; s <= TP_STATUS_LAST; s++)
 			err_status[s] += w->err_status[s];
 		if (w->max_gap_ns > max_gap)
@@ -811,12 +829,12 @@ static int run_load(void)
 		printf("mode=load label=%s conns=%u depth=%u count=%" PRIu32
 		       " threads=%u secs=%.3f reqs=%" PRIu64
 		       " rps=%.0f tsps=%.0f p50_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.2f mean_us=%.2f "
-		       "errors=%" PRIu64 " violations=%" PRIu64 " client_cpu=%.2f\n",
+		       "errors=%" PRIu64 " violations=%" PRIu64 " client_cpu=%.2f max_ahead_ms=%" PRId64 "\n",
 		       o.label, o.connections, o.depth, o.count, o.threads, secs, reqs, (double)reqs / secs,
 		       (double)stamps / secs, us(hist_quantile(all, 0.50)), us(hist_quantile(all, 0.99)),
 		       us(hist_quantile(all, 0.999)), us(all->max),
 		       all->total ? (double)(all->sum / (long double)all->total) / (double)NS_PER_US : 0.0,
-		       errors, violations, (cpu1 - cpu0) / secs);
+		       errors, violations, (cpu1 - cpu0) / secs, max_ahead == INT64_MIN ? 0 : max_ahead);
 	} else {
 		printf("%s: %u connections x depth %u, count %" PRIu32
 		       ", %u threads, %.2f s (+%.2f s warmup)\n",
@@ -828,6 +846,10 @@ static int run_load(void)
 		       us(hist_quantile(all, 0.999)), us(all->max));
 		printf("  errors %" PRIu64 "  violations %" PRIu64 "  client cpu %.2f cores\n", errors,
 		       violations, (cpu1 - cpu0) / secs);
+		if (max_ahead != INT64_MIN)
+			printf("  ahead of the clock: at most %" PRId64 " ms (a grant's physical part minus "
+			       "this host's wall clock)\n",
+			       max_ahead);
 	}
 	if (violations > 0)
 		return 1;

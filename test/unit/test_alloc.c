@@ -316,11 +316,12 @@ static void test_lead_begin_after_release(void **state)
 static void test_lead_begin_clock_behind(void **state)
 {
 	ta_alloc a;
-	const uint64_t high = T0_MS + 10000;
+	const uint64_t high = T0_MS + 1000;
 
 	(void)state;
 	init_default(&a);
-	/* floor = H + 1, fence = floor + window (the cap is far away). */
+	/* floor = H + 1, fence = floor + window (the cap, now + max_ahead, is
+	 * beyond it). */
 	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)),
 			 high + 1 + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.last, tso_first_of_ms(high + 1) - 1);
@@ -508,11 +509,12 @@ static void test_grant_sequence(void **state)
 	c = later(c, 1);
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
 	assert_int_equal(first, tso_first_of_ms(c.wall_ms));
-	/* The clock stands still, then steps back 5 s: issuance goes on. */
+	/* The clock stands still, then steps back 4 s (less than max_ahead):
+	 * issuance goes on. */
 	prev_last = a.last;
 	assert_int_equal(ta_grant(&a, c, 3, &first), TA_OK);
 	assert_int_equal(first, prev_last + 1);
-	c.wall_ms -= 5000;
+	c.wall_ms -= 4000;
 	prev_last = a.last;
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
 	assert_int_equal(first, prev_last + 1);
@@ -521,6 +523,66 @@ static void test_grant_sequence(void **state)
 	assert_int_equal(ta_grant(&a, c, TA_MAX_GRANT, &first), TA_OK);
 	assert_int_equal(first, prev_last + 1);
 	assert_int_equal(a.last, first + TA_MAX_GRANT - 1);
+}
+
+/* ta_room at c is want (< TA_MAX_GRANT): one more waits, exactly that
+ * many are granted, and then nothing is left. */
+static void assert_room_exact(ta_alloc *a, ta_clock c, uint64_t want)
+{
+	uint64_t first;
+
+	assert_int_equal(ta_room(a, c), want);
+	assert_int_equal(ta_grant(a, c, (uint32_t)want + 1, &first), TA_WAIT);
+	assert_int_equal(ta_grant(a, c, (uint32_t)want, &first), TA_OK);
+	assert_int_equal(ta_room(a, c), 0);
+}
+
+/* I6: no grant reaches past now + max_ahead, even below H; it waits for
+ * the clock, and ta_room says so. */
+static void test_grant_near_clock(void **state)
+{
+	ta_alloc a;
+	uint64_t first;
+	ta_clock c;
+	ta_clock back;
+
+	(void)state;
+	init_default(&a);
+	c = serve(&a, 1, 0, at(T0_MS, MONO0_MS));
+	/* Every grant of a full window ends within max_ahead of its clock. */
+	fill_to_high_water(&a, c);
+	assert_true(tso_physical(a.last) <= c.wall_ms + TA_DEFAULT_MAX_AHEAD_MS);
+	/* H is committed up to now + window_ahead, but the clock steps back
+	 * 10 s: nothing may be granted until it is back within max_ahead. */
+	ta_extension_commit(&a, 1, c.wall_ms + TA_DEFAULT_MAX_AHEAD_MS, c.mono_ms);
+	back = c;
+	back.wall_ms -= 10000;
+	assert_int_equal(ta_room(&a, back), 0);
+	assert_int_equal(ta_grant(&a, back, 1, &first), TA_WAIT);
+	assert_true(a.starved);
+	/* The clock has caught up to last + 1 - max_ahead: one ms of room. */
+	back.wall_ms = tso_physical(a.last + 1) - TA_DEFAULT_MAX_AHEAD_MS;
+	assert_room_exact(&a, back, tso_last_of_ms(tso_physical(a.last + 1)) - a.last);
+}
+
+/* ta_room: the largest grant that succeeds, capped at TA_MAX_GRANT. */
+static void test_room(void **state)
+{
+	ta_alloc a;
+	uint64_t first;
+	ta_clock c;
+
+	(void)state;
+	init_default(&a);
+	c = at(T0_MS, MONO0_MS);
+	assert_int_equal(ta_room(&a, c), 0); /* not leader */
+	c = serve(&a, 1, 0, c);
+	assert_int_equal(ta_room(&a, c), TA_MAX_GRANT);
+	assert_int_equal(ta_room(&a, at(c.wall_ms, c.mono_ms + TA_DEFAULT_LEASE_MS)), 0); /* lease */
+	/* Leave less than one full grant below H. */
+	while (tso_last_of_ms(a.high_water_ms) - a.last > TA_MAX_GRANT)
+		assert_int_equal(ta_grant(&a, c, TA_MAX_GRANT, &first), TA_OK);
+	assert_room_exact(&a, c, tso_last_of_ms(a.high_water_ms) - a.last);
 }
 
 static void test_grant_invalid(void **state)
@@ -564,7 +626,9 @@ static void test_grant_wait_then_extension(void **state)
 	assert_true(a.high_water_ms >= c.wall_ms + TA_DEFAULT_EXTEND_MARGIN_MS);
 	assert_true(ta_extension_due(&a, c));
 	mark = ta_extension_prepare(&a, c);
-	assert_int_equal(mark, high + 1 + TA_DEFAULT_WINDOW_AHEAD_MS);
+	/* H + 1 + window_ahead is past the cap, now + max_ahead. */
+	assert_true(high + 1 + TA_DEFAULT_WINDOW_AHEAD_MS > c.wall_ms + TA_DEFAULT_MAX_AHEAD_MS);
+	assert_int_equal(mark, c.wall_ms + TA_DEFAULT_MAX_AHEAD_MS);
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_WAIT); /* not committed yet */
 	ta_extension_commit(&a, 1, mark, c.mono_ms);
 	assert_false(a.starved);
@@ -581,8 +645,9 @@ static void test_grant_exhausted(void **state)
 
 	(void)state;
 	init_default(&a);
-	/* Only the last millisecond of the range is left. */
-	c = serve(&a, 1, TSO_PHYSICAL_MAX - 1, at(T0_MS, MONO0_MS));
+	/* Only the last millisecond of the range is left (and the clock is
+	 * there too: I6 would make a clock far behind wait instead). */
+	c = serve(&a, 1, TSO_PHYSICAL_MAX - 1, at(TSO_PHYSICAL_MAX - 1, MONO0_MS));
 	assert_int_equal(a.high_water_ms, TSO_PHYSICAL_MAX);
 	before = a;
 	/* A full-size grant (64 ms) does not fit, a smaller one does. */
@@ -814,9 +879,12 @@ static void test_lead_end(void **state)
 	assert_int_equal(a.grants, 1);
 	assert_int_equal(a.timestamps, 5);
 	/* Leading again, even told an older mark and with the clock 30 s
-	 * back, starts above everything handed out. */
+	 * back, starts above everything handed out: once the clock is within
+	 * max_ahead of it (I6). */
 	c.wall_ms -= 30000;
 	c = serve(&a, 2, 0, c);
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_WAIT);
+	c.wall_ms = high + 1 - TA_DEFAULT_MAX_AHEAD_MS;
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
 	assert_true(first > issued);
 	assert_int_equal(first, tso_first_of_ms(high + 1));
@@ -1237,7 +1305,9 @@ static int spec_grant(ta_alloc *m, ta_clock c, uint32_t n, uint64_t *first)
 	end = start + n - 1;
 	if (end > TSO_MAX)
 		return TA_EXHAUSTED;
-	if ((end >> TSO_LOGICAL_BITS) > m->high_water_ms) {
+	/* I2: within H; I6: within max_ahead of the clock. */
+	if ((end >> TSO_LOGICAL_BITS) > m->high_water_ms ||
+	    (end >> TSO_LOGICAL_BITS) > (u128)spec_now(c) + m->cfg.max_ahead_ms) {
 		m->starved = true;
 		return TA_WAIT;
 	}
@@ -1464,6 +1534,10 @@ static int sim_grant(sim *s, unsigned i, uint32_t n)
 	SIM_CHECK(s, "P2 durable", tso_physical(end) <= s->durable,
 		  "node %u: granted up to ms %" PRIu64 " but only %" PRIu64 " is committed", i,
 		  tso_physical(end), s->durable);
+	SIM_CHECK(s, "P9 near the clock", tso_physical(end) <= (u128)spec_now(c) + s->cfg.max_ahead_ms,
+		  "node %u: granted up to ms %" PRIu64 ", more than max_ahead %" PRIu64
+		  " ms past its clock %" PRIu64,
+		  i, tso_physical(end), s->cfg.max_ahead_ms, spec_now(c));
 	SIM_CHECK(s, "P4 contiguity",
 		  nd->a.last == end && nd->a.last_issued == end && nd->a.grants == before.grants + 1 &&
 		      nd->a.timestamps == before.timestamps + n,
@@ -2033,6 +2107,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_grant_new_leader_wait),
 	    cmocka_unit_test(test_grant_lease_expiry),
 	    cmocka_unit_test(test_grant_sequence),
+	    cmocka_unit_test(test_grant_near_clock),
+	    cmocka_unit_test(test_room),
 	    cmocka_unit_test(test_grant_invalid),
 	    cmocka_unit_test(test_grant_wait_then_extension),
 	    cmocka_unit_test(test_grant_exhausted),
