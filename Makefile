@@ -33,31 +33,41 @@ common/proto.o: CFLAGS += -fvisibility=hidden
 SC_CC ?= gcc
 SC_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wconversion \
 	-Wno-sign-conversion -Werror=implicit-function-declaration \
-	-Icommon -Isidecar -I$(DEPS_PREFIX)/include -MMD -MP
+	-Iinclude -Icommon -Isidecar -I$(DEPS_PREFIX)/include -MMD -MP
 # OpenSSL (Debian's libssl): TLS on the peer transport (common/tls.h).
 SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lssl -lcrypto -lm
 
-SIDECAR_SRCS = $(filter-out sidecar/ctl.c,$(wildcard sidecar/*.c)) common/proto.c common/tls.c
+# libtsoracle (include/tsoracle.h): the allocator, its log commands and the
+# leadership driver; its sources stay in sidecar/ beside the daemon's
+# (docs/architecture.md, "Where to change what").
+LIB_SRCS = sidecar/alloc.c sidecar/fsm.c sidecar/lead.c
+LIB_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB = $(BUILD)/libtsoracle.a
+
+SIDECAR_SRCS = $(filter-out sidecar/ctl.c $(LIB_SRCS),$(wildcard sidecar/*.c)) common/proto.c common/tls.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
 CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
-	$(BUILD)/common/dial.o \
-	$(BUILD)/sidecar/alloc.o $(BUILD)/common/proto.o
+	$(BUILD)/common/dial.o $(BUILD)/common/proto.o
 UNIT_TESTS = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(wildcard test/unit/test_*.c))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
 
-# Relinked when libraft is rebuilt (scripts/deps.sh, e.g. for a new patch).
-$(BUILD)/tsoracled: $(SIDECAR_OBJS) $(DEPS_PREFIX)/lib/libraft.a
-	$(SC_CC) -o $@ $(SIDECAR_OBJS) $(SC_LIBS)
+$(LIB): $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
 
-$(BUILD)/tsoracle-ctl: $(CTL_OBJS)
+# Relinked when libraft is rebuilt (scripts/deps.sh, e.g. for a new patch).
+$(BUILD)/tsoracled: $(SIDECAR_OBJS) $(LIB) $(DEPS_PREFIX)/lib/libraft.a
+	$(SC_CC) -o $@ $(SIDECAR_OBJS) $(LIB) $(SC_LIBS)
+
+$(BUILD)/tsoracle-ctl: $(CTL_OBJS) $(LIB)
 	$(SC_CC) -o $@ $^
 
-# A unit test links its own file, the common codec and every sidecar module
-# except main.c; the linker keeps only what the test uses.
-UNIT_LIB_OBJS = $(filter-out $(BUILD)/sidecar/main.o,$(SIDECAR_OBJS))
+# A unit test links its own file, the common codec, every sidecar module
+# except main.c and the library; the linker keeps only what the test uses.
+UNIT_LIB_OBJS = $(filter-out $(BUILD)/sidecar/main.o,$(SIDECAR_OBJS)) $(LIB)
 $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(UNIT_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
@@ -75,7 +85,7 @@ all: $(BUILD)/tsoracle-checker
 
 .PHONY: deps sidecar unit check-unit build test demo demo-cluster demo-stop bench format
 
-sidecar: $(BUILD)/tsoracled $(BUILD)/tsoracle-ctl
+sidecar: $(BUILD)/tsoracled $(BUILD)/tsoracle-ctl $(LIB)
 unit: $(UNIT_TESTS)
 all: sidecar
 
@@ -103,7 +113,7 @@ demo-stop:
 	@scripts/demo.sh stop
 
 format:
-	clang-format -i common/*.[ch] sidecar/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/bench/*.[ch] test/checker/*.[ch] test/sim/*.[ch]
+	clang-format -i include/*.h common/*.[ch] sidecar/*.[ch] test/broken/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/bench/*.[ch] test/checker/*.[ch] test/sim/*.[ch]
 
 clean: clean-build
 clean-build:
@@ -129,42 +139,45 @@ fuzz: $(BUILD)/fuzz_proto
 
 # ---- test only: the allocator's positive controls ----------------------
 # (owned by the allocator's tests; see docs/allocator.md, "Tests")
-# sidecar/alloc.c compiled again with one deliberate bug each, linked with
-# test/unit/test_alloc.c compiled with -DTA_EXPECT_BROKEN: that binary passes
-# only if the property checker catches the bug. These objects live under
-# $(BUILD)/test/broken/ and are never linked into tsoracled.
+# Each planted bug is a test-only source, test/broken/broken_<kind>.c, that
+# replaces one library function through the linker (-Wl,--wrap=<function>:
+# calls to it from the other objects go to __wrap_<function>, which may
+# call the real one as __real_<function>); the production sources carry no
+# trace of them. test_alloc_broken_<kind> links one with test/unit/
+# test_alloc.c compiled with -DTA_EXPECT_BROKEN: that binary passes only if
+# the property checker catches the bug. Never linked into what is installed.
+BROKEN_WRAP_fence = ta_lead_begin
+BROKEN_WRAP_lease = ta_lead_begin
+BROKEN_WRAP_monotonic = ta_grant
+BROKEN_WRAP_release = ta_established
+BROKEN_WRAP_ahead = ta_grant ta_room
+comma := ,
+BROKEN_WRAP_FLAGS = $(addprefix -Wl$(comma)--wrap=,$(BROKEN_WRAP_$*))
 ALLOC_BROKEN_KINDS = fence monotonic lease ahead
+# (release: only the simulation can catch it, it takes a planned handover)
 ALLOC_BROKEN_TESTS = $(patsubst %,$(BUILD)/test/test_alloc_broken_%,$(ALLOC_BROKEN_KINDS))
-ALLOC_BROKEN_FLAG_fence = -DTA_TEST_BROKEN_FENCE
-ALLOC_BROKEN_FLAG_monotonic = -DTA_TEST_BROKEN_MONOTONIC
-ALLOC_BROKEN_FLAG_lease = -DTA_TEST_BROKEN_LEASE
-ALLOC_BROKEN_FLAG_ahead = -DTA_TEST_BROKEN_AHEAD
-# Only the simulation can catch this one (it takes a planned handover).
-ALLOC_BROKEN_FLAG_release = -DTA_TEST_BROKEN_RELEASE
 UNIT_TESTS += $(ALLOC_BROKEN_TESTS)
 # `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.
 unit: $(ALLOC_BROKEN_TESTS)
-
-$(BUILD)/test/broken/alloc_%.o: sidecar/alloc.c
-	@mkdir -p $(dir $@)
-	$(SC_CC) $(SC_CFLAGS) $(ALLOC_BROKEN_FLAG_$*) -c -o $@ $<
 
 $(BUILD)/test/broken/test_alloc.o: test/unit/test_alloc.c
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -DTA_EXPECT_BROKEN -c -o $@ $<
 
-$(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/test_alloc.o $(BUILD)/test/broken/alloc_%.o
+$(ALLOC_BROKEN_TESTS): $(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/test_alloc.o \
+		$(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(SC_CC) -o $@ $^ -lcmocka
+	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ -lcmocka
 
 # A whole tsoracled with one planted allocator bug, for the nemesis runs'
 # positive controls (scripts/test.sh): the checker must catch it through
 # the real parts (monotonic: with no fault; fence: under clock-kill, with
 # PostgreSQL's tsoracle.refuse_backward_grants off). Never installed.
-$(BUILD)/control/tsoracled-broken-%: $(filter-out $(BUILD)/sidecar/alloc.o,$(SIDECAR_OBJS)) $(BUILD)/test/broken/alloc_%.o
+TSORACLED_BROKEN = $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence
+$(TSORACLED_BROKEN): $(BUILD)/control/tsoracled-broken-%: $(SIDECAR_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(SC_CC) -o $@ $^ $(SC_LIBS)
-unit: $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence
+	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
+unit: $(TSORACLED_BROKEN)
 
 # ---- test only: a writer of raw Raft commands (test/fsm/raft_append.c) ---
 # For t/120_fsm_refusals.pl: appends commands tsoracled would never propose
@@ -194,13 +207,13 @@ bench: deps
 	@scripts/bench.sh
 
 # ---- test only: the deterministic simulation (test/sim/, docs/simulation.md)
-# build/test/sim: libraft's fixture cluster with the real FSM (sidecar/fsm.c)
-# and allocator (sidecar/alloc.c) on every node, driven as sidecar/node.c
-# drives them, under thousands of seeded fault schedules; TSO_SIM_SEED,
-# TSO_SIM_SCHEDULES and TSO_SIM_STEPS scale it. build/test/sim_broken_*: the
-# same, linked with the allocator's deliberately broken objects (the
-# positive controls' rule above) and its main compiled to expect the
-# violation that bug causes: they pass only if the simulation catches it.
+# build/test/sim: libraft's fixture cluster with libtsoracle on every node
+# (the FSM, the allocator and the leadership driver tsoracled runs), under
+# thousands of seeded fault schedules; TSO_SIM_SEED, TSO_SIM_SCHEDULES and
+# TSO_SIM_STEPS scale it. build/test/sim_broken_*: the same, linked with one
+# planted bug (test/broken/, the positive controls' rule above) and its main
+# compiled to expect the violation that bug causes: they pass only if the
+# simulation catches it.
 SIM_LIB_OBJS = $(patsubst test/sim/%.c,$(BUILD)/sim/%.o,$(filter-out test/sim/sim.c,$(wildcard test/sim/*.c)))
 SIM_BROKEN_KINDS = lease fence release
 SIM_EXPECT_lease = SIM_P_REALTIME
@@ -221,12 +234,11 @@ $(patsubst %,$(BUILD)/sim/sim_expect_%.o,$(SIM_BROKEN_KINDS)): $(BUILD)/sim/sim_
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -DTSO_SIM_EXPECT_VIOLATION=$(SIM_EXPECT_$*) -c -o $@ $<
 
-$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(BUILD)/sidecar/alloc.o $(BUILD)/sidecar/fsm.o \
-		$(BUILD)/sidecar/log.o
+$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(LIB) $(BUILD)/sidecar/log.o
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
 
 $(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUILD)/sim/sim_expect_%.o \
-		$(SIM_LIB_OBJS) $(BUILD)/test/broken/alloc_%.o $(BUILD)/sidecar/fsm.o $(BUILD)/sidecar/log.o
+		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB) $(BUILD)/sidecar/log.o
 	@mkdir -p $(dir $@)
-	$(SC_CC) -o $@ $^ $(SC_LIBS)
+	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)

@@ -23,13 +23,6 @@
  * lost or slow renewal does not let it lapse. */
 #define TA_RENEWALS_PER_LEASE 3
 
-/*
- * TA_TEST_BROKEN_FENCE, _MONOTONIC, _LEASE and _AHEAD each plant one deliberate bug
- * below: positive controls proving that test/unit/test_alloc.c's property
- * checker can fail. Only the Makefile's test_alloc_broken_* rules define
- * them; tsoracled is never built with them.
- */
-
 static uint64_t ta_min(uint64_t x, uint64_t y)
 {
 	return x < y ? x : y;
@@ -111,9 +104,6 @@ static bool ta_wants_growth(const ta_alloc *a, uint64_t now_ms)
 static uint64_t ta_grant_limit_ms(const ta_alloc *a, ta_clock clk)
 {
 	uint64_t limit = ta_min(a->high_water_ms, ta_add_sat(ta_now_ms(clk), a->cfg.max_ahead_ms));
-#ifdef TA_TEST_BROKEN_AHEAD
-	limit = a->high_water_ms; /* deliberately wrong (test-only): H only */
-#endif
 	return ta_min(limit, TSO_PHYSICAL_MAX);
 }
 
@@ -186,9 +176,6 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool
 	/* I3: high holds every mark committed before the barrier, so every
 	 * timestamp any earlier leader could hand out is below floor << 18. */
 	floor_ms = ta_max(ta_add_sat(high, 1), now);
-#ifdef TA_TEST_BROKEN_FENCE
-	floor_ms = now; /* deliberately wrong (test-only): ignores H */
-#endif
 	if (floor_ms > TSO_PHYSICAL_MAX)
 		return 0; /* I5: no room left for even one millisecond */
 	fence = ta_max(floor_ms, ta_ahead_mark(&a->cfg, floor_ms, now));
@@ -207,9 +194,6 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool
 	 * stopped for good: alloc.h, I4). */
 	a->lease_not_before =
 	    predecessor_released ? clk.mono_ms : ta_add_sat(clk.mono_ms, ta_new_leader_wait_ms(&a->cfg));
-#ifdef TA_TEST_BROKEN_LEASE
-	a->lease_not_before = clk.mono_ms; /* deliberately wrong (test-only): no wait */
-#endif
 	a->lease_renewed_at = 0; /* no entry of this epoch committed yet */
 	return fence;
 }
@@ -290,11 +274,6 @@ bool ta_serving(const ta_alloc *a, ta_clock clk)
 
 bool ta_established(const ta_alloc *a, ta_clock clk)
 {
-#ifdef TA_TEST_BROKEN_RELEASE
-	/* deliberately wrong (test-only): a leader still in its own wait
-	 * releases, and its successor skips the wait too */
-	return a->epoch != 0;
-#endif
 	return a->epoch != 0 && a->fenced && clk.mono_ms >= a->lease_not_before;
 }
 
@@ -314,9 +293,6 @@ int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)
 	if (a->last >= TSO_MAX)
 		return TA_EXHAUSTED; /* I5: last + 1 would not be a timestamp */
 	start = ta_max(tso_first_of_ms(ta_now_ms(clk)), a->last + 1);
-#ifdef TA_TEST_BROKEN_MONOTONIC
-	start = tso_first_of_ms(ta_now_ms(clk)); /* deliberately wrong (test-only) */
-#endif
 	if (start > TSO_MAX - (n - 1))
 		return TA_EXHAUSTED; /* I5: the range ends before start + n - 1 */
 	end = start + (n - 1);

@@ -225,15 +225,20 @@ void fsm_init(struct raft_fsm *fsm, fsm_state *state)
 	fsm->restore = fsm_restore;
 }
 
+void fsm_cmd_put(uint8_t cmd[FSM_CMD_SIZE], uint8_t type, uint64_t arg)
+{
+	memset(cmd, 0, FSM_CMD_SIZE);
+	cmd[0] = type;
+	bytes_put_u64(cmd + FSM_CMD_ARG_OFFSET, arg);
+}
+
 static int fsm_encode(uint8_t type, uint64_t arg, struct raft_buffer *buf)
 {
 	uint8_t *p = raft_malloc(FSM_CMD_SIZE);
 
 	if (p == NULL)
 		return RAFT_NOMEM;
-	memset(p, 0, FSM_CMD_SIZE);
-	p[0] = type;
-	bytes_put_u64(p + FSM_CMD_ARG_OFFSET, arg);
+	fsm_cmd_put(p, type, arg);
 	buf->base = p;
 	buf->len = FSM_CMD_SIZE;
 	return 0;

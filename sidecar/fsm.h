@@ -78,6 +78,9 @@ typedef struct fsm_state {
 /* Sets up fsm (version 2 API) over state. */
 void fsm_init(struct raft_fsm *fsm, fsm_state *state);
 
+/* Writes the command of type (FSM_CMD_*) with its argument into cmd. */
+void fsm_cmd_put(uint8_t cmd[FSM_CMD_SIZE], uint8_t type, uint64_t arg);
+
 /* Encodes HighWater(mark) into a raft_malloc'ed buffer; 0 or RAFT_NOMEM. */
 int fsm_encode_high_water(uint64_t mark, struct raft_buffer *buf);
 

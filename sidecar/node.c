@@ -1,4 +1,5 @@
-/* node.c: one Raft member: libraft with the uv backend, the FSM, and the allocator driven by Raft events. */
+/* node.c: one Raft member: libraft with the uv backend and the peer transport, hosting the leadership driver.
+ */
 #include "node.h"
 
 #include <errno.h>
@@ -18,219 +19,10 @@
 /* libraft's delay before another connection attempt to a member, ms. */
 #define NODE_CONNECT_RETRY_MS 250
 
-/* How often the leadership watch runs, ms. Bounds how late the node notices
- * a change of role; safety does not depend on it (the lease does that). */
-#define NODE_TICK_MS 10
-
-/* A barrier, remembering the term it was issued in, and which one it was:
- * after a handover that did not complete, a barrier issued before it may
- * still complete, and only the newest one may start the fence. */
-typedef struct node_barrier {
-	struct raft_barrier req;
-	node *n;
-	uint64_t term;
-	uint64_t seq;
-} node_barrier;
-
-/* A HighWater proposal, remembering what the allocator must be told. */
-typedef struct node_proposal {
-	struct raft_apply req;
-	node *n;
-	uint64_t term;
-	uint64_t mark;
-	uint64_t proposed_mono_ms;
-} node_proposal;
-
-/* A Release proposal: the handover it belongs to. */
-typedef struct node_release {
-	struct raft_apply req;
-	node *n;
-	uint64_t term;
-	uint64_t handover;
-} node_release;
-
-static void node_sync(node *n);
-static void node_kick(node *n);
-static uint16_t node_transfer_begin(node *n);
-
-static void node_apply_cb(struct raft_apply *req, int status, void *result)
-{
-	node_proposal *p = req->data;
-	node *n = p->n;
-
-	(void)result;
-	if (status == 0) {
-		/* Committed and applied: the mark is durable on a majority. */
-		ta_extension_commit(&n->alloc, p->term, p->mark, p->proposed_mono_ms);
-		log_debug("high-water %" PRIu64 " committed (term %" PRIu64 ")", p->mark, p->term);
-	} else {
-		ta_extension_failed(&n->alloc, p->term);
-		if (!n->closing && status != RAFT_LEADERSHIPLOST && status != RAFT_NOTLEADER)
-			log_warn("high-water proposal %" PRIu64 " failed: %s", p->mark,
-				 raft_strerror(status));
-	}
-	free(p);
-	node_kick(n);
-}
-
-/* Proposes HighWater(mark); the allocator has marked it in flight. */
-static void node_propose(node *n, uint64_t mark, uint64_t proposed_mono_ms)
-{
-	node_proposal *p = malloc(sizeof *p);
-	struct raft_buffer buf;
-	int rv;
-
-	if (p == NULL || fsm_encode_high_water(mark, &buf) != 0) {
-		free(p);
-		log_error("out of memory proposing a high-water mark");
-		ta_extension_failed(&n->alloc, n->lead_term);
-		return;
-	}
-	p->req.data = p;
-	p->n = n;
-	p->term = n->lead_term;
-	p->mark = mark;
-	p->proposed_mono_ms = proposed_mono_ms;
-	rv = raft_apply(&n->raft, &p->req, &buf, 1, node_apply_cb);
-	if (rv != 0) {
-		/* Not freeing buf.base: libraft 0.22.1 may already have released
-		 * it on some failure paths, and a 9-byte leak on a rare error is
-		 * better than a double free. */
-		free(p);
-		ta_extension_failed(&n->alloc, n->lead_term);
-		log_warn("proposing high-water %" PRIu64 " failed: %s (%s)", mark, raft_strerror(rv),
-			 raft_errmsg(&n->raft));
-	}
-}
-
-/*
- * libraft's answer to a Release: committed, the handover goes on (the next
- * sync asks libraft for it); failed, the handover has failed (its waiters
- * are answered, and if this node still leads it fences again, see
- * node_sync). Runs inside libraft: records only.
- */
-static void node_release_cb(struct raft_apply *req, int status, void *result)
-{
-	node_release *r = req->data;
-	node *n = r->n;
-
-	(void)result;
-	if (n->releasing && n->transfer_count == r->handover) {
-		/* (libraft fails a leader's pending entries when it steps down,
-		 * so a success is always of the term we still lead in.) */
-		if (status == 0 && r->term == n->lead_term) {
-			n->release_committed = true;
-		} else {
-			n->releasing = false;
-			n->transfer_ended = r->handover;
-			if (!n->closing)
-				log_warn("releasing the lease for the handover failed: %s",
-					 raft_strerror(status));
-		}
-	}
-	free(r);
-	node_kick(n);
-}
-
-/* Proposes Release(lead_term) for the handover under way; 0, or -1 if it
- * could not be proposed (the caller hands over without it). */
-static int node_propose_release(node *n)
-{
-	node_release *r = malloc(sizeof *r);
-	struct raft_buffer buf;
-	int rv;
-
-	if (r == NULL || fsm_encode_release(n->lead_term, &buf) != 0) {
-		free(r);
-		return -1;
-	}
-	r->req.data = r;
-	r->n = n;
-	r->term = n->lead_term;
-	r->handover = n->transfer_count;
-	rv = raft_apply(&n->raft, &r->req, &buf, 1, node_release_cb);
-	if (rv != 0) {
-		free(r);
-		log_warn("proposing the release of term %" PRIu64 " failed: %s (%s)", n->lead_term,
-			 raft_strerror(rv), raft_errmsg(&n->raft));
-		return -1;
-	}
-	return 0;
-}
-
-static void node_barrier_cb(struct raft_barrier *req, int status)
-{
-	node_barrier *b = req->data;
-	node *n = b->n;
-	uint64_t term = b->term;
-	ta_clock clk;
-	uint64_t mark;
-	bool released;
-
-	if (n->closing || !n->leading || n->lead_term != term || n->barrier_seq != b->seq) {
-		free(b);
-		return;
-	}
-	free(b);
-	n->barrier_inflight = false;
-	if (status != 0) {
-		/* The next sync notices whether we still lead, and retries. */
-		log_warn("barrier after election failed: %s", raft_strerror(status));
-		n->leading = false;
-		node_kick(n);
-		return;
-	}
-	/* Every committed entry is applied now, so fsm_state holds a linearized
-	 * read of H: the fence floor is computed from it (invariant I3). The
-	 * fence mark is proposed by the next sync, outside raft's callback. */
-	clk = clock_now();
-	released = fsm_predecessor_released(&n->fsm_state, term);
-	mark = ta_lead_begin(&n->alloc, term, n->fsm_state.high_water_ms, released, clk);
-	if (mark == 0) {
-		log_error("the timestamp range is exhausted (high-water %" PRIu64 " ms): refusing to serve",
-			  n->fsm_state.high_water_ms);
-		return;
-	}
-	n->fence_pending = true;
-	n->fence_mark = mark;
-	n->fence_mono_ms = clk.mono_ms;
-	log_info("leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64 " ms)%s",
-		 term, mark, n->fsm_state.high_water_ms,
-		 released ? "; the leader of the term before released its lease: no wait" : "");
-	node_kick(n);
-}
-
-static void node_start_barrier(node *n)
-{
-	node_barrier *b = malloc(sizeof *b);
-	int rv;
-
-	if (b == NULL) {
-		log_error("out of memory starting a barrier");
-		return;
-	}
-	b->req.data = b;
-	b->n = n;
-	b->term = n->lead_term;
-	b->seq = ++n->barrier_seq;
-	rv = raft_barrier(&n->raft, &b->req, node_barrier_cb);
-	if (rv != 0) {
-		free(b);
-		log_warn("raft_barrier: %s", raft_strerror(rv));
-		return;
-	}
-	n->barrier_inflight = true;
-}
-
-/* Stops serving at once; anything in flight is ignored by epoch (and the
- * barrier by its sequence number). */
-static void node_lead_stop(node *n)
-{
-	ta_lead_end(&n->alloc);
-	n->leading = false;
-	n->barrier_inflight = false;
-	n->fence_pending = false;
-}
+/* The driver's host interface (include/tsoracle.h). */
+static void node_kick(void *arg);
+static void node_ready(void *arg);
+static void node_log(void *arg, int level, const char *msg);
 
 /* The outcome of a handover for one waiter, judged by the leader this node
  * knows now. */
@@ -275,97 +67,32 @@ static void node_transfer_answer(node *n, uint64_t ended, uint64_t now_ms)
 	}
 }
 
-/* The leadership watch: reconciles the allocator with Raft's role, starts
- * due extensions, and tells the server when grants may succeed. */
+/* The driver's watch at this moment, then the handover waiters that are
+ * due. From the loop only (the timers), never inside a libraft callback. */
 static void node_sync(node *n)
 {
-	enum raft_state state;
-	uint64_t term;
-	ta_clock clk;
-	bool handing_over;
-	bool releasing;
-	bool serving;
+	ta_clock clk = clock_now();
+	uint64_t ended;
 
+	lead_sync(&n->lead, clk);
 	if (n->fsm_state.halted) {
-		/* The FSM cannot apply the log (fsm.h): serve nothing more and
-		 * have the daemon stop, outside libraft's callbacks. */
-		if (n->leading)
-			node_lead_stop(n);
+		/* The FSM cannot apply the log (fsm.h): the driver serves
+		 * nothing more; the daemon stops, outside libraft's callbacks. */
 		if (!n->halt_reported && n->halt_cb != NULL) {
 			n->halt_reported = true;
 			n->halt_cb(n->halt_arg);
 		}
 		return;
 	}
-	if (n->release_committed) {
-		/* Release(lead_term) is committed: every later leader's log holds
-		 * it. Now ask libraft to hand over (before reading its state). */
-		n->releasing = false;
-		n->release_committed = false;
-		if (node_transfer_begin(n) != TP_OK)
-			n->transfer_ended = n->transfer_count;
-	}
-	state = raft_state(&n->raft);
-	term = raft_current_term(&n->raft);
-	clk = clock_now();
-	/* libraft refuses new entries while it hands leadership over. */
-	handing_over = state == RAFT_LEADER && raft_transferee(&n->raft) != 0;
-
-	if (n->leading && (state != RAFT_LEADER || term != n->lead_term || handing_over)) {
-		node_lead_stop(n);
-		if (handing_over)
-			log_info("handing leadership over to node %" PRIu64 ": stopped serving",
-				 (uint64_t)raft_transferee(&n->raft));
-		else
-			log_info("no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")",
-				 n->lead_term, raft_state_name(state), term);
-	}
-	/* Releasing: this node promised not to serve again in this term; a
-	 * HighWater of its own (the fence below) would take that back, so it
-	 * waits until the handover has ended one way or the other. */
-	releasing = n->releasing && term == n->lead_term;
-	if (!n->leading && state == RAFT_LEADER && !handing_over && !releasing) {
-		/* Leader in the term it led before: a handover that did not
-		 * complete. The fence and the new-leader wait run again, as if
-		 * it had just won (safe, and simple: see node.h). */
-		if (term == n->lead_term)
-			log_info("still leader in term %" PRIu64
-				 " (the handover did not complete); fencing again",
-				 term);
-		else
-			log_info("won the election for term %" PRIu64 "; running the fence", term);
-		n->leading = true;
-		n->lead_term = term;
-	}
-	if (n->transfer_ended != 0) {
-		uint64_t ended = n->transfer_ended;
-
-		n->transfer_ended = 0;
+	ended = lead_handover_ended(&n->lead);
+	if (ended != 0) {
 		log_info("handover ended after %" PRIu64 " ms: leader is node %" PRIu64 " (term %" PRIu64 ")",
-			 clk.mono_ms - n->transfer_started_ms, node_leader_id(n), term);
+			 clk.mono_ms - n->transfer_started_ms, node_leader_id(n),
+			 (uint64_t)raft_current_term(&n->raft));
 		node_transfer_answer(n, ended, clk.mono_ms);
 	} else if (n->transfer_waiters != NULL) {
 		node_transfer_answer(n, 0, clk.mono_ms);
 	}
-	if (n->leading && !n->barrier_inflight && n->alloc.epoch != n->lead_term)
-		node_start_barrier(n);
-	if (n->leading && n->fence_pending) {
-		n->fence_pending = false;
-		node_propose(n, n->fence_mark, n->fence_mono_ms);
-	}
-	if (n->leading && ta_extension_due(&n->alloc, clk)) {
-		uint64_t mark = ta_extension_prepare(&n->alloc, clk);
-
-		if (mark != 0)
-			node_propose(n, mark, clk.mono_ms);
-	}
-	serving = ta_serving(&n->alloc, clk);
-	if (serving && !n->was_serving)
-		log_info("serving timestamps from %" PRIu64 " (high-water %" PRIu64 " ms)", n->alloc.last + 1,
-			 n->alloc.high_water_ms);
-	n->was_serving = serving;
-	if (serving && n->ready_cb != NULL)
-		n->ready_cb(n->ready_arg);
 }
 
 static void node_tick_cb(uv_timer_t *t)
@@ -382,15 +109,31 @@ static void node_kick_cb(uv_timer_t *t)
 }
 
 /*
- * Runs node_sync at the start of the next loop iteration. Raft callbacks
- * use this rather than calling raft_apply themselves: libraft 0.22.1's
- * legacy layer does not expect new requests from inside its completion
- * callbacks (seen: a failed append whose buffer it had already freed).
+ * Runs node_sync at the start of the next loop iteration: the driver asks
+ * for this from inside libraft's callbacks, where it may not call libraft
+ * (libraft 0.22.1's legacy layer does not expect new requests there; seen:
+ * a failed append whose buffer it had already freed).
  */
-static void node_kick(node *n)
+static void node_kick(void *arg)
 {
+	node *n = arg;
+
 	if (!n->closing && n->kick.data != NULL)
 		uv_timer_start(&n->kick, node_kick_cb, 0, 0);
+}
+
+static void node_ready(void *arg)
+{
+	node *n = arg;
+
+	if (n->ready_cb != NULL)
+		n->ready_cb(n->ready_arg);
+}
+
+static void node_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	log_printf(level, "%s", msg);
 }
 
 static int node_mkdir(const char *dir, char *err, size_t errlen)
@@ -457,12 +200,20 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	struct raft_configuration conf;
 	int rv;
 
+	lead_host host = {
+	    .arg = n,
+	    .kick = node_kick,
+	    .ready = node_ready,
+	    .log = node_log,
+	    .log_level = log_get_level(),
+	};
+
 	memset(n, 0, sizeof *n);
 	n->loop = loop;
 	n->cfg = c;
 	n->last_result = TA_NOT_LEADER;
-	ta_init(&n->alloc, &c->alloc);
 	fsm_init(&n->fsm, &n->fsm_state);
+	lead_init(&n->lead, &n->raft, &n->fsm_state, &c->alloc, &host);
 
 	if (node_mkdir(c->data_dir, err, errlen) != 0)
 		return -1;
@@ -527,7 +278,7 @@ int node_start(node *n, char *err, size_t errlen)
 	if (rv != 0)
 		return err_set(err, errlen, "raft_start: %s",
 			       n->fsm_state.halted ? n->fsm_state.halt_reason : raft_errmsg(&n->raft));
-	rv = uv_timer_start(&n->tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
+	rv = uv_timer_start(&n->tick, node_tick_cb, LEAD_TICK_MS, LEAD_TICK_MS);
 	if (rv != 0)
 		return err_set(err, errlen, "uv_timer_start: %s", uv_strerror(rv));
 	log_info("raft started: node %" PRIu64 " at %s, high-water %" PRIu64 " ms, last index %" PRIu64,
@@ -550,28 +301,15 @@ void node_set_halt_cb(node *n, node_halt_cb cb, void *arg)
 
 int node_grant(node *n, uint32_t count, uint64_t *first)
 {
-	ta_clock clk = clock_now();
-	int rc;
-
-	/* Halted between two syncs (an apply just now): not one more grant. */
-	if (n->fsm_state.halted)
-		ta_lead_end(&n->alloc);
-	rc = ta_grant(&n->alloc, clk, count, first);
+	int rc = lead_grant(&n->lead, clock_now(), count, first);
 
 	n->last_result = rc;
-	if (rc == TA_WAIT && ta_extension_due(&n->alloc, clk)) {
-		/* The grant hit H: extend now rather than at the next tick. */
-		uint64_t mark = ta_extension_prepare(&n->alloc, clk);
-
-		if (mark != 0)
-			node_propose(n, mark, clk.mono_ms);
-	}
 	return rc;
 }
 
 uint64_t node_room(node *n)
 {
-	return ta_room(&n->alloc, clock_now());
+	return lead_room(&n->lead, clock_now());
 }
 
 uint16_t node_wait_status(const node *n)
@@ -591,6 +329,7 @@ void node_status(node *n, tp_status *st)
 	raft_id leader_id = 0;
 	const char *leader_address = NULL;
 	enum raft_state state = raft_state(&n->raft);
+	const ta_alloc *a = &n->lead.alloc;
 
 	memset(st, 0, sizeof *st);
 	raft_leader(&n->raft, &leader_id, &leader_address);
@@ -610,16 +349,16 @@ void node_status(node *n, tp_status *st)
 		st->role = TP_ROLE_UNAVAILABLE;
 		break;
 	}
-	if (ta_serving(&n->alloc, clock_now()))
+	if (lead_serving(&n->lead, clock_now()))
 		st->flags |= TP_FLAG_SERVING;
 	st->term = raft_current_term(&n->raft);
-	st->high_water_ms = n->fsm_state.high_water_ms > n->alloc.high_water_ms ? n->fsm_state.high_water_ms
-										: n->alloc.high_water_ms;
+	st->high_water_ms =
+	    n->fsm_state.high_water_ms > a->high_water_ms ? n->fsm_state.high_water_ms : a->high_water_ms;
 	st->commit_index = raft_commit_index(&n->raft);
 	st->applied_index = raft_last_applied(&n->raft);
-	st->last_issued = n->alloc.last_issued;
-	st->grants = n->alloc.grants;
-	st->timestamps = n->alloc.timestamps;
+	st->last_issued = a->last_issued;
+	st->grants = a->grants;
+	st->timestamps = a->timestamps;
 }
 
 static void node_tick_close_cb(uv_handle_t *h)
@@ -662,7 +401,7 @@ void node_close(node *n, node_close_cb cb)
 		w->next = NULL;
 		w->cb(w, TP_ERR_SHUTTING_DOWN, 0);
 	}
-	ta_lead_end(&n->alloc);
+	lead_stop(&n->lead);
 	if (n->tick.data != NULL)
 		uv_timer_stop(&n->tick);
 	if (n->kick.data != NULL)
@@ -689,137 +428,35 @@ uint64_t node_leader_id(node *n)
 	return id;
 }
 
-/*
- * libraft's handover ended: this node learned of a leader as a follower, or
- * it is still leader and libraft gave up (an election timeout passed), or
- * Raft is closing. Runs inside libraft: only records it, and the next sync
- * answers the waiters (see node_kick).
- */
-static void node_transfer_raft_cb(struct raft_transfer *req)
-{
-	node *n = req->data;
-
-	free(req);
-	n->transfer = NULL;
-	n->transfer_ended = n->transfer_count;
-	node_kick(n);
-}
-
-/* Why target cannot take over from this node, or NULL if it can: it must
- * be another voter (members are the configured peers, all voters). */
-static const char *node_transfer_refusal(const node *n, uint64_t target)
-{
-	if (target == n->cfg->node_id)
-		return "the target is this node";
-	if (n->cfg->n_peers < 2)
-		return "there is no other member";
-	if (target == 0)
-		return NULL;
-	for (unsigned i = 0; i < n->cfg->n_peers; i++)
-		if (n->cfg->peers[i].id == target)
-			return NULL;
-	return "the target is not a member";
-}
-
-/*
- * Asks libraft for the handover under way (to transfer_target) and stops
- * serving. Returns TP_OK, or the answer for the waiters if libraft refuses.
- */
-static uint16_t node_transfer_begin(node *n)
-{
-	struct raft_transfer *t = calloc(1, sizeof *t);
-	int rv;
-
-	if (t == NULL) {
-		log_error("out of memory starting a handover");
-		return TP_ERR_INTERNAL;
-	}
-	t->data = n;
-	rv = raft_transfer(&n->raft, t, n->transfer_target, node_transfer_raft_cb);
-	if (rv != 0) {
-		free(t);
-		log_info("not handing leadership over: %s", raft_errmsg(&n->raft));
-		return rv == RAFT_NOMEM ? TP_ERR_INTERNAL : TP_ERR_TRANSFER;
-	}
-	/*
-	 * Stop serving now, before control returns to the loop (grants are
-	 * made only from it): our last grant was made before raft_transfer
-	 * sent TimeoutNow, so before the target's election. (libraft refuses
-	 * new entries meanwhile, so the lease could not be renewed anyway.)
-	 * Without a release, safety does not rest on this: the new leader
-	 * waits out our lease (node.h). After a release, this node stopped
-	 * earlier still.
-	 */
-	node_lead_stop(n);
-	n->transfer = t;
-	log_info("handing leadership over to node %" PRIu64 "%s: stopped serving",
-		 (uint64_t)raft_transferee(&n->raft),
-		 n->transfer_target == 0 ? " (Raft's pick: a caught-up voter if there is one)" : "");
-	return TP_OK;
-}
-
 uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_transfer_cb cb)
 {
 	ta_clock clk = clock_now();
 	node_transfer_req **pp;
-	const char *refusal;
-	uint16_t status;
+	uint64_t handover = 0;
 
 	if (n->closing)
 		return TP_ERR_SHUTTING_DOWN;
-	if (raft_state(&n->raft) != RAFT_LEADER)
+	switch (lead_transfer(&n->lead, clk, target, &handover)) {
+	case LEAD_TRANSFER_STARTED:
+		n->transfer_started_ms = clk.mono_ms;
+		break;
+	case LEAD_TRANSFER_JOINED:
+		break;
+	case LEAD_TRANSFER_NOT_LEADER:
 		return TP_ERR_NOT_LEADER;
+	case LEAD_TRANSFER_BAD_TARGET:
+		return TP_ERR_BAD_REQUEST;
+	case LEAD_TRANSFER_NOMEM:
+		return TP_ERR_INTERNAL;
+	default:
+		return TP_ERR_TRANSFER;
+	}
 	req->cb = cb;
 	req->target = target;
 	req->deadline_ms =
 	    clk.mono_ms + (uint64_t)n->cfg->election_timeout_ms * NODE_TRANSFER_TIMEOUT_ELECTIONS;
-	if (n->transfer == NULL && !n->releasing) {
-		/* libraft takes one handover at a time; later requests join it. */
-		refusal = node_transfer_refusal(n, target);
-		if (refusal != NULL) {
-			if (target != 0)
-				log_info("not handing leadership over to node %" PRIu64 ": %s", target,
-					 refusal);
-			else
-				log_info("not handing leadership over: %s", refusal);
-			return TP_ERR_BAD_REQUEST;
-		}
-		n->transfer_target = target;
-		if (n->leading && ta_established(&n->alloc, clk)) {
-			/*
-			 * Stop serving for good in this term, then say so in the
-			 * log: the next leader, finding Release(term) at the end
-			 * of its log, may serve without waiting out our lease
-			 * (alloc.h, I4). Established: no leader before us serves
-			 * again, which the release also promises.
-			 */
-			node_lead_stop(n);
-			n->transfer_count++;
-			if (node_propose_release(n) == 0) {
-				n->releasing = true;
-				n->release_committed = false;
-				if (target != 0)
-					log_info("handing leadership over to node %" PRIu64
-						 ": stopped serving, releasing the lease of term %" PRIu64,
-						 target, n->lead_term);
-				else
-					log_info("handing leadership over: stopped serving, releasing the "
-						 "lease of term %" PRIu64,
-						 n->lead_term);
-			} else if (node_transfer_begin(n) != TP_OK) {
-				n->transfer_ended = n->transfer_count;
-				node_kick(n);
-			}
-		} else {
-			status = node_transfer_begin(n);
-			if (status != TP_OK)
-				return status;
-			n->transfer_count++;
-		}
-		n->transfer_started_ms = clk.mono_ms;
-	}
 	/* Appended: waiters are answered in the order they came. */
-	req->handover = n->transfer_count;
+	req->handover = handover;
 	req->next = NULL;
 	pp = &n->transfer_waiters;
 	while (*pp != NULL)

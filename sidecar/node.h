@@ -1,4 +1,5 @@
-/* node.h: one Raft member: libraft with the uv backend, the FSM, and the allocator driven by Raft events. */
+/* node.h: one Raft member: libraft with the uv backend and the peer transport, hosting the leadership driver.
+ */
 #ifndef TSORACLE_NODE_H
 #define TSORACLE_NODE_H
 
@@ -8,42 +9,28 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "alloc.h"
 #include "config.h"
-#include "fsm.h"
 #include "proto.h"
+#include "tsoracle.h"
 
 /*
- * The node turns Raft events into allocator calls (sidecar/alloc.h), which
- * decide everything about timestamps; the node only does the I/O:
+ * The node is tsoracled's host of libtsoracle's leadership driver
+ * (include/tsoracle.h, sidecar/lead.c), which decides everything about
+ * leadership and timestamps; the node only does the I/O: libraft on the
+ * libuv backend with the peer transport, the driver's watch on a libuv
+ * timer every LEAD_TICK_MS and at once when it asks (node_kick), clock
+ * readings (clock.c), the log, and the waiters of a planned handover.
  *
- *   - libraft 0.22.1 has no state-change callback, so the node watches
- *     raft_state() and raft_current_term() on a short timer (NODE_TICK_MS)
- *     and after each of its callbacks. On winning it runs a barrier, then
- *     proposes the fence mark that ta_lead_begin computes; on losing it calls
- *     ta_lead_end at once. Detection may lag; the lease, not the watch, is
- *     what keeps order safe (DESIGN.md section 5).
- *   - When ta_extension_due says so, it proposes HighWater(mark) and reports
- *     the commit (with the proposal's monotonic time, for the lease) or the
- *     failure back to the allocator. One proposal is in flight at a time.
  *   - A planned handover (node_transfer: tsoracle-ctl transfer-leader, or
- *     SIGTERM on the leader) asks libraft to send TimeoutNow to a caught-up
- *     voter, which starts an election at once instead of after an election
- *     timeout. A leader that is established (its own new-leader wait is
- *     over) first stops serving and commits Release(term) (fsm.h): the
- *     next leader, finding it at the end of its log, knows every earlier
- *     leader has stopped for good and serves as soon as its fence commits,
- *     without waiting out the lease (alloc.h, I4). So the gap in service is
- *     the release's commit, the election and the fence's commit: a few
- *     round trips. A leader still in its own wait hands over without a
- *     release (a deposed leader before it may still be in its lease), and
- *     its successor waits. Either way the old leader stops serving before
- *     libraft is asked (serving less is always safe). If the target does
- *     not take over, libraft gives up after an election timeout and this
- *     node, still leader in the same term, fences again and waits again
- *     before it serves: its fence, a HighWater after the release, takes
- *     the release back, and while it is uncommitted this node does not
- *     serve, so a successor that saw only the release is still right.
+ *     SIGTERM on the leader) goes through lead_transfer: the node stops
+ *     serving at once; an established leader commits Release(term) first,
+ *     so the next leader serves as soon as its fence commits, without
+ *     waiting out the lease (alloc.h, I4); then libraft sends TimeoutNow to
+ *     a caught-up voter, which starts an election at once. So the gap in
+ *     service is the release's commit, the election and the fence's
+ *     commit: a few round trips. If the target does not take over, libraft
+ *     gives up after an election timeout and this node, still leader in
+ *     the same term, fences again and waits again before it serves.
  */
 
 struct node;
@@ -91,28 +78,14 @@ typedef struct node {
 	bool io_initialized;
 	bool transport_initialized;
 
-	ta_alloc alloc;
-	uv_timer_t tick; /* the leadership watch, every NODE_TICK_MS */
-	uv_timer_t kick; /* a sync as soon as possible, outside raft callbacks */
+	lead_driver lead; /* leadership, fence, lease, proposals, handovers */
+	uv_timer_t tick;  /* the driver's watch, every LEAD_TICK_MS */
+	uv_timer_t kick;  /* a sync as soon as possible, outside raft callbacks */
 
-	bool leading; /* raft says leader in lead_term */
-	uint64_t lead_term;
-	bool barrier_inflight; /* the fence's barrier, in lead_term */
-	bool fence_pending;    /* fence mark computed, not yet proposed */
-	uint64_t fence_mark;
-	uint64_t fence_mono_ms; /* when it was computed: its lease start */
-	bool was_serving;       /* at the last sync, for the ready callback */
-	int last_result;        /* last ta_grant result, for error statuses */
-	uint64_t barrier_seq;   /* the barrier that counts; older ones are ignored */
+	int last_result; /* last ta_grant result, for error statuses */
 
-	struct raft_transfer *transfer;      /* libraft's handover request, until its callback */
-	uint64_t transfer_target;            /* the handover's target (0: Raft's pick) */
-	bool releasing;                      /* Release(lead_term) proposed for the handover */
-	bool release_committed;              /* ... and committed: libraft is asked next */
-	uint64_t transfer_count;             /* handovers started: numbers them from 1 */
-	uint64_t transfer_ended;             /* the number of one that ended, to answer; 0: none */
 	uint64_t transfer_started_ms;        /* monotonic, for the log */
-	node_transfer_req *transfer_waiters; /* answered when the handover ends */
+	node_transfer_req *transfer_waiters; /* answered when their handover ends */
 
 	node_ready_cb ready_cb; /* grants may succeed now */
 	void *ready_arg;

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "alloc.h"
+#include "tsoracle.h"
 
 /*
  * The fixture's time (ms, shared by every raft instance) is the true time.

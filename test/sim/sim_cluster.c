@@ -111,9 +111,13 @@ void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *elect
 
 void sim_cluster_close(sim_cluster *c)
 {
-	/* Fires the callbacks still pending (their memory is freed there);
-	 * the nodes are still valid. */
+	/* Fires the callbacks still pending (their memory is freed there)
+	 * into the drivers, stopped first: nothing runs after the schedule. */
+	for (unsigned i = 0; i < c->p.n; i++)
+		lead_stop(sim_node_driver(&c->nodes[i]));
 	raft_fixture_close(&c->f);
+	for (unsigned i = 0; i < c->p.n; i++)
+		sim_node_free(&c->nodes[i]);
 }
 
 void sim_cluster_step(sim_cluster *c)

@@ -7,18 +7,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "alloc.h"
-#include "fsm.h"
 #include "sim_check.h"
 #include "sim_clock.h"
 #include "sim_node.h"
+#include "tsoracle.h"
 
 #define SIM_MAX_NODES 5
 
 /*
- * What is real: libraft 0.22.1 (the fixture's raft instances), the FSM
- * (sidecar/fsm.c, one per node), the allocator (sidecar/alloc.c, one per
- * node) and the way node.c drives it (sim_node). What is simulated: time,
+ * What is real: libraft 0.22.1 (the fixture's raft instances) and
+ * libtsoracle on every node as tsoracled runs it: the FSM (sidecar/fsm.c),
+ * the allocator (sidecar/alloc.c) and the leadership driver
+ * (sidecar/lead.c), hosted by sim_node. What is simulated: time,
  * the network and the disk (the fixture's in-memory raft_io), the clocks
  * (sim_clock) and the processes:
  *
@@ -52,13 +52,13 @@ enum sim_proc { SIM_UP, SIM_PAUSED, SIM_CRASHED };
 /*
  * The fixture only moves time from one event to the next, and with few
  * nodes and long heartbeats events can be hundreds of ms apart: no client
- * could call, and no driver sync (node.c's 10 ms watch) run, in between.
+ * could call, and no driver sync (the LEAD_TICK_MS watch) run, in between.
  * So one more fixture server, the metronome, is started but never
  * bootstrapped nor put in the configuration: it stays a follower that
  * talks to no one, and its raft ticks every SIM_METRONOME_MS give the
  * simulation an event, a driver sync and a chance of a client call.
  */
-#define SIM_METRONOME_MS SIM_NODE_WATCH_MS
+#define SIM_METRONOME_MS LEAD_TICK_MS
 
 typedef struct sim_cluster {
 	struct raft_fixture f;
@@ -74,7 +74,7 @@ typedef struct sim_cluster {
 	sim_check *check;
 	uint64_t n_steps; /* fixture steps */
 	uint64_t n_restarts;
-	sim_node_counters retired; /* counters of the processes restarts replaced */
+	lead_counters retired; /* counters of the processes restarts replaced */
 } sim_cluster;
 
 /* Builds, bootstraps and starts the cluster; clocks must be set in c->clocks

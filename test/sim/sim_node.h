@@ -1,5 +1,4 @@
-/* sim_node.h: one simulated tsoracled: the allocator driven from Raft events exactly as sidecar/node.c does.
- */
+/* sim_node.h: one simulated tsoracled: libtsoracle's leadership driver hosted on libraft's fixture. */
 #ifndef TSORACLE_SIM_NODE_H
 #define TSORACLE_SIM_NODE_H
 
@@ -7,56 +6,35 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "alloc.h"
-#include "fsm.h"
 #include "sim_clock.h"
+#include "tsoracle.h"
 
 /*
- * The driver mirrors sidecar/node.c function by function (sim_node_sync is
- * node_sync, sim_node_grant is node_grant, and so on), so that the fence and
- * the lease are exercised the way the daemon uses them. The one structural
- * difference: libraft's callbacks fire inside raft_fixture_step(), and there
- * they only record what happened (an event); the events are handled right
- * after the step returns, at the same simulated time, and then the node
- * syncs. node.c does the allocator calls inside the callbacks and defers only
- * the Raft calls (node_kick); since no grant can run between a callback and
- * the end of its step, the two orders are equivalent. Deferring everything
- * also lets a paused (SIGSTOPped) node handle its callbacks when it resumes,
- * as a stopped process would.
+ * The simulated process runs the daemon's leadership driver itself
+ * (sidecar/lead.c, include/tsoracle.h), as tsoracled's sidecar/node.c
+ * does; this file is only the host: node.c's libuv timers become "after a
+ * fixture step" (the driver's kick) and "every LEAD_TICK_MS of simulated
+ * time" (its watch), and its clock readings come from sim_clock.
+ *
+ * libraft's callbacks fire inside raft_fixture_step(), into the driver,
+ * which there only records (as it does inside libuv's callbacks in the
+ * daemon) and asks for a sync; the sync runs right after the step, at the
+ * same simulated time, on a node that is up. A paused (SIGSTOPped) node's
+ * callbacks are recorded the same way and it syncs when it resumes, as a
+ * stopped process would; the driver reads no clock in a callback, so
+ * nothing it records depends on when the process runs again.
+ *
+ * Each process (a start, a restart) has its own driver, allocated here: a
+ * crash stops it (lead_stop), and the requests it had in libraft complete
+ * into it, ignored, until the cluster is closed.
  */
 
-/* How often node.c's leadership watch runs (NODE_TICK_MS there). */
-#define SIM_NODE_WATCH_MS   10
-/* Callback events a node can hold while paused. */
-#define SIM_NODE_MAX_EVENTS 256
-
-enum sim_event_kind {
-	SIM_EV_COMMITTED,
-	SIM_EV_FAILED,
-	SIM_EV_BARRIER,
-	SIM_EV_RELEASED,      /* node_release_cb: status 0 or the error */
-	SIM_EV_TRANSFER_ENDED /* node_transfer_raft_cb */
-};
-
-typedef struct sim_event {
-	enum sim_event_kind kind;
-	int status; /* SIM_EV_BARRIER: 0 or the error */
-	uint64_t term;
-	uint64_t mark;
-	uint64_t proposed_mono_ms;
-	uint64_t handover; /* SIM_EV_RELEASED: the handover's number */
-} sim_event;
-
-/* Counters for the summary. */
-typedef struct sim_node_counters {
-	uint64_t n_leads; /* fences started (ta_lead_begin) */
-	uint64_t n_proposals;
-	uint64_t n_commits;
-	uint64_t n_apply_errors;   /* raft_apply refused (node.c logs and retries) */
-	uint64_t n_transfers;      /* handovers started */
-	uint64_t n_releases;       /* ... of which with a release */
-	uint64_t n_released_leads; /* fences started without the wait */
-} sim_node_counters;
+/* A driver and the one it replaced (a crashed process's): kept until the
+ * fixture is closed, since libraft may still complete its requests. */
+typedef struct sim_process {
+	lead_driver d;
+	struct sim_process *prev;
+} sim_process;
 
 typedef struct sim_node {
 	unsigned index;
@@ -64,49 +42,39 @@ typedef struct sim_node {
 	const fsm_state *fsm; /* this node's FSM, applied by its raft */
 	const sim_clock *clock;
 	const uint64_t *now_ms; /* the fixture's time */
-	uint32_t incarnation;   /* bumped by a crash: older callbacks are dropped */
 
-	/* The fields of node.c's struct node that drive the allocator. */
-	ta_alloc alloc;
-	bool leading;
-	uint64_t lead_term;
-	bool barrier_inflight;
-	bool fence_pending;
-	uint64_t fence_mark;
-	uint64_t fence_mono_ms;
-	bool kicked; /* node_kick: sync as soon as possible */
-	/* node.c's planned handover (without its waiters). */
-	bool transfer_inflight; /* raft_transfer accepted, its callback pending */
-	uint64_t transfer_target;
-	uint64_t transfer_count;
-	bool releasing;
-	bool release_committed;
+	sim_process *proc; /* the running process's driver (proc->d) */
+	bool kicked;       /* node.c's kick: sync after this step */
 	uint64_t next_watch_ms;
-
-	sim_event events[SIM_NODE_MAX_EVENTS];
-	unsigned n_events;
-
-	sim_node_counters counters;
 } sim_node;
 
-/* Adds n's counters to *sum. */
-void sim_node_add_counters(const sim_node *n, sim_node_counters *sum);
-
-/* A fresh process: no leadership, a new allocator. */
+/* A fresh process: a new driver (no leadership, a new allocator). The
+ * previous one, if any, is kept until sim_node_free. */
 void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_state *fsm,
 		   const sim_clock *clock, const uint64_t *now_ms, const ta_config *cfg);
 
-/* The process died: callbacks still in libraft are dropped from now on. */
+/* The process died: its driver stops (lead_stop). */
 void sim_node_crash(sim_node *n);
 
-/* After a fixture step: handles this node's recorded callbacks, then syncs if
- * a callback kicked it or its watch timer is due (node_tick_cb). */
+/* Frees every driver of n; after the fixture is closed. */
+void sim_node_free(sim_node *n);
+
+/* The running process's driver. */
+static inline lead_driver *sim_node_driver(const sim_node *n)
+{
+	return &n->proc->d;
+}
+
+/* Adds the counters of n's running process to *sum. */
+void sim_node_add_counters(const sim_node *n, lead_counters *sum);
+
+/* After a fixture step, on a node that is up: syncs if a callback kicked
+ * it or its watch is due. */
 void sim_node_after_step(sim_node *n);
 
 /* node_transfer: a planned handover to member index target (raft id
- * target + 1; -1: Raft's pick). False if refused (not leader, one under
- * way, raft_transfer refused). */
-bool sim_node_transfer(sim_node *n, int target);
+ * target + 1; -1: Raft's pick). An enum lead_transfer_result. */
+int sim_node_transfer(sim_node *n, int target);
 
 /* node_grant: one allocator call; an enum ta_result. */
 int sim_node_grant(sim_node *n, uint32_t count, uint64_t *first);

@@ -149,7 +149,7 @@ static unsigned sim_pick_up_node(sim_schedule *s, bool prefer_believer)
 		if (s->c.proc[i] != SIM_UP)
 			continue;
 		up[n_up++] = i;
-		if (s->c.nodes[i].alloc.epoch != 0)
+		if (sim_node_driver(&s->c.nodes[i])->alloc.epoch != 0)
 			believers[n_believers++] = i;
 	}
 	if (prefer_believer && n_believers > 0 && sim_rng_chance(&s->rng, P_PREFER_BELIEVER))
@@ -187,7 +187,7 @@ static bool sim_client_call(sim_schedule *s, unsigned i, uint32_t count)
 	SIM_TRACE("%6" PRIu64 " n%u grant %u -> [%" PRIu64 " = %" PRIu64 ".%" PRIu32 ", +%u) (wall %" PRIu64
 		  ", mono %" PRIu64 ", H %" PRIu64 ")",
 		  s->c.now_ms, i, count, first, tso_physical(first), tso_logical(first), count, clk.wall_ms,
-		  clk.mono_ms, n->alloc.high_water_ms);
+		  clk.mono_ms, sim_node_driver(n)->alloc.high_water_ms);
 	if (sim_check_grant(&s->check, i, s->c.now_ms, first, count) != 0)
 		sim_note_failure(s);
 	return true;
@@ -342,7 +342,7 @@ static unsigned sim_pick_raft_leader(sim_schedule *s, unsigned except, bool fenc
 
 	for (unsigned i = 0; i < s->c.p.n; i++)
 		if (i != except && s->c.proc[i] == SIM_UP && raft_state(s->c.nodes[i].raft) == RAFT_LEADER &&
-		    (!fencing || s->c.nodes[i].alloc.epoch != 0))
+		    (!fencing || sim_node_driver(&s->c.nodes[i])->alloc.epoch != 0))
 			leaders[k++] = i;
 	return k == 0 ? s->c.p.n : leaders[sim_rng_below(&s->handover_rng, k)];
 }
@@ -641,10 +641,10 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_a
 	res->restarts = s.c.n_restarts;
 	for (unsigned i = 0; i < p.n; i++)
 		sim_node_add_counters(&s.c.nodes[i], &s.c.retired);
-	res->fences = s.c.retired.n_leads;
-	res->apply_errors = s.c.retired.n_apply_errors;
-	res->handovers = s.c.retired.n_transfers;
-	res->releases = s.c.retired.n_releases;
-	res->released_leads = s.c.retired.n_released_leads;
+	res->fences = s.c.retired.fences;
+	res->apply_errors = s.c.retired.refused_proposals;
+	res->handovers = s.c.retired.handovers;
+	res->releases = s.c.retired.released_handovers;
+	res->released_leads = s.c.retired.released_fences;
 	sim_cluster_close(&s.c);
 }

@@ -1,0 +1,577 @@
+/* lead.c: the leadership driver: the allocator driven from Raft events (contract in include/tsoracle.h). */
+#include "tsoracle.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One line of the driver's log, formatted. */
+#define LEAD_LINE_SIZE 256
+
+/* A barrier, remembering the term it was issued in and which one it was:
+ * after a handover that did not complete, a barrier issued before it may
+ * still complete, and only the newest one may start the fence. */
+typedef struct lead_barrier {
+	struct raft_barrier req;
+	lead_driver *d;
+	uint64_t term;
+	uint64_t seq;
+} lead_barrier;
+
+/* A HighWater proposal, remembering what the allocator must be told. */
+typedef struct lead_proposal {
+	struct raft_apply req;
+	lead_driver *d;
+	uint64_t term;
+	uint64_t mark;
+	uint64_t proposed_mono_ms;
+} lead_proposal;
+
+/* A Release proposal: the handover it belongs to. */
+typedef struct lead_release {
+	struct raft_apply req;
+	lead_driver *d;
+	uint64_t term;
+	uint64_t handover;
+} lead_release;
+
+int tsoracle_version(void)
+{
+	return TSORACLE_VERSION;
+}
+
+const char *tsoracle_version_string(void)
+{
+	return TSORACLE_VERSION_STRING;
+}
+
+__attribute__((format(printf, 3, 4))) static void lead_log(const lead_driver *d, int level, const char *fmt,
+							   ...)
+{
+	char line[LEAD_LINE_SIZE];
+	va_list ap;
+
+	if (d->host.log == NULL || level < d->host.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	d->host.log(d->host.arg, level, line);
+}
+
+/* Asks the host for a sync outside libraft's callback. */
+static void lead_kick(lead_driver *d)
+{
+	if (!d->stopped)
+		d->host.kick(d->host.arg);
+}
+
+int lead_host_propose_default(void *arg, struct raft *raft, struct raft_apply *req, const uint8_t *cmd,
+			      size_t len, raft_apply_cb cb)
+{
+	struct raft_buffer buf;
+
+	(void)arg;
+	buf.base = raft_malloc(len);
+	if (buf.base == NULL)
+		return RAFT_NOMEM;
+	memcpy(buf.base, cmd, len);
+	buf.len = len;
+	/* On failure buf.base is not freed: libraft 0.22.1 may already have
+	 * released it on some failure paths, and a 16-byte leak on a rare
+	 * error is better than a double free. */
+	return raft_apply(raft, req, &buf, 1, cb);
+}
+
+static int lead_propose_cmd(lead_driver *d, struct raft_apply *req, uint8_t type, uint64_t arg,
+			    raft_apply_cb cb)
+{
+	uint8_t cmd[FSM_CMD_SIZE];
+
+	fsm_cmd_put(cmd, type, arg);
+	if (d->host.propose != NULL)
+		return d->host.propose(d->host.arg, d->raft, req, cmd, sizeof cmd, cb);
+	return lead_host_propose_default(d->host.arg, d->raft, req, cmd, sizeof cmd, cb);
+}
+
+void lead_init(lead_driver *d, struct raft *raft, const fsm_state *state, const ta_config *cfg,
+	       const lead_host *host)
+{
+	memset(d, 0, sizeof *d);
+	d->raft = raft;
+	d->state = state;
+	d->host = *host;
+	ta_init(&d->alloc, cfg);
+}
+
+/* ---- persist_high_water ---------------------------------------------------- */
+
+static void lead_apply_cb(struct raft_apply *req, int status, void *result)
+{
+	lead_proposal *p = req->data;
+	lead_driver *d = p->d;
+
+	(void)result;
+	if (status == 0) {
+		/* Committed and applied: the mark is durable on a majority. A
+		 * stale term renews nothing (ta_extension_commit ignores it). */
+		ta_extension_commit(&d->alloc, p->term, p->mark, p->proposed_mono_ms);
+		d->counters.commits++;
+		lead_log(d, LEAD_LOG_DEBUG,
+			 "high-water %" PRIu64 " committed (term %" PRIu64 ", proposed at mono %" PRIu64 ")",
+			 p->mark, p->term, p->proposed_mono_ms);
+	} else {
+		ta_extension_failed(&d->alloc, p->term);
+		if (!d->stopped && status != RAFT_LEADERSHIPLOST && status != RAFT_NOTLEADER)
+			lead_log(d, LEAD_LOG_WARN, "high-water proposal %" PRIu64 " failed: %s", p->mark,
+				 raft_strerror(status));
+		else
+			lead_log(d, LEAD_LOG_DEBUG,
+				 "high-water proposal %" PRIu64 " failed: %s (term %" PRIu64 ")", p->mark,
+				 raft_strerror(status), p->term);
+	}
+	free(p);
+	lead_kick(d);
+}
+
+/* Proposes HighWater(mark) in lead_term, proposed_mono_ms being a reading
+ * taken before this call (the lease's start, I4); the allocator has marked
+ * it in flight. */
+static void lead_propose(lead_driver *d, uint64_t mark, uint64_t proposed_mono_ms)
+{
+	lead_proposal *p = malloc(sizeof *p);
+	int rv;
+
+	if (p == NULL) {
+		lead_log(d, LEAD_LOG_ERROR, "out of memory proposing a high-water mark");
+		ta_extension_failed(&d->alloc, d->lead_term);
+		return;
+	}
+	p->req.data = p;
+	p->d = d;
+	p->term = d->lead_term;
+	p->mark = mark;
+	p->proposed_mono_ms = proposed_mono_ms;
+	rv = lead_propose_cmd(d, &p->req, FSM_CMD_HIGH_WATER, mark, lead_apply_cb);
+	if (rv != 0) {
+		free(p);
+		ta_extension_failed(&d->alloc, d->lead_term);
+		d->counters.refused_proposals++;
+		lead_log(d, LEAD_LOG_WARN, "proposing high-water %" PRIu64 " failed: %s (%s)", mark,
+			 raft_strerror(rv), raft_errmsg(d->raft));
+		return;
+	}
+	d->counters.proposals++;
+	lead_log(d, LEAD_LOG_DEBUG, "proposed high-water %" PRIu64 " (term %" PRIu64 ", mono %" PRIu64 ")",
+		 mark, d->lead_term, proposed_mono_ms);
+}
+
+/* Proposes the extension or lease renewal the allocator says is due. */
+static void lead_extend_if_due(lead_driver *d, ta_clock clk)
+{
+	uint64_t mark;
+
+	if (!ta_extension_due(&d->alloc, clk))
+		return;
+	mark = ta_extension_prepare(&d->alloc, clk);
+	if (mark != 0)
+		lead_propose(d, mark, clk.mono_ms);
+}
+
+/* ---- leadership: barrier and fence ---------------------------------------- */
+
+static void lead_barrier_cb(struct raft_barrier *req, int status)
+{
+	lead_barrier *b = req->data;
+	lead_driver *d = b->d;
+	uint64_t term = b->term;
+	uint64_t seq = b->seq;
+
+	free(b);
+	if (d->stopped || !d->leading || d->lead_term != term || d->barrier_seq != seq)
+		return; /* a barrier of an earlier leadership */
+	d->barrier_inflight = false;
+	if (status != 0) {
+		/* The next sync notices whether this member still leads, and
+		 * starts over. */
+		lead_log(d, LEAD_LOG_WARN, "barrier after election failed: %s", raft_strerror(status));
+		d->leading = false;
+	} else {
+		/* Every entry committed before it is applied now: the next
+		 * sync reads H (load_high_water) and fences. */
+		d->barrier_done = true;
+	}
+	lead_kick(d);
+}
+
+static void lead_start_barrier(lead_driver *d)
+{
+	lead_barrier *b = malloc(sizeof *b);
+	int rv;
+
+	if (b == NULL) {
+		lead_log(d, LEAD_LOG_ERROR, "out of memory starting a barrier");
+		return;
+	}
+	b->req.data = b;
+	b->d = d;
+	b->term = d->lead_term;
+	b->seq = ++d->barrier_seq;
+	rv = raft_barrier(d->raft, &b->req, lead_barrier_cb);
+	if (rv != 0) {
+		free(b);
+		lead_log(d, LEAD_LOG_WARN, "raft_barrier: %s", raft_strerror(rv));
+		return;
+	}
+	d->barrier_inflight = true;
+	d->barrier_done = false;
+}
+
+/*
+ * The barrier of lead_term has completed: every mark committed by any
+ * earlier leader is applied to the state, so H read now is a linearized
+ * read (I3; reading it later than the barrier's completion only reads more).
+ * Computes the floor and proposes the fence mark with this reading as its
+ * proposal time.
+ */
+static void lead_fence(lead_driver *d, ta_clock clk)
+{
+	uint64_t high = d->state->high_water_ms;
+	bool released = fsm_predecessor_released(d->state, d->lead_term);
+	uint64_t mark;
+
+	d->barrier_done = false;
+	mark = ta_lead_begin(&d->alloc, d->lead_term, high, released, clk);
+	if (mark == 0) {
+		d->exhausted_term = d->lead_term;
+		lead_log(d, LEAD_LOG_ERROR,
+			 "the timestamp range is exhausted (high-water %" PRIu64 " ms): refusing to serve",
+			 high);
+		return;
+	}
+	d->counters.fences++;
+	if (released)
+		d->counters.released_fences++;
+	lead_log(d, LEAD_LOG_INFO,
+		 "leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64
+		 " ms), serving from mono %" PRIu64 "%s",
+		 d->lead_term, mark, high, d->alloc.lease_not_before,
+		 released ? "; the leader of the term before released its lease: no wait" : "");
+	lead_propose(d, mark, clk.mono_ms);
+}
+
+/* Stops serving at once; anything in flight is ignored by epoch (and the
+ * barrier by its sequence number). */
+static void lead_lose(lead_driver *d)
+{
+	ta_lead_end(&d->alloc);
+	d->leading = false;
+	d->barrier_inflight = false;
+	d->barrier_done = false;
+}
+
+/* ---- the planned handover ------------------------------------------------- */
+
+/*
+ * libraft's handover ended: this member learned of a leader as a follower,
+ * or it is still leader and libraft gave up (an election timeout passed),
+ * or Raft is closing. Runs inside libraft: records only.
+ */
+static void lead_transfer_cb(struct raft_transfer *req)
+{
+	lead_driver *d = req->data;
+
+	free(req);
+	d->transfer = NULL;
+	d->transfer_ended = d->transfer_count;
+	lead_kick(d);
+}
+
+/*
+ * libraft's answer to a Release: committed, the handover goes on (the next
+ * sync asks libraft for it); failed, the handover has ended (and if this
+ * member still leads it fences again). Runs inside libraft: records only.
+ */
+static void lead_release_cb(struct raft_apply *req, int status, void *result)
+{
+	lead_release *r = req->data;
+	lead_driver *d = r->d;
+
+	(void)result;
+	if (!d->stopped && d->releasing && d->transfer_count == r->handover) {
+		/* (libraft fails a leader's pending entries when it steps
+		 * down, so a success is always of the term it still leads in.) */
+		if (status == 0 && r->term == d->lead_term) {
+			d->release_committed = true;
+			lead_log(d, LEAD_LOG_INFO, "release of term %" PRIu64 " committed", r->term);
+		} else {
+			d->releasing = false;
+			d->transfer_ended = r->handover;
+			lead_log(d, LEAD_LOG_WARN, "releasing the lease for the handover failed: %s",
+				 raft_strerror(status));
+		}
+	}
+	free(r);
+	lead_kick(d);
+}
+
+/* Proposes Release(lead_term) for the handover under way; false if it could
+ * not be proposed (the caller hands over without it). */
+static bool lead_propose_release(lead_driver *d)
+{
+	lead_release *r = malloc(sizeof *r);
+	int rv;
+
+	if (r == NULL)
+		return false;
+	r->req.data = r;
+	r->d = d;
+	r->term = d->lead_term;
+	r->handover = d->transfer_count;
+	rv = lead_propose_cmd(d, &r->req, FSM_CMD_RELEASE, d->lead_term, lead_release_cb);
+	if (rv != 0) {
+		free(r);
+		lead_log(d, LEAD_LOG_WARN, "proposing the release of term %" PRIu64 " failed: %s (%s)",
+			 d->lead_term, raft_strerror(rv), raft_errmsg(d->raft));
+		return false;
+	}
+	return true;
+}
+
+/* Asks libraft for the handover under way and stops serving. */
+static int lead_transfer_begin(lead_driver *d)
+{
+	struct raft_transfer *t = calloc(1, sizeof *t);
+	int rv;
+
+	if (t == NULL) {
+		lead_log(d, LEAD_LOG_ERROR, "out of memory starting a handover");
+		return LEAD_TRANSFER_NOMEM;
+	}
+	t->data = d;
+	rv = raft_transfer(d->raft, t, d->transfer_target, lead_transfer_cb);
+	if (rv != 0) {
+		free(t);
+		lead_log(d, LEAD_LOG_INFO, "not handing leadership over: %s", raft_errmsg(d->raft));
+		return rv == RAFT_NOMEM ? LEAD_TRANSFER_NOMEM : LEAD_TRANSFER_REFUSED;
+	}
+	/*
+	 * Stop serving now, before control returns to the host's loop (grants
+	 * are made only from it): the last grant was made before raft_transfer
+	 * sent TimeoutNow, so before the target's election. (libraft refuses
+	 * new entries meanwhile, so the lease could not be renewed anyway.)
+	 * Without a release, safety does not rest on this: the new leader
+	 * waits out this lease (I4). After a release, this member stopped
+	 * earlier still.
+	 */
+	lead_lose(d);
+	d->transfer = t;
+	lead_log(d, LEAD_LOG_INFO, "handing leadership over to node %" PRIu64 "%s: stopped serving",
+		 (uint64_t)raft_transferee(d->raft),
+		 d->transfer_target == 0 ? " (Raft's pick: a caught-up voter if there is one)" : "");
+	return LEAD_TRANSFER_STARTED;
+}
+
+/* Why target cannot take over from this member, or NULL if it can: another
+ * voter of the current configuration (0: any, if there is one). */
+static const char *lead_transfer_refusal(const lead_driver *d, uint64_t target)
+{
+	const struct raft_configuration *conf = &d->raft->configuration;
+	bool other_voter = false;
+
+	if (target == d->raft->id)
+		return "the target is this node";
+	for (unsigned i = 0; i < conf->n; i++) {
+		if (conf->servers[i].role != RAFT_VOTER || conf->servers[i].id == d->raft->id)
+			continue;
+		if (target == 0 || conf->servers[i].id == target)
+			return NULL;
+		other_voter = true;
+	}
+	return other_voter ? "the target is not a voting member" : "there is no other voting member";
+}
+
+int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *handover)
+{
+	const char *refusal;
+	int rc;
+
+	if (d->stopped || raft_state(d->raft) != RAFT_LEADER)
+		return LEAD_TRANSFER_NOT_LEADER;
+	if (d->transfer != NULL || d->releasing) {
+		/* libraft takes one handover at a time; later requests join it. */
+		*handover = d->transfer_count;
+		return LEAD_TRANSFER_JOINED;
+	}
+	refusal = lead_transfer_refusal(d, target);
+	if (refusal != NULL) {
+		if (target != 0)
+			lead_log(d, LEAD_LOG_INFO, "not handing leadership over to node %" PRIu64 ": %s",
+				 target, refusal);
+		else
+			lead_log(d, LEAD_LOG_INFO, "not handing leadership over: %s", refusal);
+		return LEAD_TRANSFER_BAD_TARGET;
+	}
+	d->transfer_target = target;
+	if (d->leading && ta_established(&d->alloc, clk)) {
+		/*
+		 * Stop serving for good in this term, then say so in the log:
+		 * the next leader, finding Release(term) at the end of its log,
+		 * may serve without waiting out this lease (alloc.h, I4).
+		 * Established: no leader before this one serves again, which
+		 * the release also promises.
+		 */
+		lead_lose(d);
+		d->transfer_count++;
+		d->counters.handovers++;
+		if (lead_propose_release(d)) {
+			d->releasing = true;
+			d->release_committed = false;
+			d->counters.released_handovers++;
+			if (target != 0)
+				lead_log(d, LEAD_LOG_INFO,
+					 "handing leadership over to node %" PRIu64
+					 ": stopped serving, releasing the lease of term %" PRIu64,
+					 target, d->lead_term);
+			else
+				lead_log(d, LEAD_LOG_INFO,
+					 "handing leadership over: stopped serving, releasing the lease of "
+					 "term %" PRIu64,
+					 d->lead_term);
+		} else if (lead_transfer_begin(d) != LEAD_TRANSFER_STARTED) {
+			/* Ended before it began: the waiters learn it at the
+			 * next sync. */
+			d->transfer_ended = d->transfer_count;
+			lead_kick(d);
+		}
+	} else {
+		rc = lead_transfer_begin(d);
+		if (rc != LEAD_TRANSFER_STARTED)
+			return rc;
+		d->transfer_count++;
+		d->counters.handovers++;
+	}
+	*handover = d->transfer_count;
+	return LEAD_TRANSFER_STARTED;
+}
+
+uint64_t lead_handover_ended(lead_driver *d)
+{
+	uint64_t ended = d->transfer_ended;
+
+	d->transfer_ended = 0;
+	return ended;
+}
+
+/* ---- the watch ------------------------------------------------------------- */
+
+void lead_sync(lead_driver *d, ta_clock clk)
+{
+	enum raft_state state;
+	uint64_t term;
+	bool handing_over;
+	bool releasing;
+	bool serving;
+
+	if (d->stopped)
+		return;
+	if (d->state->halted) {
+		/* The state machine cannot apply the log (fsm.h): H may be
+		 * behind what is committed, so serve nothing more. */
+		if (d->leading)
+			lead_lose(d);
+		return;
+	}
+	if (d->release_committed) {
+		/* Release(lead_term) is committed: every later leader's log
+		 * holds it. Now ask libraft to hand over (before reading its
+		 * state). */
+		d->releasing = false;
+		d->release_committed = false;
+		if (lead_transfer_begin(d) != LEAD_TRANSFER_STARTED)
+			d->transfer_ended = d->transfer_count;
+	}
+	state = raft_state(d->raft);
+	term = raft_current_term(d->raft);
+	/* libraft refuses new entries while it hands leadership over. */
+	handing_over = state == RAFT_LEADER && raft_transferee(d->raft) != 0;
+
+	if (d->leading && (state != RAFT_LEADER || term != d->lead_term || handing_over)) {
+		lead_lose(d);
+		if (handing_over)
+			lead_log(d, LEAD_LOG_INFO,
+				 "handing leadership over to node %" PRIu64 ": stopped serving",
+				 (uint64_t)raft_transferee(d->raft));
+		else
+			lead_log(d, LEAD_LOG_INFO,
+				 "no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")",
+				 d->lead_term, raft_state_name(state), term);
+	}
+	/* Releasing: this member promised not to serve again in this term; a
+	 * HighWater of its own (the fence) would take that back, so it waits
+	 * until the handover has ended one way or the other. */
+	releasing = d->releasing && term == d->lead_term;
+	if (!d->leading && state == RAFT_LEADER && !handing_over && !releasing) {
+		/* Leader in the term it led before: a handover that did not
+		 * complete. The fence and the new-leader wait run again, as if
+		 * it had just won (safe, and simple). */
+		if (term == d->lead_term)
+			lead_log(d, LEAD_LOG_INFO,
+				 "still leader in term %" PRIu64
+				 " (the handover did not complete); fencing again",
+				 term);
+		else
+			lead_log(d, LEAD_LOG_INFO, "won the election for term %" PRIu64 "; running the fence",
+				 term);
+		d->leading = true;
+		d->lead_term = term;
+	}
+	if (d->leading && d->barrier_done)
+		lead_fence(d, clk);
+	if (d->leading && !d->barrier_inflight && !d->barrier_done && d->alloc.epoch != d->lead_term &&
+	    d->exhausted_term != d->lead_term)
+		lead_start_barrier(d);
+	if (d->leading)
+		lead_extend_if_due(d, clk);
+	serving = ta_serving(&d->alloc, clk);
+	if (serving && !d->was_serving)
+		lead_log(d, LEAD_LOG_INFO, "serving timestamps from %" PRIu64 " (high-water %" PRIu64 " ms)",
+			 d->alloc.last + 1, d->alloc.high_water_ms);
+	d->was_serving = serving;
+	if (serving && d->host.ready != NULL)
+		d->host.ready(d->host.arg);
+}
+
+int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first)
+{
+	int rc;
+
+	/* Halted between two syncs (an apply just now): not one more grant. */
+	if (d->state->halted && d->alloc.epoch != 0)
+		lead_lose(d);
+	rc = ta_grant(&d->alloc, clk, n, first);
+
+	/* The grant hit H: extend now rather than at the next sync. */
+	if (rc == TA_WAIT)
+		lead_extend_if_due(d, clk);
+	return rc;
+}
+
+uint64_t lead_room(const lead_driver *d, ta_clock clk)
+{
+	return d->state->halted ? 0 : ta_room(&d->alloc, clk);
+}
+
+bool lead_serving(const lead_driver *d, ta_clock clk)
+{
+	return ta_serving(&d->alloc, clk);
+}
+
+void lead_stop(lead_driver *d)
+{
+	ta_lead_end(&d->alloc);
+	d->stopped = true;
+	d->leading = false;
+}

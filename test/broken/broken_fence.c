@@ -1,0 +1,26 @@
+/* broken_fence.c: positive control, linked with -Wl,--wrap=ta_lead_begin: a new leader's floor ignores H. */
+#include "tsoracle.h"
+
+/*
+ * Breaks I3 (alloc.h) on purpose, for the tests that must catch it (the
+ * Makefile's "positive controls"; never linked into what is installed):
+ * the floor is the clock alone, as if no mark had been committed, while H
+ * itself is kept, so grants below marks earlier leaders served up to are
+ * allowed.
+ */
+uint64_t __real_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+			      ta_clock clk);
+uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+			      ta_clock clk);
+
+uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+			      ta_clock clk)
+{
+	uint64_t before = a->high_water_ms;
+	uint64_t mark;
+
+	a->high_water_ms = 0;
+	mark = __real_ta_lead_begin(a, epoch, 0, predecessor_released, clk);
+	a->high_water_ms = mark == 0 ? before : (before > high_water_ms ? before : high_water_ms);
+	return mark;
+}
