@@ -53,7 +53,8 @@ __attribute__((format(printf, 3, 4))) static void lead_log(const lead_driver *d,
 	char line[LEAD_LINE_SIZE];
 	va_list ap;
 
-	if (d->host.log == NULL || level < d->host.log_level)
+	/* A stopped driver's host is closing: what fails then is expected. */
+	if (d->stopped || d->host.log == NULL || level < d->host.log_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
