@@ -234,11 +234,11 @@ $(patsubst %,$(BUILD)/sim/sim_expect_%.o,$(SIM_BROKEN_KINDS)): $(BUILD)/sim/sim_
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -DTSO_SIM_EXPECT_VIOLATION=$(SIM_EXPECT_$*) -c -o $@ $<
 
-$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(LIB) $(BUILD)/sidecar/log.o
+$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
 
 $(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUILD)/sim/sim_expect_%.o \
-		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB) $(BUILD)/sidecar/log.o
+		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)

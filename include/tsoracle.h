@@ -8,9 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "alloc.h"
-#include "fsm.h"
-
 /*
  * libtsoracle hands out timestamps from the leader of a libraft (0.22)
  * cluster: every timestamp is strictly greater than every timestamp whose
@@ -28,7 +25,7 @@
  * Three parts, in the terms of a consensus driver:
  *
  *   persist_high_water(mark, epoch)  the driver appends HighWater(mark)
- *        (fsm.h's command encoding) to the log in the term it leads
+ *        (the command encoding below) to the log in the term it leads
  *        (epoch), and tells the allocator when it commits or fails;
  *   load_high_water()  after a barrier, the driver reads H, the highest
  *        mark committed, from the fsm_state the host's state machine
@@ -55,7 +52,7 @@
  *   - It serves a grant only from lead_grant's TA_OK, as given. Serving
  *     less (refusing, stopping early) is always safe.
  *
- * The invariants kept (alloc.h states each with its argument): I1 grants
+ * The invariants kept (the allocator's section below states each with its argument): I1 grants
  * of one leader are disjoint and increasing; I2 a grant never passes a
  * committed mark; I3 a new leader starts above every mark committed
  * before its barrier; I4 a leader serves only within its lease, and a new
@@ -73,10 +70,323 @@
 	(TSORACLE_VERSION_MAJOR * 10000 + TSORACLE_VERSION_MINOR * 100 + TSORACLE_VERSION_PATCH)
 #define TSORACLE_VERSION_STRING "1.0.0"
 
+/* The library's log lines go to the host through one of these (no newline
+ * in msg), at one of enum tsoracle_log_level (equal to the daemon's levels,
+ * sidecar/log.h). NULL: the lines are dropped. */
+enum tsoracle_log_level { TSORACLE_LOG_DEBUG = 0, TSORACLE_LOG_INFO, TSORACLE_LOG_WARN, TSORACLE_LOG_ERROR };
+typedef void (*tsoracle_log_fn)(void *arg, int level, const char *msg);
+
 /* The library's TSORACLE_VERSION, to compare with the header's at run time. */
 int tsoracle_version(void);
 /* The same as "major.minor.patch". */
 const char *tsoracle_version_string(void);
+
+/* ---- the allocator (sidecar/alloc.c) ------------------------------------------ */
+
+/*
+ * The allocator decides every timestamp tsoracle hands out. It reads no clock
+ * and does no I/O: the caller passes clock readings (ta_clock) and reports
+ * Raft events (won leadership, an entry committed, lost leadership), so the
+ * daemon and the simulation tests drive the very same code.
+ *
+ * Durable state lives in Raft as HighWater(mark) entries, applied as max.
+ * The allocator keeps H, the highest mark it knows to be committed, and
+ * hands out only timestamps whose physical part is <= H. The protocol with
+ * the caller:
+ *
+ *   1. Leadership won (term t): the caller runs a Raft barrier, so every
+ *      committed entry is applied, reads the applied mark and calls
+ *      ta_lead_begin(a, t, mark, released, clk), released saying whether
+ *      the log ends in the release of term t - 1 (I4). That returns the
+ *      fence mark, which the caller proposes as HighWater(fence mark).
+ *   2. Whenever ta_extension_due() says so (and nothing is in flight), the
+ *      caller calls ta_extension_prepare() and proposes HighWater(mark).
+ *   3. When a proposal of term t commits, the caller calls
+ *      ta_extension_commit(a, t, mark, proposed_mono_ms); when it fails,
+ *      ta_extension_failed(a, t).
+ *   4. Leadership lost: ta_lead_end(a), at once.
+ *   5. Grants: ta_grant(a, clk, n, &first).
+ *
+ * The invariants, with the sentence that argues each (full argument in
+ * docs/allocator.md):
+ *
+ *   I1 (no repeat, no reorder within a leader) Every grant starts at
+ *      max(now << 18, last + 1) and sets last to its end, so grants of one
+ *      epoch are disjoint and increasing whatever the wall clock does.
+ *   I2 (durability) A grant's last value has physical part <= H, and H only
+ *      ever holds marks that are committed in Raft, so a restarted or new
+ *      leader, whose floor is above every committed mark, starts above it.
+ *   I3 (no repeat across leaders) A new leader serves only from
+ *      floor = max(H + 1, now) ms, where H was read after a barrier (every
+ *      mark committed by any earlier leader is <= H), and only once its
+ *      fence mark (>= floor) is committed; so every timestamp it hands out
+ *      is above every timestamp any earlier leader could have handed out.
+ *   I4 (real-time order) A leader serves only while mono < s + lease, s
+ *      being the proposal time of its latest committed entry, and a new
+ *      leader serves no earlier than lease * (1 + drift) after it won; an
+ *      old leader's last committed entry was appended by a majority before
+ *      any voter of the new leader voted, so the old leader has stopped
+ *      before the new one starts, and every grant of the new leader follows,
+ *      in real time, every grant of the old. The one exception is a planned
+ *      handover: a leader of term t that is established (ta_established:
+ *      its own wait is over, so no leader before it serves again) stops
+ *      serving, then appends Release(t) and never serves in term t again
+ *      unless a later HighWater of its own, committed, takes the release
+ *      back. A leader of term t + 1 whose log, after its barrier, ends in
+ *      Release(t) knows that every earlier leader has stopped for good,
+ *      and skips the wait (a HighWater of term t committed after the
+ *      release would be in its log: a voter that acked it before voting
+ *      made the candidate's log at least as long in term t).
+ *   I5 (no wrap) A grant or mark past the end of the timestamp range (tso.h) is an error
+ *      (TA_EXHAUSTED), never a wrap.
+ *   I6 (near the clock) A grant's last value has physical part <= now +
+ *      max_ahead_ms, now being the clock reading it is granted at: a grant
+ *      that would pass it waits (TA_WAIT) for the clock, so `tso >> 18`
+ *      stays within max_ahead_ms of the time the timestamp was issued.
+ */
+
+/* Clock readings, taken by the caller at one moment. */
+typedef struct ta_clock {
+	uint64_t wall_ms; /* Unix time in ms (CLOCK_REALTIME): physical parts */
+	uint64_t mono_ms; /* a monotonic clock in ms: lease arithmetic only */
+} ta_clock;
+
+typedef struct ta_config {
+	/* An extension reaches max(H + 1, now) + window_ahead_ms. */
+	uint64_t window_ahead_ms;
+	/* Extend once H < now + extend_margin_ms (< window_ahead_ms), so that
+	 * in steady state no grant waits for disk. */
+	uint64_t extend_margin_ms;
+	/* Cap: an extension never proposes a mark above now + max_ahead_ms
+	 * (except the fence's floor itself, max(H + 1, now)), and no grant
+	 * reaches past now + max_ahead_ms (I6). Bounds how far timestamps run
+	 * ahead of the clock, and how much space a wrong clock can burn. */
+	uint64_t max_ahead_ms;
+	/* The lease: serve only while mono < s + lease_ms. */
+	uint64_t lease_ms;
+	/* A new leader waits lease_ms * (1000 + drift_permille) / 1000 ms,
+	 * rounded up. */
+	uint32_t drift_permille;
+} ta_config;
+
+#define TA_DEFAULT_WINDOW_AHEAD_MS  3000
+#define TA_DEFAULT_EXTEND_MARGIN_MS 2000
+/* Must hold window_ahead_ms (docs/allocator.md, "How far ahead"). */
+#define TA_DEFAULT_MAX_AHEAD_MS     5000
+#define TA_DEFAULT_LEASE_MS         200
+#define TA_DEFAULT_DRIFT_PERMILLE   100
+
+/* Largest grant, in timestamps (equals the wire protocol's TP_MAX_COUNT). */
+#define TA_MAX_GRANT (UINT32_C(1) << 24)
+
+/* ta_grant results. */
+enum ta_result {
+	TA_OK = 0,
+	TA_NOT_LEADER, /* no epoch: not leader, or leadership lost */
+	TA_FENCING,    /* leader, but the fence mark is not committed yet */
+	TA_LEASE,      /* leader, but outside its lease (waiting it out, or
+			* renewals are not committing) */
+	TA_WAIT,       /* the grant would pass H (wait for an extension) or now +
+			* max_ahead_ms (wait for the clock, I6) */
+	TA_INVALID,    /* n == 0 or n > TA_MAX_GRANT */
+	TA_EXHAUSTED,  /* the grant would pass the end of the timestamp range (tso.h) */
+};
+
+typedef struct ta_alloc {
+	ta_config cfg;
+
+	uint64_t epoch;         /* term we lead in; 0: not leader */
+	bool fenced;            /* the fence mark of this epoch is committed */
+	uint64_t fence_mark;    /* ms; committed => serve */
+	uint64_t high_water_ms; /* H: highest mark known committed */
+	uint64_t last;          /* last timestamp handed out (floor - 1 at start) */
+	bool starved;           /* a grant hit H since H last rose */
+
+	bool ext_inflight; /* one extension (or the fence) in flight */
+	uint64_t ext_mark;
+
+	uint64_t lease_not_before; /* mono ms: a new leader waits until then */
+	uint64_t lease_renewed_at; /* mono ms: proposal time of latest commit */
+
+	/* Counters for status. */
+	uint64_t grants;
+	uint64_t timestamps;
+	uint64_t last_issued; /* survives ta_lead_end, for status */
+} ta_alloc;
+
+/* Fills cfg with the defaults above. */
+void ta_config_default(ta_config *cfg);
+
+/* 0 if cfg is consistent, else -1 with a message naming the field and its
+ * value in err (if err is not NULL). Consistent: every field > 0,
+ * extend_margin_ms < window_ahead_ms <= max_ahead_ms, lease_ms >= 3 (so
+ * lease_ms / 3 > 0), drift_permille <= 1000. */
+int ta_config_check(const ta_config *cfg, char *err, size_t errlen);
+
+/* Starts as a non-leader, knowing no high-water mark. */
+void ta_init(ta_alloc *a, const ta_config *cfg);
+
+/*
+ * Leadership won in term epoch (> 0); high_water_ms is the mark applied
+ * after a barrier, and predecessor_released whether the log then ended in
+ * the release of term epoch - 1 (fsm_predecessor_released; I4). Sets the
+ * floor max(H + 1, now) and returns the fence mark to propose (>= the
+ * floor); or 0 with no change when the floor would pass the end of the
+ * timestamp range (the caller then reports TA_EXHAUSTED), or when epoch is
+ * 0. Not serving until that mark commits in this epoch and, unless the
+ * predecessor released, the new-leader wait of the lease is over. May be
+ * called while leading an older epoch: it starts over in the new one.
+ *
+ * Here and below, "now" is clk.wall_ms read as at most TSO_PHYSICAL_MAX.
+ */
+uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+		       ta_clock clk);
+
+/* Leadership lost (or stopping): stop serving at once, forget the epoch. */
+void ta_lead_end(ta_alloc *a);
+
+/* True if a proposal should be made now: leader, nothing in flight, and
+ * the fence is not committed (its proposal failed), or the lease is due for
+ * renewal (every lease_ms / 3), or the window should grow (it is short or a
+ * grant starved) and a proposal can grow it (not at the max_ahead cap nor
+ * at the end of the range: proposing H again would only spin). */
+bool ta_extension_due(const ta_alloc *a, ta_clock clk);
+
+/*
+ * Computes the mark to propose and marks it in flight: max(H + 1, now) +
+ * window_ahead (capped by max_ahead and the end of the range) when the
+ * window is short or a grant starved, else H (a pure lease renewal); never
+ * below H, and while the fence is not committed never below the fence mark
+ * (a failed fence is proposed again). Returns 0 if not leader or something
+ * is already in flight; a leader's mark is never 0.
+ */
+uint64_t ta_extension_prepare(ta_alloc *a, ta_clock clk);
+
+/* A HighWater(mark) proposed in epoch at mono time proposed_mono_ms has
+ * committed. Raises H (and clears starved if H rose), renews the lease (to
+ * the latest proposal time seen), ends the fence if mark >= the fence mark,
+ * and ends the in-flight proposal if mark is its mark. Ignored when epoch is
+ * 0 or not the current one; reordered commits are harmless. */
+void ta_extension_commit(ta_alloc *a, uint64_t epoch, uint64_t mark, uint64_t proposed_mono_ms);
+
+/* The proposal of epoch failed (not committed): allows a new one. */
+void ta_extension_failed(ta_alloc *a, uint64_t epoch);
+
+/* Fence committed and within the lease at clk. */
+bool ta_serving(const ta_alloc *a, ta_clock clk);
+
+/* Fence committed and the new-leader wait over (the lease itself may have
+ * lapsed): by I4 no earlier leader serves now or ever will, which is what a
+ * release (Release(term), below) promises to the next leader. */
+bool ta_established(const ta_alloc *a, ta_clock clk);
+
+/* Grants n timestamps: on TA_OK, [*first, *first + n). Nothing is consumed
+ * on any other result (TA_WAIT only sets starved). Checked in this order:
+ * TA_INVALID, TA_NOT_LEADER, TA_FENCING, TA_LEASE, TA_EXHAUSTED (this n can
+ * never fit: waiting would not help), TA_WAIT. */
+int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
+
+/* How many timestamps one grant could take at clk without waiting (I2,
+ * I5, I6), at most TA_MAX_GRANT; 0 when not serving or nothing fits. A
+ * grant of n <= the result at the same clk succeeds. Changes nothing (the
+ * caller that cannot fit a request calls ta_grant, whose TA_WAIT marks the
+ * window starved). */
+uint64_t ta_room(const ta_alloc *a, ta_clock clk);
+
+/* A short lowercase description of a ta_result. */
+const char *ta_result_str(int result);
+
+/* ---- the log commands and the state machine (sidecar/fsm.c) --------------------- */
+
+/*
+ * The replicated state is H, the highest high-water mark (Unix ms) ever
+ * committed, and whether the log ends in a leader's release.
+ *
+ *   HighWater(mark) applies as H = max(H, mark), so stale or reordered
+ *   proposals can never lower it (docs/allocator.md). It also clears
+ *   released_term: whoever appended it was leading, and serving or about to.
+ *   Release(term) is appended by the leader of that term during a planned
+ *   handover (node.c), after it has stopped serving for good in that term;
+ *   it sets released_term. So released_term != 0 says: the last command in
+ *   the log is the release of the leader of released_term, and no later
+ *   leader has proposed anything since. A leader of term released_term + 1
+ *   may then serve without waiting out the old lease (I4 above).
+ *
+ * Command:  u8 type, 7 zero bytes, then a body (libraft's uv backend wants
+ *           entry sizes that are multiples of 8). This envelope is the
+ *           same in every version; HighWater and Release have a body of
+ *           one u64 argument (big-endian): the mark (FSM_CMD_HIGH_WATER) or
+ *           the term (FSM_CMD_RELEASE), and their framing never changes (a
+ *           new meaning takes a new type).
+ * Snapshot: u32 FSM_SNAPSHOT_MAGIC, u8 version, u64 H, then in version 2
+ *           u64 released_term (big-endian). Version 1 (H alone) is read as
+ *           released_term 0.
+ *
+ * What apply refuses, by one rule on every replica (docs/architecture.md,
+ * "What the state machine refuses"): the verdict depends only on the
+ * entry's bytes, so every replica of this version reaches the same state
+ * from the same log.
+ *
+ *   - A malformed command (shorter than the envelope, a length that is not
+ *     a multiple of 8, type 0, reserved bytes not zero, a known type with
+ *     the wrong length) or a HighWater above TSO_PHYSICAL_MAX (tso.h; no
+ *     leader proposes one: alloc.c caps every mark there): refused. It
+ *     changes nothing, apply returns success so that libraft goes on with
+ *     the log (an error would stall apply at that entry for good, on
+ *     restart too), and a warning names what was refused.
+ *   - A well-formed command of a type this version does not know: written
+ *     by a newer tsoracled, whose meaning this one cannot apply. The FSM
+ *     halts: apply returns an error, so libraft does not count the entry
+ *     as applied (no snapshot of this member can cover it), this and
+ *     every later apply changes nothing, and the node stops serving and
+ *     the daemon exits with halt_reason (node.c, main.c). Upgraded, the
+ *     member applies it from the log like every other member.
+ *   - A snapshot that is malformed or of a newer format: restore refuses it
+ *     and halts the same way (at start, tsoracled does not start).
+ */
+
+#define FSM_CMD_HIGH_WATER   1
+#define FSM_CMD_RELEASE      2
+#define FSM_CMD_HEADER_SIZE  8 /* the envelope: type and 7 reserved zero bytes */
+#define FSM_CMD_ALIGN        8 /* every command's length is a multiple of this */
+#define FSM_CMD_SIZE         16
+#define FSM_CMD_ARG_OFFSET   8
+#define FSM_SNAPSHOT_MAGIC   UINT32_C(0x54534F53) /* "TSOS" */
+#define FSM_SNAPSHOT_VERSION 2
+#define FSM_SNAPSHOT_HEADER  5 /* magic and version */
+#define FSM_SNAPSHOT_V1_SIZE 13
+#define FSM_SNAPSHOT_SIZE    21
+#define FSM_REASON_SIZE      256
+
+typedef struct fsm_state {
+	uint64_t high_water_ms;            /* H */
+	uint64_t released_term;            /* the log ends in Release(this term); 0: not */
+	uint64_t applied;                  /* commands applied since start (status) */
+	uint64_t refused;                  /* commands refused since start (malformed, out of range) */
+	bool halted;                       /* an unknown command or a refused snapshot: stop */
+	char halt_reason[FSM_REASON_SIZE]; /* why, for people, when halted */
+	tsoracle_log_fn log;               /* refusals and the halt, for people (fsm_set_log) */
+	void *log_arg;
+} fsm_state;
+
+/* Sets up fsm (version 2 API) over state, with no log. */
+void fsm_init(struct raft_fsm *fsm, fsm_state *state);
+
+/* The refusals (warnings) and the halt (an error) go to log(arg, ...). */
+void fsm_set_log(fsm_state *state, tsoracle_log_fn log, void *arg);
+
+/* Writes the command of type (FSM_CMD_*) with its argument into cmd. */
+void fsm_cmd_put(uint8_t cmd[FSM_CMD_SIZE], uint8_t type, uint64_t arg);
+
+/* Encodes HighWater(mark) into a raft_malloc'ed buffer; 0 or RAFT_NOMEM. */
+int fsm_encode_high_water(uint64_t mark, struct raft_buffer *buf);
+
+/* Encodes Release(term) into a raft_malloc'ed buffer; 0 or RAFT_NOMEM. */
+int fsm_encode_release(uint64_t term, struct raft_buffer *buf);
+
+/* True if a leader of term may skip the new-leader wait: its log's last
+ * command (applied after its barrier) is the release of term - 1. */
+bool fsm_predecessor_released(const fsm_state *s, uint64_t term);
 
 /* ---- the leadership driver ------------------------------------------------ */
 
@@ -84,9 +394,6 @@ const char *tsoracle_version_string(void);
  * how late the driver notices a change of role and renews the lease; the
  * lease, not this watch, keeps order safe. */
 #define LEAD_TICK_MS 10
-
-/* lead_host.log levels (equal to the daemon's, sidecar/log.h). */
-enum lead_log_level { LEAD_LOG_DEBUG = 0, LEAD_LOG_INFO, LEAD_LOG_WARN, LEAD_LOG_ERROR };
 
 /* What the host provides. Only kick is required. */
 typedef struct lead_host {
@@ -104,9 +411,8 @@ typedef struct lead_host {
 		       raft_apply_cb cb);
 	/* Grants that had to wait may succeed now. Called from lead_sync. */
 	void (*ready)(void *arg);
-	/* One line of the driver's log (no newline), at one of
-	 * enum lead_log_level. */
-	void (*log)(void *arg, int level, const char *msg);
+	/* The driver's log lines. */
+	tsoracle_log_fn log;
 	/* Lines below this level are not even formatted. */
 	int log_level;
 } lead_host;
@@ -197,7 +503,7 @@ bool lead_serving(const lead_driver *d, ta_clock clk);
  * A planned handover to voter target (0: Raft's pick, a caught-up voter),
  * or joins the one under way. Stops serving at once. An established leader
  * (ta_established) first commits Release(term), so that its successor
- * skips the new-leader wait (alloc.h, I4); otherwise it asks libraft at
+ * skips the new-leader wait (I4 above); otherwise it asks libraft at
  * once. If libraft gives up (an election timeout) and this member still
  * leads, it fences again and waits again. On STARTED or JOINED, *handover
  * is the handover's number, which lead_handover_ended reports later.

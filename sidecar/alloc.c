@@ -1,5 +1,5 @@
-/* alloc.c: the window allocator with its fence and lease (contract in alloc.h). */
-#include "alloc.h"
+/* alloc.c: the window allocator with its fence and lease (contract in include/tsoracle.h). */
+#include "tsoracle.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -191,7 +191,7 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool
 	a->ext_mark = fence;
 	/* I4: serve no earlier than lease * (1 + drift) after winning, unless
 	 * the leader of the term before released (every earlier leader has
-	 * stopped for good: alloc.h, I4). */
+	 * stopped for good: tsoracle.h, I4). */
 	a->lease_not_before =
 	    predecessor_released ? clk.mono_ms : ta_add_sat(clk.mono_ms, ta_new_leader_wait_ms(&a->cfg));
 	a->lease_renewed_at = 0; /* no entry of this epoch committed yet */

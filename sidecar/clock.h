@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "alloc.h"
+#include "tsoracle.h"
 
 /*
  * Reads the wall clock (CLOCK_REALTIME, Unix ms) and the monotonic clock

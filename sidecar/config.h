@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "alloc.h"
+#include "tsoracle.h"
 
 #define CFG_MAX_PEERS 7   /* Raft voters: clusters of 1, 3, 5 or 7 */
 #define CFG_ADDR_SIZE 128 /* "host:port" */

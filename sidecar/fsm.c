@@ -1,5 +1,5 @@
 /* fsm.c: the Raft state machine: HighWater(mark) applied as max, Release(term), and snapshots. */
-#include "fsm.h"
+#include "tsoracle.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -7,10 +7,12 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "log.h"
 #include "tso.h"
 
-/* What a command is, by its bytes alone (fsm.h): the rule every replica
+/* A log line: a reason (FSM_REASON_SIZE) and the sentence around it. */
+#define FSM_LINE_SIZE (2 * FSM_REASON_SIZE)
+
+/* What a command is, by its bytes alone (tsoracle.h): the rule every replica
  * applies the same way. */
 enum fsm_verdict {
 	FSM_OK,      /* a known command, well-formed and in range */
@@ -74,7 +76,23 @@ static enum fsm_verdict fsm_check(const struct raft_buffer *buf, char *why, size
 	return FSM_OK;
 }
 
-/* Halts the state machine (fsm.h): every later apply and restore fails. */
+/* One line for people through the host's log, if it gave one. */
+static void fsm_log(const fsm_state *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fsm_log(const fsm_state *s, int level, const char *fmt, ...)
+{
+	char line[FSM_LINE_SIZE];
+	va_list ap;
+
+	if (s->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	s->log(s->log_arg, level, line);
+}
+
+/* Halts the state machine (tsoracle.h): every later apply and restore fails. */
 static void fsm_halt(fsm_state *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fsm_halt(fsm_state *s, const char *fmt, ...)
 {
@@ -84,7 +102,7 @@ static void fsm_halt(fsm_state *s, const char *fmt, ...)
 	vsnprintf(s->halt_reason, sizeof s->halt_reason, fmt, ap);
 	va_end(ap);
 	s->halted = true;
-	log_error("%s", s->halt_reason);
+	fsm_log(s, TSORACLE_LOG_ERROR, "%s", s->halt_reason);
 }
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -104,7 +122,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 		/* Success for libraft, so the log moves on; no change to the
 		 * state, on every replica alike. */
 		s->refused++;
-		log_warn("refused a Raft log entry: %s; it changes nothing", why);
+		fsm_log(s, TSORACLE_LOG_WARN, "refused a Raft log entry: %s; it changes nothing", why);
 		return 0;
 	case FSM_UNKNOWN:
 		fsm_halt(s,
@@ -161,7 +179,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 /*
  * Replaces the state with a snapshot's. A snapshot that is not one this
  * version wrote or can read halts the state machine with a clear reason
- * (fsm.h): serving from a state it could not read would be guessing. On
+ * (tsoracle.h): serving from a state it could not read would be guessing. On
  * failure buf stays the caller's (libraft frees it).
  */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
@@ -211,6 +229,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	s->released_term = version == FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
 	raft_free(buf->base);
 	return 0;
+}
+
+void fsm_set_log(fsm_state *state, tsoracle_log_fn log, void *arg)
+{
+	state->log = log;
+	state->log_arg = arg;
 }
 
 void fsm_init(struct raft_fsm *fsm, fsm_state *state)

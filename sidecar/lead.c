@@ -120,16 +120,16 @@ static void lead_apply_cb(struct raft_apply *req, int status, void *result)
 		 * stale term renews nothing (ta_extension_commit ignores it). */
 		ta_extension_commit(&d->alloc, p->term, p->mark, p->proposed_mono_ms);
 		d->counters.commits++;
-		lead_log(d, LEAD_LOG_DEBUG,
+		lead_log(d, TSORACLE_LOG_DEBUG,
 			 "high-water %" PRIu64 " committed (term %" PRIu64 ", proposed at mono %" PRIu64 ")",
 			 p->mark, p->term, p->proposed_mono_ms);
 	} else {
 		ta_extension_failed(&d->alloc, p->term);
 		if (!d->stopped && status != RAFT_LEADERSHIPLOST && status != RAFT_NOTLEADER)
-			lead_log(d, LEAD_LOG_WARN, "high-water proposal %" PRIu64 " failed: %s", p->mark,
+			lead_log(d, TSORACLE_LOG_WARN, "high-water proposal %" PRIu64 " failed: %s", p->mark,
 				 raft_strerror(status));
 		else
-			lead_log(d, LEAD_LOG_DEBUG,
+			lead_log(d, TSORACLE_LOG_DEBUG,
 				 "high-water proposal %" PRIu64 " failed: %s (term %" PRIu64 ")", p->mark,
 				 raft_strerror(status), p->term);
 	}
@@ -146,7 +146,7 @@ static void lead_propose(lead_driver *d, uint64_t mark, uint64_t proposed_mono_m
 	int rv;
 
 	if (p == NULL) {
-		lead_log(d, LEAD_LOG_ERROR, "out of memory proposing a high-water mark");
+		lead_log(d, TSORACLE_LOG_ERROR, "out of memory proposing a high-water mark");
 		ta_extension_failed(&d->alloc, d->lead_term);
 		return;
 	}
@@ -160,13 +160,14 @@ static void lead_propose(lead_driver *d, uint64_t mark, uint64_t proposed_mono_m
 		free(p);
 		ta_extension_failed(&d->alloc, d->lead_term);
 		d->counters.refused_proposals++;
-		lead_log(d, LEAD_LOG_WARN, "proposing high-water %" PRIu64 " failed: %s (%s)", mark,
+		lead_log(d, TSORACLE_LOG_WARN, "proposing high-water %" PRIu64 " failed: %s (%s)", mark,
 			 raft_strerror(rv), raft_errmsg(d->raft));
 		return;
 	}
 	d->counters.proposals++;
-	lead_log(d, LEAD_LOG_DEBUG, "proposed high-water %" PRIu64 " (term %" PRIu64 ", mono %" PRIu64 ")",
-		 mark, d->lead_term, proposed_mono_ms);
+	lead_log(d, TSORACLE_LOG_DEBUG,
+		 "proposed high-water %" PRIu64 " (term %" PRIu64 ", mono %" PRIu64 ")", mark, d->lead_term,
+		 proposed_mono_ms);
 }
 
 /* Proposes the extension or lease renewal the allocator says is due. */
@@ -197,7 +198,7 @@ static void lead_barrier_cb(struct raft_barrier *req, int status)
 	if (status != 0) {
 		/* The next sync notices whether this member still leads, and
 		 * starts over. */
-		lead_log(d, LEAD_LOG_WARN, "barrier after election failed: %s", raft_strerror(status));
+		lead_log(d, TSORACLE_LOG_WARN, "barrier after election failed: %s", raft_strerror(status));
 		d->leading = false;
 	} else {
 		/* Every entry committed before it is applied now: the next
@@ -213,7 +214,7 @@ static void lead_start_barrier(lead_driver *d)
 	int rv;
 
 	if (b == NULL) {
-		lead_log(d, LEAD_LOG_ERROR, "out of memory starting a barrier");
+		lead_log(d, TSORACLE_LOG_ERROR, "out of memory starting a barrier");
 		return;
 	}
 	b->req.data = b;
@@ -223,7 +224,7 @@ static void lead_start_barrier(lead_driver *d)
 	rv = raft_barrier(d->raft, &b->req, lead_barrier_cb);
 	if (rv != 0) {
 		free(b);
-		lead_log(d, LEAD_LOG_WARN, "raft_barrier: %s", raft_strerror(rv));
+		lead_log(d, TSORACLE_LOG_WARN, "raft_barrier: %s", raft_strerror(rv));
 		return;
 	}
 	d->barrier_inflight = true;
@@ -247,7 +248,7 @@ static void lead_fence(lead_driver *d, ta_clock clk)
 	mark = ta_lead_begin(&d->alloc, d->lead_term, high, released, clk);
 	if (mark == 0) {
 		d->exhausted_term = d->lead_term;
-		lead_log(d, LEAD_LOG_ERROR,
+		lead_log(d, TSORACLE_LOG_ERROR,
 			 "the timestamp range is exhausted (high-water %" PRIu64 " ms): refusing to serve",
 			 high);
 		return;
@@ -255,7 +256,7 @@ static void lead_fence(lead_driver *d, ta_clock clk)
 	d->counters.fences++;
 	if (released)
 		d->counters.released_fences++;
-	lead_log(d, LEAD_LOG_INFO,
+	lead_log(d, TSORACLE_LOG_INFO,
 		 "leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64
 		 " ms), serving from mono %" PRIu64 "%s",
 		 d->lead_term, mark, high, d->alloc.lease_not_before,
@@ -306,11 +307,11 @@ static void lead_release_cb(struct raft_apply *req, int status, void *result)
 		 * down, so a success is always of the term it still leads in.) */
 		if (status == 0 && r->term == d->lead_term) {
 			d->release_committed = true;
-			lead_log(d, LEAD_LOG_INFO, "release of term %" PRIu64 " committed", r->term);
+			lead_log(d, TSORACLE_LOG_INFO, "release of term %" PRIu64 " committed", r->term);
 		} else {
 			d->releasing = false;
 			d->transfer_ended = r->handover;
-			lead_log(d, LEAD_LOG_WARN, "releasing the lease for the handover failed: %s",
+			lead_log(d, TSORACLE_LOG_WARN, "releasing the lease for the handover failed: %s",
 				 raft_strerror(status));
 		}
 	}
@@ -334,7 +335,7 @@ static bool lead_propose_release(lead_driver *d)
 	rv = lead_propose_cmd(d, &r->req, FSM_CMD_RELEASE, d->lead_term, lead_release_cb);
 	if (rv != 0) {
 		free(r);
-		lead_log(d, LEAD_LOG_WARN, "proposing the release of term %" PRIu64 " failed: %s (%s)",
+		lead_log(d, TSORACLE_LOG_WARN, "proposing the release of term %" PRIu64 " failed: %s (%s)",
 			 d->lead_term, raft_strerror(rv), raft_errmsg(d->raft));
 		return false;
 	}
@@ -348,14 +349,14 @@ static int lead_transfer_begin(lead_driver *d)
 	int rv;
 
 	if (t == NULL) {
-		lead_log(d, LEAD_LOG_ERROR, "out of memory starting a handover");
+		lead_log(d, TSORACLE_LOG_ERROR, "out of memory starting a handover");
 		return LEAD_TRANSFER_NOMEM;
 	}
 	t->data = d;
 	rv = raft_transfer(d->raft, t, d->transfer_target, lead_transfer_cb);
 	if (rv != 0) {
 		free(t);
-		lead_log(d, LEAD_LOG_INFO, "not handing leadership over: %s", raft_errmsg(d->raft));
+		lead_log(d, TSORACLE_LOG_INFO, "not handing leadership over: %s", raft_errmsg(d->raft));
 		return rv == RAFT_NOMEM ? LEAD_TRANSFER_NOMEM : LEAD_TRANSFER_REFUSED;
 	}
 	/*
@@ -369,7 +370,7 @@ static int lead_transfer_begin(lead_driver *d)
 	 */
 	lead_lose(d);
 	d->transfer = t;
-	lead_log(d, LEAD_LOG_INFO, "handing leadership over to node %" PRIu64 "%s: stopped serving",
+	lead_log(d, TSORACLE_LOG_INFO, "handing leadership over to node %" PRIu64 "%s: stopped serving",
 		 (uint64_t)raft_transferee(d->raft),
 		 d->transfer_target == 0 ? " (Raft's pick: a caught-up voter if there is one)" : "");
 	return LEAD_TRANSFER_STARTED;
@@ -409,10 +410,10 @@ int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *hando
 	refusal = lead_transfer_refusal(d, target);
 	if (refusal != NULL) {
 		if (target != 0)
-			lead_log(d, LEAD_LOG_INFO, "not handing leadership over to node %" PRIu64 ": %s",
+			lead_log(d, TSORACLE_LOG_INFO, "not handing leadership over to node %" PRIu64 ": %s",
 				 target, refusal);
 		else
-			lead_log(d, LEAD_LOG_INFO, "not handing leadership over: %s", refusal);
+			lead_log(d, TSORACLE_LOG_INFO, "not handing leadership over: %s", refusal);
 		return LEAD_TRANSFER_BAD_TARGET;
 	}
 	d->transfer_target = target;
@@ -420,7 +421,7 @@ int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *hando
 		/*
 		 * Stop serving for good in this term, then say so in the log:
 		 * the next leader, finding Release(term) at the end of its log,
-		 * may serve without waiting out this lease (alloc.h, I4).
+		 * may serve without waiting out this lease (tsoracle.h, I4).
 		 * Established: no leader before this one serves again, which
 		 * the release also promises.
 		 */
@@ -432,12 +433,12 @@ int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *hando
 			d->release_committed = false;
 			d->counters.released_handovers++;
 			if (target != 0)
-				lead_log(d, LEAD_LOG_INFO,
+				lead_log(d, TSORACLE_LOG_INFO,
 					 "handing leadership over to node %" PRIu64
 					 ": stopped serving, releasing the lease of term %" PRIu64,
 					 target, d->lead_term);
 			else
-				lead_log(d, LEAD_LOG_INFO,
+				lead_log(d, TSORACLE_LOG_INFO,
 					 "handing leadership over: stopped serving, releasing the lease of "
 					 "term %" PRIu64,
 					 d->lead_term);
@@ -479,7 +480,7 @@ void lead_sync(lead_driver *d, ta_clock clk)
 	if (d->stopped)
 		return;
 	if (d->state->halted) {
-		/* The state machine cannot apply the log (fsm.h): H may be
+		/* The state machine cannot apply the log (tsoracle.h): H may be
 		 * behind what is committed, so serve nothing more. */
 		if (d->leading)
 			lead_lose(d);
@@ -502,11 +503,11 @@ void lead_sync(lead_driver *d, ta_clock clk)
 	if (d->leading && (state != RAFT_LEADER || term != d->lead_term || handing_over)) {
 		lead_lose(d);
 		if (handing_over)
-			lead_log(d, LEAD_LOG_INFO,
+			lead_log(d, TSORACLE_LOG_INFO,
 				 "handing leadership over to node %" PRIu64 ": stopped serving",
 				 (uint64_t)raft_transferee(d->raft));
 		else
-			lead_log(d, LEAD_LOG_INFO,
+			lead_log(d, TSORACLE_LOG_INFO,
 				 "no longer leader (term %" PRIu64 ", now %s in term %" PRIu64 ")",
 				 d->lead_term, raft_state_name(state), term);
 	}
@@ -519,13 +520,13 @@ void lead_sync(lead_driver *d, ta_clock clk)
 		 * complete. The fence and the new-leader wait run again, as if
 		 * it had just won (safe, and simple). */
 		if (term == d->lead_term)
-			lead_log(d, LEAD_LOG_INFO,
+			lead_log(d, TSORACLE_LOG_INFO,
 				 "still leader in term %" PRIu64
 				 " (the handover did not complete); fencing again",
 				 term);
 		else
-			lead_log(d, LEAD_LOG_INFO, "won the election for term %" PRIu64 "; running the fence",
-				 term);
+			lead_log(d, TSORACLE_LOG_INFO,
+				 "won the election for term %" PRIu64 "; running the fence", term);
 		d->leading = true;
 		d->lead_term = term;
 	}
@@ -538,8 +539,9 @@ void lead_sync(lead_driver *d, ta_clock clk)
 		lead_extend_if_due(d, clk);
 	serving = ta_serving(&d->alloc, clk);
 	if (serving && !d->was_serving)
-		lead_log(d, LEAD_LOG_INFO, "serving timestamps from %" PRIu64 " (high-water %" PRIu64 " ms)",
-			 d->alloc.last + 1, d->alloc.high_water_ms);
+		lead_log(d, TSORACLE_LOG_INFO,
+			 "serving timestamps from %" PRIu64 " (high-water %" PRIu64 " ms)", d->alloc.last + 1,
+			 d->alloc.high_water_ms);
 	d->was_serving = serving;
 	if (serving && d->host.ready != NULL)
 		d->host.ready(d->host.arg);

@@ -163,7 +163,7 @@ static void main_stop(daemon_state *d)
 }
 
 /*
- * The state machine halted (fsm.h: a command of a type this version does
+ * The state machine halted (tsoracle.h: a command of a type this version does
  * not know, or a snapshot it cannot read): the node has stopped serving;
  * the daemon stops at once, without a handover (the others elect a leader,
  * and an upgraded tsoracled here applies the log from where this stopped).

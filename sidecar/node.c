@@ -76,7 +76,7 @@ static void node_sync(node *n)
 
 	lead_sync(&n->lead, clk);
 	if (n->fsm_state.halted) {
-		/* The FSM cannot apply the log (fsm.h): the driver serves
+		/* The FSM cannot apply the log (tsoracle.h): the driver serves
 		 * nothing more; the daemon stops, outside libraft's callbacks. */
 		if (!n->halt_reported && n->halt_cb != NULL) {
 			n->halt_reported = true;
@@ -213,6 +213,7 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	n->cfg = c;
 	n->last_result = TA_NOT_LEADER;
 	fsm_init(&n->fsm, &n->fsm_state);
+	fsm_set_log(&n->fsm_state, node_log, n);
 	lead_init(&n->lead, &n->raft, &n->fsm_state, &c->alloc, &host);
 
 	if (node_mkdir(c->data_dir, err, errlen) != 0)

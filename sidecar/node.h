@@ -25,7 +25,7 @@
  *     SIGTERM on the leader) goes through lead_transfer: the node stops
  *     serving at once; an established leader commits Release(term) first,
  *     so the next leader serves as soon as its fence commits, without
- *     waiting out the lease (alloc.h, I4); then libraft sends TimeoutNow to
+ *     waiting out the lease (tsoracle.h, I4); then libraft sends TimeoutNow to
  *     a caught-up voter, which starts an election at once. So the gap in
  *     service is the release's commit, the election and the fence's
  *     commit: a few round trips. If the target does not take over, libraft
@@ -35,7 +35,7 @@
 
 struct node;
 typedef void (*node_ready_cb)(void *arg);
-/* The state machine halted (fsm.h): the daemon must stop; reason in
+/* The state machine halted (tsoracle.h): the daemon must stop; reason in
  * n->fsm_state.halt_reason. */
 typedef void (*node_halt_cb)(void *arg);
 typedef void (*node_close_cb)(struct node *n);

@@ -25,7 +25,7 @@
  * (ta_room), so a request waits at most about one batch behind other
  * connections' backlogs, however much one connection has queued; a
  * request too large for the room now (it waits for an extension or for
- * the clock, alloc.h I6) does not hold up smaller ones. Requests that
+ * the clock, tsoracle.h I6) does not hold up smaller ones. Requests that
  * cannot be served yet (no leader, fence or lease pending, window
  * exhausted) stay queued until the node says grants may succeed, or until
  * request_timeout_ms passes, when they are answered with an error status.

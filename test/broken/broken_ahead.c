@@ -3,7 +3,7 @@
 #include "tsoracle.h"
 
 /*
- * Breaks I6 (alloc.h) on purpose, for the tests that must catch it (the
+ * Breaks I6 (tsoracle.h) on purpose, for the tests that must catch it (the
  * Makefile's "positive controls"; never linked into what is installed):
  * a grant is bounded by H alone, not by now + max_ahead_ms, as if
  * max_ahead_ms had no end.

@@ -2,7 +2,7 @@
 #include "tsoracle.h"
 
 /*
- * Breaks I3 (alloc.h) on purpose, for the tests that must catch it (the
+ * Breaks I3 (tsoracle.h) on purpose, for the tests that must catch it (the
  * Makefile's "positive controls"; never linked into what is installed):
  * the floor is the clock alone, as if no mark had been committed, while H
  * itself is kept, so grants below marks earlier leaders served up to are

@@ -3,7 +3,7 @@
 #include "tsoracle.h"
 
 /*
- * Breaks I4 (alloc.h) on purpose, for the tests that must catch it (the
+ * Breaks I4 (tsoracle.h) on purpose, for the tests that must catch it (the
  * Makefile's "positive controls"; never linked into what is installed):
  * a new leader may serve as soon as its fence commits, while a deposed
  * leader may still be serving within its lease.

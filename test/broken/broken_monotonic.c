@@ -5,7 +5,7 @@
 #include "tso.h"
 
 /*
- * Breaks I1 (alloc.h) on purpose, for the tests that must catch it (the
+ * Breaks I1 (tsoracle.h) on purpose, for the tests that must catch it (the
  * Makefile's "positive controls"; never linked into what is installed):
  * a grant starts at the clock's first timestamp of its millisecond, not
  * above the last one handed out, so two grants in one millisecond (or

@@ -3,7 +3,7 @@
 #include "tsoracle.h"
 
 /*
- * Breaks I4's planned handover (alloc.h) on purpose, for the simulation
+ * Breaks I4's planned handover (tsoracle.h) on purpose, for the simulation
  * that must catch it (the Makefile's "positive controls"; never linked
  * into what is installed): a leader counts as established as soon as it
  * has begun its term, so it may release while a deposed leader before it

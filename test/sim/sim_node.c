@@ -28,7 +28,7 @@ static void sim_node_log(void *arg, int level, const char *msg)
 {
 	sim_node *n = arg;
 
-	if (level == LEAD_LOG_DEBUG)
+	if (level == TSORACLE_LOG_DEBUG)
 		SIM_TRACE("%6" PRIu64 " n%u %s", *n->now_ms, n->index, msg);
 	else
 		SIM_TRACE_KEY("%6" PRIu64 " n%u %s", *n->now_ms, n->index, msg);
@@ -43,7 +43,7 @@ void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_sta
 	    .arg = n,
 	    .kick = sim_node_kick,
 	    .log = sim_node_log,
-	    .log_level = sim_trace_on ? LEAD_LOG_DEBUG : LEAD_LOG_ERROR + 1,
+	    .log_level = sim_trace_on ? TSORACLE_LOG_DEBUG : TSORACLE_LOG_ERROR + 1,
 	};
 
 	if (p == NULL) {

@@ -41,7 +41,7 @@
  * new leader past the old one's lease, and the new-leader wait (I4) does
  * not matter (a control without it was never caught, docs/simulation.md);
  * these schedules make the lease alone keep order, as its argument in
- * alloc.h says it does, whatever the election timeout. */
+ * tsoracle.h says it does, whatever the election timeout. */
 #define P_LONG_LEASE          333
 #define LONG_LEASE_MAX_FACTOR 4
 #define DRIFT_MAX_PERMILLE    1000

@@ -1,4 +1,4 @@
-# What the state machine refuses (sidecar/fsm.h, docs/architecture.md),
+# What the state machine refuses (include/tsoracle.h, docs/architecture.md),
 # through the real parts: commands tsoracled never proposes are appended to
 # a real data directory by libraft's own uv I/O (tsoracle-raft-append, a
 # writer tsoracled does not control), then tsoracled starts on it.
@@ -24,7 +24,7 @@ my $physical_max = 2**45 - 1;
 # timestamp at or above it proves the node applied it.
 my $ahead_ms = 20_000;
 
-# One command, hex: type, 7 reserved bytes, u64 argument (sidecar/fsm.h).
+# One command, hex: type, 7 reserved bytes, u64 argument (include/tsoracle.h).
 sub command
 {
 	my ($type, $arg, %o) = @_;

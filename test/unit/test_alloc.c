@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "tsoracle.h"
 #include "tso.h"
 
 /*
@@ -1146,7 +1146,7 @@ __attribute__((format(printf, 3, 4))) static void sim_violation(sim *s, const ch
 			sim_violation((s), (property), __VA_ARGS__);                                         \
 	} while (0)
 
-/* ---- the spec model: alloc.h's contract, written independently ------------
+/* ---- the spec model: tsoracle.h's allocator contract, written independently ------------
  *
  * 128-bit arithmetic instead of saturation, so it shares no helper with
  * alloc.c. Each spec_* mirrors one ta_* call on the model state.

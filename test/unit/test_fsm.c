@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "fsm.h"
+#include "tsoracle.h"
 #include "tso.h"
 
 typedef struct fixture {
