@@ -37,32 +37,44 @@
  *
  * The host's side of the contract:
  *
- *   - Its state machine applies every TSO command of the log, in log
- *     order, to one fsm_state (fsm_init's raft_fsm does exactly this for a
- *     log of TSO commands only), includes that state in its snapshots and
- *     replaces it on restore. The driver only reads it.
- *   - It calls lead_sync(d, clock reading) at least every LEAD_TICK_MS ms
- *     and soon after host.kick asks, from its own loop: never from inside
- *     a libraft callback (libraft 0.22's legacy layer does not expect new
- *     requests from there), and likewise lead_grant and lead_transfer.
- *     host.kick itself may be called from inside libraft callbacks, so it
- *     only schedules.
+ *   - On apply: its state machine applies every TSO command of the log, in
+ *     log order, to one fsm_state (fsm_apply_cmd; fsm_init's raft_fsm does
+ *     exactly this for a log of TSO commands only) and returns to libraft
+ *     what that returns. The driver only reads the state.
+ *   - On snapshot and restore: its snapshot holds that state
+ *     (fsm_snapshot_put) and its restore replaces it (fsm_snapshot_get).
+ *   - On leadership change: nothing, but it calls lead_sync(d, clock
+ *     reading) at least every LEAD_TICK_MS ms and soon after host.kick
+ *     asks, which is where the driver notices the change (there is no
+ *     callback to hook).
+ *   - From libraft's callbacks it may call host.kick's scheduling and
+ *     nothing of this library: lead_sync, lead_grant and lead_transfer run
+ *     from its own loop only (libraft 0.22's legacy layer does not expect
+ *     new requests from inside its callbacks; the driver's own callbacks
+ *     only record and kick).
  *   - It keeps the driver's memory until raft_close's callback has run:
  *     every request the driver made completes into it. lead_stop first.
  *   - It serves a grant only from lead_grant's TA_OK, as given. Serving
  *     less (refusing, stopping early) is always safe.
+ *   - If the state machine halts (fsm_state.halted: a command of a type
+ *     this version does not know, or a snapshot it cannot read), the
+ *     driver serves nothing more; the host should stop and say why.
  *
- * The invariants kept (the allocator's section below states each with its argument): I1 grants
- * of one leader are disjoint and increasing; I2 a grant never passes a
- * committed mark; I3 a new leader starts above every mark committed
- * before its barrier; I4 a leader serves only within its lease, and a new
- * leader not before the old lease has run out (or the old leader released
- * it); I5 the range ends in an error, never a wrap.
+ * The invariants kept (the allocator's section below states each with its
+ * argument): I1 grants of one leader are disjoint and increasing; I2 a
+ * grant never passes a committed mark; I3 a new leader starts above every
+ * mark committed before its barrier; I4 a leader serves only within its
+ * lease, and a new leader not before the old lease has run out (or the
+ * old leader released it); I5 the range ends in an error, never a wrap;
+ * I6 a grant stays within max_ahead_ms of the clock it is granted at.
  */
 
 /* This header's version, and the library's (tsoracle_version()): major,
- * minor and patch, as MAJOR * 10000 + MINOR * 100 + PATCH. A host built
- * against one major version links only with a library of the same major. */
+ * minor and patch, as MAJOR * 10000 + MINOR * 100 + PATCH. The host
+ * allocates the library's structures (lead_driver, ta_alloc, fsm_state),
+ * so it checks at start that tsoracle_version() / 10000 equals
+ * TSORACLE_VERSION_MAJOR: another major version may lay them out
+ * differently. */
 #define TSORACLE_VERSION_MAJOR 1
 #define TSORACLE_VERSION_MINOR 0
 #define TSORACLE_VERSION_PATCH 0
@@ -369,7 +381,22 @@ typedef struct fsm_state {
 	void *log_arg;
 } fsm_state;
 
-/* Sets up fsm (version 2 API) over state, with no log. */
+/*
+ * For a host whose log carries its own commands too (the state lives
+ * inside its own state machine): its apply passes every TSO command, in
+ * log order, to fsm_apply_cmd; its snapshot holds fsm_snapshot_put's
+ * FSM_SNAPSHOT_SIZE bytes, and its restore passes them to
+ * fsm_snapshot_get. Each returns 0, or RAFT_MALFORMED when the state
+ * machine halts (halted, halt_reason; every later call then fails too),
+ * which the host's apply or restore returns to libraft. A malformed
+ * command is refused with 0: it changes nothing, on every replica alike.
+ */
+int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len);
+void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE]);
+int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len);
+
+/* Sets up fsm (version 2 API) over state, with no log: a state machine for
+ * a log of TSO commands only, as tsoracled's. */
 void fsm_init(struct raft_fsm *fsm, fsm_state *state);
 
 /* The refusals (warnings) and the halt (an error) go to log(arg, ...). */

@@ -105,14 +105,14 @@ static void fsm_halt(fsm_state *s, const char *fmt, ...)
 	fsm_log(s, TSORACLE_LOG_ERROR, "%s", s->halt_reason);
 }
 
-static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len)
 {
-	fsm_state *s = fsm->data;
-	const uint8_t *p = buf->base;
+	const struct raft_buffer one = {.base = (void *)(uintptr_t)cmd, .len = len};
+	const struct raft_buffer *buf = &one;
+	const uint8_t *p = cmd;
 	char why[FSM_REASON_SIZE];
 	uint64_t arg;
 
-	*result = NULL;
 	/* Halted: nothing after the entry it could not apply may be applied
 	 * (libraft offers that entry again; it stays unapplied). */
 	if (s->halted)
@@ -152,6 +152,20 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	return 0;
 }
 
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+	*result = NULL;
+	return fsm_apply_cmd(fsm->data, buf->base, buf->len);
+}
+
+void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE])
+{
+	bytes_put_u32(out, FSM_SNAPSHOT_MAGIC);
+	out[4] = FSM_SNAPSHOT_VERSION;
+	bytes_put_u64(out + FSM_SNAPSHOT_HEADER, s->high_water_ms);
+	bytes_put_u64(out + FSM_SNAPSHOT_V1_SIZE, s->released_term);
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	fsm_state *s = fsm->data;
@@ -166,10 +180,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 		*bufs = NULL;
 		return RAFT_NOMEM;
 	}
-	bytes_put_u32(p, FSM_SNAPSHOT_MAGIC);
-	p[4] = FSM_SNAPSHOT_VERSION;
-	bytes_put_u64(p + FSM_SNAPSHOT_HEADER, s->high_water_ms);
-	bytes_put_u64(p + FSM_SNAPSHOT_V1_SIZE, s->released_term);
+	fsm_snapshot_put(s, p);
 	(*bufs)[0].base = p;
 	(*bufs)[0].len = FSM_SNAPSHOT_SIZE;
 	*n_bufs = 1;
@@ -179,13 +190,13 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 /*
  * Replaces the state with a snapshot's. A snapshot that is not one this
  * version wrote or can read halts the state machine with a clear reason
- * (tsoracle.h): serving from a state it could not read would be guessing. On
- * failure buf stays the caller's (libraft frees it).
+ * (tsoracle.h): serving from a state it could not read would be guessing.
  */
-static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len)
 {
-	fsm_state *s = fsm->data;
-	const uint8_t *p = buf->base;
+	const struct raft_buffer one = {.base = (void *)(uintptr_t)snapshot, .len = len};
+	const struct raft_buffer *buf = &one;
+	const uint8_t *p = snapshot;
 	size_t want;
 	uint8_t version;
 	uint64_t h;
@@ -227,8 +238,17 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	 * state (raft restores only snapshots newer than what was applied). */
 	s->high_water_ms = h;
 	s->released_term = version == FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
-	raft_free(buf->base);
 	return 0;
+}
+
+/* On failure buf stays the caller's (libraft frees it). */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	int rv = fsm_snapshot_get(fsm->data, buf->base, buf->len);
+
+	if (rv == 0)
+		raft_free(buf->base);
+	return rv;
 }
 
 void fsm_set_log(fsm_state *state, tsoracle_log_fn log, void *arg)

@@ -315,6 +315,50 @@ static void test_snapshot_malformed(void **state)
 	assert_int_equal(f.st.high_water_ms, 1234);
 }
 
+/* The embedding API a host with its own log envelope uses (tsoracle.h):
+ * fsm_cmd_put's bytes through fsm_apply_cmd reach the same state as the
+ * raft_fsm's apply, a malformed one is refused, an unknown type halts, and
+ * fsm_snapshot_put / fsm_snapshot_get round-trip the state. */
+static void test_embedding_api(void **state)
+{
+	fixture f;
+	fsm_state host, copy;
+	uint8_t cmd[FSM_CMD_SIZE];
+	uint8_t snap[FSM_SNAPSHOT_SIZE];
+
+	(void)state;
+	fsm_init(&f.fsm, &f.st);
+	memset(&host, 0, sizeof host);
+	memset(&copy, 0, sizeof copy);
+	assert_int_equal(apply_high_water(&f, 700), 0);
+	assert_int_equal(apply_release(&f, 4), 0);
+	fsm_cmd_put(cmd, FSM_CMD_HIGH_WATER, 700);
+	assert_int_equal(fsm_apply_cmd(&host, cmd, sizeof cmd), 0);
+	fsm_cmd_put(cmd, FSM_CMD_RELEASE, 4);
+	assert_int_equal(fsm_apply_cmd(&host, cmd, sizeof cmd), 0);
+	assert_int_equal(host.high_water_ms, f.st.high_water_ms);
+	assert_int_equal(host.released_term, f.st.released_term);
+	assert_true(fsm_predecessor_released(&host, 5));
+
+	/* Half a command: refused, nothing changes. */
+	assert_int_equal(fsm_apply_cmd(&host, cmd, FSM_CMD_HEADER_SIZE), 0);
+	assert_int_equal(host.refused, 1);
+	assert_int_equal(host.high_water_ms, 700);
+
+	fsm_snapshot_put(&host, snap);
+	assert_int_equal(fsm_snapshot_get(&copy, snap, sizeof snap), 0);
+	assert_int_equal(copy.high_water_ms, 700);
+	assert_int_equal(copy.released_term, 4);
+
+	/* A type this version does not know: halted, and stays so. */
+	fsm_cmd_put(cmd, FSM_CMD_RELEASE + 1, 1);
+	assert_int_equal(fsm_apply_cmd(&host, cmd, sizeof cmd), RAFT_MALFORMED);
+	assert_true(host.halted);
+	fsm_cmd_put(cmd, FSM_CMD_HIGH_WATER, 900);
+	assert_int_equal(fsm_apply_cmd(&host, cmd, sizeof cmd), RAFT_MALFORMED);
+	assert_int_equal(host.high_water_ms, 700);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +369,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_round_trip),
 	    cmocka_unit_test(test_snapshot_v1),
 	    cmocka_unit_test(test_snapshot_malformed),
+	    cmocka_unit_test(test_embedding_api),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
