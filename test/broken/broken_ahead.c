@@ -1,6 +1,6 @@
 /* broken_ahead.c: positive control, linked with -Wl,--wrap=ta_grant,--wrap=ta_room: grants run ahead of the
  * clock. */
-#include "tsoracle.h"
+#include "wrap.h"
 
 /*
  * Breaks I6 (tsoracle.h) on purpose, for the tests that must catch it (the
@@ -8,10 +8,6 @@
  * a grant is bounded by H alone, not by now + max_ahead_ms, as if
  * max_ahead_ms had no end.
  */
-int __real_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
-int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
-uint64_t __real_ta_room(const ta_alloc *a, ta_clock clk);
-uint64_t __wrap_ta_room(const ta_alloc *a, ta_clock clk);
 
 int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)
 {

@@ -1,5 +1,5 @@
 /* broken_fence.c: positive control, linked with -Wl,--wrap=ta_lead_begin: a new leader's floor ignores H. */
-#include "tsoracle.h"
+#include "wrap.h"
 
 /*
  * Breaks I3 (tsoracle.h) on purpose, for the tests that must catch it (the
@@ -8,10 +8,6 @@
  * itself is kept, so grants below marks earlier leaders served up to are
  * allowed.
  */
-uint64_t __real_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk);
-uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk);
 
 uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
 			      ta_clock clk)

@@ -1,6 +1,6 @@
 /* broken_lease.c: positive control, linked with -Wl,--wrap=ta_lead_begin: a new leader does not wait out the
  * old lease. */
-#include "tsoracle.h"
+#include "wrap.h"
 
 /*
  * Breaks I4 (tsoracle.h) on purpose, for the tests that must catch it (the
@@ -8,10 +8,6 @@
  * a new leader may serve as soon as its fence commits, while a deposed
  * leader may still be serving within its lease.
  */
-uint64_t __real_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk);
-uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk);
 
 uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
 			      ta_clock clk)

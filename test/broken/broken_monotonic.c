@@ -1,6 +1,6 @@
 /* broken_monotonic.c: positive control, linked with -Wl,--wrap=ta_grant: a grant ignores the last value
  * handed out. */
-#include "tsoracle.h"
+#include "wrap.h"
 
 #include "tso.h"
 
@@ -11,8 +11,6 @@
  * above the last one handed out, so two grants in one millisecond (or
  * after the clock stepped back) overlap.
  */
-int __real_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
-int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
 
 int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)
 {

@@ -1,6 +1,6 @@
 /* broken_release.c: positive control, linked with -Wl,--wrap=ta_established: a leader still in its own wait
  * releases. */
-#include "tsoracle.h"
+#include "wrap.h"
 
 /*
  * Breaks I4's planned handover (tsoracle.h) on purpose, for the simulation
@@ -9,8 +9,6 @@
  * has begun its term, so it may release while a deposed leader before it
  * still serves, and its successor then skips the wait too.
  */
-bool __real_ta_established(const ta_alloc *a, ta_clock clk);
-bool __wrap_ta_established(const ta_alloc *a, ta_clock clk);
 
 bool __wrap_ta_established(const ta_alloc *a, ta_clock clk)
 {

@@ -1,0 +1,23 @@
+/* wrap.h: the library functions a planted bug may replace (-Wl,--wrap), as the linker names them. */
+#ifndef TSORACLE_BROKEN_WRAP_H
+#define TSORACLE_BROKEN_WRAP_H
+
+#include "tsoracle.h"
+
+/*
+ * Linked with -Wl,--wrap=f (the Makefile's BROKEN_WRAP_<kind>), every call
+ * to f from another object goes to __wrap_f, which a file of test/broken/
+ * defines; __real_f is the library's f. A file defines the __wrap_ of the
+ * functions its kind wraps and nothing else.
+ */
+uint64_t __real_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+			      ta_clock clk);
+uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
+			      ta_clock clk);
+int __real_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
+int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
+uint64_t __real_ta_room(const ta_alloc *a, ta_clock clk);
+uint64_t __wrap_ta_room(const ta_alloc *a, ta_clock clk);
+bool __wrap_ta_established(const ta_alloc *a, ta_clock clk);
+
+#endif /* TSORACLE_BROKEN_WRAP_H */
