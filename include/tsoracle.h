@@ -431,9 +431,9 @@ typedef struct lead_host {
 	/* persist_high_water: append the TSO command cmd[0..len) to the log as
 	 * (part of) one entry, by raft_apply(raft, req, ..., cb) with the
 	 * driver's req and cb, and return raft_apply's result. A host whose
-	 * log carries its own commands too wraps cmd in its envelope here (and
-	 * its state machine unwraps it: lead_host_propose_default's comment).
-	 * cmd is the driver's: copy it. NULL: lead_host_propose_default. */
+	 * log carries its own commands too wraps cmd in its envelope here, and
+	 * its state machine passes the unwrapped bytes to fsm_apply_cmd. cmd
+	 * is the driver's: copy it. NULL: lead_host_propose_default. */
 	int (*propose)(void *arg, struct raft *raft, struct raft_apply *req, const uint8_t *cmd, size_t len,
 		       raft_apply_cb cb);
 	/* Grants that had to wait may succeed now. Called from lead_sync. */
