@@ -27,7 +27,7 @@ static void test_constants(void **state)
 	assert_int_equal(TSO_MAX, tso_last_of_ms(TSO_PHYSICAL_MAX));
 }
 
-/* DESIGN.md 3: a timestamp is always a positive PostgreSQL bigint. */
+/* docs/sql.md: a timestamp is always a positive PostgreSQL bigint. */
 static void test_max_is_int64_max(void **state)
 {
 	(void)state;
