@@ -1,0 +1,307 @@
+/* test_lead.c: libtsoracle embedded in a service whose own Raft log carries the TSO's commands
+ * (include/tsoracle.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <raft.h>
+#include <raft/fixture.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "tsoracle.h"
+
+/*
+ * A host as include/tsoracle.h describes it, on libraft's fixture: three
+ * members of a service whose log carries its own commands (an "add to a
+ * sum") and the TSO's, both behind one 8-byte envelope; one state machine
+ * applies both, one snapshot holds both. The driver proposes through the
+ * host's propose hook, which wraps its bytes in the envelope. Checked:
+ * every grant, on whichever member, is above every grant before it (the
+ * fixture's steps are the real-time order); a new leader, after the old
+ * one is cut off, serves above the old one's grants; the service's sum and
+ * H agree on every member, one of which caught up by a snapshot install.
+ */
+
+#define T_NODES          3
+#define T_ENVELOPE       8 /* the host's entry header: a kind byte, 7 zero bytes */
+#define T_KIND_APP       'A'
+#define T_KIND_TSO       'T'
+#define T_APP_SIZE       (T_ENVELOPE + 8)        /* the header and a u64 to add */
+#define T_SNAPSHOT_SIZE  (8 + FSM_SNAPSHOT_SIZE) /* the sum, then the TSO's state */
+#define T_WALL_BASE_MS   UINT64_C(1700000000000) /* the members' wall clocks at time 0 */
+#define T_ELECTION_MS    1000
+#define T_HEARTBEAT_MS   20 /* events often enough for the watch (the lease is 200 ms) */
+#define T_SNAPSHOT_EVERY 16 /* entries between snapshots: a lagging member installs one */
+#define T_SNAPSHOT_TRAIL 4
+#define T_PHASE_MS       3000 /* simulated time per phase of the test */
+#define T_MAX_STEPS      200000
+
+typedef struct t_member {
+	struct raft_fsm fsm;
+	fsm_state tso;     /* the TSO's part of the state */
+	uint64_t sum;      /* the service's own part */
+	unsigned restores; /* snapshots installed */
+	lead_driver d;
+	bool kicked;
+	raft_time next_watch;
+	struct raft *raft;
+} t_member;
+
+typedef struct t_cluster {
+	struct raft_fixture f;
+	t_member m[T_NODES];
+	uint64_t last_grant; /* the highest timestamp handed out so far, anywhere */
+	uint64_t grants;
+	unsigned grants_by[T_NODES];
+} t_cluster;
+
+static t_cluster g;
+
+/* ---- the host's state machine: its own commands and the TSO's ------------- */
+
+static int t_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+	t_member *m = fsm->data;
+	const uint8_t *p = buf->base;
+
+	*result = NULL;
+	if (buf->len < T_ENVELOPE)
+		return RAFT_MALFORMED;
+	if (p[0] == T_KIND_TSO) /* ours: the TSO's command after the envelope */
+		return fsm_apply_cmd(&m->tso, p + T_ENVELOPE, buf->len - T_ENVELOPE);
+	if (p[0] != T_KIND_APP || buf->len != T_APP_SIZE)
+		return RAFT_MALFORMED;
+	m->sum += bytes_get_u64(p + T_ENVELOPE);
+	return 0;
+}
+
+static int t_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	t_member *m = fsm->data;
+	uint8_t *p = raft_malloc(T_SNAPSHOT_SIZE);
+
+	*bufs = raft_malloc(sizeof **bufs);
+	if (p == NULL || *bufs == NULL)
+		return RAFT_NOMEM;
+	bytes_put_u64(p, m->sum);
+	fsm_snapshot_put(&m->tso, p + 8);
+	(*bufs)[0].base = p;
+	(*bufs)[0].len = T_SNAPSHOT_SIZE;
+	*n_bufs = 1;
+	return 0;
+}
+
+static int t_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	t_member *m = fsm->data;
+	const uint8_t *p = buf->base;
+	int rv;
+
+	if (buf->len != T_SNAPSHOT_SIZE)
+		return RAFT_MALFORMED;
+	rv = fsm_snapshot_get(&m->tso, p + 8, FSM_SNAPSHOT_SIZE);
+	if (rv != 0)
+		return rv;
+	m->sum = bytes_get_u64(p);
+	m->restores++;
+	raft_free(buf->base);
+	return 0;
+}
+
+/* ---- the host's side of the driver ---------------------------------------- */
+
+static void t_kick(void *arg)
+{
+	((t_member *)arg)->kicked = true;
+}
+
+/* persist_high_water through the service's envelope. */
+static int t_propose(void *arg, struct raft *raft, struct raft_apply *req, const uint8_t *cmd, size_t len,
+		     raft_apply_cb cb)
+{
+	struct raft_buffer buf;
+
+	(void)arg;
+	buf.len = T_ENVELOPE + len;
+	buf.base = raft_malloc(buf.len);
+	if (buf.base == NULL)
+		return RAFT_NOMEM;
+	memset(buf.base, 0, T_ENVELOPE);
+	((uint8_t *)buf.base)[0] = T_KIND_TSO;
+	memcpy((uint8_t *)buf.base + T_ENVELOPE, cmd, len);
+	return raft_apply(raft, req, &buf, 1, cb);
+}
+
+static ta_clock t_clock(void)
+{
+	raft_time t = raft_fixture_time(&g.f);
+
+	return (ta_clock){.wall_ms = T_WALL_BASE_MS + t, .mono_ms = t};
+}
+
+static void t_app_done(struct raft_apply *req, int status, void *result)
+{
+	(void)status;
+	(void)result;
+	free(req);
+}
+
+/* The service's own command, proposed on member i. */
+static void t_propose_app(unsigned i, uint64_t add)
+{
+	struct raft_apply *req = malloc(sizeof *req);
+	struct raft_buffer buf = {.base = raft_malloc(T_APP_SIZE), .len = T_APP_SIZE};
+
+	assert_non_null(req);
+	assert_non_null(buf.base);
+	memset(buf.base, 0, T_ENVELOPE);
+	((uint8_t *)buf.base)[0] = T_KIND_APP;
+	bytes_put_u64((uint8_t *)buf.base + T_ENVELOPE, add);
+	assert_int_equal(raft_apply(g.m[i].raft, req, &buf, 1, t_app_done), 0);
+}
+
+/* One fixture event, then the live members' syncs (kicked, or their watch
+ * due) and a grant of one timestamp tried on each. */
+static void t_step(void)
+{
+	raft_fixture_step(&g.f);
+	for (unsigned i = 0; i < T_NODES; i++) {
+		t_member *m = &g.m[i];
+		ta_clock clk = t_clock();
+		uint64_t first;
+
+		if (!raft_fixture_alive(&g.f, i))
+			continue; /* a process that does not run */
+		if (m->kicked || clk.mono_ms >= m->next_watch) {
+			m->kicked = false;
+			m->next_watch = clk.mono_ms + LEAD_TICK_MS;
+			lead_sync(&m->d, clk);
+		}
+		if (lead_grant(&m->d, clk, 1, &first) == TA_OK) {
+			/* Real time: every grant follows every earlier one. */
+			assert_true(first > g.last_grant);
+			g.last_grant = first;
+			g.grants++;
+			g.grants_by[i]++;
+		}
+	}
+}
+
+static void t_run_for(raft_time ms)
+{
+	raft_time end = raft_fixture_time(&g.f) + ms;
+
+	for (unsigned s = 0; s < T_MAX_STEPS && raft_fixture_time(&g.f) < end; s++)
+		t_step();
+}
+
+/* The live member raft says leads; T_NODES if none. */
+static unsigned t_leader(void)
+{
+	for (unsigned i = 0; i < T_NODES; i++)
+		if (raft_fixture_alive(&g.f, i) && raft_state(g.m[i].raft) == RAFT_LEADER)
+			return i;
+	return T_NODES;
+}
+
+static void t_setup(void)
+{
+	struct raft_configuration conf;
+	ta_config cfg;
+
+	memset(&g, 0, sizeof g);
+	ta_config_default(&cfg);
+	assert_int_equal(raft_fixture_init(&g.f), 0);
+	for (unsigned i = 0; i < T_NODES; i++) {
+		t_member *m = &g.m[i];
+		lead_host host = {.arg = m, .kick = t_kick, .propose = t_propose};
+
+		m->fsm = (struct raft_fsm){
+		    .version = 2, .data = m, .apply = t_apply, .snapshot = t_snapshot, .restore = t_restore};
+		assert_int_equal(raft_fixture_grow(&g.f, &m->fsm), 0);
+		m->raft = raft_fixture_get(&g.f, i);
+		m->raft->tracer = NULL;
+		raft_set_election_timeout(m->raft, T_ELECTION_MS);
+		raft_set_heartbeat_timeout(m->raft, T_HEARTBEAT_MS);
+		raft_set_snapshot_threshold(m->raft, T_SNAPSHOT_EVERY);
+		raft_set_snapshot_trailing(m->raft, T_SNAPSHOT_TRAIL);
+		lead_init(&m->d, m->raft, &m->tso, &cfg, &host);
+	}
+	assert_int_equal(raft_fixture_configuration(&g.f, T_NODES, &conf), 0);
+	assert_int_equal(raft_fixture_bootstrap(&g.f, &conf), 0);
+	raft_configuration_close(&conf);
+	assert_int_equal(raft_fixture_start(&g.f), 0);
+}
+
+static void test_piggyback(void **state)
+{
+	unsigned first_leader, second_leader, lagging;
+	uint64_t before;
+
+	(void)state;
+	assert_int_equal(tsoracle_version(), TSORACLE_VERSION);
+	t_setup();
+
+	/* A leader is elected, fences through the envelope and serves. */
+	t_run_for(T_PHASE_MS);
+	first_leader = t_leader();
+	assert_true(first_leader < T_NODES);
+	assert_true(g.grants_by[first_leader] > 0);
+	for (uint64_t k = 1; k <= 10; k++)
+		t_propose_app(first_leader, k);
+
+	/* A follower falls behind; snapshots are taken meanwhile. */
+	lagging = (first_leader + 1) % T_NODES;
+	raft_fixture_kill(&g.f, lagging);
+	t_run_for(T_PHASE_MS);
+	for (uint64_t k = 11; k <= 20; k++)
+		t_propose_app(first_leader, k);
+	t_run_for(T_PHASE_MS);
+
+	/* It comes back and installs a snapshot holding both parts. */
+	raft_fixture_revive(&g.f, lagging);
+	t_run_for(T_PHASE_MS);
+	assert_true(g.m[lagging].restores > 0);
+
+	/* The leader stops (a dead process: no sync, no grant); another is
+	 * elected and serves above everything the first handed out. */
+	before = g.grants;
+	raft_fixture_kill(&g.f, first_leader);
+	t_run_for(2 * T_PHASE_MS);
+	second_leader = t_leader();
+	assert_true(second_leader < T_NODES);
+	assert_int_not_equal(second_leader, first_leader);
+	assert_true(g.grants > before);
+	assert_true(g.grants_by[second_leader] > 0);
+
+	/* Every live member applied the same log: the service's sum (1 + ... +
+	 * 20) and the TSO's H alike. */
+	for (unsigned i = 0; i < T_NODES; i++) {
+		if (i == first_leader)
+			continue;
+		assert_int_equal(g.m[i].sum, 210);
+		assert_int_equal(g.m[i].tso.high_water_ms, g.m[second_leader].tso.high_water_ms);
+		assert_false(g.m[i].tso.halted);
+	}
+	print_message("piggyback: %" PRIu64 " grants (%u by the first leader, %u by the second), "
+		      "%u snapshot install(s) on the lagging member\n",
+		      g.grants, g.grants_by[first_leader], g.grants_by[second_leader], g.m[lagging].restores);
+	for (unsigned i = 0; i < T_NODES; i++)
+		lead_stop(&g.m[i].d);
+	raft_fixture_close(&g.f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_piggyback),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
