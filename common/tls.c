@@ -352,3 +352,30 @@ void tls_conn_peer(const tls_conn *c, tls_identity *out)
 {
 	tls_cert_identity(SSL_get0_peer_certificate(c->ssl), out);
 }
+
+int tls_conn_reverify(const tls_conn *c, SSL_CTX *ctx, char *err, size_t errlen)
+{
+	X509 *leaf = SSL_get0_peer_certificate(c->ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(c->ssl); /* a server's view lacks the leaf */
+	X509_STORE_CTX *vctx;
+	int ok;
+
+	ERR_clear_error();
+	if (leaf == NULL)
+		return tls_err(err, errlen, "it presented no certificate");
+	vctx = X509_STORE_CTX_new();
+	if (vctx == NULL || X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(ctx), leaf, chain) != 1) {
+		X509_STORE_CTX_free(vctx);
+		return tls_err(err, errlen, "TLS: out of memory (%s)", tls_last_reason());
+	}
+	/* The purpose the handshake checked: a client's certificate on the
+	 * accepting side, a server's on the connecting side. */
+	X509_STORE_CTX_set_default(vctx, c->server ? "ssl_client" : "ssl_server");
+	ok = X509_verify_cert(vctx);
+	if (ok != 1)
+		tls_err(err, errlen, "its certificate failed verification: %s",
+			X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+	X509_STORE_CTX_free(vctx);
+	ERR_clear_error();
+	return ok == 1 ? 0 : -1;
+}

@@ -130,4 +130,10 @@ size_t tls_conn_out_take(tls_conn *c, void *buf, size_t cap);
 /* After the handshake: the peer's identity. */
 void tls_conn_peer(const tls_conn *c, tls_identity *out);
 
+/* After the handshake: verifies the peer's certificate again, against
+ * ctx's CA and CRL (a context loaded since, SIGHUP), so that a connection
+ * made before a certificate was revoked or its CA dropped can be ended.
+ * 0, or -1 with the verification error in err. */
+int tls_conn_reverify(const tls_conn *c, SSL_CTX *ctx, char *err, size_t errlen);
+
 #endif /* TSORACLE_TLS_H */

@@ -178,14 +178,16 @@ cluster_start() {
 	peers="1=127.0.0.1:$base/127.0.0.1:$((base + 1))"
 	peers+=",2=127.0.0.1:$((base + 2))/127.0.0.1:$((base + 3))"
 	peers+=",3=127.0.0.1:$((base + 4))/127.0.0.1:$((base + 5))"
-	# As deployed: peers authenticate (once per connection, not per message).
-	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' |
-		setpriv --reuid="$PG_UID" --regid="$PG_GID" --init-groups -- sh -c "umask 077; cat > '$W/$c.secret'"
+	# As deployed: Raft between members runs over TLS with member
+	# certificates (scripts/certs.sh; docs/cluster.md).
+	scripts/certs.sh "$W/$c-tls" 3 >/dev/null && chown -R "$PG_UID:$PG_GID" "$W/$c-tls"
 	for i in 1 2 3; do
 		NODE_SOCK[${c}n$i]=$W/$c-n$i.sock
 		node_start "${c}n$i" --node-id "$i" --data-dir "$W/$c-n$i" \
 			--raft-address "127.0.0.1:$((base + 2 * i - 2))" --client-tcp "127.0.0.1:$((base + 2 * i - 1))" \
-			--client-socket "$W/$c-n$i.sock" --peers "$peers" --peer-secret-file "$W/$c.secret" "$@"
+			--client-socket "$W/$c-n$i.sock" --peers "$peers" \
+			--tls-ca "$W/$c-tls/ca.crt" --tls-cert "$W/$c-tls/node$i.crt" --tls-key "$W/$c-tls/node$i.key" \
+			--tls-crl "$W/$c-tls/ca.crl" "$@"
 	done
 }
 
@@ -940,7 +942,8 @@ commands() {
 \$ scripts/bench.sh          # what make bench runs, after building and make install
 sidecars:  tsoracled --node-id 1 --data-dir D --raft-address 127.0.0.1:P --client-socket S --log-level warn
 cluster:   tsoracled --node-id I --data-dir D --raft-address 127.0.0.1:Ri --client-tcp 127.0.0.1:Ci --client-socket Si \\
-             --peers 1=127.0.0.1:R1/127.0.0.1:C1,2=...,3=... [$TUNED_FLAGS]
+             --peers 1=127.0.0.1:R1/127.0.0.1:C1,2=...,3=... --tls-ca ca.crt --tls-cert nodeI.crt --tls-key nodeI.key \\
+             --tls-crl ca.crl [$TUNED_FLAGS]   (certificates from scripts/certs.sh)
 direct:    tsoracle-bench --address S --connections C --depth D --count 1 --duration $DIRECT_SECS --warmup 0.2 --kv  (best of $DIRECT_REPS)
 floor:     tsoracle-bench --pingpong [--cpus A,B] --duration $PAIR_SECS --warmup 0.1 --kv, alternated $PAIRS times with
              tsoracle-bench --address S [--cpus A] --duration $PAIR_SECS --warmup 0.1 --kv; pinned rows: taskset -a -p -c LAST SIDECAR_PID

@@ -156,12 +156,13 @@ cluster_up() {
 		ip=$(member_ip "$i")
 		peers+="${peers:+,}$i=$ip:$((raft + i))/$ip:$((client + i))"
 	done
-	# DESIGN.md section 2: peers authenticate with a shared secret, the
-	# same file for all three members (required off loopback, e.g. in
-	# network namespaces).
-	if [ ! -s "$dir/peer.secret" ]; then
+	# Members prove who they are with TLS certificates from the cluster's
+	# CA (docs/cluster.md; required off loopback, e.g. in network
+	# namespaces): made once, for 5 members so that members can be added.
+	if [ ! -s "$dir/tls/ca.crt" ]; then
 		as_pg mkdir -p "$dir"
-		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' | as_pg sh -c "umask 077; cat > '$dir/peer.secret'"
+		scripts/certs.sh "$dir/tls" 5 >/dev/null
+		if [ "$(id -u)" -eq 0 ]; then chown -R "$PG_USER": "$dir/tls"; fi
 	fi
 	for i in 1 2 3; do
 		node=$dir/node$i
@@ -174,7 +175,10 @@ cluster_up() {
 			echo "client-socket = $node/tsoracled.sock"
 			echo "client-tcp = $(member_ip "$i"):$((client + i))"
 			echo "peers = $peers"
-			echo "peer-secret-file = $dir/peer.secret"
+			echo "tls-ca = $dir/tls/ca.crt"
+			echo "tls-cert = $dir/tls/node$i.crt"
+			echo "tls-key = $dir/tls/node$i.key"
+			echo "tls-crl = $dir/tls/ca.crl"
 			local line
 			for line in "$@"; do echo "${line//NODE/$node}"; done
 		} | as_pg tee "$node/tsoracled.conf" >/dev/null

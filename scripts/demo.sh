@@ -65,6 +65,8 @@ tsoracle cluster demo is running:
   status:   $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf status
   handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf transfer-leader
   failover: kill -9 the leader (pid in $DEMO_DIR/nodeN/data/tsoracled.pid); the others go on
+  TLS:      Raft between the members runs over TLS 1.3; CA, member (node1-5), admin and
+            client certificates in $DEMO_DIR/tls (scripts/certs.sh, docs/cluster.md)
   logs:     $DEMO_DIR/node{1,2,3}/tsoracled.log, postgresql.log
   stop:     make demo-stop
 MSG

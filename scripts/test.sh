@@ -70,6 +70,7 @@ stage() {
 	mkdir -p "$STAGE/bin"
 	cp build/tsoracle-checker build/tsoracle-bench build/control/tsoracled-broken-monotonic \
 		build/control/tsoracled-broken-fence build/test-bin/tsoracle-raft-append "$STAGE/bin/"
+	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
 }

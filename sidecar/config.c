@@ -61,11 +61,13 @@ static const cfg_option cfg_options[] = {
 	    "unix socket for clients (default " CFG_DEFAULT_CLIENT_SOCKET "; \"\" for none)"),
     OPT_STR("client-tcp", client_tcp, "IP:PORT", "TCP address for clients (default: none)"),
     OPT_STR(
-	"peer-secret-file", peer_secret_file, "PATH",
-	"the cluster's shared secret, a line of 16+ bytes (mode 600): only\n"
-	"                                     members holding it may speak Raft here; required unless every\n"
-	"                                     member's Raft address is loopback; reread on SIGHUP (up to 4\n"
-	"                                     lines: answer with the first, admit any, to change it)"),
+	"tls-ca", tls_ca, "FILE",
+	"the cluster's CA certificate(s) (PEM): members and clients must\n"
+	"                                     present a certificate it signed; TLS is required unless every\n"
+	"                                     TCP listener and member is on loopback; reread on SIGHUP"),
+    OPT_STR("tls-cert", tls_cert, "FILE", "this member's certificate (PEM, OU=member, CN=member-<node-id>)"),
+    OPT_STR("tls-key", tls_key, "FILE", "its private key (PEM, mode 600)"),
+    OPT_STR("tls-crl", tls_crl, "FILE", "revoked certificates (PEM CRL of the CA; default: none)"),
     OPT_STR("pid-file", pid_file, "PATH", "pid file, locked while running (default DATA-DIR/tsoracled.pid)"),
     {"log-level", CFG_LEVEL, offsetof(cfg, log_level), 0, 0, 0, "LEVEL",
      "debug, info, warn or error (default info)"},
@@ -312,6 +314,47 @@ int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+bool cfg_has_tls(const cfg *c)
+{
+	return c->tls_ca[0] != '\0' && c->tls_cert[0] != '\0' && c->tls_key[0] != '\0';
+}
+
+/* TLS settings come together, and are required as soon as anything this
+ * node listens on or talks to over TCP is off loopback (docs/cluster.md):
+ * plaintext there would let anyone on the network speak Raft. */
+static int cfg_check_tls(const cfg *c, char *err, size_t errlen)
+{
+	const char *missing = c->tls_ca[0] == '\0'     ? "tls-ca"
+			      : c->tls_cert[0] == '\0' ? "tls-cert"
+						       : "tls-key";
+	bool any =
+	    c->tls_ca[0] != '\0' || c->tls_cert[0] != '\0' || c->tls_key[0] != '\0' || c->tls_crl[0] != '\0';
+
+	if (any && !cfg_has_tls(c))
+		return err_set(
+		    err, errlen,
+		    "%s is missing: tls-ca, tls-cert and tls-key go together (tls-crl is optional; "
+		    "scripts/certs.sh makes them)",
+		    missing);
+	if (cfg_has_tls(c))
+		return 0;
+	for (unsigned i = 0; i < c->n_peers && c->n_peers > 1; i++)
+		if (!cfg_is_loopback(c->peers[i].address))
+			return err_set(
+			    err, errlen,
+			    "member %" PRIu64 "'s Raft address %s is not loopback: set tls-ca, tls-cert "
+			    "and tls-key (Raft between machines runs only over TLS; scripts/certs.sh "
+			    "makes a CA and member certificates)",
+			    c->peers[i].id, c->peers[i].address);
+	if (c->client_tcp[0] != '\0' && !cfg_is_loopback(c->client_tcp))
+		return err_set(
+		    err, errlen,
+		    "client-tcp %s is not loopback: set tls-ca, tls-cert and tls-key (scripts/certs.sh "
+		    "makes them)",
+		    c->client_tcp);
+	return 0;
+}
+
 int cfg_check(cfg *c, char *err, size_t errlen)
 {
 	char msg[CFG_ERR_SIZE];
@@ -365,17 +408,9 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 	if (!self_found)
 		return err_set(err, errlen, "peers does not include this node (node-id %" PRIu64 ")",
 			       c->node_id);
-	/* DESIGN.md section 2: Raft traffic between machines is authenticated.
-	 * A cluster confined to loopback can only be reached from this host. */
-	for (unsigned i = 0; i < c->n_peers && c->peer_secret_file[0] == '\0'; i++)
-		if (!cfg_is_loopback(c->peers[i].address))
-			return err_set(
-			    err, errlen,
-			    "member %" PRIu64 "'s Raft address %s is not loopback: set peer-secret-file "
-			    "to a file holding the cluster's shared secret (the same on every member; "
-			    "for example: (umask 077; head -c 32 /dev/urandom | base64 > FILE))",
-			    c->peers[i].id, c->peers[i].address);
 	if (c->client_tcp[0] != '\0' && cfg_check_ip_port("client-tcp", c->client_tcp, err, errlen) != 0)
+		return -1;
+	if (cfg_check_tls(c, err, errlen) != 0)
 		return -1;
 	if (c->client_socket[0] == '\0' && c->client_tcp[0] == '\0')
 		return err_set(err, errlen, "no client listener: set client-socket or client-tcp");

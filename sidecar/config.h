@@ -31,7 +31,12 @@ typedef struct cfg {
 	char client_socket[CFG_PATH_SIZE]; /* "" : no unix listener */
 	char client_tcp[CFG_ADDR_SIZE];    /* "" : no TCP listener */
 	char pid_file[CFG_PATH_SIZE];
-	char peer_secret_file[CFG_PATH_SIZE];  /* "" : none (all members on loopback) */
+	/* TLS (common/tls.h): "" : none, allowed only when every TCP listener
+	 * and every member's Raft address is loopback. */
+	char tls_ca[CFG_PATH_SIZE];
+	char tls_cert[CFG_PATH_SIZE];
+	char tls_key[CFG_PATH_SIZE];
+	char tls_crl[CFG_PATH_SIZE];           /* "" : no revocation list */
 	char clock_offset_file[CFG_PATH_SIZE]; /* tests only: skews the wall clock */
 	int log_level;
 
@@ -87,6 +92,10 @@ int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss);
 
 /* True for an "IP:PORT" whose IP is 127.0.0.0/8 or ::1. */
 bool cfg_is_loopback(const char *addr);
+
+/* True when tls-ca, tls-cert and tls-key are set (cfg_check allows them
+ * only together). */
+bool cfg_has_tls(const cfg *c);
 
 void cfg_usage(FILE *out);
 

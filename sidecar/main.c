@@ -85,8 +85,14 @@ static void main_node_closed(node *n)
 {
 	daemon_state *d = (daemon_state *)((char *)n - offsetof(daemon_state, node));
 
-	/* Signals are the last handles; the loop ends once they close. */
+	/* Signals are the last handles; the loop ends once they close. Closing
+	 * them restores the default actions, which for all three is to die:
+	 * a signal arriving now (a second SIGTERM, a SIGHUP) must not turn
+	 * this clean exit into a death by signal. */
 	uv_walk(&d->loop, main_close_walk_cb, NULL);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }
 
 static void main_srv_closed(srv *s)
@@ -187,14 +193,15 @@ static void main_signal_cb(uv_signal_t *h, int signum)
 	daemon_state *d = h->data;
 
 	if (signum == SIGHUP) {
-		/* The one setting that can change without a restart: a cluster
-		 * changes its secret one member at a time (docs/cluster.md). */
-		if (d->cfg.peer_secret_file[0] == '\0') {
+		/* The files that change without a restart: certificates, keys,
+		 * the CA and the CRL are rotated member by member
+		 * (docs/cluster.md). */
+		if (!cfg_has_tls(&d->cfg)) {
 			log_info("SIGHUP: nothing to reload (settings take effect on restart)");
 			return;
 		}
-		log_info("SIGHUP: reloading peer-secret-file (other settings take effect on restart)");
-		node_reload_secrets(&d->node);
+		log_info("SIGHUP: reloading the tls-* files (other settings take effect on restart)");
+		node_reload_tls(&d->node);
 		return;
 	}
 	log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -2,6 +2,7 @@
  */
 #include "node.h"
 
+#include <netinet/in.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "peer.h"
+#include "tls.h"
 
 /* libraft's delay before another connection attempt to a member, ms. */
 #define NODE_CONNECT_RETRY_MS 250
@@ -151,48 +153,112 @@ static int node_mkdir(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* The Raft transport: TCP between members, keyed with the cluster's secrets
- * (peer.h). They live only in the transport; this copy is wiped. */
+/* ---- the Raft transport (peer.h): what it asks of the configuration ---- */
+
+static bool node_peer_is_member(void *arg, uint64_t id)
+{
+	node *n = arg;
+
+	for (unsigned i = 0; i < n->raft.configuration.n; i++)
+		if (n->raft.configuration.servers[i].id == id)
+			return true;
+	return false;
+}
+
+static bool node_peer_has_others(void *arg)
+{
+	node *n = arg;
+
+	for (unsigned i = 0; i < n->raft.configuration.n; i++)
+		if (n->raft.configuration.servers[i].id != n->cfg->node_id)
+			return true;
+	return false;
+}
+
+static bool node_peer_is_member_host(void *arg, const struct sockaddr *sa)
+{
+	node *n = arg;
+
+	for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+		struct sockaddr_storage ss;
+
+		if (cfg_sockaddr(n->raft.configuration.servers[i].address, &ss) != 0 ||
+		    ss.ss_family != sa->sa_family)
+			continue;
+		if (sa->sa_family == AF_INET && ((const struct sockaddr_in *)sa)->sin_addr.s_addr ==
+						    ((struct sockaddr_in *)&ss)->sin_addr.s_addr)
+			return true;
+		if (sa->sa_family == AF_INET6 &&
+		    memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr,
+			   &((struct sockaddr_in6 *)&ss)->sin6_addr, sizeof(struct in6_addr)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A TLS context from the tls-* files whose certificate is this member's
+ * (member-<node-id>); NULL with a message in err. */
+static SSL_CTX *node_tls_ctx(const cfg *c, char *err, size_t errlen)
+{
+	tls_files f = {c->tls_ca, c->tls_cert, c->tls_key, c->tls_crl};
+	tls_identity self;
+	SSL_CTX *ctx = tls_ctx_new(&f, err, errlen);
+
+	if (ctx == NULL)
+		return NULL;
+	tls_ctx_identity(ctx, &self);
+	if (self.role != TLS_ROLE_MEMBER || self.member_id != c->node_id) {
+		err_set(err, errlen,
+			"tls-cert %s is not this member's certificate: its subject has CN=%s, role %s; "
+			"node-id %" PRIu64 " needs OU=member, CN=member-%" PRIu64
+			" (scripts/certs.sh DIR issue node%" PRIu64 " member %" PRIu64 ")",
+			c->tls_cert, self.cn, tls_role_name(self.role), c->node_id, c->node_id, c->node_id,
+			c->node_id);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* The Raft transport: TCP between members under TLS with member
+ * certificates (peer.h), or plaintext when every member is on loopback and
+ * no tls-* is set (config.c). */
 static int node_init_transport(node *n, uv_loop_t *loop, char *err, size_t errlen)
 {
 	const cfg *c = n->cfg;
-	peer_secrets secrets;
-	int rv;
+	peer_members members = {n, node_peer_is_member, node_peer_has_others, node_peer_is_member_host};
+	SSL_CTX *ctx = NULL;
 
-	memset(&secrets, 0, sizeof secrets);
-	secrets.n = 1; /* no file: one empty secret */
-	if (c->peer_secret_file[0] != '\0' &&
-	    peer_load_secrets(c->peer_secret_file, &secrets, err, errlen) != 0)
+	if (cfg_has_tls(c) && (ctx = node_tls_ctx(c, err, errlen)) == NULL)
 		return -1;
-	rv = peer_transport_init(&n->transport, loop, &secrets, err, errlen);
-	peer_secrets_wipe(&secrets);
-	if (rv != 0)
+	if (peer_transport_init(&n->transport, loop, ctx, &members, err, errlen) != 0) {
+		SSL_CTX_free(ctx);
 		return -1;
+	}
 	n->transport_initialized = true;
-	if (c->peer_secret_file[0] != '\0')
-		log_info("Raft peers must prove they hold a secret of %s", c->peer_secret_file);
-	else if (c->n_peers > 1)
-		log_warn("Raft peer connections are not authenticated (no peer-secret-file; every member is "
-			 "on loopback, so only this host can reach them)");
+	if (ctx == NULL && c->n_peers > 1)
+		log_warn(
+		    "Raft peer connections are not authenticated (no tls-ca, tls-cert, tls-key; every member "
+		    "is on loopback, so only users of this host can reach them)");
 	return 0;
 }
 
-void node_reload_secrets(node *n)
+void node_reload_tls(node *n)
 {
 	const cfg *c = n->cfg;
-	peer_secrets secrets;
-	char err[256];
+	char err[CFG_ERR_SIZE];
+	SSL_CTX *ctx;
 
-	if (c->peer_secret_file[0] == '\0' || !n->transport_initialized)
+	if (!cfg_has_tls(c) || !n->transport_initialized)
 		return;
-	if (peer_load_secrets(c->peer_secret_file, &secrets, err, sizeof err) != 0) {
-		log_error("%s; the secrets read before stay in use", err);
+	ctx = node_tls_ctx(c, err, sizeof err);
+	if (ctx == NULL) {
+		log_error("%s; the certificates read before stay in use", err);
 		return;
 	}
-	peer_transport_set_secrets(&n->transport, &secrets);
-	log_info("reloaded %s: %d secret(s); new connections answer with the first and accept any",
-		 c->peer_secret_file, secrets.n);
-	peer_secrets_wipe(&secrets);
+	peer_transport_set_ctx(&n->transport, ctx);
+	log_info("reloaded tls-ca %s, tls-cert %s, tls-key %s%s%s: new Raft connections use them", c->tls_ca,
+		 c->tls_cert, c->tls_key, c->tls_crl[0] != '\0' ? ", tls-crl " : "", c->tls_crl);
 }
 
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)

@@ -101,9 +101,9 @@ typedef struct node {
  * configuration if the directory is pristine. */
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen);
 
-/* Reads peer-secret-file again (SIGHUP): new Raft connections use what it
- * holds now; on error the old secrets stay, and the error is logged. */
-void node_reload_secrets(node *n);
+/* Reads the tls-* files again (SIGHUP): new Raft connections use them;
+ * on error the old ones stay, and the error is logged. */
+void node_reload_tls(node *n);
 
 /* Starts Raft and the leadership watch. */
 int node_start(node *n, char *err, size_t errlen);

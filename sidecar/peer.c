@@ -1,224 +1,173 @@
-/* peer.c: the Raft peer transport: TCP, open only to peers who know the cluster's secret (see peer.h).
+/* peer.c: the Raft peer transport: TCP under mutual TLS, each member proving its own node id (see peer.h).
  *
  * Every connection, accepted or made, is a peer_conn from its first byte
- * until libraft has the stream or the connection is closed. Both sides read
- * exactly the bytes of the exchange (the read buffer is sized to what is
- * missing), so whatever the connector's libraft sends next stays in the
- * socket for the acceptor's libraft.
+ * until it closes: TCP connect (connector only), TLS handshake, the
+ * exchange, and then, for the rest of its life, the relay between the TLS
+ * connection and libraft's end of a socketpair.
  *
- * Memory: the TCP handle is allocated with raft_malloc because on success
- * libraft owns it and frees it with raft_free when it closes the stream; on
- * failure this file closes it and frees it the same way.
+ * Memory: the TCP handle, the timer and our end of the socketpair live in
+ * the peer_conn, which is freed when all of them are closed. libraft's end
+ * is allocated with raft_malloc: libraft frees it with raft_free when it
+ * closes the stream. Every write carries its own copy of its bytes
+ * (peer_wreq), freed by its callback.
  */
 #include "peer.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bytes.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
-#include "sha256.h"
+#include "tls.h"
 
-const uint8_t peer_magic[PEER_MAGIC_LEN] = {'T', 'S', 'O', 'P', 'E', 'E', 'R', '1'};
+const uint8_t peer_magic[PEER_MAGIC_LEN] = {'T', 'S', 'O', 'P', 'E', 'E', 'R', '2'};
 
-/* Names what the MAC is for, so it cannot be confused with another use of
- * the same secret. */
-static const char peer_label[] = "tsoracle raft peer v1";
-
-#define PEER_BACKLOG 64
-#define PEER_IN_MAX  (PEER_HEADER_LEN + PEER_ADDRESS_MAX + PEER_MAC_LEN)
+#define PEER_BACKLOG       64
+#define PEER_READ_SIZE     65536 /* bytes read from a socket at once */
+#define PEER_PLAIN_SIZE    16384 /* bytes of plaintext taken from TLS at once: one record */
+#define PEER_FROM_SIZE     64    /* "[IPv6]:port" of a source, for logs */
+#define PEER_WARN_SLOTS    16    /* distinct (source, reason) pairs whose warnings are rate-limited */
+#define PEER_WARN_BURST    16    /* warnings at most per PEER_WARN_INTERVAL_MS, all reasons together */
+#define PEER_WARN_KEY_SIZE 192   /* bytes of "source|reason" that tell two kinds of refusal apart */
 
 typedef struct peer_transport peer_transport;
 
 enum peer_kind {
-	PEER_ACCEPT, /* we accepted: we challenge, they answer */
-	PEER_CONNECT /* we connected: they challenge, we answer */
+	PEER_ACCEPT, /* we accepted: we check the connector's claim */
+	PEER_CONNECT /* we connected: we check we reached whom we meant */
 };
 
-/* Where a connection is in the exchange (peer.h). */
 enum peer_stage {
-	PEER_TCP_CONNECT,    /* connector: TCP connect under way */
-	PEER_READ_CHALLENGE, /* connector: reading the acceptor's challenge */
-	PEER_READ_VERDICT,   /* connector: answer sent, reading the verdict */
-	PEER_READ_HEADER,    /* acceptor: challenge sent, reading id and length */
-	PEER_READ_REST,      /* acceptor: reading address and MAC */
-	PEER_DONE_READING,   /* either: all read and checked, a write pending */
-	PEER_WRITE_VERDICT,  /* acceptor: answer right, sending the verdict */
+	PEER_TCP_CONNECT, /* connector: TCP connect under way */
+	PEER_HANDSHAKE,   /* TLS handshake under way */
+	PEER_EXCHANGE,    /* acceptor: reading the header; connector: reading the verdict */
+	PEER_RELAY,       /* admitted: libraft has its end of the socketpair */
 };
 
 typedef struct peer_conn {
 	peer_transport *t;
 	struct peer_conn *prev, *next;
 	enum peer_kind kind;
-	uint64_t peer_id; /* accepted: valid once the header is read */
-	char address[PEER_ADDRESS_MAX + 1];
-	char from[64]; /* accepted: the TCP source, for the log */
-
-	struct raft_uv_connect *req; /* PEER_CONNECT: libraft's request */
-	raft_uv_connect_cb cb;
-
-	uv_tcp_t *tcp; /* NULL once closed or handed to libraft */
-	uv_connect_t connect;
-	uv_timer_t timer;
-	uv_write_t write;
-	uint8_t out[PEER_IN_MAX];
-	uint8_t in[PEER_IN_MAX];
-	size_t in_len, in_need;
-	uint8_t nonce[PEER_NONCE_LEN];
-	uint8_t expect[PEER_MAC_LEN]; /* connector: the verdict to expect */
 	enum peer_stage stage;
-	bool header_read; /* accepted: id and address known (for the log) */
-	bool wrote;       /* the last write issued has completed */
-	bool done;        /* handed to libraft, or failing: later events are ignored */
-	int open_handles; /* handles whose uv_close callback is still due */
-	int status;       /* what libraft's connect callback gets when it is owed one */
-	bool owe_cb;
+	uint64_t peer_id; /* connector: the id we dial; acceptor: the id claimed */
+	uint64_t cert_id; /* acceptor: the member id in the connector's certificate */
+	char address[PEER_ADDRESS_MAX + 1];
+	char from[PEER_FROM_SIZE]; /* acceptor: the TCP source, for the log */
+	char host[PEER_FROM_SIZE]; /* acceptor: its IP alone, to count by source */
+	bool member_host;          /* acceptor: the source is a member's host */
+
+	struct raft_uv_connect *req; /* connector: libraft's request */
+	raft_uv_connect_cb cb;
+	bool owe_cb; /* libraft's connect callback has not run yet */
+	int status;  /* what it gets when the connection fails */
+
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_pipe_t pipe; /* our end of the socketpair, in PEER_RELAY */
+	uv_connect_t connect;
+	bool has_tls;
+	tls_conn tls;
+	uint8_t hdr[PEER_HEADER_LEN + PEER_ADDRESS_MAX]; /* acceptor: the header as it arrives */
+	size_t hdr_len;
+	bool header_read;
+	bool done;             /* failed or ending: later events are ignored */
+	bool tcp_paused;       /* relay: not reading the peer while libraft's side is backed up */
+	bool pipe_paused;      /* relay: not reading libraft while the peer's side is backed up */
+	unsigned open_handles; /* handles whose uv_close callback is still due */
 } peer_conn;
+
+/* One rate-limited kind of warning: a reason from one source. */
+typedef struct peer_warn_slot {
+	char key[PEER_WARN_KEY_SIZE];
+	uint64_t at;      /* uv_now() of its last warning */
+	unsigned quieted; /* logged at debug level since */
+	bool used;
+} peer_warn_slot;
 
 struct peer_transport {
 	struct raft_uv_transport *outer;
 	uv_loop_t *loop;
-	peer_secrets secrets; /* answer with the first, accept any */
+	SSL_CTX *ctx; /* NULL: plaintext (loopback only, config.c) */
+	peer_members members;
 	raft_id id;
 	char address[PEER_ADDRESS_MAX + 1];
 	uv_tcp_t listener;
-	bool listener_open;
+	bool listener_open; /* initialized: closed with the transport */
+	bool listening;
 	raft_uv_accept_cb accept_cb;
 	raft_uv_transport_close_cb close_cb;
 	peer_conn *conns; /* every peer_conn not yet freed */
 	unsigned n_conns;
-	unsigned n_accepting;
 	bool closing;
-	bool warned;        /* peer_warn_level: a warning was logged ... */
-	uint64_t warned_at; /* ... at this uv_now() */
-	unsigned quieted;   /* failures since, logged at debug level */
+	peer_warn_slot warn[PEER_WARN_SLOTS];
+	uint64_t burst_at; /* start of the current warning interval */
+	unsigned burst;    /* warnings in it */
+	unsigned quieted;  /* warnings turned to debug by the burst limit since */
 };
 
-void peer_mac(const uint8_t *secret, size_t len, char from, const uint8_t nonce[PEER_NONCE_LEN],
-	      uint64_t connector, uint64_t acceptor, const char *address, size_t address_len,
-	      uint8_t out[PEER_MAC_LEN])
+/* ---- warnings, rate-limited ---- */
+
+/*
+ * A misconfigured member retries several times a second, forever, and a
+ * stranger may do the same on purpose: each kind of refusal (the same
+ * message) from the same source host, or to the same node, is a warning at
+ * most once per PEER_WARN_INTERVAL_MS, and all of them together at most
+ * PEER_WARN_BURST times per interval; the rest go to the debug level and
+ * are counted in the next warning of their kind.
+ */
+static int peer_warn_level(peer_transport *t, const char *source, const char *why, unsigned *quieted)
 {
-	hmac_sha256_ctx h;
-	uint8_t ids[16];
+	uint64_t now = uv_now(t->loop);
+	peer_warn_slot *slot = NULL, *oldest = &t->warn[0];
+	char key[sizeof t->warn[0].key];
 
-	bytes_put_u64(ids, connector);
-	bytes_put_u64(ids + 8, acceptor);
-	hmac_sha256_init(&h, secret, len);
-	hmac_sha256_update(&h, peer_label, sizeof peer_label - 1);
-	hmac_sha256_update(&h, &from, 1);
-	hmac_sha256_update(&h, nonce, PEER_NONCE_LEN);
-	hmac_sha256_update(&h, ids, sizeof ids);
-	hmac_sha256_update(&h, address, address_len);
-	hmac_sha256_final(&h, out);
-	explicit_bzero(&h, sizeof h);
-}
+	*quieted = 0;
+	snprintf(key, sizeof key, "%.63s|%.127s", source, why); /* fits PEER_WARN_KEY_SIZE */
+	for (int i = 0; i < PEER_WARN_SLOTS; i++) {
+		peer_warn_slot *s = &t->warn[i];
 
-void peer_secrets_wipe(peer_secrets *s)
-{
-	explicit_bzero(s, sizeof *s);
-}
-
-/* Splits the file's bytes into lines, each one secret. */
-static int peer_split_secrets(const char *path, const uint8_t *buf, size_t size, peer_secrets *out, char *err,
-			      size_t errlen)
-{
-	size_t at = 0;
-	int line = 0;
-
-	out->n = 0;
-	while (at < size) {
-		const uint8_t *nl = memchr(buf + at, '\n', size - at);
-		size_t end = nl != NULL ? (size_t)(nl - buf) : size;
-		size_t len = end - at;
-
-		line++;
-		/* An editor's trailing blanks must not make two copies differ. */
-		while (len > 0 &&
-		       (buf[at + len - 1] == '\r' || buf[at + len - 1] == ' ' || buf[at + len - 1] == '\t'))
-			len--;
-		if (len > 0) {
-			if (out->n == PEER_SECRETS_MAX)
-				return err_set(err, errlen, "peer-secret-file %s holds more than %d secrets",
-					       path, PEER_SECRETS_MAX);
-			if (len < PEER_SECRET_MIN)
-				return err_set(
-				    err, errlen,
-				    "peer-secret-file %s: line %d holds %zu bytes; at least %d are needed "
-				    "(for example: (umask 077; head -c 32 /dev/urandom | base64 > %s))",
-				    path, line, len, PEER_SECRET_MIN, path);
-			memcpy(out->key[out->n], buf + at, len);
-			out->len[out->n] = len;
-			out->n++;
-		}
-		at = end + 1;
+		if (s->used && strcmp(s->key, key) == 0)
+			slot = s;
+		if (!s->used || (oldest->used && s->at < oldest->at))
+			oldest = s;
 	}
-	if (out->n == 0)
-		return err_set(err, errlen,
-			       "peer-secret-file %s holds no secret (for example: (umask 077; head -c 32 "
-			       "/dev/urandom | base64 > %s))",
-			       path, path);
-	return 0;
-}
-
-int peer_load_secrets(const char *path, peer_secrets *out, char *err, size_t errlen)
-{
-	uint8_t buf[PEER_SECRETS_MAX * (PEER_SECRET_MAX + 2)];
-	struct stat st;
-	size_t size = 0;
-	int rc = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	memset(out, 0, sizeof *out);
-	if (fd < 0)
-		return err_set(err, errlen, "peer-secret-file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return err_set(err, errlen, "peer-secret-file %s is not a regular file", path);
+	if (slot != NULL && now - slot->at < PEER_WARN_INTERVAL_MS) {
+		slot->quieted++;
+		return LOG_DEBUG;
 	}
-	if ((st.st_mode & 077) != 0) {
-		close(fd);
-		return err_set(err, errlen,
-			       "peer-secret-file %s can be read by group or others (mode %04o): chmod 600 %s",
-			       path, (unsigned)(st.st_mode & 07777), path);
+	if (now - t->burst_at >= PEER_WARN_INTERVAL_MS) {
+		t->burst_at = now;
+		t->burst = 0;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf + size, sizeof buf - size);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_set(err, errlen, "peer-secret-file %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		size += (size_t)n;
-		if (size == sizeof buf) {
-			err_set(err, errlen, "peer-secret-file %s is longer than %zu bytes", path,
-				sizeof buf - 1);
-			goto out;
-		}
+	if (t->burst >= PEER_WARN_BURST) {
+		t->quieted++;
+		return LOG_DEBUG;
 	}
-	rc = peer_split_secrets(path, buf, size, out, err, errlen);
-out:
-	close(fd);
-	explicit_bzero(buf, sizeof buf);
-	if (rc != 0)
-		peer_secrets_wipe(out);
-	return rc;
+	t->burst++;
+	if (slot == NULL) {
+		slot = oldest;
+		snprintf(slot->key, sizeof slot->key, "%s", key);
+		slot->used = true;
+		slot->quieted = 0;
+	}
+	*quieted = slot->quieted;
+	slot->at = now;
+	slot->quieted = 0;
+	if (t->quieted > 0) {
+		log_warn("%u more refused Raft connections of other kinds were logged at debug level",
+			 t->quieted);
+		t->quieted = 0;
+	}
+	return LOG_WARN;
 }
 
 /* ---- a connection's life ---- */
@@ -234,7 +183,7 @@ static void peer_maybe_closed(peer_transport *t)
 }
 
 /* Every handle of c is closed: answer libraft's connect request if it is
- * owed an answer, and free c. */
+ * still owed an answer, and free c. */
 static void peer_conn_free(peer_conn *c)
 {
 	peer_transport *t = c->t;
@@ -246,10 +195,10 @@ static void peer_conn_free(peer_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	t->n_conns--;
-	if (c->kind == PEER_ACCEPT)
-		t->n_accepting--;
 	if (c->owe_cb)
 		c->cb(c->req, NULL, c->status);
+	if (c->has_tls)
+		tls_conn_free(&c->tls);
 	free(c);
 	peer_maybe_closed(t);
 }
@@ -258,322 +207,570 @@ static void peer_handle_closed(uv_handle_t *h)
 {
 	peer_conn *c = h->data;
 
-	if (h == (uv_handle_t *)c->tcp) {
-		raft_free(c->tcp);
-		c->tcp = NULL;
-	}
 	if (--c->open_handles == 0)
 		peer_conn_free(c);
 }
 
-/* Warnings about failed exchanges, at most one per PEER_WARN_INTERVAL_MS:
- * a misconfigured member retries several times a second, forever. The rest go to
- * the debug level and are counted in the next warning. */
-static int peer_warn_level(peer_transport *t, int level)
+/* Closes every handle of c; pending writes are cancelled first. */
+static void peer_close_handles(peer_conn *c)
 {
-	uint64_t now = uv_now(t->loop);
+	uv_handle_t *hs[] = {(uv_handle_t *)&c->timer, (uv_handle_t *)&c->tcp, (uv_handle_t *)&c->pipe};
 
-	if (level != LOG_WARN)
-		return level;
-	if (t->warned && now - t->warned_at < PEER_WARN_INTERVAL_MS) {
-		t->quieted++;
-		return LOG_DEBUG;
-	}
-	if (t->quieted > 0)
-		log_warn("%u more failed Raft connection exchanges in the last %d s (logged at debug level)",
-			 t->quieted, PEER_WARN_INTERVAL_MS / 1000);
-	t->warned = true;
-	t->warned_at = now;
-	t->quieted = 0;
-	return level;
+	for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+		if (hs[i]->data == c && !uv_is_closing(hs[i]))
+			uv_close(hs[i], peer_handle_closed);
 }
 
-/* Ends the exchange without handing the stream over: libraft's connect
- * callback, if owed, gets status. why goes to the log at level. */
+/* Ends the connection; libraft's connect callback, if still owed, gets
+ * status. why (NULL: nothing to say) goes to the log at level, rate-limited
+ * by source and reason if level is LOG_WARN. */
 static void peer_fail(peer_conn *c, int status, int level, const char *why)
 {
+	char source[PEER_FROM_SIZE];
+	char claim[PEER_ADDRESS_MAX + 64] = "";
+	unsigned quieted = 0;
+
 	if (c->done)
 		return;
 	c->done = true;
 	c->status = status;
-	if (why != NULL)
-		level = peer_warn_level(c->t, level);
-	if (why != NULL && c->kind == PEER_ACCEPT && c->header_read)
-		log_printf(level, "refused a Raft connection from %s (says node %" PRIu64 " at %s): %s",
-			   c->from, c->peer_id, c->address, why);
-	else if (why != NULL && c->kind == PEER_ACCEPT)
-		log_printf(level, "refused a Raft connection from %s: %s", c->from, why);
-	else if (why != NULL)
-		log_printf(level, "Raft connection to node %" PRIu64 " at %s failed: %s", c->peer_id,
-			   c->address, why);
-	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->timer, peer_handle_closed);
-	uv_read_stop((uv_stream_t *)c->tcp);
-	uv_close((uv_handle_t *)c->tcp, peer_handle_closed);
+	if (why != NULL) {
+		if (c->kind == PEER_ACCEPT)
+			snprintf(source, sizeof source, "%s", c->host);
+		else
+			snprintf(source, sizeof source, "node %" PRIu64, c->peer_id);
+		if (level == LOG_WARN)
+			level = peer_warn_level(c->t, source, why, &quieted);
+		if (c->kind == PEER_ACCEPT && c->header_read)
+			snprintf(claim, sizeof claim, " (says node %" PRIu64 " at %s)", c->peer_id,
+				 c->address);
+		if (c->kind == PEER_ACCEPT)
+			log_printf(level, "refused a Raft connection from %s%s: %s%s", c->from, claim, why,
+				   quieted > 0 ? "; more like it were logged at debug level" : "");
+		else
+			log_printf(level, "Raft connection to node %" PRIu64 " at %s failed: %s%s",
+				   c->peer_id, c->address, why,
+				   quieted > 0 ? "; more like it were logged at debug level" : "");
+		if (quieted > 0)
+			log_printf(level, "(%u refusals of that kind from %s since the last warning)",
+				   quieted, source);
+	}
+	peer_close_handles(c);
 }
 
-/* Both sides proved they hold the secret: the stream goes to libraft. */
-static void peer_succeed(peer_conn *c)
+/* An admitted connection ends (either side closed it, or the transport). */
+static void peer_end(peer_conn *c, const char *why)
 {
-	peer_transport *t = c->t;
-	uv_stream_t *stream = (uv_stream_t *)c->tcp;
-
+	if (c->done)
+		return;
 	c->done = true;
-	c->owe_cb = false;
-	c->tcp = NULL;
-	c->open_handles--; /* the stream is libraft's now */
-	stream->data = NULL;
-	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->timer, peer_handle_closed);
-	if (c->kind == PEER_ACCEPT) {
-		log_debug("Raft connection from %s authenticated as node %" PRIu64, c->from, c->peer_id);
-		t->accept_cb(t->outer, c->peer_id, c->address, stream);
-	} else {
-		c->cb(c->req, stream, 0);
-	}
+	c->status = RAFT_NOCONNECTION; /* if libraft is still owed its connect callback */
+	log_debug("Raft connection %s node %" PRIu64 " closed: %s", c->kind == PEER_ACCEPT ? "from" : "to",
+		  c->peer_id, why);
+	peer_close_handles(c);
 }
 
 static void peer_timeout(uv_timer_t *timer)
 {
 	peer_conn *c = timer->data;
 
-	if (c->kind == PEER_ACCEPT)
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "no answer to the challenge in time");
-	else if (c->stage == PEER_TCP_CONNECT)
+	if (c->stage == PEER_TCP_CONNECT)
 		peer_fail(c, RAFT_NOCONNECTION, LOG_DEBUG, "TCP connect timed out");
-	else if (c->stage == PEER_READ_CHALLENGE)
+	else if (c->kind == PEER_ACCEPT)
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN,
-			  "no challenge in time (is it a tsoracled of this version?)");
+			  c->stage == PEER_HANDSHAKE ? "no TLS handshake in time" : "no header in time");
 	else
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "no verdict on our answer in time");
-}
-
-static void peer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	peer_conn *c = h->data;
-
-	(void)suggested;
-	/* Exactly what is missing: never a byte of libraft's traffic. */
-	buf->base = (char *)c->in + c->in_len;
-	buf->len = c->in_need - c->in_len;
-}
-
-static void peer_write_cb(uv_write_t *w, int status);
-
-static int peer_write(peer_conn *c, size_t len)
-{
-	uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)len);
-
-	return uv_write(&c->write, (uv_stream_t *)c->tcp, &buf, 1, peer_write_cb);
-}
-
-/* Reads the next n bytes of the exchange into c->in. */
-static void peer_expect(peer_conn *c, enum peer_stage stage, size_t n)
-{
-	c->stage = stage;
-	c->in_len = 0;
-	c->in_need = n;
-}
-
-/* Connector, challenge read: answer it and wait for the verdict. */
-static void peer_answer(peer_conn *c)
-{
-	peer_transport *t = c->t;
-	size_t alen = strlen(t->address);
-	int rv;
-
-	if (memcmp(c->in, peer_magic, PEER_MAGIC_LEN) != 0) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "it did not send a tsoracle peer challenge");
-		return;
-	}
-	memcpy(c->nonce, c->in + PEER_MAGIC_LEN, PEER_NONCE_LEN);
-	bytes_put_u64(c->out, t->id);
-	bytes_put_u16(c->out + 8, (uint16_t)alen);
-	memcpy(c->out + PEER_HEADER_LEN, t->address, alen);
-	/* Both MACs now, with the secret we answer with: a reload before the
-	 * verdict arrives must not change which one we expect. */
-	peer_mac(t->secrets.key[0], t->secrets.len[0], PEER_FROM_CONNECTOR, c->nonce, t->id, c->peer_id,
-		 t->address, alen, c->out + PEER_HEADER_LEN + alen);
-	peer_mac(t->secrets.key[0], t->secrets.len[0], PEER_FROM_ACCEPTOR, c->nonce, t->id, c->peer_id,
-		 t->address, alen, c->expect);
-	rv = peer_write(c, PEER_HEADER_LEN + alen + PEER_MAC_LEN);
-	if (rv != 0) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(rv));
-		return;
-	}
-	peer_expect(c, PEER_READ_VERDICT, PEER_MAC_LEN);
-}
-
-/* Connector, verdict read: the acceptor holds the secret too? */
-static void peer_verdict(peer_conn *c)
-{
-	if (!sha256_equal(c->expect, c->in, PEER_MAC_LEN)) {
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN,
-			  "wrong verdict (its peer-secret-file differs from ours, or one of us has none)");
-		return;
-	}
-	c->stage = PEER_DONE_READING;
-	if (c->wrote)
-		peer_succeed(c);
+			  c->stage == PEER_HANDSHAKE ? "no TLS handshake in time (is it a tsoracled of this "
+						       "version, with TLS?)"
+						     : "no verdict in time");
 }
 
-/* Acceptor, answer read and challenge sent: check it; if right, send our
- * verdict (proving we hold the secret too) and hand over once it is out. */
-static void peer_check(peer_conn *c)
-{
-	peer_transport *t = c->t;
-	size_t alen = c->in_need - PEER_HEADER_LEN - PEER_MAC_LEN;
-	uint8_t expected[PEER_MAC_LEN];
-	int rv;
+/* ---- writing ---- */
 
-	int k;
+typedef struct peer_wreq {
+	uv_write_t req;
+	peer_conn *c;
+	uint8_t data[];
+} peer_wreq;
 
-	/* Any of our secrets will do (a change of secret under way); the
-	 * verdict is made with the one that matched. */
-	for (k = 0; k < t->secrets.n; k++) {
-		peer_mac(t->secrets.key[k], t->secrets.len[k], PEER_FROM_CONNECTOR, c->nonce, c->peer_id,
-			 t->id, c->address, alen, expected);
-		if (sha256_equal(expected, c->in + PEER_HEADER_LEN + alen, PEER_MAC_LEN))
-			break;
-	}
-	if (k == t->secrets.n) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN,
-			  "wrong answer to the challenge (its peer-secret-file differs from ours, or one of "
-			  "us has none)");
-		return;
-	}
-	peer_mac(t->secrets.key[k], t->secrets.len[k], PEER_FROM_ACCEPTOR, c->nonce, c->peer_id, t->id,
-		 c->address, alen, c->out);
-	c->wrote = false;
-	c->stage = PEER_WRITE_VERDICT;
-	rv = peer_write(c, PEER_MAC_LEN);
-	if (rv != 0)
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(rv));
-}
-
-/* Acceptor, id and address length read: read the rest, or refuse. */
-static void peer_header(peer_conn *c)
-{
-	size_t alen = bytes_get_u16(c->in + 8);
-
-	c->peer_id = bytes_get_u64(c->in);
-	if (alen == 0 || alen > PEER_ADDRESS_MAX) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN,
-			  "malformed answer (is it a tsoracled of this version?)");
-		return;
-	}
-	/* Keep the header: the MAC check reads the whole answer from c->in. */
-	c->stage = PEER_READ_REST;
-	c->in_need = PEER_HEADER_LEN + alen + PEER_MAC_LEN;
-}
-
-/* Acceptor, whole answer read. */
-static void peer_rest(peer_conn *c)
-{
-	size_t alen = c->in_need - PEER_HEADER_LEN - PEER_MAC_LEN;
-
-	/* A NUL inside would make libraft see another address than we checked. */
-	if (memchr(c->in + PEER_HEADER_LEN, '\0', alen) != NULL) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "malformed address in the answer");
-		return;
-	}
-	memcpy(c->address, c->in + PEER_HEADER_LEN, alen);
-	c->address[alen] = '\0';
-	c->header_read = true;
-	c->stage = PEER_DONE_READING;
-	if (c->wrote)
-		peer_check(c);
-}
-
-static void peer_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-	peer_conn *c = stream->data;
-
-	(void)buf;
-	if (c->done)
-		return;
-	if (nread < 0) {
-		const char *why = uv_strerror((int)nread);
-
-		if (nread == UV_EOF)
-			why = c->stage == PEER_READ_VERDICT ? "it refused our answer (its peer-secret-file "
-							      "differs from ours, or one of us has none)"
-							    : "it closed the connection during the exchange";
-		peer_fail(c, RAFT_NOCONNECTION,
-			  c->kind == PEER_ACCEPT || c->stage == PEER_READ_VERDICT ? LOG_WARN : LOG_DEBUG,
-			  why);
-		return;
-	}
-	c->in_len += (size_t)nread;
-	if (c->in_len < c->in_need)
-		return; /* libuv asks peer_alloc for the rest */
-	switch (c->stage) {
-	case PEER_READ_CHALLENGE:
-		peer_answer(c);
-		return;
-	case PEER_READ_VERDICT:
-		uv_read_stop(stream);
-		peer_verdict(c);
-		return;
-	case PEER_READ_HEADER:
-		peer_header(c);
-		return;
-	case PEER_READ_REST:
-		uv_read_stop(stream);
-		peer_rest(c);
-		return;
-	default:
-		return;
-	}
-}
+static void peer_relay_resume(peer_conn *c);
+static void peer_broken(peer_conn *c, const char *why);
 
 static void peer_write_cb(uv_write_t *w, int status)
 {
-	peer_conn *c = w->data;
+	peer_wreq *r = (peer_wreq *)w;
+	peer_conn *c = r->c;
 
-	/* UV_ECANCELED: peer_fail closed the stream and said why. */
+	free(r);
+	/* UV_ECANCELED: the connection is closing and said why. */
 	if (c->done)
 		return;
 	if (status != 0) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(status));
+		peer_broken(c, uv_strerror(status));
 		return;
 	}
-	c->wrote = true;
-	if (c->kind == PEER_CONNECT && c->stage == PEER_DONE_READING)
-		peer_succeed(c); /* answer out, verdict checked */
-	else if (c->kind == PEER_ACCEPT && c->stage == PEER_WRITE_VERDICT)
-		peer_succeed(c); /* verdict out */
-	else if (c->kind == PEER_ACCEPT && c->stage == PEER_DONE_READING)
-		peer_check(c); /* challenge out after the answer came in */
+	peer_relay_resume(c);
 }
 
-static peer_conn *peer_conn_new(peer_transport *t, enum peer_kind kind)
+/* A write error: an admitted connection just ends, one in the exchange
+ * fails with a warning. */
+static void peer_broken(peer_conn *c, const char *why)
+{
+	if (c->stage == PEER_RELAY)
+		peer_end(c, why);
+	else
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+}
+
+/* A write request with room for len bytes; NULL after failing c. */
+static peer_wreq *peer_wreq_new(peer_conn *c, size_t len)
+{
+	peer_wreq *r = malloc(sizeof *r + len);
+
+	if (r == NULL)
+		peer_fail(c, RAFT_NOMEM, LOG_ERROR, "out of memory");
+	else
+		r->c = c;
+	return r;
+}
+
+/* Writes r's first len bytes to stream. 0, or -1 after failing c. */
+static int peer_wreq_send(peer_conn *c, peer_wreq *r, uv_stream_t *stream, size_t len)
+{
+	uv_buf_t buf = uv_buf_init((char *)r->data, (unsigned)len);
+	int rv = uv_write(&r->req, stream, &buf, 1, peer_write_cb);
+
+	if (rv != 0) {
+		free(r);
+		peer_broken(c, uv_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes a copy of len bytes to stream. 0, or -1 after failing c. */
+static int peer_write_copy(peer_conn *c, uv_stream_t *stream, const void *data, size_t len)
+{
+	peer_wreq *r;
+
+	if (len == 0)
+		return 0;
+	if ((r = peer_wreq_new(c, len)) == NULL)
+		return -1;
+	memcpy(r->data, data, len);
+	return peer_wreq_send(c, r, stream, len);
+}
+
+/* Sends what TLS has for the peer. 0, or -1 after failing c. */
+static int peer_flush(peer_conn *c)
+{
+	size_t n;
+	peer_wreq *r;
+
+	if (!c->has_tls || c->done || (n = tls_conn_out_pending(&c->tls)) == 0)
+		return 0;
+	if ((r = peer_wreq_new(c, n)) == NULL)
+		return -1;
+	n = tls_conn_out_take(&c->tls, r->data, n);
+	return peer_wreq_send(c, r, (uv_stream_t *)&c->tcp, n);
+}
+
+/* Sends plaintext to the peer: through TLS, or as it is. 0, or -1 after
+ * failing c. */
+static int peer_send(peer_conn *c, const void *data, size_t len)
+{
+	if (!c->has_tls)
+		return peer_write_copy(c, (uv_stream_t *)&c->tcp, data, len);
+	if (tls_conn_write(&c->tls, data, len) != TLS_OK) {
+		peer_broken(c, c->tls.err);
+		return -1;
+	}
+	return peer_flush(c);
+}
+
+/* ---- the relay ---- */
+
+static void peer_raft_free_handle(uv_handle_t *h)
+{
+	raft_free(h);
+}
+
+static void peer_free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static uint8_t peer_read_buf[PEER_READ_SIZE]; /* consumed before each read callback returns */
+
+static void peer_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	buf->base = (char *)peer_read_buf;
+	buf->len = sizeof peer_read_buf;
+}
+
+static void peer_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void peer_pipe_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* Flow control: a side whose writes back up stops the other side's reads
+ * until they drain below half the bound. */
+static void peer_relay_resume(peer_conn *c)
+{
+	if (c->stage != PEER_RELAY || c->done)
+		return;
+	if (c->pipe_paused && c->tcp.write_queue_size <= PEER_RELAY_QUEUE_MAX / 2) {
+		c->pipe_paused = false;
+		uv_read_start((uv_stream_t *)&c->pipe, peer_alloc, peer_pipe_read_cb);
+	}
+	if (c->tcp_paused && c->pipe.write_queue_size <= PEER_RELAY_QUEUE_MAX / 2) {
+		c->tcp_paused = false;
+		uv_read_start((uv_stream_t *)&c->tcp, peer_alloc, peer_tcp_read_cb);
+	}
+}
+
+/* Plaintext from the peer, for libraft. */
+static void peer_to_libraft(peer_conn *c, const uint8_t *data, size_t len)
+{
+	if (peer_write_copy(c, (uv_stream_t *)&c->pipe, data, len) != 0)
+		return;
+	if (!c->tcp_paused && c->pipe.write_queue_size > PEER_RELAY_QUEUE_MAX) {
+		c->tcp_paused = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+/* What libraft writes, for the peer. */
+static void peer_pipe_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	peer_conn *c = stream->data;
+
+	if (c->done)
+		return;
+	if (nread < 0) {
+		peer_end(c, nread == UV_EOF ? "libraft closed it" : uv_strerror((int)nread));
+		return;
+	}
+	if (peer_send(c, buf->base, (size_t)nread) != 0)
+		return;
+	if (!c->pipe_paused && c->tcp.write_queue_size > PEER_RELAY_QUEUE_MAX) {
+		c->pipe_paused = true;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+	}
+}
+
+/* Admitted: libraft gets one end of a socketpair, we relay the other.
+ * Returns libraft's end, or NULL after failing c. */
+static uv_stream_t *peer_relay_start(peer_conn *c)
+{
+	uv_os_sock_t fds[2];
+	uv_pipe_t *theirs;
+	int rv;
+
+	rv = uv_socketpair(SOCK_STREAM, 0, fds, UV_NONBLOCK_PIPE, UV_NONBLOCK_PIPE);
+	if (rv != 0) {
+		peer_fail(c, RAFT_NOCONNECTION, LOG_ERROR, uv_strerror(rv));
+		return NULL;
+	}
+	theirs = raft_malloc(sizeof *theirs);
+	if (theirs == NULL) {
+		close(fds[0]);
+		close(fds[1]);
+		peer_fail(c, RAFT_NOMEM, LOG_ERROR, "out of memory");
+		return NULL;
+	}
+	uv_pipe_init(c->t->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	c->open_handles++;
+	uv_pipe_init(c->t->loop, theirs, 0);
+	if (uv_pipe_open(&c->pipe, fds[0]) != 0) {
+		close(fds[0]);
+		close(fds[1]);
+		uv_close((uv_handle_t *)theirs, peer_raft_free_handle);
+		peer_fail(c, RAFT_NOCONNECTION, LOG_ERROR, "uv_pipe_open failed");
+		return NULL;
+	}
+	if (uv_pipe_open(theirs, fds[1]) != 0) {
+		close(fds[1]);
+		uv_close((uv_handle_t *)theirs, peer_raft_free_handle);
+		peer_fail(c, RAFT_NOCONNECTION, LOG_ERROR, "uv_pipe_open failed");
+		return NULL;
+	}
+	c->stage = PEER_RELAY;
+	uv_timer_stop(&c->timer);
+	rv = uv_read_start((uv_stream_t *)&c->pipe, peer_alloc, peer_pipe_read_cb);
+	if (rv != 0) {
+		uv_close((uv_handle_t *)theirs, peer_raft_free_handle);
+		peer_end(c, uv_strerror(rv));
+		return NULL;
+	}
+	return (uv_stream_t *)theirs;
+}
+
+/* ---- the exchange ---- */
+
+static void peer_plain_in(peer_conn *c, const uint8_t *data, size_t len);
+
+/* Acceptor, the whole header read: admit the connection or refuse it. */
+static void peer_admit(peer_conn *c)
+{
+	peer_transport *t = c->t;
+	uint8_t verdict = PEER_ADMITTED;
+	uv_stream_t *stream;
+	char why[PEER_ADDRESS_MAX + 128];
+
+	if (c->has_tls && c->peer_id != c->cert_id) {
+		snprintf(why, sizeof why, "its certificate is member-%" PRIu64 "'s, not member-%" PRIu64 "'s",
+			 c->cert_id, c->peer_id);
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+		return;
+	}
+	if (!t->members.is_member(t->members.arg, c->peer_id)) {
+		snprintf(why, sizeof why, "node %" PRIu64 " is not a member of the Raft configuration",
+			 c->peer_id);
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+		return;
+	}
+	if (peer_send(c, &verdict, sizeof verdict) != 0)
+		return;
+	stream = peer_relay_start(c);
+	if (stream == NULL)
+		return;
+	log_debug("Raft connection from %s admitted as node %" PRIu64 "%s", c->from, c->peer_id,
+		  c->has_tls ? " (TLS, its member certificate)" : " (plaintext)");
+	t->accept_cb(t->outer, c->peer_id, c->address, stream);
+}
+
+/* Acceptor: header bytes; returns how many of len it used. */
+static size_t peer_header_in(peer_conn *c, const uint8_t *data, size_t len)
+{
+	size_t need = PEER_HEADER_LEN, used;
+
+	if (c->hdr_len >= PEER_HEADER_LEN)
+		need += bytes_get_u16(c->hdr + PEER_MAGIC_LEN + 8);
+	used = need - c->hdr_len < len ? need - c->hdr_len : len;
+	memcpy(c->hdr + c->hdr_len, data, used);
+	c->hdr_len += used;
+	if (c->hdr_len == PEER_HEADER_LEN && need == PEER_HEADER_LEN) {
+		size_t alen = bytes_get_u16(c->hdr + PEER_MAGIC_LEN + 8);
+
+		if (memcmp(c->hdr, peer_magic, PEER_MAGIC_LEN) != 0) {
+			peer_fail(
+			    c, RAFT_NOCONNECTION, LOG_WARN,
+			    "it did not send a tsoracle peer header (is it a tsoracled of this version?)");
+			return used;
+		}
+		c->peer_id = bytes_get_u64(c->hdr + PEER_MAGIC_LEN);
+		if (alen == 0 || alen > PEER_ADDRESS_MAX) {
+			peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "malformed header (address length)");
+			return used;
+		}
+		return used + peer_header_in(c, data + used, len - used);
+	}
+	if (c->hdr_len == need && need > PEER_HEADER_LEN) {
+		size_t alen = need - PEER_HEADER_LEN;
+
+		/* A NUL inside would make libraft see another address than we logged. */
+		if (memchr(c->hdr + PEER_HEADER_LEN, '\0', alen) != NULL) {
+			peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "malformed address in the header");
+			return used;
+		}
+		memcpy(c->address, c->hdr + PEER_HEADER_LEN, alen);
+		c->address[alen] = '\0';
+		c->header_read = true;
+		peer_admit(c);
+	}
+	return used;
+}
+
+/* Connector: the verdict came; the stream goes to libraft. */
+static void peer_connected(peer_conn *c, uint8_t verdict)
+{
+	uv_stream_t *stream;
+
+	if (verdict != PEER_ADMITTED) {
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "unexpected verdict");
+		return;
+	}
+	stream = peer_relay_start(c);
+	if (stream == NULL)
+		return;
+	log_debug("Raft connection to node %" PRIu64 " at %s admitted%s", c->peer_id, c->address,
+		  c->has_tls ? " (TLS, its member certificate checked)" : " (plaintext)");
+	c->owe_cb = false;
+	c->cb(c->req, stream, 0);
+}
+
+/* Plaintext from the peer, whatever the stage. */
+static void peer_plain_in(peer_conn *c, const uint8_t *data, size_t len)
+{
+	while (len > 0 && !c->done) {
+		size_t used;
+
+		if (c->stage == PEER_RELAY) {
+			peer_to_libraft(c, data, len);
+			return;
+		}
+		if (c->kind == PEER_ACCEPT) {
+			used = peer_header_in(c, data, len);
+		} else {
+			used = 1;
+			peer_connected(c, data[0]);
+		}
+		data += used;
+		len -= used;
+	}
+}
+
+/* Connector: sends the header, then waits for the verdict. */
+static void peer_send_header(peer_conn *c)
+{
+	peer_transport *t = c->t;
+	uint8_t hdr[PEER_HEADER_LEN + PEER_ADDRESS_MAX];
+	size_t alen = strlen(t->address);
+
+	memcpy(hdr, peer_magic, PEER_MAGIC_LEN);
+	bytes_put_u64(hdr + PEER_MAGIC_LEN, t->id);
+	bytes_put_u16(hdr + PEER_MAGIC_LEN + 8, (uint16_t)alen);
+	memcpy(hdr + PEER_HEADER_LEN, t->address, alen);
+	c->stage = PEER_EXCHANGE;
+	peer_send(c, hdr, PEER_HEADER_LEN + alen);
+}
+
+/* The handshake is done: is the other side who it must be? */
+static void peer_handshake_done(peer_conn *c)
+{
+	tls_identity id;
+	char why[TLS_ERR_SIZE + TLS_NAME_MAX];
+
+	tls_conn_peer(&c->tls, &id);
+	/* Started before a reload: it must pass what was read since, too. */
+	if (SSL_get_SSL_CTX(c->tls.ssl) != c->t->ctx &&
+	    tls_conn_reverify(&c->tls, c->t->ctx, why, sizeof why) != 0) {
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+		return;
+	}
+	if (id.role != TLS_ROLE_MEMBER) {
+		snprintf(why, sizeof why,
+			 "its certificate (CN=%s, role %s) is not a member certificate (OU=member, "
+			 "CN=member-<id>)",
+			 id.cn, tls_role_name(id.role));
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+		return;
+	}
+	if (c->kind == PEER_ACCEPT) {
+		c->cert_id = id.member_id;
+		c->stage = PEER_EXCHANGE;
+		return;
+	}
+	if (id.member_id != c->peer_id) {
+		snprintf(why, sizeof why,
+			 "it answers with member-%" PRIu64 "'s certificate, not member-%" PRIu64 "'s",
+			 id.member_id, c->peer_id);
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+		return;
+	}
+	peer_send_header(c);
+}
+
+static void peer_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	static uint8_t plain[PEER_PLAIN_SIZE];
+	peer_conn *c = stream->data;
+	size_t n;
+	int r;
+
+	if (c->done)
+		return;
+	if (nread < 0) {
+		const char *why = nread == UV_EOF ? "it closed the connection" : uv_strerror((int)nread);
+
+		if (c->stage == PEER_RELAY)
+			peer_end(c, why);
+		else
+			peer_fail(c, RAFT_NOCONNECTION,
+				  c->kind == PEER_ACCEPT || c->stage == PEER_EXCHANGE ? LOG_WARN : LOG_DEBUG,
+				  c->kind == PEER_CONNECT && c->stage == PEER_EXCHANGE
+				      ? "it closed the connection instead of admitting us (its log says why)"
+				      : why);
+		return;
+	}
+	if (!c->has_tls) {
+		peer_plain_in(c, (const uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
+	if (tls_conn_feed(&c->tls, buf->base, (size_t)nread) != TLS_OK) {
+		peer_fail(c, RAFT_NOMEM, LOG_ERROR, c->tls.err);
+		return;
+	}
+	if (c->stage == PEER_HANDSHAKE) {
+		r = tls_conn_handshake(&c->tls);
+		/* Out first: our next flight, or the alert that tells the peer why. */
+		if (peer_flush(c) != 0)
+			return;
+		if (r == TLS_AGAIN)
+			return;
+		if (r == TLS_ERROR) {
+			peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, c->tls.err);
+			return;
+		}
+		peer_handshake_done(c);
+	}
+	while (!c->done && (r = tls_conn_read(&c->tls, plain, sizeof plain, &n)) == TLS_OK)
+		peer_plain_in(c, plain, n);
+	if (c->done)
+		return;
+	if (peer_flush(c) != 0)
+		return;
+	if (r == TLS_CLOSED && c->stage == PEER_RELAY)
+		peer_end(c, "it closed the TLS session");
+	else if (r == TLS_CLOSED)
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, "it closed the TLS session during the exchange");
+	else if (r == TLS_ERROR && c->stage == PEER_RELAY)
+		peer_end(c, c->tls.err);
+	else if (r == TLS_ERROR && c->kind == PEER_CONNECT) {
+		/* TLS 1.3: a server refuses our certificate after our side of
+		 * the handshake is done; its alert arrives here. */
+		char why[TLS_ERR_SIZE + 32];
+
+		snprintf(why, sizeof why, "it refused us (%s)", c->tls.err);
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
+	} else if (r == TLS_ERROR)
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, c->tls.err);
+}
+
+/* ---- connections ---- */
+
+static peer_conn *peer_conn_new(peer_transport *t, enum peer_kind kind, char *err, size_t errlen)
 {
 	peer_conn *c = calloc(1, sizeof *c);
 
-	if (c == NULL)
+	if (c == NULL) {
+		err_set(err, errlen, "out of memory");
 		return NULL;
-	c->tcp = raft_malloc(sizeof *c->tcp);
-	if (c->tcp == NULL) {
-		free(c);
-		return NULL;
+	}
+	if (t->ctx != NULL) {
+		if (tls_conn_init(&c->tls, t->ctx, kind == PEER_ACCEPT, err, errlen) != 0) {
+			free(c);
+			return NULL;
+		}
+		c->has_tls = true;
 	}
 	c->t = t;
 	c->kind = kind;
-	uv_tcp_init(t->loop, c->tcp);
-	c->tcp->data = c;
+	c->stage = kind == PEER_CONNECT ? PEER_TCP_CONNECT : c->has_tls ? PEER_HANDSHAKE : PEER_EXCHANGE;
+	uv_tcp_init(t->loop, &c->tcp);
+	c->tcp.data = c;
 	uv_timer_init(t->loop, &c->timer);
 	c->timer.data = c;
 	c->open_handles = 2;
-	c->write.data = c;
 	c->connect.data = c;
 	c->next = t->conns;
 	if (t->conns != NULL)
 		t->conns->prev = c;
 	t->conns = c;
 	t->n_conns++;
-	if (kind == PEER_ACCEPT)
-		t->n_accepting++;
 	/* Bounds the TCP connect too: a peer cut off by a partition would
 	 * otherwise hold libraft's connection attempt for minutes of SYN
 	 * retries. */
@@ -592,8 +789,8 @@ static void peer_tune(peer_conn *c)
 	uv_os_fd_t fd;
 	unsigned ms = PEER_USER_TIMEOUT_MS;
 
-	uv_tcp_nodelay(c->tcp, 1);
-	if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
 }
 
@@ -609,39 +806,81 @@ static void peer_connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	peer_tune(c);
-	/* Connected: the exchange gets its own, longer, bound. */
+	/* Connected: the handshake and exchange get their own, longer, bound. */
 	uv_timer_start(&c->timer, peer_timeout, PEER_TIMEOUT_MS, 0);
-	peer_expect(c, PEER_READ_CHALLENGE, PEER_CHALLENGE_LEN);
-	status = uv_read_start((uv_stream_t *)c->tcp, peer_alloc, peer_read_cb);
-	if (status != 0)
+	status = uv_read_start((uv_stream_t *)&c->tcp, peer_alloc, peer_tcp_read_cb);
+	if (status != 0) {
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(status));
+		return;
+	}
+	if (!c->has_tls) {
+		peer_send_header(c);
+		return;
+	}
+	c->stage = PEER_HANDSHAKE;
+	if (tls_conn_handshake(&c->tls) == TLS_ERROR) {
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, c->tls.err);
+		return;
+	}
+	peer_flush(c); /* the ClientHello */
 }
 
+/* c's TCP source, for the log and the gate. */
 static void peer_describe_source(peer_conn *c)
 {
+	peer_transport *t = c->t;
 	struct sockaddr_storage ss;
 	int len = sizeof ss;
 	char host[INET6_ADDRSTRLEN];
 
 	snprintf(c->from, sizeof c->from, "an unknown address");
-	if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&ss, &len) != 0)
+	snprintf(c->host, sizeof c->host, "?");
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
 		return;
-	if (ss.ss_family == AF_INET && uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host) == 0)
+	if (ss.ss_family == AF_INET && uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host) == 0) {
 		snprintf(c->from, sizeof c->from, "%s:%u", host,
 			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	else if (ss.ss_family == AF_INET6 && uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host) == 0)
+		snprintf(c->host, sizeof c->host, "%s", host);
+	} else if (ss.ss_family == AF_INET6 &&
+		   uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host) == 0) {
 		snprintf(c->from, sizeof c->from, "[%s]:%u", host,
 			 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		snprintf(c->host, sizeof c->host, "%s", host);
+	}
+	c->member_host = t->members.is_member_host(t->members.arg, (struct sockaddr *)&ss);
 }
 
-static void peer_close_and_free(uv_handle_t *h)
+/* The gate (peer.h): NULL to let c into the handshake, else why not. */
+static const char *peer_gate(peer_conn *c, char *why, size_t whylen)
 {
-	raft_free(h);
+	unsigned all = 0, same = 0, strangers = 0;
+
+	for (peer_conn *o = c->t->conns; o != NULL; o = o->next) {
+		if (o == c || o->kind != PEER_ACCEPT || o->done || o->stage == PEER_RELAY)
+			continue;
+		all++;
+		same += strcmp(o->host, c->host) == 0;
+		strangers += !o->member_host;
+	}
+	if (same >= PEER_MAX_PENDING_PER_SOURCE)
+		snprintf(why, whylen, "%u other connections from %s are still in the handshake", same,
+			 c->host);
+	else if (all >= PEER_MAX_PENDING)
+		snprintf(why, whylen, "%u other connections are still in the handshake", all);
+	else if (!c->member_host && strangers >= PEER_MAX_PENDING - PEER_RESERVED_FOR_MEMBERS)
+		snprintf(why, whylen,
+			 "%u connections from addresses that are no member's host are still in the handshake "
+			 "(the rest is kept for members)",
+			 strangers);
+	else
+		return NULL;
+	return why;
 }
 
 static void peer_connection_cb(uv_stream_t *listener, int status)
 {
 	peer_transport *t = listener->data;
+	char err[TLS_ERR_SIZE], why[160];
 	peer_conn *c;
 	int rv;
 
@@ -651,44 +890,31 @@ static void peer_connection_cb(uv_stream_t *listener, int status)
 	}
 	if (t->closing)
 		return;
-	if (t->n_accepting >= PEER_MAX_PENDING) {
-		uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
-
-		/* Accept and close it: left in the backlog it would wake us again. */
-		if (tcp == NULL)
-			return;
-		uv_tcp_init(t->loop, tcp);
-		if (uv_accept(listener, (uv_stream_t *)tcp) == 0)
-			log_printf(peer_warn_level(t, LOG_WARN),
-				   "refused a Raft connection: %u others are still in the exchange",
-				   t->n_accepting);
-		uv_close((uv_handle_t *)tcp, peer_close_and_free);
-		return;
-	}
-	c = peer_conn_new(t, PEER_ACCEPT);
+	c = peer_conn_new(t, PEER_ACCEPT, err, sizeof err);
 	if (c == NULL) {
-		log_error("accepting a Raft connection: out of memory");
+		/* Left in the backlog, it would wake us again at once. */
+		uv_tcp_t *drop = malloc(sizeof *drop);
+
+		log_error("accepting a Raft connection: %s", err);
+		if (drop == NULL)
+			return;
+		uv_tcp_init(t->loop, drop);
+		(void)uv_accept(listener, (uv_stream_t *)drop);
+		uv_close((uv_handle_t *)drop, peer_free_handle);
 		return;
 	}
-	rv = uv_accept(listener, (uv_stream_t *)c->tcp);
+	rv = uv_accept(listener, (uv_stream_t *)&c->tcp);
 	if (rv != 0) {
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(rv));
 		return;
 	}
 	peer_describe_source(c);
-	peer_tune(c);
-	/* A nonce that could repeat would let a recorded answer in. */
-	if (getrandom(c->nonce, sizeof c->nonce, 0) != (ssize_t)sizeof c->nonce) {
-		peer_fail(c, RAFT_NOCONNECTION, LOG_ERROR, "getrandom failed");
+	if (peer_gate(c, why, sizeof why) != NULL) {
+		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, why);
 		return;
 	}
-	memcpy(c->out, peer_magic, PEER_MAGIC_LEN);
-	memcpy(c->out + PEER_MAGIC_LEN, c->nonce, PEER_NONCE_LEN);
-	rv = peer_write(c, PEER_CHALLENGE_LEN);
-	if (rv == 0) {
-		peer_expect(c, PEER_READ_HEADER, PEER_HEADER_LEN);
-		rv = uv_read_start((uv_stream_t *)c->tcp, peer_alloc, peer_read_cb);
-	}
+	peer_tune(c);
+	rv = uv_read_start((uv_stream_t *)&c->tcp, peer_alloc, peer_tcp_read_cb);
 	if (rv != 0)
 		peer_fail(c, RAFT_NOCONNECTION, LOG_WARN, uv_strerror(rv));
 }
@@ -709,30 +935,46 @@ static int peer_init(struct raft_uv_transport *transport, raft_id id, const char
 	return 0;
 }
 
-static int peer_listen(struct raft_uv_transport *transport, raft_uv_accept_cb cb)
+/* Binds and listens on this node's Raft address. */
+static int peer_open_listener(peer_transport *t, char *err, size_t errlen)
 {
-	peer_transport *t = transport->impl;
 	struct sockaddr_storage ss;
 	int rv;
 
-	t->accept_cb = cb;
-	if (cfg_sockaddr(t->address, &ss) != 0) {
-		snprintf(transport->errmsg, sizeof transport->errmsg,
-			 "Raft address \"%.200s\" is not IP:PORT", t->address);
-		return RAFT_INVALID;
+	if (t->listening)
+		return 0;
+	if (cfg_sockaddr(t->address, &ss) != 0)
+		return err_set(err, errlen, "Raft address \"%.200s\" is not IP:PORT", t->address);
+	if (!t->listener_open) {
+		uv_tcp_init(t->loop, &t->listener);
+		t->listener.data = t;
+		t->listener_open = true;
 	}
-	uv_tcp_init(t->loop, &t->listener);
-	t->listener.data = t;
-	t->listener_open = true;
 	rv = uv_tcp_bind(&t->listener, (struct sockaddr *)&ss, 0);
 	if (rv == 0)
 		rv = uv_listen((uv_stream_t *)&t->listener, PEER_BACKLOG, peer_connection_cb);
-	if (rv != 0) {
-		/* The listener is closed with the transport. */
-		snprintf(transport->errmsg, sizeof transport->errmsg, "listen on %.160s: %s", t->address,
-			 uv_strerror(rv));
-		return RAFT_IOERR;
+	if (rv != 0)
+		return err_set(err, errlen, "listen on %.160s: %s", t->address, uv_strerror(rv));
+	t->listening = true;
+	log_info("Raft peers reach this node at %s (%s)", t->address,
+		 t->ctx != NULL ? "TLS, member certificates" : "plaintext: loopback only");
+	return 0;
+}
+
+static int peer_listen(struct raft_uv_transport *transport, raft_uv_accept_cb cb)
+{
+	peer_transport *t = transport->impl;
+
+	t->accept_cb = cb;
+	/* libraft restores the configuration before it starts its I/O, so
+	 * this is the configuration the node starts with (peer.h: why a lone
+	 * member needs no port). */
+	if (!t->members.has_others(t->members.arg)) {
+		log_info("this node is the only member of its Raft configuration: no Raft port is opened");
+		return 0;
 	}
+	if (peer_open_listener(t, transport->errmsg, sizeof transport->errmsg) != 0)
+		return RAFT_IOERR;
 	return 0;
 }
 
@@ -741,6 +983,7 @@ static int peer_connect(struct raft_uv_transport *transport, struct raft_uv_conn
 {
 	peer_transport *t = transport->impl;
 	struct sockaddr_storage ss;
+	char err[TLS_ERR_SIZE];
 	peer_conn *c;
 	int rv;
 
@@ -749,16 +992,22 @@ static int peer_connect(struct raft_uv_transport *transport, struct raft_uv_conn
 			 "Raft address \"%.200s\" is not IP:PORT", address);
 		return RAFT_NOCONNECTION;
 	}
-	c = peer_conn_new(t, PEER_CONNECT);
-	if (c == NULL)
+	/* A configuration that grew from this node alone: its new member
+	 * answers on a connection of its own, to our listener. */
+	if (!t->listening && t->accept_cb != NULL && peer_open_listener(t, err, sizeof err) != 0)
+		log_error("%s", err);
+	c = peer_conn_new(t, PEER_CONNECT, err, sizeof err);
+	if (c == NULL) {
+		snprintf(transport->errmsg, sizeof transport->errmsg, "%s", err);
 		return RAFT_NOMEM;
+	}
 	c->peer_id = id;
 	snprintf(c->address, sizeof c->address, "%s", address);
 	c->req = req;
 	c->cb = cb;
 	c->owe_cb = true;
 	/* From here on the callback fires exactly once, success or not. */
-	rv = uv_tcp_connect(&c->connect, c->tcp, (struct sockaddr *)&ss, peer_connect_cb);
+	rv = uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&ss, peer_connect_cb);
 	if (rv != 0)
 		peer_fail(c, RAFT_NOCONNECTION, LOG_DEBUG, uv_strerror(rv));
 	return 0;
@@ -780,27 +1029,29 @@ static void peer_close(struct raft_uv_transport *transport, raft_uv_transport_cl
 	t->close_cb = cb;
 	/* libraft's contract: no accept callback from here on, and every
 	 * pending connect request is answered RAFT_CANCELED. */
-	for (peer_conn *c = t->conns; c != NULL; c = c->next)
-		peer_fail(c, RAFT_CANCELED, LOG_DEBUG, NULL);
+	for (peer_conn *c = t->conns; c != NULL; c = c->next) {
+		if (c->stage == PEER_RELAY)
+			peer_end(c, "the transport closes");
+		else
+			peer_fail(c, RAFT_CANCELED, LOG_DEBUG, NULL);
+	}
 	if (t->listener_open)
 		uv_close((uv_handle_t *)&t->listener, peer_listener_closed);
 	else
 		peer_maybe_closed(t);
 }
 
-int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const peer_secrets *s,
-			char *err, size_t errlen)
+int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, SSL_CTX *ctx,
+			const peer_members *members, char *err, size_t errlen)
 {
-	peer_transport *t;
+	peer_transport *t = calloc(1, sizeof *t);
 
-	if (s->n < 1 || s->n > PEER_SECRETS_MAX)
-		return err_set(err, errlen, "%d peer secrets (want 1 to %d)", s->n, PEER_SECRETS_MAX);
-	t = calloc(1, sizeof *t);
 	if (t == NULL)
 		return err_set(err, errlen, "out of memory");
 	t->outer = transport;
 	t->loop = loop;
-	t->secrets = *s;
+	t->ctx = ctx;
+	t->members = *members;
 
 	memset(transport, 0, sizeof *transport);
 	transport->version = 1; /* libraft 0.22.1 refuses an unversioned transport */
@@ -812,12 +1063,28 @@ int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, co
 	return 0;
 }
 
-void peer_transport_set_secrets(struct raft_uv_transport *transport, const peer_secrets *s)
+void peer_transport_set_ctx(struct raft_uv_transport *transport, SSL_CTX *ctx)
 {
 	peer_transport *t = transport->impl;
+	char why[TLS_ERR_SIZE + 64];
 
-	peer_secrets_wipe(&t->secrets);
-	t->secrets = *s;
+	SSL_CTX_free(t->ctx); /* open connections hold their own references */
+	t->ctx = ctx;
+	/* A connection admitted before is checked again against what was just
+	 * read: a revoked certificate, or one of a CA no longer trusted, is cut
+	 * off now rather than whenever the connection happens to end. The rest
+	 * stay up (Raft keeps going through a rotation). */
+	for (peer_conn *c = t->conns; c != NULL; c = c->next) {
+		char err[TLS_ERR_SIZE];
+
+		if (c->done || c->stage != PEER_RELAY || !c->has_tls ||
+		    tls_conn_reverify(&c->tls, ctx, err, sizeof err) == 0)
+			continue;
+		snprintf(why, sizeof why, "%s (after the reload)", err);
+		log_warn("closing the Raft connection %s node %" PRIu64 ": %s",
+			 c->kind == PEER_ACCEPT ? "from" : "to", c->peer_id, why);
+		peer_end(c, why);
+	}
 }
 
 void peer_transport_release(struct raft_uv_transport *transport)
@@ -826,7 +1093,7 @@ void peer_transport_release(struct raft_uv_transport *transport)
 
 	if (t == NULL)
 		return;
-	peer_secrets_wipe(&t->secrets);
+	SSL_CTX_free(t->ctx);
 	free(t);
 	transport->impl = NULL;
 }

@@ -1,58 +1,61 @@
-/* peer.h: the Raft peer transport: TCP, open only to peers who know the cluster's secret.
+/* peer.h: the Raft peer transport: TCP under mutual TLS, each member proving its own node id.
  *
  * libraft talks to the other members through this transport (it replaces
- * libraft's own TCP transport). A connection starts with an exchange:
+ * libraft's own TCP transport). Every connection, in both directions, is
+ * TLS 1.3 (common/tls.h) with certificates from the cluster's CA, and then
+ * an exchange inside TLS:
  *
- *   acceptor  -> connector   "TSOPEER1" | nonce                            24 bytes
- *   connector -> acceptor    id | address length | address | MAC('C')     10 + n + 32 bytes
- *   acceptor  -> connector   MAC('A')                                      32 bytes
+ *   connector -> acceptor   "TSOPEER2" | id | address length | address   18 + n bytes
+ *   acceptor  -> connector  'A' (admitted)                               1 byte
  *
- *   MAC(x) = HMAC-SHA256(secret, label | x | nonce | connector id |
- *                        acceptor id | connector address)
+ * (ids u64 and the length u16, big-endian; the address is the connector's
+ * Raft address, which libraft wants to know.) The acceptor admits the
+ * connection only if the connector's certificate is a member certificate
+ * ("member-<id>", common/tls.h) naming the very id the connector speaks
+ * for, and that id is a member of the current Raft configuration (asked of
+ * the node through peer_members); otherwise it closes it and logs why. The
+ * connector goes on only if the acceptor's certificate is the member
+ * certificate of the id it meant to reach. So no member can pose as
+ * another, nothing without the CA's word can speak Raft, and the bytes
+ * after the exchange are encrypted and authenticated by TLS.
  *
- * The acceptor closes the connection on a wrong answer, so the connector
- * learns of it (and libraft waits its retry delay before trying again), and
- * the verdict shows the connector that the acceptor holds the secret too.
+ * After the exchange the stream goes to libraft, which reads and writes
+ * plain bytes on a uv stream: it gets one end of a socketpair, and this
+ * transport relays between the other end and the TLS connection (encrypting
+ * what libraft writes, decrypting what the peer sends). Raft traffic is
+ * small (heartbeats and rare HighWater entries, docs/architecture.md), so
+ * the relay's extra copy costs nothing on the timestamp path. Each
+ * direction of the relay stops reading while more than PEER_RELAY_QUEUE_MAX
+ * bytes wait to be written on the other side.
  *
- * The nonce is fresh from getrandom(2) for every connection, so a recorded
- * answer is worth nothing later. Nothing the connector sends is parsed
- * beyond two bounded length fields before the MAC is checked, and only then
- * does the stream reach libraft. One round trip and a half per connection,
- * nothing per message.
+ * Without TLS (no tls-* settings: allowed only when every member's Raft
+ * address is loopback, config.c) the same exchange runs in plaintext and
+ * proves nothing: any local user can then speak Raft to the members.
  *
- * What this buys: a process that does not hold the secret cannot speak Raft
- * to a member (raise terms, depose a leader, append HighWater entries), by
- * accident (a node of another cluster, a port scanner) or on purpose. What
- * it does not buy: secrecy or integrity of the bytes after the exchange.
- * Someone who can rewrite packets in flight can still tamper with an
- * established connection; against that, run the peer network over WireGuard
- * or IPsec (docs/cluster.md).
- *
- * A member may hold several secrets (peer_secrets): it answers with the
- * first and admits an answer made with any, and makes its verdict with the
- * one that matched, so a cluster changes its secret one member at a time.
- *
- * Without a secret (a cluster whose members all listen on loopback, see
- * config.c) the exchange still runs, keyed with the empty string: the same
- * code path, proving only that the other side speaks this protocol.
+ * A configuration of this node alone opens no port at all (listen does
+ * nothing): its only voter is itself, so no election or commit needs a
+ * message from anyone, and an open port would only let others in. If the
+ * configuration ever gains a member, this node (its leader, the only
+ * voter) dials that member first, and the listener opens at that moment.
  */
 #ifndef TSORACLE_PEER_H
 #define TSORACLE_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <sys/socket.h>
 #include <uv.h>
 
-#define PEER_SECRET_MIN  16   /* bytes: below this a secret is guessable */
-#define PEER_SECRET_MAX  1024 /* bytes: a key file, not a document */
-#define PEER_ADDRESS_MAX 255  /* bytes of a Raft address on the wire */
+#define PEER_ADDRESS_MAX 255 /* bytes of a Raft address on the wire */
 
-/* How long either side waits for the other's half of the exchange, once
- * TCP is connected. It is one round trip and a half; libraft retries a
- * failed connection by itself after its retry delay (node.c). */
+/* How long either side waits for the TLS handshake and the exchange, once
+ * TCP is connected. libraft retries a failed connection by itself after its
+ * retry delay (node.c). */
 #define PEER_TIMEOUT_MS 3000
 
 /* A TCP connect to a member answers within a round trip or not at all (a
@@ -64,59 +67,71 @@
 #define PEER_USER_TIMEOUT_MS 1000
 
 /* Failed exchanges are logged as warnings at most this often; the rest at
- * debug level, counted. */
+ * debug level, counted in the next warning. */
 #define PEER_WARN_INTERVAL_MS 10000
 
-/* Accepted connections still in the exchange, at most: beyond this a new
- * connection is closed at once, so a flood cannot exhaust descriptors. */
-#define PEER_MAX_PENDING 64
+/*
+ * The gate for connections still in the handshake, which cost a descriptor
+ * and a TLS state each until they finish or time out (PEER_TIMEOUT_MS):
+ *
+ *   - at most PEER_MAX_PENDING at once in all (descriptors stay bounded);
+ *   - at most PEER_MAX_PENDING_PER_SOURCE from one source IP address: a
+ *     member has one connection to us in the handshake at a time (libraft
+ *     keeps one connection per peer and direction), so even 7 members on one
+ *     host fit, while one stranger's flood holds only this many;
+ *   - PEER_RESERVED_FOR_MEMBERS of the PEER_MAX_PENDING are kept for sources
+ *     whose IP is the host of a member's Raft address (peer_members): a
+ *     flood from many stranger addresses fills the rest and is refused, a
+ *     member still gets in.
+ *
+ * Why both: the per-source limit alone lets a flood from many addresses
+ * fill the global cap; the reserved share alone lets one stranger take all
+ * the unreserved slots. What neither stops: a flood from a member's own
+ * host (another user of that machine) competes with that member for the
+ * reserved share; each slot it holds still times out after PEER_TIMEOUT_MS.
+ */
+#define PEER_MAX_PENDING            64
+#define PEER_MAX_PENDING_PER_SOURCE 8
+#define PEER_RESERVED_FOR_MEMBERS   16
 
-/* Wire sizes, exposed so that tests can speak the protocol. */
-#define PEER_MAGIC_LEN     8
-#define PEER_NONCE_LEN     16
-#define PEER_CHALLENGE_LEN (PEER_MAGIC_LEN + PEER_NONCE_LEN)
-#define PEER_HEADER_LEN    10 /* u64 id, u16 address length */
-#define PEER_MAC_LEN       32
+/* Bytes queued for writing on one side of a relay before it stops reading
+ * the other side (libuv's write queue would otherwise grow without bound
+ * when a peer reads slower than libraft writes). */
+#define PEER_RELAY_QUEUE_MAX (4u << 20)
+
+/* Wire sizes of the exchange, exposed for tests. */
+#define PEER_MAGIC_LEN  8
+#define PEER_HEADER_LEN 18 /* magic, u64 id, u16 address length */
+#define PEER_ADMITTED   'A'
 extern const uint8_t peer_magic[PEER_MAGIC_LEN];
 
-/* The secrets of a peer-secret-file, one per line: a member answers
- * challenges with the first and accepts answers made with any of them, so
- * that a cluster can change its secret one member at a time (docs/cluster.md).
- * n 1 with len[0] 0: no secret. */
-#define PEER_SECRETS_MAX 4
-typedef struct peer_secrets {
-	uint8_t key[PEER_SECRETS_MAX][PEER_SECRET_MAX];
-	size_t len[PEER_SECRETS_MAX];
-	int n;
-} peer_secrets;
+/* What the transport asks the node about the current Raft configuration
+ * (node.c answers from libraft's). */
+typedef struct peer_members {
+	void *arg;
+	/* id is in the configuration (any role). */
+	bool (*is_member)(void *arg, uint64_t id);
+	/* The configuration has a member other than this node. */
+	bool (*has_others)(void *arg);
+	/* sa's IP is the IP of a member's Raft address. */
+	bool (*is_member_host)(void *arg, const struct sockaddr *sa);
+} peer_members;
 
-/* Makes transport (version 1, ready for raft_uv_init) the authenticated TCP
- * transport, keyed with s. Returns 0, or -1 with a message in err. */
-int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, const peer_secrets *s,
-			char *err, size_t errlen);
+/* Makes transport (version 1, ready for raft_uv_init) the TLS transport:
+ * ctx (a context from tls_ctx_new whose certificate is member-<self_id>'s;
+ * the transport takes the caller's reference) or NULL for plaintext.
+ * Returns 0, or -1 with a message in err. */
+int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, SSL_CTX *ctx,
+			const peer_members *members, char *err, size_t errlen);
 
-/* Replaces the secrets for exchanges that start from now on; connections
- * already admitted stay. */
-void peer_transport_set_secrets(struct raft_uv_transport *transport, const peer_secrets *s);
+/* Replaces the TLS context (the transport takes the caller's reference):
+ * connections start with it from now on, and every connection already
+ * admitted is verified again against its CA and CRL and closed if it no
+ * longer passes (a revoked member is cut off at the reload; libraft
+ * reconnects the others when they close). */
+void peer_transport_set_ctx(struct raft_uv_transport *transport, SSL_CTX *ctx);
 
 /* Releases the transport's memory, after libraft has closed it. */
 void peer_transport_release(struct raft_uv_transport *transport);
-
-/* The MAC of the answer (from PEER_FROM_CONNECTOR) or of the verdict
- * (PEER_FROM_ACCEPTOR); address is the connector's. */
-#define PEER_FROM_CONNECTOR 'C'
-#define PEER_FROM_ACCEPTOR  'A'
-void peer_mac(const uint8_t *secret, size_t len, char from, const uint8_t nonce[PEER_NONCE_LEN],
-	      uint64_t connector, uint64_t acceptor, const char *address, size_t address_len,
-	      uint8_t out[PEER_MAC_LEN]);
-
-/* Reads a secret file: one to PEER_SECRETS_MAX secrets, one per line
- * (blank lines and trailing white space ignored), each at least
- * PEER_SECRET_MIN bytes; no access for group or others (like an ssh key).
- * Returns 0, or -1 with a message in err (out is then wiped). */
-int peer_load_secrets(const char *path, peer_secrets *out, char *err, size_t errlen);
-
-/* Wipes s. */
-void peer_secrets_wipe(peer_secrets *s);
 
 #endif /* TSORACLE_PEER_H */

@@ -19,7 +19,7 @@ use Test::More;
 our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_signal
   sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
   check_increasing take_ts ctl bg_send bg_collect
-  secret_new cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
+  certs_new certs sidecar_tls_flags cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
   $GUARD_OFF no_backward_grants);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
@@ -69,7 +69,9 @@ sub elapsed_ms
 }
 
 # A sidecar description: nothing runs until sidecar_start.
-#   name, id, peers ("1=ip:port,..."), raft_port, secret (a peer secret file),
+#   name, id, peers ("1=ip:port,..."), raft_port, tls (a certs_new directory:
+#   the member uses ca.crt, nodeID.crt/.key and ca.crl there; tls_cert and
+#   tls_key name other files of it, without .crt/.key),
 #   extra (array ref of flags), bin (another tsoracled binary)
 sub sidecar_new
 {
@@ -89,7 +91,8 @@ sub sidecar_new
 		log => "$PostgreSQL::Test::Utils::log_path/${test}_$name.log",
 		raft_port => $o{raft_port} || PostgreSQL::Test::Cluster::get_free_port(),
 		peers => $o{peers},
-		secret => $o{secret},
+		tls => $o{tls},
+		tls_name => $o{tls_name},
 		extra => $o{extra} || [],
 		bin => $o{bin} || $tsoracled,
 	};
@@ -114,7 +117,7 @@ sub sidecar_start
 		'--client-socket' => $sc->{socket},
 		'--log-level' => 'debug',
 		($sc->{peers} ? ('--peers' => $sc->{peers}) : ()),
-		($sc->{secret} ? ('--peer-secret-file' => $sc->{secret}) : ()),
+		sidecar_tls_flags($sc),
 		@{ $sc->{extra} });
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
@@ -281,33 +284,53 @@ sub bg_collect
 	return ($out, $err);
 }
 
-# A new file holding a random peer secret (mode 600), in the test's
-# directory; returns its path.
-sub secret_new
+# Certificates for a new cluster (scripts/certs.sh, common/tls.h) in the
+# test's directory: a CA, node1..nodeN, admin, client, an empty CRL;
+# returns the directory.
+sub certs_new
 {
-	my ($name) = @_;
+	my ($name, $n) = @_;
 	my $test = File::Basename::basename($0, '.pl');
 	mkdir "$PostgreSQL::Test::Utils::tmp_check/$test";
-	my $path = "$PostgreSQL::Test::Utils::tmp_check/$test/$name.secret";
-	open(my $in, '<:raw', '/dev/urandom') or die "/dev/urandom: $!";
-	read($in, my $bytes, 24) == 24 or die "/dev/urandom: short read";
-	close($in);
-	my $umask = umask(077);
-	open(my $out, '>', $path) or die "$path: $!";
-	umask($umask);
-	print $out unpack('H*', $bytes), "\n";
-	close($out) or die "$path: $!";
-	chmod(0600, $path) or die "chmod $path: $!";
-	return $path;
+	my $dir = "$PostgreSQL::Test::Utils::tmp_check/$test/$name-tls";
+	certs($dir, $n || 7);
+	return $dir;
 }
 
-# n sidecars forming one Raft cluster on 127.0.0.1, sharing a new peer
-# secret; nothing runs yet.
+# Runs scripts/certs.sh DIR ARGS... (dies if it fails).
+sub certs
+{
+	my ($dir, @args) = @_;
+	# Staged next to the tests by scripts/test.sh; in the source tree,
+	# scripts/certs.sh.
+	my $here = File::Basename::dirname(__FILE__);
+	my ($script) = grep { -x } ("$here/../bin/certs.sh", "$here/../../scripts/certs.sh");
+	die "scripts/certs.sh not found from $here" unless $script;
+	my $out = `$script '$dir' @args 2>&1`;
+	die "scripts/certs.sh $dir @args failed: $out" if $?;
+	return $out;
+}
+
+# The --tls-* flags of a sidecar with a tls directory (none without).
+sub sidecar_tls_flags
+{
+	my ($sc) = @_;
+	return () unless $sc->{tls};
+	my $name = $sc->{tls_name} || "node$sc->{id}";
+	return (
+		'--tls-ca' => "$sc->{tls}/ca.crt",
+		'--tls-cert' => "$sc->{tls}/$name.crt",
+		'--tls-key' => "$sc->{tls}/$name.key",
+		'--tls-crl' => "$sc->{tls}/ca.crl");
+}
+
+# n sidecars forming one Raft cluster on 127.0.0.1, under TLS with
+# certificates from a new CA (certs_new); nothing runs yet.
 #   prefix => name prefix, extra => [flags for every member]
 sub cluster_new
 {
 	my ($n, %o) = @_;
-	my $secret = secret_new($o{prefix} || 'node');
+	my $tls = certs_new($o{prefix} || 'node', $n);
 	my @ports = map { [ PostgreSQL::Test::Cluster::get_free_port(), PostgreSQL::Test::Cluster::get_free_port() ] } 1 .. $n;
 	my $peers = join(',', map { "$_=127.0.0.1:$ports[$_-1][0]/127.0.0.1:$ports[$_-1][1]" } 1 .. $n);
 	return map {
@@ -316,7 +339,7 @@ sub cluster_new
 			id => $_,
 			raft_port => $ports[ $_ - 1 ][0],
 			peers => $peers,
-			secret => $secret,
+			tls => $tls,
 			extra => $o{extra})
 	} 1 .. $n;
 }

@@ -1,17 +1,23 @@
-# Raft peers must prove they hold the cluster's secret (DESIGN.md section 2,
-# sidecar/peer.h). A configuration that would expose Raft unauthenticated
-# is refused at startup, and so is a secret file others can read or one too
-# short to resist guessing. On a running cluster's Raft port: the right
-# answer to the challenge is let through to libraft, a wrong one, a
-# malformed one and silence are each refused with a log line naming the
-# source. A member restarted with another secret cannot join, cannot
-# disturb the others' term, and joins once it has the right secret again.
+# Raft peers speak only TLS 1.3, each with its own member certificate from
+# the cluster's CA naming its node id (sidecar/peer.h, common/tls.h,
+# docs/cluster.md). At startup: plaintext off loopback, half a TLS
+# configuration, a key others can read and another member's certificate are
+# refused with a message naming the setting; a lone member opens no Raft
+# port. On a running 3-node cluster's Raft port, each of these is refused
+# and logged as one warning however often it is tried, while the cluster
+# serves throughout: a member certificate used by another id, a certificate
+# of another CA, an expired one, a revoked one (CRL), a client certificate,
+# no certificate, plaintext bytes, an id outside the configuration. Then,
+# with SIGHUP and no restart: a member's certificate is replaced, the CA is
+# replaced (trust both, move every member, drop the old), and a reload of
+# an unusable file keeps what was read before.
 use strict;
 use warnings;
-use Digest::SHA qw(hmac_sha256);
+use File::Copy qw(copy);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::SSL;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -31,265 +37,303 @@ sub run_refused
 	return ($h->result, $out . $err);
 }
 
+sub slurp { return PostgreSQL::Test::Utils::slurp_file($_[0]{log}) }
+
+# The log of sc from byte offset pos on.
+sub log_since { my ($sc, $pos) = @_; return substr(slurp($sc), $pos) }
+
+sub log_has_since
+{
+	my ($sc, $pos, $re) = @_;
+	return wait_until(10, sub { log_since($sc, $pos) =~ $re });
+}
+
 # ---- configurations that are refused ----
 
-my ($code, $out) = run_refused(
+my $tls = certs_new('a', 3);
+my @off = (
 	'--node-id' => 1,
 	'--raft-address' => '10.255.0.1:7000',
 	'--client-socket' => "$scratch/a.sock",
 	'--peers' => '1=10.255.0.1:7000/10.255.0.1:7001,2=10.255.0.2:7000/10.255.0.2:7001,'
 	  . '3=10.255.0.3:7000/10.255.0.3:7001');
-is($code, 2, 'members off loopback without a secret: exit 2');
-like($out, qr/member 1's Raft address 10\.255\.0\.1:7000 is not loopback: set peer-secret-file/,
-	'... and the message says what to set');
+my ($code, $out) = run_refused(@off);
+is($code, 2, 'members off loopback without TLS: exit 2');
+like($out, qr/member 1's Raft address 10\.255\.0\.1:7000 is not loopback: set tls-ca, tls-cert and tls-key/,
+	'... and the message names the settings');
 
-my $open = "$scratch/open.secret";
-PostgreSQL::Test::Utils::append_to_file($open, "0123456789abcdef0123456789abcdef\n");
-chmod(0644, $open) or die "chmod: $!";
-($code, $out) = run_refused('--client-socket' => "$scratch/b.sock", '--peer-secret-file' => $open);
-is($code, 1, 'a secret file others can read: exit 1');
-like($out, qr/peer-secret-file \Q$open\E can be read by group or others \(mode 0644\): chmod 600/,
+($code, $out) = run_refused('--client-socket' => "$scratch/b.sock", '--client-tcp' => '0.0.0.0:7001');
+is($code, 2, 'a client-tcp off loopback without TLS: exit 2');
+like($out, qr/client-tcp 0\.0\.0\.0:7001 is not loopback: set tls-ca, tls-cert and tls-key/, '... and says so');
+
+($code, $out) = run_refused(@off, '--tls-ca' => "$tls/ca.crt", '--tls-cert' => "$tls/node1.crt");
+is($code, 2, 'tls-ca and tls-cert without tls-key: exit 2');
+like($out, qr/tls-key is missing: tls-ca, tls-cert and tls-key go together/, '... and names the missing one');
+
+my @tls1 = ('--tls-ca' => "$tls/ca.crt", '--tls-cert' => "$tls/node1.crt", '--tls-key' => "$tls/node1.key");
+chmod(0644, "$tls/node1.key") or die "chmod: $!";
+($code, $out) = run_refused(@off, @tls1);
+is($code, 1, 'a key others can read: exit 1');
+like($out, qr/tls-key \Q$tls\E\/node1\.key can be read by group or others \(mode 0644\): chmod 600/,
 	'... and the message says how to fix it');
+chmod(0600, "$tls/node1.key") or die "chmod: $!";
 
-my $short = "$scratch/short.secret";
-PostgreSQL::Test::Utils::append_to_file($short, "too short\n");
-chmod(0600, $short) or die "chmod: $!";
-($code, $out) = run_refused('--client-socket' => "$scratch/c.sock", '--peer-secret-file' => $short);
-is($code, 1, 'a 9-byte secret: exit 1');
-like($out, qr/line 1 holds 9 bytes; at least 16 are needed/, '... and the message says how long it must be');
+($code, $out) =
+  run_refused(@off, '--tls-ca' => "$tls/ca.crt", '--tls-cert' => "$tls/node2.crt", '--tls-key' => "$tls/node2.key");
+is($code, 1, "node 1 with member 2's certificate: exit 1");
+like($out, qr/tls-cert \S+node2\.crt is not this member's certificate: its subject has CN=member-2.*needs OU=member, CN=member-1/,
+	'... and the message names both ids');
 
-# ---- a cluster with a secret ----
+# ---- a lone member opens no Raft port ----
+
+my $single = sidecar_new(name => 'single');
+sidecar_start($single);
+ok(defined sidecar_get($single), 'a single node serves');
+ok(!IO::Socket::INET->new(PeerAddr => $single->{raft_address}, Timeout => 2),
+	"... and nothing listens on its raft-address $single->{raft_address}");
+like(slurp($single), qr/only member of its Raft configuration: no Raft port is opened/, '... as its log says');
+sidecar_stop($single);
+
+# ---- a cluster under TLS ----
+
+# More certificates of the cluster's CA, made before it starts (the CRL it
+# reads then already revokes one), and of another CA.
+certs($tls, 'issue', 'expired', 'member', 3, '--expired');
+certs($tls, 'issue', 'revoked', 'member', 3);
+certs($tls, 'revoke', 'revoked');
+my $other = certs_new('other', 3);
 
 my @sc = cluster_start(cluster_new(3, prefix => 'a'));
+is($sc[0]{tls}, $tls, 'the cluster uses the certificates made above');
 my $leader = cluster_leader(@sc);
-ok(defined sidecar_get($_), "$_->{name} serves with authenticated peers") for @sc;
-my $secret = PostgreSQL::Test::Utils::slurp_file($sc[0]{secret});
-$secret =~ s/\s+$//;
+my @pids = map { $_->{pid} } @sc;
+ok(defined sidecar_get($_), "$_->{name} serves, its peers under TLS") for @sc;
+like(slurp($leader), qr/Raft peers reach this node at \S+ \(TLS, member certificates\)/, 'the leader says so');
 
-# Opens a TCP connection to $to's Raft port (default: the leader's) and
-# reads the challenge.
+# A TLS connection to $to's Raft port with certificate $cert (a path
+# without .crt/.key; undef: none) that speaks for node $id: 'admitted' if
+# the acceptor's verdict comes, else 'refused'.
 sub probe
 {
-	my ($to) = @_;
-	$to ||= $leader;
-	my $s = IO::Socket::INET->new(PeerAddr => $to->{raft_address}, Timeout => 5)
-	  or die "connect $to->{raft_address}: $!";
-	return ($s, read_n($s, 24), $s->sockport);
+	my ($to, $cert, $id) = @_;
+	my $s = IO::Socket::SSL->new(
+		PeerAddr => $to->{raft_address},
+		Timeout => 5,
+		SSL_version => 'TLSv1_3',
+		SSL_verify_mode => SSL_VERIFY_NONE,
+		($cert ? (SSL_cert_file => "$cert.crt", SSL_key_file => "$cert.key") : ()));
+	return 'refused' unless $s;
+	my $address = '127.0.0.1:9';
+	syswrite($s, 'TSOPEER2' . pack('Q>', $id) . pack('n', length($address)) . $address);
+	my $verdict = '';
+	sysread($s, $verdict, 1) if IO::Select->new($s)->can_read(5);
+	close($s);
+	return $verdict eq 'A' ? 'admitted' : 'refused';
 }
 
-# True once the server has closed s (reads EOF), within secs.
-sub closed_within
+# The SHA-256 fingerprint of the certificate $to presents on its Raft port.
+sub served_fingerprint
 {
-	my ($s, $secs) = @_;
+	my ($to) = @_;
+	my $s = IO::Socket::SSL->new(
+		PeerAddr => $to->{raft_address},
+		Timeout => 5,
+		SSL_version => 'TLSv1_3',
+		SSL_verify_mode => SSL_VERIFY_NONE,
+		SSL_cert_file => "$tls/client.crt",
+		SSL_key_file => "$tls/client.key") or die "TLS to $to->{name}: $SSL_ERROR";
+	my $fp = $s->get_fingerprint('sha256');
+	close($s);
+	return $fp;
+}
+
+# Raw bytes to $to's Raft port; true if it closes the connection.
+sub plaintext_refused
+{
+	my ($to) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => $to->{raft_address}, Timeout => 5) or die "connect: $!";
+	syswrite($s, "\0\0\0\0\0\0\0\x01not TLS: a libraft handshake in the clear\n");
 	my $sel = IO::Select->new($s);
-	my $deadline = time() + $secs;
-	while (time() < $deadline)
+	my $closed = 0;
+	for (1 .. 50)
 	{
 		next unless $sel->can_read(0.2);
-		my $n = sysread($s, my $buf, 64);
-		return 1 if !$n;
+		my $n = sysread($s, my $buf, 512);
+		if (!$n) { $closed = 1; last }
 	}
-	return 0;
-}
-
-# The MAC of the answer ('C') or of the verdict ('A') (peer.h), on a
-# connection to $to (default: the leader).
-sub mac
-{
-	my ($from, $nonce, $id, $address, $key, $to) = @_;
-	$to ||= $leader;
-	return hmac_sha256(
-		'tsoracle raft peer v1' . $from . $nonce . pack('Q>', $id) . pack('Q>', $to->{id}) . $address, $key);
-}
-
-# The connector's answer: id, address length, address, MAC.
-sub answer
-{
-	my ($nonce, $id, $address, $key, $to) = @_;
-	return pack('Q>', $id) . pack('n', length($address)) . $address
-	  . mac('C', $nonce, $id, $address, $key, $to);
-}
-
-# True if $to admits a connection answered with $key: its verdict is the
-# one that key makes.
-sub admitted
-{
-	my ($to, $key) = @_;
-	my ($s, $challenge) = probe($to);
-	my $nonce = substr($challenge, 8, 16);
-	syswrite($s, answer($nonce, 9, '127.0.0.1:9', $key, $to));
-	my $verdict = read_n($s, 32);
 	close($s);
-	return $verdict eq mac('A', $nonce, 9, '127.0.0.1:9', $key, $to);
+	return $closed;
 }
 
-# Reads n bytes from s (less if it closes or is silent for 5 s).
-sub read_n
+is(probe($leader, "$tls/node3", 3), 'admitted', "positive control: member 3's own certificate, speaking for 3, is admitted");
+
+# Each refusal, tried $repeat times in a row: refused every time, one
+# warning, the rest at debug level, and the cluster serves.
+my $repeat = 4;
+my @refusals = (
+	[ "a member certificate used by another id (node 3's, speaking for 2)",
+		sub { probe($leader, "$tls/node3", 2) },
+		qr/says node 2 at 127\.0\.0\.1:9\): its certificate is member-3's, not member-2's/ ],
+	[ 'a certificate from another CA',
+		sub { probe($leader, "$other/node2", 2) },
+		qr/its certificate failed verification: unable to get local issuer certificate/ ],
+	[ 'an expired member certificate',
+		sub { probe($leader, "$tls/expired", 3) },
+		qr/its certificate failed verification: certificate has expired/ ],
+	[ 'a revoked member certificate',
+		sub { probe($leader, "$tls/revoked", 3) },
+		qr/its certificate failed verification: certificate revoked/ ],
+	[ 'a client certificate',
+		sub { probe($leader, "$tls/client", 2) },
+		qr/its certificate \(CN=client, role client\) is not a member certificate/ ],
+	[ 'an admin certificate',
+		sub { probe($leader, "$tls/admin", 2) },
+		qr/its certificate \(CN=admin, role admin\) is not a member certificate/ ],
+	[ 'no certificate at all',
+		sub { probe($leader, undef, 2) },
+		qr/TLS: peer did not return a certificate/ ],
+	[ 'plaintext bytes',
+		sub { plaintext_refused($leader) ? 'refused' : 'admitted' },
+		qr/127\.0\.0\.1:\d+: TLS: (?:wrong version number|packet length too long|http request|unknown protocol)/ ]);
+
+for my $r (@refusals)
 {
-	my ($s, $n) = @_;
-	my $got = '';
-	my $sel = IO::Select->new($s);
-	while (length($got) < $n && $sel->can_read(5))
-	{
-		sysread($s, my $buf, $n - length($got)) or last;
-		$got .= $buf;
-	}
-	return $got;
+	my ($what, $try, $re) = @$r;
+	my $pos = length(slurp($leader));
+	my @got = map { $try->() } 1 .. $repeat;
+	is_deeply(\@got, [ ('refused') x $repeat ], "$what: refused $repeat times out of $repeat");
+	ok(wait_until(10, sub { (() = log_since($leader, $pos) =~ /$re/g) >= $repeat }), '... each logged');
+	my $since = log_since($leader, $pos);
+	my $warnings = () = $since =~ /warn: refused a Raft connection[^\n]*$re/g;
+	my $debug = () = $since =~ /debug: refused a Raft connection[^\n]*$re/g;
+	is($warnings, 1, '... as one warning (rate-limited)');
+	is($debug, $repeat - 1, '... and the rest at debug level');
+	ok(defined sidecar_get($_), "... $_->{name} serves meanwhile") for @sc;
 }
 
-sub log_has
-{
-	my ($sc, $re) = @_;
-	return wait_until(10, sub { PostgreSQL::Test::Utils::slurp_file($sc->{log}) =~ $re });
-}
+# An id outside the configuration, with a certificate of this CA for it.
+certs($tls, 'issue', 'node9', 'member', 9);
+my $pos = length(slurp($leader));
+is(probe($leader, "$tls/node9", 9), 'refused', 'member 9, not in the configuration, is refused');
+ok(log_has_since($leader, $pos, qr/node 9 is not a member of the Raft configuration/), '... and logged');
 
-my ($s, $challenge, $port) = probe();
-is(length($challenge), 24, 'a new Raft connection gets a 24-byte challenge');
-is(substr($challenge, 0, 8), 'TSOPEER1', '... that names the protocol');
-my $nonce = substr($challenge, 8, 16);
-
-syswrite($s, answer($nonce, 9, '127.0.0.1:9', $secret));
-is(unpack('H*', read_n($s, 32)), unpack('H*', mac('A', $nonce, 9, '127.0.0.1:9', $secret)),
-	"the right answer gets the acceptor's verdict, proving it holds the secret too");
-ok(log_has($leader, qr/Raft connection from 127\.0\.0\.1:$port authenticated as node 9/),
-	'... and the connection goes on to libraft');
-close($s);
-
-my ($s2, $challenge2) = probe();
-isnt(substr($challenge2, 8), $nonce, 'every connection gets a fresh nonce');
-($s, $challenge, $port) = ($s2, $challenge2, $s2->sockport);
-syswrite($s, answer($nonce, 9, '127.0.0.1:9', $secret));
-ok(closed_within($s, 10), "an earlier connection's answer, replayed, is refused");
-ok( log_has(
-		$leader,
-		qr/refused a Raft connection from 127\.0\.0\.1:$port \(says node 9 at 127\.0\.0\.1:9\): wrong answer/),
-	'... with a log line naming the source and the claim');
-
-($s, $challenge, $port) = probe();
-syswrite($s, answer(substr($challenge, 8, 16), 2, $sc[1]{raft_address}, 'not the cluster secret at all'));
-ok(closed_within($s, 10), 'an answer keyed with another secret is refused');
-ok(log_has($leader, qr/refused a Raft connection from 127\.0\.0\.1:$port \(says node 2 at [^)]*\): wrong answer/),
-	'... and logged');
-
-($s, $challenge, $port) = probe();
-syswrite($s, pack('Q>', 1) . pack('n', 0xffff));
-ok(closed_within($s, 10), 'an answer with an impossible address length is refused');
-ok(log_has($leader, qr/refused a Raft connection from 127\.0\.0\.1:$port: malformed answer/),
-	'... and logged as malformed');
-
-($s, $challenge, $port) = probe();
-ok(closed_within($s, 10), 'a connection that never answers is closed');
-ok(log_has($leader, qr/refused a Raft connection from 127\.0\.0\.1:$port: no answer to the challenge in time/),
-	'... and logged');
-
-# A flood of silent connections: at most 64 wait in the exchange at once
-# (PEER_MAX_PENDING); the rest are closed at once, and the cluster serves
-# on throughout.
-my @flood = map { (probe())[0] } 1 .. 70;
-my $sel = IO::Select->new(@flood);
-my %closed;
-my $deadline = time() + 2;
-while (keys(%closed) < 6 && time() < $deadline)
-{
-	for my $f ($sel->can_read(0.2))
-	{
-		next if $closed{$f};
-		$closed{$f} = 1 if !sysread($f, my $buf, 64);
-	}
-}
-is(scalar(keys %closed), 6, 'of 70 silent connections, the 6 beyond 64 in the exchange are closed at once');
-ok(log_has($leader, qr/refused a Raft connection: 64 others are still in the exchange/), '... and logged');
-ok(defined sidecar_get($_), "$_->{name} serves during the flood") for @sc;
-ok(!grep({ !closed_within($_, 10) } grep { !$closed{$_} } @flood), 'the other 64 are closed when their time is up');
-
-ok(defined sidecar_get($_), "$_->{name} still serves after the probes") for @sc;
-
-# ---- changing the secret, one member at a time (SIGHUP) ----
-
-my $file = $sc[0]{secret};
-my $old = $secret;
-my $new = unpack('H*', join('', map { chr(int(rand(256))) } 1 .. 24));
-
-sub write_secrets
-{
-	my (@lines) = @_;
-	open(my $fh, '>', $file) or die "$file: $!";
-	print $fh join("\n", @lines), "\n";
-	close($fh) or die "$file: $!";
-	chmod(0600, $file) or die "chmod $file: $!";
-}
+# ---- rotation with SIGHUP, no restart ----
 
 # SIGHUP to one member; waits until it has logged one more reload or
 # reload error, and returns that line.
 sub reload
 {
 	my ($sc) = @_;
-	my $re = qr/^.*(?:reloaded \Q$file\E|the secrets read before stay in use).*$/m;
-	my $count = () = PostgreSQL::Test::Utils::slurp_file($sc->{log}) =~ /$re/g;
+	my $re = qr/^.*(?:reloaded tls-ca|the certificates read before stay in use).*$/m;
+	my $count = () = slurp($sc) =~ /$re/g;
 	sidecar_signal($sc, 'HUP');
 	my @lines;
-	wait_until(10, sub { @lines = PostgreSQL::Test::Utils::slurp_file($sc->{log}) =~ /$re/g; @lines > $count })
+	wait_until(10, sub { @lines = slurp($sc) =~ /$re/g; @lines > $count })
 	  or die "$sc->{name} did not reload";
 	return $lines[-1];
 }
 
-ok(!admitted($leader, $new), 'the new secret is refused before the change');
+my ($follower) = grep { $_ != $leader } @sc;
 
-write_secrets($old, $new);
-like(reload($_), qr/2 secret\(s\)/, "step 1: $_->{name} accepts the old secret and the new") for @sc;
-ok(admitted($_, $new) && admitted($_, $old), "$_->{name} admits either") for @sc;
+# A member's certificate: a new key and certificate in place, SIGHUP.
+my $fp = served_fingerprint($follower);
+certs($tls, 'issue', "node$follower->{id}", 'member', $follower->{id});
+like(reload($follower), qr/reloaded tls-ca/, "$follower->{name} reloads its new certificate");
+isnt(served_fingerprint($follower), $fp, '... and presents it to new connections');
+ok(defined sidecar_get($_), "$_->{name} serves after the member's rotation") for @sc;
 
-write_secrets($new, $old);
-reload($_) for @sc;
-my ($restarted) = grep { $_ != $leader } @sc;
-sidecar_stop($restarted);
-sidecar_start($restarted, no_wait => 1);
-sidecar_wait_ready($restarted);
-ok(defined sidecar_get($restarted), "step 2: $restarted->{name}, restarted, joins answering with the new secret");
+# An unusable file: the old certificates stay.
+$fp = served_fingerprint($follower);
+chmod(0644, "$tls/node$follower->{id}.key") or die "chmod: $!";
+like(reload($follower), qr/can be read by group or others.*; the certificates read before stay in use/,
+	'a reload of a key others can read is refused, and says so');
+is(served_fingerprint($follower), $fp, '... and the certificate read before stays in use');
+chmod(0600, "$tls/node$follower->{id}.key") or die "chmod: $!";
 
-write_secrets($new);
-reload($_) for @sc;
-ok(!admitted($_, $old) && admitted($_, $new), "step 3: $_->{name} refuses the old secret") for @sc;
-($restarted) = grep { $_ != $leader && $_ != $restarted } @sc;
-sidecar_stop($restarted);
-sidecar_start($restarted, no_wait => 1);
-sidecar_wait_ready($restarted);
-ok(defined sidecar_get($restarted), "$restarted->{name}, restarted, joins with the new secret alone");
-ok(defined sidecar_get($_), "$_->{name} serves after the change") for @sc;
+# The CA: trust both, move every member to the new one, drop the old.
+my $ca2 = certs_new('ca2', 3);
+copy("$tls/node3.crt", "$scratch/old3.crt") or die;
+copy("$tls/node3.key", "$scratch/old3.key") or die;
+chmod(0600, "$scratch/old3.key");
 
-chmod(0644, $file) or die "chmod: $!";
-like(reload($leader), qr/can be read by group or others .*; the secrets read before stay in use/,
-	'a reload of an unsafe file is refused, and says so');
-ok(admitted($leader, $new), '... and the secrets read before stay in use');
-chmod(0600, $file) or die "chmod: $!";
+sub write_file
+{
+	my ($path, @parts) = @_;
+	my $text = join('', map { PostgreSQL::Test::Utils::slurp_file($_) } @parts);
+	open(my $fh, '>', "$path.new") or die "$path: $!";
+	print $fh $text;
+	close($fh) or die "$path: $!";
+	rename("$path.new", $path) or die "rename $path: $!";
+}
 
-# ---- a member with the wrong secret ----
+write_file("$tls/ca.crt", "$tls/ca.crt", "$ca2/ca.crt");
+write_file("$tls/ca.crl", "$tls/ca.crl", "$ca2/ca.crl");
+like(reload($_), qr/reloaded tls-ca/, "CA step 1: $_->{name} trusts the old CA and the new") for @sc;
+is(probe($leader, "$ca2/node3", 3), 'admitted', '... a member certificate of the new CA is admitted');
+is(probe($leader, "$scratch/old3", 3), 'admitted', '... and one of the old CA still is');
 
-my ($outsider) = grep { $_ != $leader } @sc;
-my @others = grep { $_ != $outsider } @sc;
-my $term = sidecar_status($leader)->{term};
-sidecar_stop($outsider);
-my $right = $outsider->{secret};
-$outsider->{secret} = secret_new('other');
-sidecar_start($outsider, no_wait => 1);
-ok(log_has($outsider, qr/it refused our answer/), "$outsider->{name} with another secret is refused ...");
-ok(log_has($outsider, qr/refused a Raft connection .*: wrong answer to the challenge/), '... and refuses the others');
-ok(log_has($leader, qr/says node $outsider->{id} at [^)]*\): wrong answer/),
-	"... the leader logs the refused connection from $outsider->{name}");
-# Hearing from no leader, it campaigns; nobody lets its messages in.
-ok(wait_until(10, sub { (sidecar_status($outsider)->{role} || '') eq 'candidate' }),
-	"$outsider->{name} campaigns");
-is(sidecar_status($outsider)->{leader_id}, 0, "$outsider->{name} never learns who leads");
-ok(!defined sidecar_get($outsider), "$outsider->{name} cannot serve its clients");
-is(sidecar_status($leader)->{term}, $term, "the others' term is undisturbed by its elections");
-ok(defined sidecar_get($_), "$_->{name} serves meanwhile") for @others;
+for my $sc (@sc)
+{
+	copy("$ca2/node$sc->{id}.crt", "$tls/node$sc->{id}.crt") or die;
+	copy("$ca2/node$sc->{id}.key", "$tls/node$sc->{id}.key") or die;
+	chmod(0600, "$tls/node$sc->{id}.key");
+}
+like(reload($_), qr/reloaded tls-ca/, "CA step 2: $_->{name} presents a certificate of the new CA") for @sc;
 
-sidecar_stop($outsider);
-$outsider->{secret} = $right;
-sidecar_start($outsider, no_wait => 1);
-sidecar_wait_ready($outsider);
-ok(defined sidecar_get($outsider), "$outsider->{name} joins again with the cluster's secret");
-is(sidecar_status($outsider)->{leader_id}, $leader->{id}, '... and follows the leader');
+write_file("$tls/ca.crt", "$ca2/ca.crt");
+write_file("$tls/ca.crl", "$ca2/ca.crl");
+my %pos = map { $_->{name} => length(slurp($_)) } @sc;
+like(reload($_), qr/reloaded tls-ca/, "CA step 3: $_->{name} trusts the new CA alone") for @sc;
+# Whichever member reloads first closes the connections made with the old
+# CA's certificates (its peers' side of them closes too); they are made
+# again with the new ones at once.
+my $closed = qr/closing the Raft connection (?:from|to) node \d+: its certificate failed verification: (?:unable to get local issuer certificate|self-signed certificate in certificate chain) \(after the reload\)/;
+my $again = qr/Raft connection (?:to node \d+ at \S+ admitted|from \S+ admitted as node \d+)/;
+ok(wait_until(10, sub { grep { log_since($_, $pos{ $_->{name} }) =~ $closed } @sc }),
+	'... the connections made with certificates of the old CA are closed at the reload');
+ok( wait_until(
+		10,
+		sub {
+			grep { log_since($_, $pos{ $_->{name} }) =~ /$closed.*\n(?:.*\n)*.*$again/ } @sc;
+		}),
+	'... and made again with the new ones');
+ok(defined sidecar_get($_), "$_->{name} serves after the CA's rotation, never restarted") for @sc;
+
+# ---- revoking a live member's certificate ----
+
+# Revoked, with the new CRL read by the two others: they close their
+# connections with it at the reload and refuse it from then on; it cannot
+# take part any more (it is not restarted, so it still holds the revoked
+# certificate), and the two serve.
+$leader = cluster_leader(@sc);
+my ($revoked) = grep { $_ != $leader } @sc;
+my @kept = grep { $_ != $revoked } @sc;
+certs($ca2, 'revoke', "node$revoked->{id}");
+write_file("$tls/ca.crl", "$ca2/ca.crl");
+%pos = map { $_->{name} => length(slurp($_)) } @sc;
+like(reload($_), qr/reloaded tls-ca/, "$_->{name} reads the CRL revoking $revoked->{name}") for @kept;
+ok( wait_until(
+		10,
+		sub {
+			grep {
+				log_since($_, $pos{ $_->{name} }) =~
+				  /closing the Raft connection (?:from|to) node $revoked->{id}: its certificate failed verification: certificate revoked \(after the reload\)/
+			} @kept;
+		}),
+	"... and close their connections with $revoked->{name} at once");
+ok( wait_until(10, sub { grep { log_since($_, $pos{ $_->{name} }) =~ /refused a Raft connection.*certificate revoked/ } @kept }),
+	"... and refuse its new ones");
+ok(defined sidecar_get($_), "$_->{name} serves without it") for @kept;
+# The leader commits a HighWater entry about once a second; the revoked
+# member may still apply one it had received before the close, no more.
+my $applied = sidecar_status($revoked)->{applied_index};
+ok(wait_until(10, sub { (sidecar_status($kept[0])->{commit_index} || 0) > $applied + 2 }), 'the cluster commits on');
+my $commit = sidecar_status($kept[0])->{commit_index};
+ok(!wait_until(3, sub { (sidecar_status($revoked)->{applied_index} || 0) >= $commit }),
+	"... while $revoked->{name} never catches up");
+
+ok(!grep({ !kill(0, $_) } @pids), 'all three still run the processes they started as');
+is_deeply([ map { $_->{pid} } @sc ], \@pids, '... never restarted');
 
 sidecar_stop($_) for @sc;
 done_testing();

@@ -311,10 +311,26 @@ static void test_revoked(void **state)
 	assert_int_equal(p.rs, TLS_ERROR);
 	assert_non_null(strstr(p.s.err, "certificate revoked"));
 	tt_close(&p);
-	/* Positive control: the same certificate passes a server without the CRL. */
+	/* Positive control: the same certificate passes a server without the CRL ... */
 	tt_open(&p, tt_ctx_from(tt_dir, "node1", tt_dir, false, err), tt_ctx("revoked"), TT_CHUNK);
 	assert_int_equal(p.rs, TLS_OK);
 	assert_int_equal(p.rc, TLS_OK);
+	/* ... which verifies it again when it reads the CRL (SIGHUP), and
+	 * refuses it now, while the client's view of the server is still good. */
+	{
+		SSL_CTX *with_crl = tt_ctx("node1");
+
+		assert_int_equal(tls_conn_reverify(&p.s, p.sctx, err, sizeof err), 0);
+		assert_int_equal(tls_conn_reverify(&p.s, with_crl, err, sizeof err), -1);
+		assert_non_null(strstr(err, "certificate revoked"));
+		assert_int_equal(tls_conn_reverify(&p.c, with_crl, err, sizeof err), 0);
+		/* And a context of another CA refuses both. */
+		SSL_CTX_free(with_crl);
+		with_crl = tt_ctx_from(tt_other, "node1", tt_other, false, err);
+		assert_int_equal(tls_conn_reverify(&p.c, with_crl, err, sizeof err), -1);
+		assert_non_null(strstr(err, "failed verification"));
+		SSL_CTX_free(with_crl);
+	}
 	tt_close(&p);
 }
 
