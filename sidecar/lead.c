@@ -554,6 +554,10 @@ int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first)
 	/* Halted between two syncs (an apply just now): not one more grant. */
 	if (d->state->halted && d->alloc.epoch != 0)
 		lead_lose(d);
+	/* The timestamps are ta_grant's, correct by I1-I6 because this driver
+	 * feeds the allocator only what those invariants assume: H read after
+	 * its own barrier (lead_fence), commits of its own term with their
+	 * proposal times, and the end of its leadership as soon as it sees it. */
 	rc = ta_grant(&d->alloc, clk, n, first);
 
 	/* The grant hit H: extend now rather than at the next sync. */
