@@ -113,29 +113,82 @@ demo-stop:
 	@scripts/demo.sh stop
 
 format:
-	clang-format -i include/*.h common/*.[ch] sidecar/*.[ch] test/broken/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/bench/*.[ch] test/checker/*.[ch] test/sim/*.[ch]
+	clang-format -i include/*.h common/*.[ch] sidecar/*.[ch] test/broken/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/fsm/*.[ch] test/bench/*.[ch] test/checker/*.[ch] test/sim/*.[ch]
 
 clean: clean-build
 clean-build:
 	rm -rf $(BUILD)
 
-# ---- fuzzing the wire protocol codec (libFuzzer, clang) ------------------
-# make fuzz FUZZ_SECONDS=60: builds $(BUILD)/fuzz_proto and runs it that long
-# on a corpus kept in $(BUILD)/fuzz/corpus (crash inputs land in $(BUILD)/fuzz/).
+# ---- fuzzing (libFuzzer, clang; docs/building.md) ------------------------
+# Four targets in test/fuzz/, each built as $(BUILD)/fuzz_NAME with
+# AddressSanitizer and UndefinedBehaviorSanitizer:
+#   proto         the wire protocol codec (common/proto.c)
+#   fsm           the state machine's command decoding and apply (sidecar/fsm.c)
+#   fsm_snapshot  the state machine's snapshot restore
+#   config        the config file parser and checks (sidecar/config.c)
+# `make fuzz` runs each for FUZZ_RUNS executions (10 million) from its seed
+# corpus (test/fuzz/corpus/NAME, valid inputs) plus what earlier runs found
+# ($(BUILD)/fuzz/corpus/NAME); crash inputs land in $(BUILD)/fuzz/NAME-*.
+# `make fuzz-brief` (run by `make test`) runs each FUZZ_BRIEF_RUNS times
+# with the fixed seed FUZZ_SEED. FUZZ_TARGETS="fsm" picks targets.
 FUZZ_CC ?= clang
-FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icommon
+FUZZ_RUNS ?= 10000000
+FUZZ_SEED ?= 1
+FUZZ_TARGETS ?= proto fsm fsm_snapshot config
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
+	-Iinclude -Icommon -Isidecar -Itest/fuzz -I$(DEPS_PREFIX)/include
+# The code under test, compiled with the sanitizers and coverage, in an
+# archive: each target links only the modules it uses.
+FUZZ_LIB_SRCS = $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) $(LIB_SRCS)
+FUZZ_LIB_OBJS = $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(FUZZ_LIB_SRCS))
 
-$(BUILD)/fuzz_proto: test/fuzz/fuzz_proto.c common/proto.c common/proto.h
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ test/fuzz/fuzz_proto.c common/proto.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
-.PHONY: fuzz
-fuzz: $(BUILD)/fuzz_proto
-	@mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-		-artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus
+$(BUILD)/fuzzobj/libfuzzlib.a: $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_check.h test/fuzz/fuzz_sidecar.h $(BUILD)/fuzzobj/libfuzzlib.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzzobj/libfuzzlib.a $(SC_LIBS)
+
+FUZZ_BINS = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+.PHONY: fuzz fuzz-build fuzz-brief
+fuzz-build: $(FUZZ_BINS)
+
+# The seed corpus, where a target has one (proto starts from nothing).
+FUZZ_SEEDS = $$([ -d test/fuzz/corpus/$$t ] && echo test/fuzz/corpus/$$t)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz/corpus/$$t; \
+		echo "== fuzz_$$t: $(FUZZ_RUNS) runs"; \
+		start=$$(date +%s); \
+		$(BUILD)/fuzz_$$t -runs=$(FUZZ_RUNS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus/$$t $(FUZZ_SEEDS) \
+			2>$(BUILD)/fuzz/$$t.log || { tail -n 40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/$$t.log; \
+		echo "== fuzz_$$t: clean, $$(( $$(date +%s) - start )) s"; \
+	done
+
+# A repeatable short run: a fresh corpus from the seeds, a fixed seed and a
+# fixed number of runs (a time bound only as a backstop).
+FUZZ_BRIEF_RUNS ?= 100000
+FUZZ_BRIEF_MAX_SECONDS ?= 60
+fuzz-brief: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		rm -rf $(BUILD)/fuzz/brief/$$t; mkdir -p $(BUILD)/fuzz/brief/$$t; \
+		echo "== fuzz_$$t: $(FUZZ_BRIEF_RUNS) runs, -seed=$(FUZZ_SEED)"; \
+		$(BUILD)/fuzz_$$t -seed=$(FUZZ_SEED) -runs=$(FUZZ_BRIEF_RUNS) \
+			-max_total_time=$(FUZZ_BRIEF_MAX_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/brief/$$t- $(BUILD)/fuzz/brief/$$t $(FUZZ_SEEDS) \
+			2>$(BUILD)/fuzz/brief/$$t.log || { tail -n 40 $(BUILD)/fuzz/brief/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/brief/$$t.log; \
+	done
 
 # ---- test only: the allocator's positive controls ----------------------
 # (owned by the allocator's tests; see docs/allocator.md, "Tests")

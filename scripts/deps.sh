@@ -18,6 +18,7 @@ packages=(
 	libuv1-dev liblz4-dev libcmocka-dev libssl-dev openssl
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15
 	libpq-dev libipc-run-perl libio-socket-ssl-perl dpkg-dev iproute2 procps patch
+	clang libclang-rt-14-dev
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

@@ -5,7 +5,8 @@
 # tests, since that user may not be able to read the checkout.
 #
 # Environment: TESTS="t/001_x.pl ..." runs only those TAP files;
-#              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_NEMESIS=1 skip a suite.
+#              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1
+#              skip a suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -38,6 +39,15 @@ unit() {
 		"$t" || rc=1
 	done
 	return $rc
+}
+
+# Every libFuzzer target (test/fuzz/, Makefile) for a fixed number of runs
+# from its seed corpus with a fixed seed, so that a failure replays:
+# FUZZ_SEED=n picks another seed. `make fuzz` is the long run.
+fuzz_brief() {
+	local seed=${FUZZ_SEED:-1}
+	echo "fuzz seed: $seed"
+	make --no-print-directory fuzz-brief FUZZ_SEED="$seed"
 }
 
 STAGE=$(mktemp -d /tmp/tsoracle-test.XXXXXX)
@@ -151,6 +161,7 @@ nemesis_fence_control() {
 }
 
 [ -n "${SKIP_UNIT:-}" ] || suite "unit tests (cmocka)" unit
+[ -n "${SKIP_FUZZ:-}" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief
 suite "install and stage" stage
 [ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
 [ -n "${SKIP_TAP:-}" ] || suite "TAP tests (prove)" tap

@@ -17,6 +17,7 @@
 #include "log.h"
 
 #define CFG_LINE_SIZE   1024
+#define CFG_FILE_MAX    (1024 * 1024) /* bytes: a config file is a few lines */
 #define CFG_PORT_MAX    65535
 #define CFG_MS_MAX      3600000u /* any timing above an hour is a typo */
 #define CFG_COUNT_MAX   100000000u
@@ -264,54 +265,88 @@ static char *cfg_trim(char *s)
 	return s;
 }
 
-int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
+/* One line of a config file (comment, blank, or "name = value"), modified
+ * in place; where names the file and line in messages. */
+static int cfg_load_line(cfg *c, char *line, const char *where, char *err, size_t errlen)
+{
+	char msg[CFG_ERR_SIZE];
+	char *hash, *eq, *name, *value;
+
+	hash = strchr(line, '#');
+	if (hash != NULL)
+		*hash = '\0';
+	name = cfg_trim(line);
+	if (*name == '\0')
+		return 0;
+	eq = strchr(name, '=');
+	if (eq == NULL)
+		return err_set(err, errlen, "%s: expected \"name = value\"", where);
+	*eq = '\0';
+	name = cfg_trim(name);
+	value = cfg_trim(eq + 1);
+	/* Quotes are optional: client-socket = "" means none. */
+	if (value[0] == '"' && strlen(value) >= 2 && value[strlen(value) - 1] == '"') {
+		value[strlen(value) - 1] = '\0';
+		value++;
+	}
+	if (strcmp(name, "config") == 0)
+		return err_set(err, errlen, "%s: a config file cannot include another", where);
+	if (cfg_set(c, name, value, msg, sizeof msg) != 0)
+		return err_set(err, errlen, "%s: %s", where, msg);
+	return 0;
+}
+
+int cfg_load_text(cfg *c, const char *path, const char *text, size_t len, char *err, size_t errlen)
 {
 	char line[CFG_LINE_SIZE];
-	char msg[CFG_ERR_SIZE];
-	FILE *f = fopen(path, "r");
+	char where[CFG_PATH_SIZE + 16];
 	unsigned lineno = 0;
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl != NULL ? (size_t)(nl - (text + pos)) : len - pos;
+
+		lineno++;
+		snprintf(where, sizeof where, "%s:%u", path, lineno);
+		if (n >= sizeof line)
+			return err_set(err, errlen, "%s: line too long (at most %d bytes)", where,
+				       CFG_LINE_SIZE - 1);
+		if (memchr(text + pos, '\0', n) != NULL)
+			return err_set(err, errlen, "%s: a NUL byte (not a text file?)", where);
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		if (cfg_load_line(c, line, where, err, errlen) != 0)
+			return -1;
+		pos += n + (nl != NULL);
+	}
+	return 0;
+}
+
+int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	size_t len;
+	int rc;
 
 	if (f == NULL)
 		return err_set(err, errlen, "could not open config file \"%s\": %s", path, strerror(errno));
-	while (fgets(line, sizeof line, f) != NULL) {
-		char *hash, *eq, *name, *value;
-
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			fclose(f);
-			return err_set(err, errlen, "%s:%u: line too long", path, lineno);
-		}
-		hash = strchr(line, '#');
-		if (hash != NULL)
-			*hash = '\0';
-		name = cfg_trim(line);
-		if (*name == '\0')
-			continue;
-		eq = strchr(name, '=');
-		if (eq == NULL) {
-			fclose(f);
-			return err_set(err, errlen, "%s:%u: expected \"name = value\"", path, lineno);
-		}
-		*eq = '\0';
-		name = cfg_trim(name);
-		value = cfg_trim(eq + 1);
-		/* Quotes are optional: client-socket = "" means none. */
-		if (value[0] == '"' && strlen(value) >= 2 && value[strlen(value) - 1] == '"') {
-			value[strlen(value) - 1] = '\0';
-			value++;
-		}
-		if (strcmp(name, "config") == 0) {
-			fclose(f);
-			return err_set(err, errlen, "%s:%u: a config file cannot include another", path,
-				       lineno);
-		}
-		if (cfg_set(c, name, value, msg, sizeof msg) != 0) {
-			fclose(f);
-			return err_set(err, errlen, "%s:%u: %s", path, lineno, msg);
-		}
+	text = malloc(CFG_FILE_MAX + 1);
+	if (text == NULL) {
+		fclose(f);
+		return err_set(err, errlen, "out of memory reading config file \"%s\"", path);
 	}
+	len = fread(text, 1, CFG_FILE_MAX + 1, f);
+	if (ferror(f))
+		rc = err_set(err, errlen, "could not read config file \"%s\": %s", path, strerror(errno));
+	else if (len > CFG_FILE_MAX)
+		rc = err_set(err, errlen, "config file \"%s\" is larger than %d bytes", path, CFG_FILE_MAX);
+	else
+		rc = cfg_load_text(c, path, text, len, err, errlen);
+	free(text);
 	fclose(f);
-	return 0;
+	return rc;
 }
 
 bool cfg_has_tls(const cfg *c)

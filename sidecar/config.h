@@ -83,6 +83,10 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 /* Reads a file of "name = value" lines ('#' starts a comment). */
 int cfg_load_file(cfg *c, const char *path, char *err, size_t errlen);
 
+/* The same from len bytes of text already in memory (messages name path):
+ * what cfg_load_file does with a file's contents. */
+int cfg_load_text(cfg *c, const char *path, const char *text, size_t len, char *err, size_t errlen);
+
 /* Parses "ID=RAFT_IP:PORT[/CLIENT_IP:PORT],...". */
 int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "proto.h"
 
 /*
@@ -41,14 +42,6 @@
 static tp_reader *fuzz_reader;
 static tp_reader *fuzz_reader2;
 static tp_msg *fuzz_raw;
-
-#define FUZZ_CHECK(cond)                                                                                     \
-	do {                                                                                                 \
-		if (!(cond)) {                                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);             \
-			abort();                                                                             \
-		}                                                                                            \
-	} while (0)
 
 static void fuzz_setup(void)
 {
