@@ -76,7 +76,7 @@ static const cfg_option cfg_options[] = {
 	     "Raft election timeout (default 300)"),
     OPT_UINT("heartbeat", heartbeat_ms, 1, CFG_MS_MAX, "MS", "Raft heartbeat interval (default 30)"),
     OPT_U64("lease", alloc.lease_ms, 3, CFG_MS_MAX, "MS", "leader lease, < election timeout (default 200)"),
-    OPT_UINT("drift-permille", alloc.drift_permille, 0, 1000, "N",
+    OPT_UINT("drift-permille", alloc.drift_permille, 1, 1000, "N",
 	     "clock rate margin of the lease, in 1/1000 (default 100)"),
     OPT_U64("window-ahead", alloc.window_ahead_ms, 1, CFG_MS_MAX, "MS",
 	    "how far ahead of now an extension reaches (default 3000)"),
@@ -224,7 +224,9 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 	case CFG_U64:
 		errno = 0;
 		v = strtoull(value, &end, 10);
-		if (errno != 0 || *end != '\0' || value[0] == '\0' || value[0] == '-' || v < o->min ||
+		/* Digits only: strtoull would also take leading blanks, a sign
+		 * (even "-1", wrapped) and nothing at all. */
+		if (errno != 0 || *end != '\0' || !isdigit((unsigned char)value[0]) || v < o->min ||
 		    v > o->max)
 			return err_set(err, errlen, "%s: \"%s\" is not a number from %" PRIu64 " to %" PRIu64,
 				       name, value, o->min, o->max);
@@ -463,12 +465,25 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 	if (c->snapshot_trailing >= c->snapshot_threshold)
 		return err_set(err, errlen, "snapshot-trailing (%u) must be below snapshot-threshold (%u)",
 			       c->snapshot_trailing, c->snapshot_threshold);
+	/* The allocator's own rules (alloc.c), said with the settings' names. */
+	if (c->alloc.extend_margin_ms >= c->alloc.window_ahead_ms)
+		return err_set(err, errlen,
+			       "extend-margin (%" PRIu64 " ms) must be below window-ahead (%" PRIu64 " ms)",
+			       c->alloc.extend_margin_ms, c->alloc.window_ahead_ms);
+	if (c->alloc.window_ahead_ms > c->alloc.max_ahead_ms)
+		return err_set(err, errlen,
+			       "window-ahead (%" PRIu64 " ms) must be at most max-ahead (%" PRIu64 " ms)",
+			       c->alloc.window_ahead_ms, c->alloc.max_ahead_ms);
 	if (ta_config_check(&c->alloc, msg, sizeof msg) != 0)
 		return err_set(err, errlen, "%s", msg);
 	if (c->pid_file[0] == '\0') {
-		if ((size_t)snprintf(c->pid_file, sizeof c->pid_file, "%s/tsoracled.pid", c->data_dir) >=
-		    sizeof c->pid_file)
-			return err_set(err, errlen, "data-dir \"%s\" is too long", c->data_dir);
+		if ((size_t)snprintf(c->pid_file, sizeof c->pid_file, "%s/%s", c->data_dir,
+				     CFG_PID_FILE_NAME) >= sizeof c->pid_file)
+			return err_set(
+			    err, errlen,
+			    "data-dir is too long (%zu bytes): DATA-DIR/tsoracled.pid must fit in %d; "
+			    "use a shorter path or set pid-file",
+			    strlen(c->data_dir), CFG_PATH_SIZE - 1);
 	}
 	return 0;
 }

@@ -59,6 +59,8 @@ typedef struct cfg {
 #define CFG_DEFAULT_REQUEST_TIMEOUT_MS  2000
 #define CFG_DEFAULT_SNAPSHOT_THRESHOLD  1024
 #define CFG_DEFAULT_SNAPSHOT_TRAILING   128
+/* The pid file in the data directory, unless pid-file says otherwise. */
+#define CFG_PID_FILE_NAME               "tsoracled.pid"
 
 /* Outcome of cfg_parse_args. */
 enum cfg_parse_result {
