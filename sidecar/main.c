@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -29,6 +30,7 @@ typedef struct daemon_state {
 	uv_signal_t sigint;
 	uv_signal_t sighup;
 	int pid_fd;
+	int dir_fd;        /* the data directory, locked */
 	bool started;      /* node and server are running */
 	bool srv_ready;    /* srv_init succeeded: srv_close is due */
 	bool stopping;     /* a stop was asked for */
@@ -39,9 +41,76 @@ typedef struct daemon_state {
 	int exit_code;
 } daemon_state;
 
+/* Reads the pid in the pid file into buf; false (and "unknown") if none. */
+static bool main_read_pid(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (buf[0] != '\0')
+		return true;
+	snprintf(buf, len, "unknown");
+	return false;
+}
+
 /*
- * The pid file is also the data directory's lock: it is held (flock) for
- * the daemon's life, so two daemons can never run on one data directory.
+ * The data directory's lock: an exclusive flock on the directory itself,
+ * held for the daemon's life, taken before anything is written in it (the
+ * pid file, libraft's probe files and segments), so a second tsoracled on
+ * the same directory stops before it touches the first one's log, whatever
+ * pid-file either was given. The directory is created if missing (mode
+ * 0700); creating it writes nothing in it.
+ */
+static int main_lock_data_dir(daemon_state *d, char *err, size_t errlen)
+{
+	char pid[32];
+	int fd;
+
+	if (mkdir(d->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "could not create data directory \"%s\": %s", d->cfg.data_dir,
+			 strerror(errno));
+		return -1;
+	}
+	fd = open(d->cfg.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "could not open data directory \"%s\": %s", d->cfg.data_dir,
+			 strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+
+		close(fd);
+		if (e != EWOULDBLOCK) {
+			snprintf(err, errlen, "could not lock data directory \"%s\": %s", d->cfg.data_dir,
+				 strerror(e));
+			return -1;
+		}
+		/* Its pid: from the pid file this one was given, else from the
+		 * default place in the directory (where the other's usually is). */
+		if (!main_read_pid(d->cfg.pid_file, pid, sizeof pid)) {
+			char path[CFG_PATH_SIZE + sizeof CFG_PID_FILE_NAME];
+
+			snprintf(path, sizeof path, "%s/%s", d->cfg.data_dir, CFG_PID_FILE_NAME);
+			main_read_pid(path, pid, sizeof pid);
+		}
+		snprintf(err, errlen,
+			 "data directory \"%s\" is in use by another tsoracled (pid %s): stop it, or give "
+			 "this one another data-dir",
+			 d->cfg.data_dir, pid);
+		return -1;
+	}
+	d->dir_fd = fd;
+	return 0;
+}
+
+/*
+ * The pid file, also held (flock) for the daemon's life: two daemons given
+ * one pid file cannot both run, even on different data directories.
  */
 static int main_lock_pid_file(daemon_state *d, char *err, size_t errlen)
 {
@@ -270,10 +339,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.pid_fd = -1;
-	if (node_init(&d.node, &d.loop, &d.cfg, err, sizeof err) != 0 ||
-	    main_lock_pid_file(&d, err, sizeof err) != 0 || main_srv_init(&d, err, sizeof err) != 0 ||
-	    main_signals(&d) != 0 || node_start(&d.node, err, sizeof err) != 0 ||
-	    srv_start(&d.srv, err, sizeof err) != 0) {
+	d.dir_fd = -1;
+	/* The locks first: node_init writes in the data directory. */
+	if (main_lock_data_dir(&d, err, sizeof err) != 0 || main_lock_pid_file(&d, err, sizeof err) != 0 ||
+	    node_init(&d.node, &d.loop, &d.cfg, err, sizeof err) != 0 ||
+	    main_srv_init(&d, err, sizeof err) != 0 || main_signals(&d) != 0 ||
+	    node_start(&d.node, err, sizeof err) != 0 || srv_start(&d.srv, err, sizeof err) != 0) {
 		log_error("%s", err);
 		d.exit_code = 1;
 		main_stop(&d);
@@ -289,6 +360,8 @@ int main(int argc, char **argv)
 		unlink(d.cfg.pid_file);
 		close(d.pid_fd);
 	}
+	if (d.dir_fd >= 0)
+		close(d.dir_fd); /* the lock goes last */
 	if (d.exit_code == 0)
 		log_info("stopped");
 	return d.exit_code;
