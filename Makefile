@@ -14,7 +14,7 @@ BUILD := build
 EXTENSION = tsoracle
 MODULE_big = tsoracle
 OBJS = src/tsoracle.o src/ring.o src/worker.o src/worker_conn.o \
-	src/worker_addr.o src/funcs.o src/decode.o src/status.o common/proto.o
+	src/worker_addr.o src/worker_trust.o src/funcs.o src/decode.o src/status.o common/proto.o
 DATA = sql/tsoracle--1.0.sql sql/tsoracle--1.1.sql sql/tsoracle--1.0--1.1.sql
 PG_CPPFLAGS = -I$(CURDIR)/common
 # pg_regress tests run by scripts/test.sh against a cluster it starts.

@@ -67,6 +67,7 @@ stop_sidecar() {
 
 cleanup() {
 	stop_sidecar
+	squatters_stop
 	if [ "$failed" -eq 0 ] && [ -z "${KEEP_STAGE:-}" ]; then rm -rf "$STAGE"; else echo "test files kept in $STAGE"; fi
 }
 trap cleanup EXIT
@@ -110,11 +111,45 @@ CONF
 	return $rc
 }
 
+# Socket squatters for t/008_socket_owner.pl (root only: they run as
+# another user): tsoracled processes run by nobody on sockets it makes
+# connectable by anyone, in a root-owned sticky directory open to all, as
+# any local user could do in /tmp. owner.sock stays nobody's; root hands
+# the file peer.sock to $PG_USER, so only the listener's credentials give
+# it away. The test reads the directory from TSORACLE_SQUAT.
+SQUAT=
+squatters_start() {
+	local name i
+	[ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1 || return 0
+	SQUAT=$(mktemp -d /tmp/tsoracle-squat.XXXXXX) && chmod 1777 "$SQUAT" || return 1
+	for name in owner peer; do
+		runuser -u nobody -- bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --data-dir '$SQUAT/$name' \
+			--raft-address 127.0.0.1:$((20000 + RANDOM % 20000)) --client-socket '$SQUAT/$name.sock' \
+			>'$SQUAT/$name.log' 2>&1 </dev/null &"
+		for ((i = 0; i < 100; i++)); do [ -S "$SQUAT/$name.sock" ] && break; sleep 0.1; done
+		runuser -u nobody -- chmod 0666 "$SQUAT/$name.sock" || return 1
+	done
+	chown "$PG_USER" "$SQUAT/peer.sock" || return 1
+	wait_serving "$SQUAT/owner.sock" 30 && wait_serving "$SQUAT/peer.sock" 30
+}
+squatters_stop() {
+	local f
+	[ -n "$SQUAT" ] || return 0
+	for f in "$SQUAT"/*/tsoracled.pid; do
+		[ -f "$f" ] && kill -KILL "$(head -n1 "$f")" 2>/dev/null
+	done
+	rm -rf "$SQUAT"
+	SQUAT=
+}
+
 tap() {
 	local pgxs tests
 	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 	tests=${TESTS:-t/*.pl}
-	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" \
+	local squat
+	# empty (not root): t/008 skips the squatter cases; "failed": it fails
+	squatters_start && squat=$SQUAT || squat=failed
+	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" TSORACLE_SQUAT="$squat" \
 		PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
 		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \

@@ -21,9 +21,12 @@
 
 #include "proto.h"
 
-/* Bytes kept of the sidecar address and of the worker's last error. */
+/*
+ * Bytes kept of the sidecar address and of the worker's last error (which
+ * may quote a path, a user and the setting to change: worker_trust.c).
+ */
 #define RING_ADDRESS_LEN	256
-#define RING_ERROR_LEN		256
+#define RING_ERROR_LEN		512
 
 /* One backend's request, as the worker holds it between ring and sidecar. */
 typedef struct RingWaiter

@@ -26,7 +26,11 @@
 PG_MODULE_MAGIC;
 
 /* Defaults and bounds of the settings (units in the names). */
-#define TSORACLE_DEFAULT_ADDRESS		"/tmp/tsoracled.sock"
+/*
+ * In a directory only the sidecar's user may write (tsoracled creates it),
+ * not in /tmp, where any local user could bind the path first.
+ */
+#define TSORACLE_DEFAULT_ADDRESS		"/run/tsoracle/tsoracled.sock"
 #define TSORACLE_DEFAULT_TIMEOUT_MS		5000
 #define TSORACLE_MAX_TIMEOUT_MS			600000
 #define TSORACLE_DEFAULT_MAX_INFLIGHT	4
@@ -40,6 +44,7 @@ PG_MODULE_MAGIC;
 #define TSORACLE_DEFAULT_MAX_RANGE		(1 << 20)
 
 char	   *tsoracle_sidecar_address = NULL;
+char	   *tsoracle_sidecar_user = NULL;
 int			tsoracle_timeout = TSORACLE_DEFAULT_TIMEOUT_MS;
 int			tsoracle_max_inflight = TSORACLE_DEFAULT_MAX_INFLIGHT;
 int			tsoracle_max_range = TSORACLE_DEFAULT_MAX_RANGE;
@@ -49,6 +54,8 @@ void		_PG_init(void);
 
 static bool tsoracle_check_sidecar_address(char **newval, void **extra,
 										   GucSource source);
+static bool tsoracle_check_sidecar_user(char **newval, void **extra,
+										GucSource source);
 static void tsoracle_define_gucs(void);
 
 void
@@ -85,6 +92,20 @@ tsoracle_define_gucs(void)
 							   PGC_SIGHUP,
 							   0,
 							   tsoracle_check_sidecar_address,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("tsoracle.sidecar_user",
+							   "User besides this server's own and root that the sidecar's unix socket may belong to.",
+							   "Before using a unix socket the tsoracle worker checks that the socket and every "
+							   "directory above it belong to this server's user, root or this user, and that the "
+							   "process listening on it runs as one of them; set it when tsoracled runs as a user "
+							   "of its own. A user name or a numeric uid; empty: none. Changed on reload.",
+							   &tsoracle_sidecar_user,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   tsoracle_check_sidecar_user,
 							   NULL,
 							   NULL);
 
@@ -179,7 +200,26 @@ tsoracle_check_sidecar_address(char **newval, void **extra, GucSource source)
 	if (!worker_parse_address(*newval, &addr, err, sizeof(err)))
 	{
 		GUC_check_errdetail("%s", err);
-		GUC_check_errhint("Use an absolute unix socket path such as \"/tmp/tsoracled.sock\" or a TCP address such as \"127.0.0.1:5433\".");
+		GUC_check_errhint("Use an absolute unix socket path such as \"/run/tsoracle/tsoracled.sock\" or a TCP address such as \"127.0.0.1:5433\".");
+		return false;
+	}
+	return true;
+}
+
+/* Accepts "", a numeric uid or the name of an existing user. */
+static bool
+tsoracle_check_sidecar_user(char **newval, void **extra, GucSource source)
+{
+	uid_t		uid;
+	bool		set;
+	char		err[256];
+
+	if (*newval == NULL)
+		return true;			/* only while setting the boot value */
+	if (!worker_resolve_user(*newval, &uid, &set, err, sizeof(err)))
+	{
+		GUC_check_errdetail("%s", err);
+		GUC_check_errhint("Name the user tsoracled runs as, give its numeric uid, or leave the setting empty.");
 		return false;
 	}
 	return true;

@@ -13,6 +13,12 @@
 /* tsoracle.sidecar_address: where the worker finds its sidecar. */
 extern char *tsoracle_sidecar_address;
 
+/*
+ * tsoracle.sidecar_user: a user, besides this server's own and root, that
+ * may own the sidecar's unix socket and listen on it ("": none).
+ */
+extern char *tsoracle_sidecar_user;
+
 /* tsoracle.timeout: ms a call waits for its timestamps before an error. */
 extern int tsoracle_timeout;
 

@@ -254,6 +254,7 @@ worker_setup(void)
 	ws->wes_stale = true;
 	ws->sock_pos = -1;
 	strlcpy(ws->address, tsoracle_sidecar_address, sizeof(ws->address));
+	strlcpy(ws->sidecar_user, tsoracle_sidecar_user, sizeof(ws->sidecar_user));
 
 	ring_worker_attach(MyLatch);
 	ring_status_connected(false, ws->address);
@@ -278,19 +279,30 @@ worker_setup(void)
 					ws->address)));
 }
 
-/* SIGHUP: reread the configuration; reconnect if the address changed. */
+/*
+ * SIGHUP: reread the configuration; reconnect if the address changed, or
+ * the user the sidecar may run as (the connection in use was trusted under
+ * the old setting).
+ */
 static void
 worker_reload(void)
 {
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
 
-	if (strcmp(tsoracle_sidecar_address, ws->address) == 0)
+	if (strcmp(tsoracle_sidecar_address, ws->address) == 0 &&
+		strcmp(tsoracle_sidecar_user, ws->sidecar_user) == 0)
 		return;
 
-	ereport(LOG,
-			(errmsg("tsoracle worker switching sidecar address from \"%s\" to \"%s\"",
-					ws->address, tsoracle_sidecar_address)));
+	if (strcmp(tsoracle_sidecar_address, ws->address) != 0)
+		ereport(LOG,
+				(errmsg("tsoracle worker switching sidecar address from \"%s\" to \"%s\"",
+						ws->address, tsoracle_sidecar_address)));
+	else
+		ereport(LOG,
+				(errmsg("tsoracle worker reconnecting to \"%s\": tsoracle.sidecar_user changed from \"%s\" to \"%s\"",
+						ws->address, ws->sidecar_user, tsoracle_sidecar_user)));
+	strlcpy(ws->sidecar_user, tsoracle_sidecar_user, sizeof(ws->sidecar_user));
 	worker_close();
 	strlcpy(ws->address, tsoracle_sidecar_address, sizeof(ws->address));
 	ring_status_connected(false, ws->address);

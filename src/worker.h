@@ -44,6 +44,19 @@ typedef struct WorkerAddress
 extern TSO_PRIVATE bool worker_parse_address(const char *text, WorkerAddress *addr,
 								 char *err, size_t errlen);
 
+/*
+ * Whom the worker trusts on a unix socket (worker_trust.c): checks that
+ * write a full-sentence reason to err and return false on refusal.
+ */
+extern TSO_PRIVATE bool worker_resolve_user(const char *text, uid_t *uid, bool *set,
+								char *err, size_t errlen);
+extern TSO_PRIVATE bool worker_check_socket_path(const char *path,
+									 const char *sidecar_user,
+									 char *err, size_t errlen);
+extern TSO_PRIVATE bool worker_check_socket_peer(pgsocket sock, const char *path,
+									 const char *sidecar_user,
+									 char *err, size_t errlen);
+
 /* Module initialization, from _PG_init: registers the background worker. */
 extern TSO_PRIVATE void worker_init(void);
 

@@ -24,7 +24,7 @@ worker_parse_unix(const char *path, WorkerAddress *addr, char *err,
 	if (path[0] != '/')
 	{
 		snprintf(err, errlen,
-				 "A unix socket path must be absolute, for example \"unix:/tmp/tsoracled.sock\".");
+				 "A unix socket path must be absolute, for example \"unix:/run/tsoracle/tsoracled.sock\".");
 		return false;
 	}
 	if (len >= sizeof(addr->path))

@@ -24,6 +24,7 @@
 
 #include "proto.h"
 #include "ring.h"
+#include "tsoracle.h"
 #include "worker.h"
 #include "worker_int.h"
 
@@ -60,6 +61,14 @@ worker_attempt(void)
 		return;
 	}
 	if (!worker_resolve(err, sizeof(err)))
+	{
+		worker_fail("%s", err);
+		return;
+	}
+	/* who could have put the socket there (worker_trust.c) */
+	if (ws->addr.kind == WORKER_ADDR_UNIX &&
+		!worker_check_socket_path(ws->addr.path, ws->sidecar_user, err,
+								  sizeof(err)))
 	{
 		worker_fail("%s", err);
 		return;
@@ -257,6 +266,19 @@ worker_start_handshake(void)
 {
 	tp_msg		m;
 	size_t		n;
+	char		err[RING_ERROR_LEN];
+
+	/*
+	 * Who listens on a unix socket (worker_trust.c): checked before a byte
+	 * is sent or read, so nothing an untrusted process says is believed.
+	 */
+	if (ws->addr.kind == WORKER_ADDR_UNIX &&
+		!worker_check_socket_peer(ws->sock, ws->addr.path, ws->sidecar_user,
+								  err, sizeof(err)))
+	{
+		worker_fail("%s", err);
+		return;
+	}
 
 	memset(&m, 0, sizeof(m));
 	m.type = TP_HELLO;

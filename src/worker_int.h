@@ -88,6 +88,7 @@ typedef struct WorkerState
 	pgsocket	sock;
 	bool		have_external_fd;
 	char		address[RING_ADDRESS_LEN];	/* tsoracle.sidecar_address in use */
+	char		sidecar_user[NAMEDATALEN];	/* tsoracle.sidecar_user in use */
 	WorkerAddress addr;
 	WorkerTarget targets[WORKER_MAX_TARGETS];
 	int			ntargets;
