@@ -9,6 +9,10 @@
 # The flood is `SELECT tso_range(1048576) LIMIT 1`: the select-list form
 # stops after the first row, so a call costs one round trip and no CPU for
 # the rows, the cheapest way for a role to take timestamps by the million.
+#
+# Positive control (run by hand once, 2026-12-04): against the worker that
+# coalesced every waiter into one request (before commit 01ba445), this
+# test measured p50 60 ms and p99 110 ms and failed.
 use strict;
 use warnings;
 use IPC::Run;
