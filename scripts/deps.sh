@@ -17,7 +17,7 @@ packages=(
 	build-essential pkg-config autoconf automake libtool
 	libuv1-dev liblz4-dev libcmocka-dev libssl-dev openssl
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	libpq-dev libipc-run-perl libio-socket-ssl-perl dpkg-dev iproute2 procps patch
+	libpq-dev libipc-run-perl libio-socket-ssl-perl dpkg-dev iproute2 procps patch jq
 	clang libclang-rt-14-dev
 )
 

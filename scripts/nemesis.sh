@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A fault-injection run: a 3-member cluster with a PostgreSQL on each
-# (under $NEMESIS_DIR, PostgreSQL on 127.0.0.1:5511-5513), tsoracle-checker
+# (under $NEMESIS_DIR, PostgreSQL on three free ports of 127.0.0.1), tsoracle-checker
 # calling tso_now() and tso_range(n) on all three for SECONDS while the
 # nemesis acts, then the checker's report (operations, errors, violations,
 # availability, longest time without service). Run as root, after
@@ -24,11 +24,24 @@
 #   none         no faults (a baseline)
 #
 # For partition, each sidecar runs in a network namespace of its own
-# (tso-nem0-1..3, addresses 10.213.77.1-3 on a bridge in namespace
-# tso-nemhub0, all made here and removed at the end): cutting the leader's
-# link in the hub is a real partition of the Raft and forwarding traffic,
-# while PostgreSQL, in the root namespace, keeps talking to its sidecar
-# through the file system. Only these namespaces' own addresses are used.
+# (tsn<pid>-1..3, addresses 10.213.77.1-3 on a bridge in namespace
+# tsh<pid>, <pid> this script's process id, all made here and removed at
+# the end): cutting the leader's link in the hub is a real partition of the
+# Raft and forwarding traffic, while PostgreSQL, in the root namespace,
+# keeps talking to its sidecar through the file system. Only these
+# namespaces' own addresses are used, so runs at once do not meet, and a
+# run deletes no namespace but its own.
+#
+# Ports: each run reserves a block of free ports (PORT_BLOCK below) under a
+# lock, so two runs at once (by hand and in make test) never share one.
+#
+# A run that tested nothing fails: every fault planned (at least
+# (SECONDS - CALM_S) / (CALM_S + its nominal length) of them, below) must
+# be injected, a fault the nemesis could not inject (no leader to act on)
+# is a failure, every cut of the leader (kill, stop, clock-kill,
+# partition, handover) must see another member lead and serve while it
+# lasts, and the checker needs a floor of successful calls. Leaders are
+# found by parsing `tsoracle-ctl status --json` with jq.
 #
 # The workers' guard (tsoracle.refuse_backward_grants, docs/sql.md) is off:
 # a worker would turn a grant not above one it received into an error, and
@@ -42,12 +55,15 @@
 # PostgreSQL's postgresql.conf; NEMESIS_MIN_OK, the fewest successful calls
 # a run must have (default: MIN_OK_PER_SESSION_S per session and second);
 # NEMESIS_SEED, the checker's --seed (default 1, printed in its report);
-# NEMESIS_SLOT and NEMESIS_DIR, below.
+# NEMESIS_DIR, where the run's files go (default: a new directory
+# /tmp/tsoracle-nemesis.XXXXXX).
 #
 # Exit status: 0 no violation; 1 violations (the checker's, or a backward
 # grant in a PostgreSQL log); 2 setup error; 3 the run tested too little
-# (fewer successful calls than the floor). Every process it started is
-# stopped at the end; the data stays in $NEMESIS_DIR for inspection.
+# (fewer successful calls than the floor, fewer faults than planned, a
+# fault skipped, a cut of the leader without a new leader). Every process
+# it started is stopped at the end; the data stays in $NEMESIS_DIR for
+# inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -55,13 +71,7 @@ cd "$(dirname "$0")/.."
 nemesis=${1:?usage: $0 kill|stop|restart-all|clock|clock-kill|handover|partition|none SECONDS [CLIENTS]}
 seconds=${2:?usage: $0 NEMESIS SECONDS [CLIENTS]}
 clients=${3:-4}
-NEMESIS_DIR=${NEMESIS_DIR:-/tmp/tsoracle-nemesis}
-# Two runs at once (by hand and in make test) need distinct ports and
-# namespaces: NEMESIS_SLOT (0-9) shifts them.
-slot=${NEMESIS_SLOT:-0}
-PG_BASE=$((5510 + 10 * slot))
-RAFT_BASE=$((17510 + 10 * slot))
-CLIENT_BASE=$((17610 + 10 * slot))
+NEMESIS_DIR=${NEMESIS_DIR:-$(mktemp -d /tmp/tsoracle-nemesis.XXXXXX)}
 STOP_HOLD_S=3        # > the 0.3-0.6 s election timeout and the lease: the others elect
 CLOCK_JUMP_MS=30000  # "tens of seconds"
 # Under max-ahead (5 s by default, sidecar/config.c): no grant reaches more
@@ -71,9 +81,22 @@ CLOCK_KILL_JUMP_MS=4000
 CLOCK_HOLD_S=5
 CALM_S=2             # normal operation between two faults
 PARTITION_HOLD_S=5   # > election timeout + lease wait: the majority serves
-NETNS=tso-nem$slot-  # member i runs in namespace ${NETNS}i
-HUB=tso-nemhub$slot
-NET_PREFIX=10.213.$((77 + slot)).
+NEW_LEADER_LIMIT_S=10 # a cut leader's successor serves within this (it takes about 1 s)
+# Nominal length of one fault, s (its holds, plus about 2 s of elections,
+# restarts and waits): the plan is the number of faults that fit the run.
+declare -A FAULT_S=([kill]=3 [stop]=$((STOP_HOLD_S + 1)) [restart-all]=4
+	[clock]=$((2 * CLOCK_HOLD_S + 1)) [clock-kill]=$((CALM_S + 3)) [handover]=3
+	[partition]=$((PARTITION_HOLD_S + 2)) [none]=0)
+NETNS=tsn$$-  # member i runs in namespace ${NETNS}i
+HUB=tsh$$
+VETH=tsv$$-   # member i's link in the hub (<= 15 characters)
+NET_PREFIX=10.213.77.
+# Ports: a block of PORT_BLOCK consecutive ports, PostgreSQL on its first
+# three (+1..+3), Raft on +4..+6, client TCP on +7..+9.
+PORT_BLOCK=10
+PORT_MIN=20000
+PORT_MAX=60000
+PORT_LOCKS=/tmp/tsoracle-nemesis-ports  # a file per reserved block, named by its first port: the run's pid
 MIN_OK_PER_SESSION_S=10 # successful calls per session and second, at least (runs see hundreds)
 # The worker's WARNING for a backward grant (src/worker.c) and its callers'
 # error (src/funcs.c): either in a log means the sidecars broke the order.
@@ -88,11 +111,52 @@ log() { printf '%s nemesis: %s\n' "$(date +%T.%3N)" "$*" | tee -a "$NEMESIS_DIR/
 node_dir() { echo "$NEMESIS_DIR/node$1"; }
 node_pid() { head -n1 "$(node_dir "$1")/data/tsoracled.pid" 2>/dev/null; }
 
-leader() { # prints the id of the serving leader, if any
+# Reserves a block of free ports for this run (free: no socket of this
+# machine's root namespace uses one, and no live run reserved it); sets
+# PG_BASE, RAFT_BASE, CLIENT_BASE.
+reserve_ports() {
+	local base p i busy
+	mkdir -p "$PORT_LOCKS"
+	exec {port_lock}>"$PORT_LOCKS/lock"
+	flock "$port_lock"
+	for ((i = 0; i < 100; i++)); do
+		base=$((PORT_MIN + PORT_BLOCK * (RANDOM % ((PORT_MAX - PORT_MIN) / PORT_BLOCK))))
+		if [ -f "$PORT_LOCKS/$base" ] && running "$(cat "$PORT_LOCKS/$base")"; then continue; fi
+		busy=0
+		for ((p = base; p < base + PORT_BLOCK; p++)); do
+			if [ -n "$(ss -Hatun "( sport = :$p )")" ]; then busy=1 && break; fi
+		done
+		[ $busy -eq 0 ] || continue
+		echo $$ >"$PORT_LOCKS/$base"
+		port_reserved=$PORT_LOCKS/$base
+		flock -u "$port_lock"
+		exec {port_lock}>&- # the daemons started later must not hold it
+		PG_BASE=$base RAFT_BASE=$((base + 3)) CLIENT_BASE=$((base + 6))
+		return 0
+	done
+	flock -u "$port_lock"
+	exec {port_lock}>&-
+	echo "nemesis: no block of $PORT_BLOCK free ports in $PORT_MIN-$PORT_MAX" >&2
+	exit 2
+}
+
+# Prints the ids of members 1..3 but $1.
+others() {
 	local i
-	for i in 1 2 3; do
-		if "$SIDECAR_BINDIR/tsoracle-ctl" --address "$(node_dir "$i")/tsoracled.sock" --timeout 500 \
-			status --json 2>/dev/null | grep -q '"role": "leader", "serving": true'; then
+	for i in 1 2 3; do [ "$i" = "$1" ] || echo "$i"; done
+}
+
+# True if member $1 answers that it leads and serves (its status as JSON).
+serving_leader() {
+	"$SIDECAR_BINDIR/tsoracle-ctl" --address "$(node_dir "$1")/tsoracled.sock" --timeout 500 \
+		status --json 2>/dev/null | jq -e '.role == "leader" and .serving == true' >/dev/null 2>&1
+}
+
+leader() { # prints the id of the serving leader among members $@ (default all), if any
+	local i ids=("$@")
+	[ $# -gt 0 ] || ids=(1 2 3)
+	for i in "${ids[@]}"; do
+		if serving_leader "$i"; then
 			echo "$i"
 			return 0
 		fi
@@ -100,16 +164,48 @@ leader() { # prints the id of the serving leader, if any
 	return 1
 }
 
-wait_leader() { # waits (at most 30 s) for a serving leader; prints it
-	local i l
-	for ((i = 0; i < 300; i++)); do
-		if l=$(leader); then
+# wait_leader [LIMIT_S [MEMBER...]]: waits (at most LIMIT_S, default 30 s)
+# for a serving leader among the members given (default all); prints it.
+wait_leader() {
+	local limit=${1:-30} i l
+	shift || true
+	for ((i = 0; i < limit * 10; i++)); do
+		if l=$(leader "$@"); then
 			echo "$l"
 			return 0
 		fi
 		sleep 0.1
 	done
 	return 1
+}
+
+# The fault could not be injected (no leader to act on): a failure.
+skip_fault() {
+	skipped=$((skipped + 1))
+	log "FAULT SKIPPED: $*"
+}
+
+# The leader $1 is cut off (killed, stopped, partitioned, handing over):
+# another member must lead and serve within $2 s.
+expect_new_leader() {
+	local old=$1 limit=$2 l2
+	cuts=$((cuts + 1))
+	# shellcheck disable=SC2046 # others prints one id per line
+	if l2=$(wait_leader "$limit" $(others "$old")); then
+		new_leaders=$((new_leaders + 1))
+		log "node $l2 leads and serves"
+	else
+		log "NO NEW LEADER within ${limit}s of cutting node $old"
+	fi
+}
+
+# Sleeps until $1 (an $EPOCHREALTIME reading) plus $2 seconds: the rest of
+# a fault's hold, after waiting for what happens during it.
+sleep_rest() {
+	local until_us=$((${1/./} + $2 * 1000000)) now_us=${EPOCHREALTIME/./}
+	if [ "$now_us" -lt "$until_us" ]; then
+		sleep "$(printf '%d.%06d' $(((until_us - now_us) / 1000000)) $(((until_us - now_us) % 1000000)))"
+	fi
 }
 
 kill9() { # kill -9 of member $1, and wait until it is gone
@@ -138,7 +234,7 @@ restart_node() {
 }
 
 # A bridge in its own namespace and one namespace per member, linked by
-# veth pairs: member i is $NET_PREFIX$i, its link in the hub is tsonem$slot$i.
+# veth pairs: member i is $NET_PREFIX$i, its link in the hub is $VETH$i.
 net_up() {
 	local i
 	net_down
@@ -148,88 +244,108 @@ net_up() {
 	for i in 1 2 3; do
 		ip netns add "$NETNS$i"
 		ip -n "$NETNS$i" link set lo up
-		ip link add "tsonem$slot$i" netns "$HUB" type veth peer name eth0 netns "$NETNS$i"
-		ip -n "$HUB" link set "tsonem$slot$i" master br0 up
+		ip link add "$VETH$i" netns "$HUB" type veth peer name eth0 netns "$NETNS$i"
+		ip -n "$HUB" link set "$VETH$i" master br0 up
 		ip -n "$NETNS$i" addr add "$NET_PREFIX$i/24" dev eth0
 		ip -n "$NETNS$i" link set eth0 up
 	done
 }
 
-net_down() {
+net_down() { # this run's namespaces only (their names hold its pid)
 	local i
 	for i in 1 2 3; do ip netns del "$NETNS$i" 2>/dev/null || true; done
 	ip netns del "$HUB" 2>/dev/null || true
 }
 
+# One fault; returns when it is undone. Counts it in faults (injected),
+# cuts and new_leaders (a cut of the leader, and whether another member led
+# and served during it), skipped (no leader to act on).
 act() {
-	local l i
+	local l l2 i t0
 	case "$nemesis" in
 	kill)
-		l=$(wait_leader) || return 0
+		l=$(wait_leader) || { skip_fault "no serving leader to kill"; return 0; }
 		log "kill -9 of the leader, node $l"
 		kill9 "$l"
-		l2=$(wait_leader) && log "node $l2 leads"
+		faults=$((faults + 1))
+		expect_new_leader "$l" "$NEW_LEADER_LIMIT_S"
 		restart_node "$l"
 		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l back"
 		;;
 	stop)
-		l=$(wait_leader) || return 0
+		l=$(wait_leader) || { skip_fault "no serving leader to stop"; return 0; }
 		log "SIGSTOP of the leader, node $l, for ${STOP_HOLD_S}s"
+		t0=$EPOCHREALTIME
 		kill -STOP "$(node_pid "$l")"
-		sleep "$STOP_HOLD_S"
+		faults=$((faults + 1))
+		expect_new_leader "$l" "$STOP_HOLD_S"
+		sleep_rest "$t0" "$STOP_HOLD_S"
 		kill -CONT "$(node_pid "$l")"
 		log "SIGCONT of node $l"
 		;;
 	restart-all)
 		log "kill -9 of every member"
 		for i in 1 2 3; do kill9 "$i"; done
+		faults=$((faults + 1))
 		for i in 1 2 3; do restart_node "$i"; done
 		for i in 1 2 3; do wait_ready "$(node_dir "$i")/tsoracled.sock" 30; done
 		log "all members back"
 		;;
 	clock)
-		l=$(wait_leader) || return 0
+		l=$(wait_leader) || { skip_fault "no serving leader to skew"; return 0; }
 		log "node $l's wall clock jumps +${CLOCK_JUMP_MS} ms"
 		echo "$CLOCK_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
+		faults=$((faults + 1))
 		sleep "$CLOCK_HOLD_S"
-		l=$(wait_leader) || return 0
-		log "node $l's wall clock jumps -${CLOCK_JUMP_MS} ms"
-		echo "-$CLOCK_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
-		sleep "$CLOCK_HOLD_S"
+		if l=$(wait_leader); then
+			log "node $l's wall clock jumps -${CLOCK_JUMP_MS} ms"
+			echo "-$CLOCK_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
+			faults=$((faults + 1))
+			sleep "$CLOCK_HOLD_S"
+		else
+			skip_fault "no serving leader to skew back"
+		fi
 		rm -f "$NEMESIS_DIR"/node?/clock-offset
 		log "clocks back to normal"
 		;;
 	clock-kill)
-		l=$(wait_leader) || return 0
+		l=$(wait_leader) || { skip_fault "no serving leader to skew"; return 0; }
 		log "node $l's wall clock jumps +${CLOCK_KILL_JUMP_MS} ms"
 		echo "$CLOCK_KILL_JUMP_MS" | as_pg tee "$(node_dir "$l")/clock-offset" >/dev/null
 		sleep "$CALM_S"
 		log "kill -9 of node $l"
 		kill9 "$l"
+		faults=$((faults + 1))
 		rm -f "$(node_dir "$l")/clock-offset"
-		l2=$(wait_leader) && log "node $l2 leads"
+		expect_new_leader "$l" "$NEW_LEADER_LIMIT_S"
 		restart_node "$l"
 		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l back, its clock true"
 		;;
 	partition)
-		l=$(wait_leader) || return 0
+		l=$(wait_leader) || { skip_fault "no serving leader to cut off"; return 0; }
 		log "partition: the leader, node $l, is cut from the others for ${PARTITION_HOLD_S}s"
-		ip -n "$HUB" link set "tsonem$slot$l" down
-		sleep "$PARTITION_HOLD_S"
-		ip -n "$HUB" link set "tsonem$slot$l" up
+		t0=$EPOCHREALTIME
+		ip -n "$HUB" link set "$VETH$l" down
+		faults=$((faults + 1))
+		expect_new_leader "$l" "$PARTITION_HOLD_S"
+		sleep_rest "$t0" "$PARTITION_HOLD_S"
+		ip -n "$HUB" link set "$VETH$l" up
 		log "partition healed"
 		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l serves again"
 		;;
 	handover)
-		l=$(wait_leader) || return 0
+		l=$(wait_leader) || { skip_fault "no serving leader to hand over"; return 0; }
 		handovers=$((${handovers:-0} + 1))
+		faults=$((faults + 1))
 		if ((handovers % 2)); then
 			log "transfer-leader on the leader, node $l"
 			"$SIDECAR_BINDIR/tsoracle-ctl" --address "$(node_dir "$l")/tsoracled.sock" --timeout 5000 \
 				transfer-leader 2>&1 | sed 's/^/    /' | tee -a "$NEMESIS_DIR/nemesis.log" || true
+			expect_new_leader "$l" "$NEW_LEADER_LIMIT_S"
 		else
 			log "SIGTERM on the leader, node $l, then a restart"
 			stop_node "$l"
+			expect_new_leader "$l" "$NEW_LEADER_LIMIT_S"
 			restart_node "$l"
 			wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l back"
 		fi
@@ -268,12 +384,22 @@ stop_everything() {
 		stop_dir "$(node_dir "$i")" >/dev/null 2>&1 || true
 	done
 	[ "$nemesis" != partition ] || net_down
+	[ -z "${port_reserved:-}" ] || rm -f "$port_reserved"
 }
 
+[ -n "${FAULT_S[$nemesis]+set}" ] || {
+	echo "unknown nemesis: $nemesis" >&2
+	exit 2
+}
+command -v jq >/dev/null || {
+	echo "nemesis: jq is missing (scripts/deps.sh installs it)" >&2
+	exit 2
+}
 install_all
 rm -rf "$NEMESIS_DIR"
 prepare_dir "$NEMESIS_DIR"
 trap stop_everything EXIT
+reserve_ports
 as_pg touch "$NEMESIS_DIR/nemesis.log"
 if [ "$nemesis" = partition ]; then
 	net_up
@@ -291,18 +417,29 @@ build/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" 
 	--seed "${NEMESIS_SEED:-1}" --history "$NEMESIS_DIR/history.tsv" >"$NEMESIS_DIR/checker.out" 2>&1 &
 checker=$!
 
+# The plan: as many faults as fit the run at their nominal length.
+planned=0
+if [ "${FAULT_S[$nemesis]}" -gt 0 ]; then
+	planned=$(((seconds - CALM_S) / (CALM_S + FAULT_S[$nemesis])))
+	[ "$planned" -ge 1 ] || planned=1
+fi
 end=$((SECONDS + seconds - CALM_S))
-faults=0
+faults=0 cuts=0 new_leaders=0 skipped=0
 while [ $SECONDS -lt $end ] && kill -0 $checker 2>/dev/null; do
 	sleep "$CALM_S"
 	[ $SECONDS -lt $end ] || break
 	act
-	[ "$nemesis" = none ] || faults=$((faults + 1))
 done
 rc=0
 wait $checker || rc=$?
 log "done: $faults fault(s) injected"
 cat "$NEMESIS_DIR/checker.out"
+echo "faults injected: $faults (planned at least $planned), skipped $skipped;" \
+	"cuts of the leader: $cuts, with a new leader during $new_leaders"
+if [ "$faults" -lt "$planned" ] || [ "$skipped" -gt 0 ] || [ "$new_leaders" -lt "$cuts" ]; then
+	echo "nemesis: the run did not inject what it planned: it tested too little"
+	[ $rc -ne 0 ] || rc=3
+fi
 backward=$(cat "$NEMESIS_DIR"/node?/postgresql.log | grep -cE "$BACKWARD_RE" || true)
 echo "backward grants in the PostgreSQL logs: $backward"
 if [ "$backward" -gt 0 ]; then
