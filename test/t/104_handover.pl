@@ -7,10 +7,11 @@
 # benchmarks); no value repeats and each client's values keep increasing.
 use strict;
 use warnings;
+use IO::Handle;
 use IO::Select;
 use IO::Socket::UNIX;
 use POSIX ();
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use TsoracleTest;
@@ -24,6 +25,12 @@ my $LEASE_MS = 200;
 my $DRIFT = 0.1;
 my $SLACK_MS = 500;
 my $GAP_BOUND_MS = $ELECTION_TIMEOUT_MS + $LEASE_MS * (1 + $DRIFT) + $SLACK_MS;
+# A client is served this many answers before a handover starts and after
+# it is over, whatever the handover takes, so the gap check spans it.
+my $ANSWERS_AROUND = 100;
+# A client that is never told to stop gives up after this (s): the test
+# failed before it stopped it.
+my $HAMMER_MAX_S = 120;
 
 # ---- the client protocol (common/proto.h), as in 004_protocol.pl --------------
 my $MAGIC = 0x54534F52;
@@ -52,11 +59,13 @@ sub read_exact
 }
 
 # A client in a child process: one connection to $sc's socket, one request
-# of one timestamp at a time, for $secs seconds. Each answer is a line
-# "time status first" in $file. Returns the child's pid.
+# of one timestamp at a time, until hammer_stop creates $file.stop. Each
+# answer is a line "time status first" in $file, written at once (the test
+# counts them). Returns the child's pid.
 sub hammer_start
 {
-	my ($sc, $secs, $file) = @_;
+	my ($sc, $file) = @_;
+	unlink("$file.stop");
 	my $pid = fork();
 	die "fork: $!" unless defined $pid;
 	return $pid if $pid;
@@ -65,9 +74,11 @@ sub hammer_start
 	$s->syswrite(hello());
 	read_exact($s, $HELLO_OK_SIZE, 5) or POSIX::_exit(3);
 	open(my $out, '>', $file) or POSIX::_exit(4);
-	my $end = time() + $secs;
-	for (my $id = 1; time() < $end; $id++)
+	$out->autoflush(1);
+	my $end = time() + $HAMMER_MAX_S;
+	for (my $id = 1; !-e "$file.stop"; $id++)
 	{
+		POSIX::_exit(8) if time() > $end;
 		$s->syswrite(ts_req($id, 1)) or POSIX::_exit(5);
 		# Longer than the sidecar's request timeout: it answers first.
 		my $r = read_exact($s, $TS_RESP_SIZE, 10) or POSIX::_exit(6);
@@ -77,6 +88,32 @@ sub hammer_start
 	}
 	close($out);
 	POSIX::_exit(0);
+}
+
+# The number of answers the client of $file has had so far.
+sub hammer_count
+{
+	my ($file) = @_;
+	open(my $in, '<', $file) or return 0;
+	my $n = () = <$in>;
+	close($in);
+	return $n;
+}
+
+# Waits until the client of $file has had $n answers in all.
+sub hammer_wait
+{
+	my ($file, $n) = @_;
+	ok(wait_until(30, sub { hammer_count($file) >= $n }), "the client of $file had $n answers");
+}
+
+# Once the client has had $ANSWERS_AROUND more answers, tells it to stop.
+sub hammer_stop
+{
+	my ($file) = @_;
+	hammer_wait($file, hammer_count($file) + $ANSWERS_AROUND);
+	open(my $f, '>', "$file.stop") or die "$file.stop: $!";
+	close($f);
 }
 
 # Waits for the client; returns its answers as [time, status, first].
@@ -93,11 +130,14 @@ sub hammer_collect
 
 # Reports the longest interval between two successful answers (the gap in
 # service) and checks the values: strictly increasing (each request was
-# sent after the previous answer, so real-time order requires it).
+# sent after the previous answer, so real-time order requires it). The
+# client's answers must span the handover, from before $t0 to after $t1.
 sub hammer_check
 {
-	my ($what, @r) = @_;
+	my ($what, $t0, $t1, @r) = @_;
 	my @ok = grep { $_->[1] == 0 } @r;
+	ok(@ok && $ok[0][0] < $t0 && $ok[-1][0] > $t1,
+		"$what: the client was served from before the handover began to after it ended");
 	my $errors = @r - @ok;
 	my ($gap, $at) = (0, 0);
 	for my $i (1 .. $#ok)
@@ -144,12 +184,15 @@ ok(!$ok, 'transfer-leader to the leader itself fails');
 like($err, qr/bad request/, 'as a bad request');
 
 my $file = "$tmp/hammer_a";
-my $pid = hammer_start($other, 3, $file);
-usleep(1_000_000);
+my $pid = hammer_start($other, $file);
+hammer_wait($file, $ANSWERS_AROUND);
+my $t_begin = time();
 ($ok, $out, $err) = ctl($old, '--timeout', '5000', 'transfer-leader', $target->{id});
+my $t_end = time();
 ok($ok, "transfer-leader to node $target->{id}") or diag($err);
 like($out, qr/^leader is now node $target->{id} /, "prints the new leader: $out");
-my ($gap_a, @va) = hammer_check('transfer-leader', hammer_collect($pid, $file));
+hammer_stop($file);
+my ($gap_a, @va) = hammer_check('transfer-leader', $t_begin, $t_end, hammer_collect($pid, $file));
 push @all_values, @va;
 is(role($target), 'leader', "$target->{name} is the leader");
 is(role($old), 'follower', "$old->{name} is a follower");
@@ -168,8 +211,8 @@ my $leader = cluster_leader(@sc);
 my @survivors = grep { $_ != $leader } @sc;
 my $high = sidecar_get($survivors[0]);
 my @clients = map { [ $_, "$tmp/hammer_b_$_->{name}" ] } @survivors;
-my @pids = map { hammer_start($_->[0], 3, $_->[1]) } @clients;
-usleep(1_000_000);
+my @pids = map { hammer_start($_->[0], $_->[1]) } @clients;
+hammer_wait($_->[1], $ANSWERS_AROUND) for @clients;
 my $t0 = time();
 sidecar_signal($leader, 'TERM');
 my $new;
@@ -181,6 +224,7 @@ my $elected_ms = int((time() - $t0) * 1000);
 ok($new, "a survivor became leader after SIGTERM on $leader->{name}");
 note "$new->{name} was leader ${elected_ms} ms after SIGTERM";
 is(sidecar_stop($leader), 0, "$leader->{name} exits 0");
+my $t_stopped = time();
 my ($handover_ms) = slurp_file($leader->{log}) =~ /handed leadership over to node $new->{id} in (\d+) ms/;
 ok(defined $handover_ms, "$leader->{name} logged the handover");
 # Measured by the old leader itself (a poll from here would add its own
@@ -190,8 +234,9 @@ like(slurp_file($new->{log}), qr/the leader of the term before released its leas
 	"$new->{name} served without the new-leader wait");
 for my $c (0 .. $#clients)
 {
+	hammer_stop($clients[$c][1]);
 	my ($gap, @v) = hammer_check("SIGTERM, client on $clients[$c][0]{name}",
-		hammer_collect($pids[$c], $clients[$c][1]));
+		$t0, $t_stopped, hammer_collect($pids[$c], $clients[$c][1]));
 	ok($v[0] > $high, "every value after the SIGTERM is above every one before");
 	push @all_values, @v;
 }
