@@ -4,7 +4,8 @@
 # real processes. PostgreSQL runs as $PG_USER from a staged copy of the
 # tests, since that user may not be able to read the checkout.
 #
-# Environment: TESTS="t/001_x.pl ..." runs only those TAP files;
+# Environment: TESTS="t/001_x.pl ..." runs only those TAP files (and
+#              TESTS_ROOT="t/root/108_x.pl ..." only those run as root);
 #              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1
 #              skip a suite.
 set -uo pipefail
@@ -116,7 +117,8 @@ CONF
 
 # Socket squatters for t/008_socket_owner.pl (root only: they run as
 # another user): tsoracled processes run by nobody on sockets it makes
-# connectable by anyone, in a root-owned sticky directory open to all, as
+# connectable by anyone (and admitting $PG_USER: --client-socket-allow),
+# in a root-owned sticky directory open to all, as
 # any local user could do in /tmp. owner.sock stays nobody's; root hands
 # the file peer.sock to $PG_USER, so only the listener's credentials give
 # it away. The test reads the directory from TSORACLE_SQUAT.
@@ -128,7 +130,7 @@ squatters_start() {
 	for name in owner peer; do
 		runuser -u nobody -- bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --data-dir '$SQUAT/$name' \
 			--raft-address 127.0.0.1:$((20000 + RANDOM % 20000)) --client-socket '$SQUAT/$name.sock' \
-			>'$SQUAT/$name.log' 2>&1 </dev/null &"
+			--client-socket-allow '$PG_USER' >'$SQUAT/$name.log' 2>&1 </dev/null &"
 		for ((i = 0; i < 100; i++)); do [ -S "$SQUAT/$name.sock" ] && break; sleep 0.1; done
 		runuser -u nobody -- chmod 0666 "$SQUAT/$name.sock" || return 1
 	done
@@ -176,6 +178,20 @@ tap_fence_control() {
 	out=$(run_prove "$STAGE/bin/tsoracled-broken-fence" -v t/110_fence_clock.pl 2>&1) || rc=$?
 	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
 	[ $rc -ne 0 ] && grep -Eq '^not ok .*above every earlier value' <<<"$out"
+}
+
+# TAP files that need other users than $PG_USER (t/root: the local
+# socket's SO_PEERCRED check, paths planted by nobody) run as root. With
+# TESTS set, only those named in TESTS_ROOT run.
+tap_root() {
+	local pgxs tests=${TESTS_ROOT:-}
+	[ -n "$tests" ] || [ -n "${TESTS:-}" ] || tests="t/root/*.pl"
+	[ -n "$tests" ] || { echo "no t/root files asked for (TESTS_ROOT)"; return 0; }
+	[ "$(id -u)" -eq 0 ] || { echo "not root: t/root skipped"; return 0; }
+	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
+	(cd "$STAGE" && env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" PG_USER="$PG_USER" \
+		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
+		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
 }
 
 # The checker against three real nodes while the leader is cut off by a
@@ -241,6 +257,7 @@ suite "install and stage" stage
 [ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
 if [ -z "${SKIP_TAP:-}" ]; then
 	suite "TAP tests (prove)" tap
+	suite "TAP tests as root (prove t/root)" tap_root
 	case " ${TESTS:-t/110_fence_clock.pl} " in
 	*" t/110_fence_clock.pl "*)
 		suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control

@@ -16,12 +16,18 @@
 #include "err.h"
 #include "log.h"
 
-#define CFG_LINE_SIZE   1024
-#define CFG_FILE_MAX    (1024 * 1024) /* bytes: a config file is a few lines */
-#define CFG_PORT_MAX    65535
-#define CFG_MS_MAX      3600000u /* any timing above an hour is a typo */
-#define CFG_COUNT_MAX   100000000u
-#define CFG_NODE_ID_MAX UINT32_MAX /* ids travel as u32 in the protocol */
+#define CFG_LINE_SIZE       1024
+#define CFG_FILE_MAX        (1024 * 1024) /* bytes: a config file is a few lines */
+#define CFG_PORT_MAX        65535
+#define CFG_MS_MAX          3600000u /* any timing above an hour is a typo */
+#define CFG_COUNT_MAX       100000000u
+#define CFG_NODE_ID_MAX     UINT32_MAX /* ids travel as u32 in the protocol */
+/* max-connections: a million open files is more than any host allows. */
+#define CFG_CONNECTIONS_MAX 1000000u
+/* client-output-max, bytes: at least a few of the largest frames; at most
+ * 64 MiB, far beyond any pipeline's responses. */
+#define CFG_OUTPUT_MIN      4096u
+#define CFG_OUTPUT_MAX      (64u * 1024 * 1024)
 
 enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE };
 
@@ -60,6 +66,9 @@ static const cfg_option cfg_options[] = {
      "                                     being that member's client-tcp, where followers forward"},
     OPT_STR("client-socket", client_socket, "PATH",
 	    "unix socket for clients (default " CFG_DEFAULT_CLIENT_SOCKET "; \"\" for none)"),
+    OPT_STR("client-socket-allow", client_socket_allow, "USER,@GROUP,...",
+	    "who else may use client-socket, besides its owner and root\n"
+	    "                                     (users, @groups, or numeric ids; default: no one)"),
     OPT_STR("client-tcp", client_tcp, "IP:PORT", "TCP address for clients (default: none)"),
     OPT_STR(
 	"tls-ca", tls_ca, "FILE",
@@ -84,6 +93,15 @@ static const cfg_option cfg_options[] = {
 	    "extend when H is less than this ahead of now (default 2000)"),
     OPT_U64("max-ahead", alloc.max_ahead_ms, 1, CFG_MS_MAX, "MS",
 	    "no grant or mark beyond the clock + this (default 5000)"),
+    OPT_UINT("max-connections", max_connections, 1, CFG_CONNECTIONS_MAX, "N",
+	     "client connections at most; more are refused with an error (default 4096)"),
+    OPT_UINT("hello-timeout", hello_timeout_ms, 1, CFG_MS_MAX, "MS",
+	     "a client that has not sent its hello by then is closed (default 3000)"),
+    OPT_UINT("idle-timeout", idle_timeout_ms, 0, CFG_MS_MAX, "MS",
+	     "a client with nothing in flight for this long is closed; 0: never (default 0)"),
+    OPT_UINT("client-output-max", client_output_max, CFG_OUTPUT_MIN, CFG_OUTPUT_MAX, "BYTES",
+	     "unsent responses a client may hold; a client that does not read\n"
+	     "                                     them is dropped at this (default 262144)"),
     OPT_UINT("request-timeout", request_timeout_ms, 1, CFG_MS_MAX, "MS",
 	     "how long a request waits for a leader (default 2000)"),
     OPT_UINT("snapshot-threshold", snapshot_threshold, 2, CFG_COUNT_MAX, "N",
@@ -105,6 +123,10 @@ void cfg_defaults(cfg *c)
 	c->election_timeout_ms = CFG_DEFAULT_ELECTION_TIMEOUT_MS;
 	c->heartbeat_ms = CFG_DEFAULT_HEARTBEAT_MS;
 	c->request_timeout_ms = CFG_DEFAULT_REQUEST_TIMEOUT_MS;
+	c->max_connections = CFG_DEFAULT_MAX_CONNECTIONS;
+	c->hello_timeout_ms = CFG_DEFAULT_HELLO_TIMEOUT_MS;
+	c->idle_timeout_ms = CFG_DEFAULT_IDLE_TIMEOUT_MS;
+	c->client_output_max = CFG_DEFAULT_CLIENT_OUTPUT_MAX;
 	c->snapshot_threshold = CFG_DEFAULT_SNAPSHOT_THRESHOLD;
 	c->snapshot_trailing = CFG_DEFAULT_SNAPSHOT_TRAILING;
 	ta_config_default(&c->alloc);

@@ -29,7 +29,9 @@ typedef struct cfg {
 	cfg_peer peers[CFG_MAX_PEERS]; /* the initial voters, this node included */
 	unsigned n_peers;
 	char client_socket[CFG_PATH_SIZE]; /* "" : no unix listener */
-	char client_tcp[CFG_ADDR_SIZE];    /* "" : no TCP listener */
+	/* Who else may connect to it (peercred.h): "user,@group,..." */
+	char client_socket_allow[CFG_PATH_SIZE];
+	char client_tcp[CFG_ADDR_SIZE]; /* "" : no TCP listener */
 	char pid_file[CFG_PATH_SIZE];
 	/* TLS (common/tls.h): "" : none, allowed only when every TCP listener
 	 * and every member's Raft address is loopback. */
@@ -46,6 +48,11 @@ typedef struct cfg {
 	/* How long a client request may wait for a leader or a durable grant
 	 * before it is answered with an error, ms. */
 	unsigned request_timeout_ms;
+	/* Client connections (docs/architecture.md, "Bounded resources"). */
+	unsigned max_connections;    /* open at most; more are refused */
+	unsigned hello_timeout_ms;   /* from accept to the hello */
+	unsigned idle_timeout_ms;    /* nothing in flight this long: closed; 0: never */
+	unsigned client_output_max;  /* bytes of unsent responses: past it, dropped */
 	unsigned snapshot_threshold; /* log entries between snapshots */
 	unsigned snapshot_trailing;  /* entries kept after a snapshot */
 
@@ -53,10 +60,16 @@ typedef struct cfg {
 } cfg;
 
 #define CFG_DEFAULT_RAFT_ADDRESS        "127.0.0.1:7400"
-#define CFG_DEFAULT_CLIENT_SOCKET       "/tmp/tsoracled.sock"
+/* In a directory only tsoracled's user may write (created 0750 if
+ * missing), not /tmp, where any local user could bind or plant it first. */
+#define CFG_DEFAULT_CLIENT_SOCKET       "/run/tsoracle/tsoracled.sock"
 #define CFG_DEFAULT_ELECTION_TIMEOUT_MS 300
 #define CFG_DEFAULT_HEARTBEAT_MS        30
 #define CFG_DEFAULT_REQUEST_TIMEOUT_MS  2000
+#define CFG_DEFAULT_MAX_CONNECTIONS     4096
+#define CFG_DEFAULT_HELLO_TIMEOUT_MS    3000
+#define CFG_DEFAULT_IDLE_TIMEOUT_MS     0
+#define CFG_DEFAULT_CLIENT_OUTPUT_MAX   (256 * 1024)
 #define CFG_DEFAULT_SNAPSHOT_THRESHOLD  1024
 #define CFG_DEFAULT_SNAPSHOT_TRAILING   128
 /* The pid file in the data directory, unless pid-file says otherwise. */

@@ -19,7 +19,7 @@
 #include "dial.h"
 #include "proto.h"
 
-#define CTL_DEFAULT_ADDRESS    "/tmp/tsoracled.sock"
+#define CTL_DEFAULT_ADDRESS    "/run/tsoracle/tsoracled.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 5000
 #define CTL_ERR_SIZE           256
 #define MS_PER_S               1000

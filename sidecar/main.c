@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -20,6 +21,10 @@
 #define TSORACLED_VERSION "0.1.0"
 #define MAIN_ERR_SIZE     512
 #define MAIN_PREFIX_SIZE  32
+/* Open files besides client connections: Raft peers (two per member) and
+ * their handshakes, the forwarder, Raft's segments and snapshots, the
+ * listeners, the pid file, libuv's own, stdio. */
+#define MAIN_FD_RESERVE   256
 
 typedef struct daemon_state {
 	uv_loop_t loop;
@@ -105,6 +110,45 @@ static int main_lock_data_dir(daemon_state *d, char *err, size_t errlen)
 		return -1;
 	}
 	d->dir_fd = fd;
+	return 0;
+}
+
+/*
+ * Raises RLIMIT_NOFILE's soft limit to its hard limit (the default soft
+ * limit, often 1024, would make accept fail long before max-connections),
+ * and refuses to start if max-connections cannot fit in it.
+ */
+static int main_raise_nofile(const cfg *c, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)c->max_connections + MAIN_FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return -1;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			snprintf(err, errlen, "setrlimit(RLIMIT_NOFILE, %llu): %s",
+				 (unsigned long long)rl.rlim_max, strerror(errno));
+			return -1;
+		}
+		log_debug("open files limit raised from %llu to %llu", (unsigned long long)was,
+			  (unsigned long long)rl.rlim_cur);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		snprintf(
+		    err, errlen,
+		    "max-connections (%u) needs %llu open files (%d more for peers and files), but the "
+		    "open files limit (RLIMIT_NOFILE, hard) is %llu: lower max-connections, or raise the "
+		    "limit (ulimit -Hn, systemd LimitNOFILE=)",
+		    c->max_connections, (unsigned long long)need, MAIN_FD_RESERVE,
+		    (unsigned long long)rl.rlim_cur);
+		return -1;
+	}
 	return 0;
 }
 
@@ -341,7 +385,8 @@ int main(int argc, char **argv)
 	d.pid_fd = -1;
 	d.dir_fd = -1;
 	/* The locks first: node_init writes in the data directory. */
-	if (main_lock_data_dir(&d, err, sizeof err) != 0 || main_lock_pid_file(&d, err, sizeof err) != 0 ||
+	if (main_raise_nofile(&d.cfg, err, sizeof err) != 0 || main_lock_data_dir(&d, err, sizeof err) != 0 ||
+	    main_lock_pid_file(&d, err, sizeof err) != 0 ||
 	    node_init(&d.node, &d.loop, &d.cfg, err, sizeof err) != 0 ||
 	    main_srv_init(&d, err, sizeof err) != 0 || main_signals(&d) != 0 ||
 	    node_start(&d.node, err, sizeof err) != 0 || srv_start(&d.srv, err, sizeof err) != 0) {

@@ -75,6 +75,7 @@ int ob_flush(outbuf *ob, uv_stream_t *stream)
 	ob->out = tmp;
 	ob->out_cap = tmp_cap;
 	ob->out_len = 0;
+	ob->wlen = buf.len;
 	ob->writing = true;
 	n = uv_write(&ob->wreq, stream, &buf, 1, ob_write_done);
 	if (n != 0)

@@ -27,6 +27,7 @@ typedef struct outbuf {
 	size_t out_len, out_cap;
 	uint8_t *wbuf; /* bytes of the write in flight */
 	size_t wbuf_cap;
+	size_t wlen; /* how many (while writing) */
 	bool writing;
 	uv_write_t wreq;
 	ob_write_cb cb;
@@ -47,6 +48,12 @@ int ob_flush(outbuf *ob, uv_stream_t *stream);
 static inline size_t ob_pending(const outbuf *ob)
 {
 	return ob->out_len;
+}
+
+/* Bytes not yet taken by the kernel: buffered, and in a write in flight. */
+static inline size_t ob_unsent(const outbuf *ob)
+{
+	return ob->out_len + (ob->writing ? ob->wlen : 0);
 }
 
 /* Frees the buffers; only once the stream is closed. */

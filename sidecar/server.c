@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +18,54 @@
 #include "err.h"
 #include "log.h"
 
-#define SRV_BACKLOG        128
-#define SRV_EXPIRE_TICK_MS 10   /* granularity of request deadlines */
-#define SRV_SOCKET_MODE    0660 /* unix socket: owner and group may connect */
+#define SRV_BACKLOG         128
+#define SRV_EXPIRE_TICK_MS  10   /* granularity of request deadlines */
+#define SRV_SWEEP_MS        100  /* granularity of the hello and idle timeouts */
+#define SRV_LOG_EVERY_MS    1000 /* a rate-limited log line: at most one per this */
+#define SRV_LOG_LINE        256
+#define SRV_LINGER_MS       500  /* a refused connection stays open this long ... */
+#define SRV_LINGER_CAP      64   /* ... this many at a time */
+#define SRV_SOCKET_MODE     0660 /* unix socket: owner and group may connect */
+#define SRV_SOCKET_DIR_MODE 0750 /* its directory, if tsoracled creates it */
 
 static void srv_conn_close(srv_conn *c);
+static void srv_conn_drop_unread(srv_conn *c);
 static void srv_conn_parse(srv_conn *c);
 static void srv_conn_flush(srv_conn *c);
 static void srv_conn_start_reading(srv_conn *c);
+
+/* ---- rate-limited log lines --------------------------------------------- */
+
+/*
+ * Logs at most one line per SRV_LOG_EVERY_MS for r, saying how many like it
+ * were left out since: a flood of refused connections or accept errors
+ * (EMFILE) must not become a flood of log lines.
+ */
+static void srv_log_limited(srv *s, srv_ratelog *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void srv_log_limited(srv *s, srv_ratelog *r, int level, const char *fmt, ...)
+{
+	uint64_t now = uv_now(s->loop);
+	char line[SRV_LOG_LINE];
+	va_list ap;
+
+	if (r->logged && now < r->last_ms + SRV_LOG_EVERY_MS) {
+		r->suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (r->suppressed > 0)
+		log_printf(level, "%s (and %" PRIu64 " more like it in the last %" PRIu64 " ms)", line,
+			   r->suppressed, now - r->last_ms);
+	else
+		log_printf(level, "%s", line);
+	r->logged = true;
+	r->last_ms = now;
+	r->suppressed = 0;
+}
 
 /* ---- output ------------------------------------------------------------ */
 
@@ -62,34 +103,90 @@ static void srv_send_transfer(srv_conn *c, uint64_t id, uint16_t status, uint64_
 	srv_conn_send(c, &m);
 }
 
-/* Sends TP_ERROR and closes the connection once it is written. */
+/* Queues TP_ERROR with text: the client can read why. */
+static void srv_send_error(srv_conn *c, uint16_t status, const char *text)
+{
+	tp_msg m;
+	size_t len = strlen(text);
+
+	m.type = TP_ERROR;
+	m.u.error.status = status;
+	if (len > TP_MAX_ERRMSG)
+		len = TP_MAX_ERRMSG;
+	memcpy(m.u.error.text, text, len);
+	m.u.error.text[len] = '\0';
+	m.u.error.len = (uint16_t)len;
+	srv_conn_send(c, &m);
+}
+
+/* Sends TP_ERROR with text and closes the connection once it is written. */
+static void srv_conn_refuse(srv_conn *c, uint16_t status, const char *text)
+{
+	srv_send_error(c, status, text);
+	srv_conn_flush(c);
+	srv_conn_close(c);
+}
+
+/*
+ * A refusal at admission (max-connections, SO_PEERCRED): the error is sent
+ * at once, but the connection stays open a little (SRV_LINGER_MS), its
+ * input discarded, so that a client that writes its hello before reading
+ * still reads why instead of a broken pipe. At most SRV_LINGER_CAP linger
+ * at a time: past that, the oldest (which has had the longest to read) is
+ * closed, so that in a flood of refusals the newest are still readable.
+ */
+static void srv_conn_refuse_linger(srv_conn *c, uint16_t status, const char *text)
+{
+	srv *s = c->srv;
+
+	if (s->n_lingering >= SRV_LINGER_CAP && s->linger_head != NULL)
+		srv_conn_close(s->linger_head);
+	c->refused = true;
+	c->refused_ms = uv_now(s->loop);
+	c->linger_next = NULL;
+	if (s->linger_tail != NULL)
+		s->linger_tail->linger_next = c;
+	else
+		s->linger_head = c;
+	s->linger_tail = c;
+	s->n_lingering++;
+	srv_send_error(c, status, text);
+	srv_conn_flush(c);
+	if (!c->closing)
+		srv_conn_start_reading(c);
+}
+
+/* srv_conn_refuse, with a log line. */
 static void srv_conn_error(srv_conn *c, uint16_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void srv_conn_error(srv_conn *c, uint16_t status, const char *fmt, ...)
 {
-	tp_msg m;
+	char text[TP_MAX_ERRMSG + 1];
 	va_list ap;
-	int len;
 
-	m.type = TP_ERROR;
-	m.u.error.status = status;
 	va_start(ap, fmt);
-	len = vsnprintf(m.u.error.text, sizeof m.u.error.text, fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	if (len < 0)
-		len = 0;
-	if ((size_t)len > TP_MAX_ERRMSG)
-		len = TP_MAX_ERRMSG;
-	m.u.error.text[len] = '\0';
-	m.u.error.len = (uint16_t)len;
-	log_info("closing a client connection: %s", m.u.error.text);
-	srv_conn_send(c, &m);
-	srv_conn_flush(c);
+	log_info("closing a client connection: %s", text);
+	srv_conn_refuse(c, status, text);
+}
+
+/* A client that does not read its responses: dropped, so that it holds no
+ * more than client-output-max bytes of ours. */
+static void srv_conn_drop_unread(srv_conn *c)
+{
+	srv *s = c->srv;
+
+	srv_log_limited(s, &s->log_dropped, LOG_WARN,
+			"dropping a client that does not read its responses: %zu bytes unsent, more "
+			"than client-output-max (%u)",
+			ob_unsent(&c->ob), s->cfg->client_output_max);
 	srv_conn_close(c);
 }
 
-/* Hands c's responses to the kernel; a broken stream is closed. */
+/* Hands c's responses to the kernel; a broken stream is closed, and so is
+ * one whose client leaves more than client-output-max unread. */
 static void srv_conn_flush(srv_conn *c)
 {
 	int rv;
@@ -100,6 +197,8 @@ static void srv_conn_flush(srv_conn *c)
 	if (rv != 0) {
 		log_debug("client write failed: %s", uv_strerror(rv));
 		srv_conn_close(c);
+	} else if (ob_unsent(&c->ob) > c->srv->cfg->client_output_max) {
+		srv_conn_drop_unread(c);
 	}
 }
 
@@ -462,6 +561,40 @@ static void srv_expire_cb(uv_timer_t *t)
 	srv_pending_prune(s);
 }
 
+/*
+ * Hello and idle timeouts: a connection that has not said hello within
+ * hello-timeout of its accept (a silent or one-byte-a-second client) is
+ * closed, and so is one with nothing in flight (no request queued, no
+ * handover awaited, no response unsent, no input) for idle-timeout.
+ */
+static void srv_sweep_cb(uv_timer_t *t)
+{
+	srv *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	char text[TP_MAX_ERRMSG + 1];
+	srv_conn *next;
+
+	for (srv_conn *c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->refused) {
+			if (now - c->refused_ms >= SRV_LINGER_MS)
+				srv_conn_close(c);
+		} else if (!c->handshaken && now - c->accepted_ms >= s->cfg->hello_timeout_ms) {
+			snprintf(text, sizeof text, "no hello within hello-timeout (%u ms)",
+				 s->cfg->hello_timeout_ms);
+			srv_log_limited(s, &s->log_timeout, LOG_INFO, "closing a client connection: %s",
+					text);
+			srv_conn_refuse(c, TP_ERR_PROTOCOL, text);
+		} else if (c->handshaken && s->cfg->idle_timeout_ms > 0 && c->q_len == 0 && c->n_xfers == 0 &&
+			   ob_unsent(&c->ob) == 0 && now - c->active_ms >= s->cfg->idle_timeout_ms) {
+			snprintf(text, sizeof text, "idle for idle-timeout (%u ms)", s->cfg->idle_timeout_ms);
+			srv_log_limited(s, &s->log_timeout, LOG_INFO, "closing a client connection: %s",
+					text);
+			srv_conn_refuse(c, TP_ERR_UNAVAILABLE, text);
+		}
+	}
+}
+
 /* ---- planned handover ------------------------------------------------- */
 
 static void srv_xfer_unlink(srv *s, srv_xfer *x)
@@ -618,14 +751,19 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 	}
 }
 
-/* Parses every buffered frame while the queue and the out buffer have room;
- * reads resume or stop accordingly. */
+/* Parses every buffered frame while the queue has room; reads resume or
+ * stop accordingly. (Output is bounded by dropping, srv_conn_flush: a
+ * client's responses only wait for that client to read them.) */
 static void srv_conn_parse(srv_conn *c)
 {
 	tp_msg m;
 	int rc;
 
-	while (!c->closing && c->q_len < SRV_QUEUE_CAP && ob_pending(&c->ob) < SRV_OUT_MAX) {
+	if (c->refused) {
+		tp_reader_init(&c->reader); /* lingering after a refusal: ignored */
+		return;
+	}
+	while (!c->closing && c->q_len < SRV_QUEUE_CAP) {
 		rc = tp_reader_next(&c->reader, &m);
 		if (rc == 0)
 			break;
@@ -638,7 +776,7 @@ static void srv_conn_parse(srv_conn *c)
 	}
 	if (c->closing)
 		return;
-	if (c->q_len < SRV_QUEUE_CAP && ob_pending(&c->ob) < SRV_OUT_MAX) {
+	if (c->q_len < SRV_QUEUE_CAP) {
 		srv_conn_start_reading(c);
 	} else if (c->reading) {
 		uv_read_stop(&c->h.stream);
@@ -676,6 +814,7 @@ static void srv_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	tp_reader_commit(&c->reader, (size_t)nread);
+	c->active_ms = uv_now(c->srv->loop);
 	srv_conn_parse(c);
 	srv_conn_flush(c);
 }
@@ -703,6 +842,26 @@ static void srv_conn_free_cb(uv_handle_t *h)
 		s->close_cb(s);
 }
 
+/* c, closing, leaves the FIFO of lingering refusals (at most
+ * SRV_LINGER_CAP long: a walk is cheap). */
+static void srv_linger_unlink(srv *s, srv_conn *c)
+{
+	srv_conn *prev = NULL;
+
+	for (srv_conn *l = s->linger_head; l != NULL; prev = l, l = l->linger_next) {
+		if (l != c)
+			continue;
+		if (prev != NULL)
+			prev->linger_next = c->linger_next;
+		else
+			s->linger_head = c->linger_next;
+		if (s->linger_tail == c)
+			s->linger_tail = prev;
+		s->n_lingering--;
+		return;
+	}
+}
+
 static void srv_conn_close(srv_conn *c)
 {
 	srv *s = c->srv;
@@ -710,6 +869,8 @@ static void srv_conn_close(srv_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->refused)
+		srv_linger_unlink(s, c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -728,6 +889,43 @@ static void srv_conn_close(srv_conn *c)
 	uv_close(&c->h.handle, srv_conn_free_cb);
 }
 
+/* 0 if the accepted connection c may stay; else it is refused (closed,
+ * with an error frame that says why) and -1 is returned. */
+static int srv_admit(srv *s, srv_conn *c)
+{
+	char text[TP_MAX_ERRMSG + 1];
+
+	if (s->n_conns > s->cfg->max_connections) {
+		snprintf(text, sizeof text, "too many client connections: max-connections is %u",
+			 s->cfg->max_connections);
+		srv_log_limited(s, &s->log_refused, LOG_WARN, "refused a client: %s", text);
+		srv_conn_refuse_linger(c, TP_ERR_UNAVAILABLE, text);
+		return -1;
+	}
+	if (c->h.handle.type == UV_NAMED_PIPE) {
+		uv_os_fd_t fd;
+		uid_t uid = 0;
+		gid_t gid = 0;
+
+		if (uv_fileno(&c->h.handle, &fd) != 0 || pc_peer(fd, &uid, &gid) != 0) {
+			srv_log_limited(s, &s->log_peer, LOG_WARN,
+					"refused a unix client: no credentials: %s", strerror(errno));
+			srv_conn_close(c);
+			return -1;
+		}
+		if (!pc_allowed(&s->allow, uid, gid)) {
+			snprintf(text, sizeof text,
+				 "uid %u (gid %u) may not use this socket: only its owner (uid %u), root and "
+				 "client-socket-allow may",
+				 (unsigned)uid, (unsigned)gid, (unsigned)geteuid());
+			srv_log_limited(s, &s->log_peer, LOG_WARN, "refused a unix client: %s", text);
+			srv_conn_refuse_linger(c, TP_ERR_UNAVAILABLE, text);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void srv_connection_cb(uv_stream_t *server, int status)
 {
 	srv_listener *l = server->data;
@@ -736,7 +934,10 @@ static void srv_connection_cb(uv_stream_t *server, int status)
 	int rv;
 
 	if (status != 0) {
-		log_warn("accept: %s", uv_strerror(status));
+		/* EMFILE and the like: libuv has already accepted and closed the
+		 * pending connection (its reserve descriptor), so the loop does
+		 * not spin; the log line is rate-limited. */
+		srv_log_limited(s, &s->log_accept, LOG_WARN, "accept: %s", uv_strerror(status));
 		return;
 	}
 	c = calloc(1, sizeof *c);
@@ -764,10 +965,13 @@ static void srv_connection_cb(uv_stream_t *server, int status)
 	s->n_conns++;
 	rv = uv_accept(server, &c->h.stream);
 	if (rv != 0) {
-		log_warn("accept: %s", uv_strerror(rv));
+		srv_log_limited(s, &s->log_accept, LOG_WARN, "accept: %s", uv_strerror(rv));
 		srv_conn_close(c);
 		return;
 	}
+	c->accepted_ms = c->active_ms = uv_now(s->loop);
+	if (srv_admit(s, c) != 0)
+		return;
 	if (server->type == UV_TCP)
 		uv_tcp_nodelay(&c->h.tcp, 1);
 	srv_conn_start_reading(c);
@@ -776,18 +980,68 @@ static void srv_connection_cb(uv_stream_t *server, int status)
 
 /* ---- listeners --------------------------------------------------------- */
 
-/* A unix socket path left by a dead daemon is removed; one that a live
- * process answers on is refused. */
+/* "name (uid N)" of uid, for messages. */
+static void srv_user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s (uid %u)", pw->pw_name, (unsigned)uid);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+}
+
+/* The socket's directory: created SRV_SOCKET_DIR_MODE if it is missing
+ * (the default, /run/tsoracle, is not there after a reboot). */
+static int srv_socket_dir(const char *path, char *err, size_t errlen)
+{
+	char dir[CFG_PATH_SIZE];
+	char *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof dir, "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0; /* relative to the working directory, or in / */
+	*slash = '\0';
+	if (stat(dir, &st) == 0)
+		return 0;
+	if (errno != ENOENT || mkdir(dir, SRV_SOCKET_DIR_MODE) != 0)
+		return err_set(
+		    err, errlen,
+		    "could not create the directory \"%s\" of client-socket \"%s\": %s (create it, "
+		    "owned by the user tsoracled runs as, or set client-socket)",
+		    dir, path, strerror(errno));
+	log_info("created directory %s (mode %o) for client-socket", dir, SRV_SOCKET_DIR_MODE);
+	return 0;
+}
+
+/*
+ * A socket of this user left by a dead daemon is removed; anything else at
+ * the path is refused, naming its owner: a live listener, a file that is
+ * not a socket, or a socket of another user (who may have planted it to
+ * have clients talk to it, or who could not be replaced safely).
+ */
 static int srv_claim_socket_path(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct stat st;
+	char owner[CFG_PATH_SIZE];
 	int fd, rv;
 
 	if (lstat(path, &st) != 0)
 		return 0;
+	srv_user_name(st.st_uid, owner, sizeof owner);
 	if (!S_ISSOCK(st.st_mode))
-		return err_set(err, errlen, "client-socket \"%s\" exists and is not a socket", path);
+		return err_set(err, errlen,
+			       "client-socket \"%s\" exists and is not a socket (owned by %s): remove it or "
+			       "set client-socket",
+			       path, owner);
+	if (st.st_uid != geteuid())
+		return err_set(err, errlen,
+			       "client-socket \"%s\" exists and belongs to %s, not to this user (uid %u): "
+			       "another user may have planted it; remove it or set client-socket",
+			       path, owner, (unsigned)geteuid());
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path)
@@ -813,7 +1067,8 @@ static int srv_listen_unix(srv *s, char *err, size_t errlen)
 	const char *path = s->cfg->client_socket;
 	int rv;
 
-	if (srv_claim_socket_path(path, err, errlen) != 0)
+	if (pc_allow_parse(&s->allow, s->cfg->client_socket_allow, err, errlen) != 0 ||
+	    srv_socket_dir(path, err, errlen) != 0 || srv_claim_socket_path(path, err, errlen) != 0)
 		return -1;
 	rv = uv_pipe_init(s->loop, &l->h.pipe, 0);
 	if (rv != 0)
@@ -870,9 +1125,12 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 		s->check.data = s;
 		rv = uv_timer_init(loop, &s->expire);
 	}
+	if (rv == 0)
+		rv = uv_timer_init(loop, &s->sweep);
 	if (rv != 0)
 		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
 	s->expire.data = s;
+	s->sweep.data = s;
 	rv = fwd_init(&s->fwd, loop, c, srv_fwd_grant_cb, srv_fwd_reset_cb, srv_fwd_ready_cb, s);
 	if (rv != 0)
 		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
@@ -891,6 +1149,8 @@ int srv_start(srv *s, char *err, size_t errlen)
 	rv = uv_check_start(&s->check, srv_check_cb);
 	if (rv == 0)
 		rv = uv_timer_start(&s->expire, srv_expire_cb, SRV_EXPIRE_TICK_MS, SRV_EXPIRE_TICK_MS);
+	if (rv == 0)
+		rv = uv_timer_start(&s->sweep, srv_sweep_cb, SRV_SWEEP_MS, SRV_SWEEP_MS);
 	if (rv != 0)
 		return err_set(err, errlen, "uv start: %s", uv_strerror(rv));
 	return 0;
@@ -940,10 +1200,11 @@ void srv_close(srv *s, void (*cb)(srv *s))
 		s->tcp_listener.h.handle.data = s;
 		uv_close(&s->tcp_listener.h.handle, srv_handle_closed_cb);
 	}
-	s->closing_handles += 3;
+	s->closing_handles += 4;
 	fwd_close(&s->fwd, srv_fwd_closed_cb);
 	uv_close((uv_handle_t *)&s->check, srv_handle_closed_cb);
 	uv_close((uv_handle_t *)&s->expire, srv_handle_closed_cb);
+	uv_close((uv_handle_t *)&s->sweep, srv_handle_closed_cb);
 	if (--s->closing_handles == 0 && cb != NULL)
 		cb(s);
 }

@@ -10,6 +10,7 @@
 #include "forward.h"
 #include "node.h"
 #include "outbuf.h"
+#include "peercred.h"
 #include "proto.h"
 
 /*
@@ -38,9 +39,14 @@
  * when the handover ends; a member that does not lead answers at once with
  * TP_ERR_NOT_LEADER and the leader it knows.
  *
- * Limits: SRV_QUEUE_CAP queued requests and SRV_OUT_MAX bytes of unsent
- * responses per connection; past either, the server stops reading that
- * connection until it drains (backpressure, no unbounded memory).
+ * Limits (docs/architecture.md, "Bounded resources"): SRV_QUEUE_CAP queued
+ * requests per connection, past which the server stops reading it until
+ * the queue drains (backpressure); client-output-max bytes of unsent
+ * responses, past which a client that does not read them is dropped;
+ * max-connections connections, past which a new one is refused with an
+ * error frame; hello-timeout from accept to the hello, and idle-timeout
+ * with nothing in flight, past which a connection is closed. Refusals are
+ * logged at most once a second (srv_ratelog).
  */
 
 #define SRV_QUEUE_CAP    1024 /* queued timestamp requests per connection */
@@ -50,7 +56,6 @@
 /* Marks the requests of the batch being granted or sent (forwarded
  * batches are numbered from 1 by forward.c, never this high). */
 #define SRV_BATCH_LOCAL  UINT64_MAX
-#define SRV_OUT_MAX      (256 * 1024) /* bytes of unsent responses per connection */
 /* Transfer requests waiting per connection (tsoracle-ctl sends one); more
  * are answered TP_ERR_BAD_REQUEST, so a client cannot pile up memory. */
 #define SRV_TRANSFER_CAP 4
@@ -83,7 +88,12 @@ typedef struct srv_conn {
 	bool handshaken;
 	bool reading;
 	bool closing;
-	bool counted; /* srv_close waits for its close */
+	bool counted;         /* srv_close waits for its close */
+	uint64_t accepted_ms; /* loop time of the accept: the hello timeout */
+	uint64_t active_ms;   /* loop time of its last input: the idle timeout */
+	bool refused;         /* told why it may not stay; closed SRV_LINGER_MS later */
+	uint64_t refused_ms;
+	struct srv_conn *linger_next; /* the FIFO of lingering refusals */
 
 	srv_req q[SRV_QUEUE_CAP]; /* FIFO ring */
 	unsigned q_head, q_len;
@@ -103,6 +113,13 @@ typedef struct srv_xfer {
 	struct srv_xfer *next;
 } srv_xfer;
 
+/* One kind of rate-limited log line (srv_log_limited). */
+typedef struct srv_ratelog {
+	bool logged;
+	uint64_t last_ms;    /* loop time of the last line */
+	uint64_t suppressed; /* left out since */
+} srv_ratelog;
+
 typedef struct srv_listener {
 	srv_uv_handle h;
 	struct srv *srv;
@@ -118,11 +135,16 @@ typedef struct srv {
 	srv_listener tcp_listener;
 	uv_check_t check;  /* dispatch once per loop iteration */
 	uv_timer_t expire; /* answers requests past their deadline */
+	uv_timer_t sweep;  /* hello and idle timeouts */
 	srv_conn *conns;
 	srv_conn *pending_head, *pending_tail; /* the DRR round's order */
 	unsigned n_pending;
 	srv_xfer *xfers; /* transfer requests waiting for the node */
 	unsigned n_conns;
+	unsigned n_lingering;                /* refused, not closed yet (srv_conn_refuse_linger) */
+	srv_conn *linger_head, *linger_tail; /* oldest first */
+	srv_ratelog log_accept, log_refused, log_timeout, log_dropped, log_peer;
+	pc_allow allow; /* who may use the unix socket (client-socket-allow) */
 	bool stopping;
 	int closing_handles;
 	void (*close_cb)(struct srv *s);

@@ -76,7 +76,7 @@
 #define BENCH_REQ_FRAME        17 /* TP_TS_REQ: 4 length + 1 type + 8 id + 4 count */
 #define BENCH_RESP_FRAME       27 /* TP_TS_RESP: 4 + 1 + 8 id + 2 status + 8 first + 4 count */
 #define BENCH_PP_MAX_MSG       4096
-#define BENCH_DEFAULT_ADDRESS  "/tmp/tsoracled.sock"
+#define BENCH_DEFAULT_ADDRESS  "/run/tsoracle/tsoracled.sock"
 
 /* ---- options ----------------------------------------------------------- */
 
