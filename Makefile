@@ -34,7 +34,7 @@ SC_CC ?= gcc
 SC_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wconversion \
 	-Wno-sign-conversion -Werror=implicit-function-declaration \
 	-Iinclude -Icommon -Isidecar -I$(DEPS_PREFIX)/include -MMD -MP
-# OpenSSL (Debian's libssl): TLS on the peer transport (common/tls.h).
+# OpenSSL (Debian's libssl): TLS on the peer transport and the client port (common/tls.h).
 SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lssl -lcrypto -lm
 
 # libtsoracle (include/tsoracle.h): the allocator, its log commands and the
@@ -47,7 +47,7 @@ LIB = $(BUILD)/libtsoracle.a
 SIDECAR_SRCS = $(filter-out sidecar/ctl.c $(LIB_SRCS),$(wildcard sidecar/*.c)) common/proto.c common/tls.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
 CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
-	$(BUILD)/common/dial.o $(BUILD)/common/proto.o
+	$(BUILD)/common/dial.o $(BUILD)/common/proto.o $(BUILD)/common/tls.o
 UNIT_TESTS = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(wildcard test/unit/test_*.c))
 
 $(BUILD)/%.o: %.c
@@ -63,7 +63,7 @@ $(BUILD)/tsoracled: $(SIDECAR_OBJS) $(LIB) $(DEPS_PREFIX)/lib/libraft.a
 	$(SC_CC) -o $@ $(SIDECAR_OBJS) $(LIB) $(SC_LIBS)
 
 $(BUILD)/tsoracle-ctl: $(CTL_OBJS) $(LIB)
-	$(SC_CC) -o $@ $^
+	$(SC_CC) -o $@ $^ -lssl -lcrypto
 
 # A unit test links its own file, the common codec, every sidecar module
 # except main.c and the library; the linker keeps only what the test uses.
@@ -250,8 +250,9 @@ $(BUILD)/bench/bench.o: test/bench/bench.c
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o $(BUILD)/common/dial.o
-	$(SC_CC) -o $@ $^ -lpthread
+$(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o $(BUILD)/common/dial.o \
+		$(BUILD)/common/tls.o
+	$(SC_CC) -o $@ $^ -lpthread -lssl -lcrypto
 
 all: $(BUILD)/tsoracle-bench
 

@@ -5,13 +5,21 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
+#include "tls.h"
+
 #define DIAL_HOST_SIZE 256
+#define DIAL_MS_PER_S  1000
+#define DIAL_NS_PER_MS 1000000
 
 static int dial_fail(char *err, size_t errlen, const char *what, const char *address, const char *why)
 {
@@ -85,4 +93,126 @@ int tp_dial(const char *address, char *err, size_t errlen)
 	else if (strncmp(a, "tcp:", 4) == 0)
 		a += 4;
 	return a[0] == '/' ? dial_unix(a, address, err, errlen) : dial_tcp(a, address, err, errlen);
+}
+
+bool tp_dial_is_tcp(const char *address)
+{
+	const char *a = address;
+
+	if (strncmp(a, "unix:", 5) == 0)
+		return false;
+	if (strncmp(a, "tcp:", 4) == 0)
+		a += 4;
+	return a[0] != '/';
+}
+
+static long dial_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * DIAL_MS_PER_S + ts.tv_nsec / DIAL_NS_PER_MS;
+}
+
+SSL *tp_dial_tls(int fd, SSL_CTX *ctx, const char *address, int timeout_ms, char *err, size_t errlen)
+{
+	long deadline = dial_now_ms() + timeout_ms;
+	tls_identity id;
+	SSL *ssl;
+	int r;
+
+	ERR_clear_error();
+	ssl = SSL_new(ctx);
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		dial_fail(err, errlen, "TLS to", address, "out of memory");
+		return NULL;
+	}
+	/* A non-blocking socket may take part of a write; the caller retries
+	 * with the rest, wherever its buffer then is. */
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	while ((r = SSL_connect(ssl)) != 1) {
+		int e = SSL_get_error(ssl, r);
+		struct pollfd pfd = {.fd = fd, .events = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
+		long left = deadline - dial_now_ms();
+
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
+			long verify = SSL_get_verify_result(ssl);
+			unsigned long code = ERR_peek_last_error();
+			char why[TLS_ERR_SIZE];
+
+			if (left <= 0)
+				snprintf(why, sizeof why, "no TLS handshake within %d ms", timeout_ms);
+			else if (verify != X509_V_OK)
+				snprintf(why, sizeof why, "its certificate failed verification: %s",
+					 X509_verify_cert_error_string(verify));
+			else
+				snprintf(why, sizeof why, "TLS handshake failed: %s",
+					 code != 0 && ERR_reason_error_string(code) != NULL
+					     ? ERR_reason_error_string(code)
+					     : "the server closed the connection (is it TLS? does it trust "
+					       "this CA?)");
+			ERR_clear_error();
+			SSL_free(ssl);
+			dial_fail(err, errlen, "TLS to", address, why);
+			return NULL;
+		}
+		ERR_clear_error();
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
+			SSL_free(ssl);
+			dial_fail(err, errlen, "TLS to", address, strerror(errno));
+			return NULL;
+		}
+	}
+	tls_cert_identity(SSL_get0_peer_certificate(ssl), &id);
+	if (id.role != TLS_ROLE_MEMBER) {
+		char why[TLS_ERR_SIZE];
+
+		snprintf(why, sizeof why, "its certificate CN=%s (role %s) is not a member's (OU=member)",
+			 id.cn, tls_role_name(id.role));
+		SSL_free(ssl);
+		dial_fail(err, errlen, "TLS to", address, why);
+		return NULL;
+	}
+	return ssl;
+}
+
+/* errno for an SSL_read/SSL_write failure r. */
+static ssize_t dial_ssl_failed(SSL *ssl, int r)
+{
+	int e = SSL_get_error(ssl, r);
+
+	ERR_clear_error();
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		errno = EAGAIN;
+	else if (e != SSL_ERROR_SYSCALL || errno == 0)
+		errno = EPROTO;
+	return -1;
+}
+
+ssize_t tp_io_read(int fd, SSL *ssl, void *buf, size_t len)
+{
+	size_t n = 0;
+	int r;
+
+	if (ssl == NULL)
+		return read(fd, buf, len);
+	r = SSL_read_ex(ssl, buf, len, &n);
+	return r == 1 ? (ssize_t)n : dial_ssl_failed(ssl, r);
+}
+
+ssize_t tp_io_write(int fd, SSL *ssl, const void *buf, size_t len)
+{
+	size_t n = 0;
+	int r;
+
+	if (ssl == NULL)
+		return write(fd, buf, len);
+	r = SSL_write_ex(ssl, buf, len, &n);
+	if (r == 1)
+		return (ssize_t)n;
+	r = (int)dial_ssl_failed(ssl, r);
+	return r == 0 ? (errno = EPIPE, -1) : r;
 }

@@ -2,7 +2,11 @@
 #ifndef TSORACLE_DIAL_H
 #define TSORACLE_DIAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
 
 /*
  * Connects to address: a unix socket path ("/path" or "unix:/path") or
@@ -12,5 +16,23 @@
  * without blocking, inside PostgreSQL, and has its own.
  */
 int tp_dial(const char *address, char *err, size_t errlen);
+
+/* Whether address names a TCP address (else a unix socket path). */
+bool tp_dial_is_tcp(const char *address);
+
+/*
+ * TLS for a blocking client (tsoracle-ctl, tsoracle-bench) on a socket from
+ * tp_dial: the TLS 1.3 handshake with ctx (tls_ctx_new: the client's
+ * certificate and the cluster's CA) within timeout_ms, and a check that
+ * the server is a member (OU=member, CN=member-<id>, common/tls.h). The
+ * session, or NULL with a message in err (the caller closes fd).
+ */
+SSL *tp_dial_tls(int fd, SSL_CTX *ctx, const char *address, int timeout_ms, char *err, size_t errlen);
+
+/* read(2) and write(2) through ssl when it is not NULL: the same results,
+ * -1 with errno EAGAIN when the session needs the socket to be readable or
+ * writable first, EPROTO when it failed. */
+ssize_t tp_io_read(int fd, SSL *ssl, void *buf, size_t len);
+ssize_t tp_io_write(int fd, SSL *ssl, const void *buf, size_t len);
 
 #endif /* TSORACLE_DIAL_H */

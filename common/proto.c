@@ -510,6 +510,8 @@ const char *tp_status_str(uint16_t status)
 		return "not the leader";
 	case TP_ERR_TRANSFER:
 		return "leadership transfer did not complete";
+	case TP_ERR_FORBIDDEN:
+		return "not permitted for this client certificate's role";
 	default:
 		return "unknown status";
 	}

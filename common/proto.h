@@ -91,7 +91,9 @@ enum tp_status_code {
 	TP_ERR_NOT_LEADER = 9, /* this member does not lead: ask leader_id */
 	TP_ERR_TRANSFER = 10,  /* the handover ended without moving leadership
 				* to the target (in time) */
-	TP_STATUS_LAST = TP_ERR_TRANSFER
+	TP_ERR_FORBIDDEN = 11, /* the client certificate's role may not do this
+				* (docs/cluster.md, "Roles"); the server closes */
+	TP_STATUS_LAST = TP_ERR_FORBIDDEN
 };
 
 /* Raft role, as reported in tp_status. */

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "dial.h"
 #include "proto.h"
+#include "tls.h"
 
 #define CTL_DEFAULT_ADDRESS    "/run/tsoracle/tsoracled.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 5000
@@ -29,31 +30,46 @@
 typedef struct ctl_conn {
 	const char *address;
 	int fd;
+	SSL *ssl; /* TLS on a TCP address (ctl_tls); NULL: plaintext */
 	uint64_t deadline_ms;
 	tp_reader reader;
 	uint32_t node_id;
 	char err[CTL_ERR_SIZE];
 } ctl_conn;
 
+/* The TLS context for TCP addresses, from --ca/--cert/--key or the
+ * --config file's tls-*; NULL: plaintext (a loopback client-tcp without
+ * TLS). */
+static SSL_CTX *ctl_tls;
+
 static void ctl_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: tsoracle-ctl [--address ADDR] [--timeout MS] COMMAND\n"
-		"       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] status [--json]\n"
-		"       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] transfer-leader [ID]\n\n"
-		"Commands:\n"
-		"  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
-		"                    index; with --peers or --config, every member's, over TCP, with\n"
-		"                    its reachability\n"
-		"  get [N]           take N (default 1) fresh timestamps; prints the first and N\n"
-		"  transfer-leader [ID]\n"
-		"                    ask the leader at ADDR (with --peers or --config: whichever\n"
-		"                    member leads) to hand leadership to member ID (default: any\n"
-		"                    caught-up voter) and wait for it; prints the new leader\n\n"
-		"ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
-		"default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
-		"(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n",
-		CTL_DEFAULT_ADDRESS);
+	fprintf(
+	    out,
+	    "Usage: tsoracle-ctl [--address ADDR] [--timeout MS] [TLS] COMMAND\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] status [--json]\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] transfer-leader [ID]\n\n"
+	    "Commands:\n"
+	    "  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
+	    "                    index; with --peers or --config, every member's, over TCP, with\n"
+	    "                    its reachability\n"
+	    "  get [N]           take N (default 1) fresh timestamps; prints the first and N\n"
+	    "  transfer-leader [ID]\n"
+	    "                    ask the leader at ADDR (with --peers or --config: whichever\n"
+	    "                    member leads) to hand leadership to member ID (default: any\n"
+	    "                    caught-up voter) and wait for it; prints the new leader\n\n"
+	    "ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
+	    "default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
+	    "(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n\n"
+	    "TLS (for TCP addresses of a cluster with tls-* set; docs/cluster.md):\n"
+	    "  --ca FILE     the cluster's CA certificate (PEM)\n"
+	    "  --cert FILE   this client's certificate: OU=client takes timestamps and reads\n"
+	    "                status; transfer-leader needs OU=admin (scripts/certs.sh: admin.crt)\n"
+	    "  --key FILE    its private key (mode 600)\n"
+	    "  --crl FILE    revoked certificates (optional)\n"
+	    "With --config, the file's tls-ca, tls-cert, tls-key and tls-crl are used unless\n"
+	    "these are given (a member's certificate is not an admin's: give --cert/--key).\n",
+	    CTL_DEFAULT_ADDRESS);
 }
 
 static uint64_t ctl_now_ms(void)
@@ -78,8 +94,16 @@ static int ctl_fail(ctl_conn *c, const char *fmt, ...)
 
 static int ctl_connect(ctl_conn *c)
 {
+	uint64_t now = ctl_now_ms();
+
 	c->fd = tp_dial(c->address, c->err, sizeof c->err);
-	return c->fd < 0 ? -1 : 0;
+	if (c->fd < 0)
+		return -1;
+	if (ctl_tls == NULL || !tp_dial_is_tcp(c->address))
+		return 0;
+	c->ssl = tp_dial_tls(c->fd, ctl_tls, c->address,
+			     now < c->deadline_ms ? (int)(c->deadline_ms - now) : 1, c->err, sizeof c->err);
+	return c->ssl == NULL ? -1 : 0;
 }
 
 static int ctl_send(ctl_conn *c, const tp_msg *m)
@@ -91,15 +115,24 @@ static int ctl_send(ctl_conn *c, const tp_msg *m)
 	if (n == 0)
 		return ctl_fail(c, "could not encode a message of type %u", m->type);
 	while (off < n) {
-		ssize_t w = write(c->fd, buf + off, n - off);
+		ssize_t w = tp_io_write(c->fd, c->ssl, buf + off, n - off);
 
-		if (w < 0 && errno == EINTR)
+		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (w <= 0)
 			return ctl_fail(c, "write to %s failed: %s", c->address, strerror(errno));
 		off += (size_t)w;
 	}
 	return 0;
+}
+
+/* What to add to a failure on a plaintext TCP connection: the server may
+ * want TLS, which speaks no plaintext. */
+static const char *ctl_tls_hint(const ctl_conn *c)
+{
+	return c->ssl == NULL && tp_dial_is_tcp(c->address)
+		   ? " (if its client-tcp runs TLS, give --ca, --cert and --key)"
+		   : "";
 }
 
 /* Reads until one whole message arrives or the deadline passes. */
@@ -116,21 +149,23 @@ static int ctl_recv(ctl_conn *c, tp_msg *m)
 		if (rc > 0)
 			return 0;
 		if (rc < 0)
-			return ctl_fail(c, "malformed answer from %s: %s", c->address,
-					tp_reader_errstr(&c->reader));
+			return ctl_fail(c, "malformed answer from %s: %s%s", c->address,
+					tp_reader_errstr(&c->reader), ctl_tls_hint(c));
 		now = ctl_now_ms();
 		if (now >= c->deadline_ms)
 			return ctl_fail(c, "no answer from %s in time", c->address);
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, (int)(c->deadline_ms - now)) <= 0)
+		/* A TLS session may hold decrypted bytes the socket no longer shows. */
+		if ((c->ssl == NULL || SSL_pending(c->ssl) == 0) &&
+		    poll(&pfd, 1, (int)(c->deadline_ms - now)) <= 0)
 			continue;
 		p = tp_reader_space(&c->reader, &room);
-		n = read(c->fd, p, room);
-		if (n < 0 && errno == EINTR)
+		n = tp_io_read(c->fd, c->ssl, p, room);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
-			return ctl_fail(c, "%s closed the connection", c->address);
+			return ctl_fail(c, "%s closed the connection%s", c->address, ctl_tls_hint(c));
 		tp_reader_commit(&c->reader, (size_t)n);
 	}
 }
@@ -142,6 +177,7 @@ static int ctl_open(ctl_conn *c, const char *address, int timeout_ms)
 
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
+	c->ssl = NULL;
 	c->address = address;
 	c->deadline_ms = ctl_now_ms() + (uint64_t)timeout_ms;
 	tp_reader_init(&c->reader);
@@ -163,6 +199,11 @@ static int ctl_open(ctl_conn *c, const char *address, int timeout_ms)
 
 static void ctl_close(ctl_conn *c)
 {
+	if (c->ssl != NULL) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -413,6 +454,31 @@ static int ctl_optional_number(int argc, char **argv, int i, const char *name, u
 	return 0;
 }
 
+/* ctl_tls from the flags (opt: --ca, --cert, --key, --crl), each falling
+ * back to the --config file's tls-* (members, empty without one). Neither:
+ * no TLS. 0, or -1 with a message in err. */
+static int ctl_tls_setup(const cfg *members, const char *const opt[4], char *err, size_t errlen)
+{
+	tls_files f = {
+	    opt[0] != NULL ? opt[0] : members->tls_ca,
+	    opt[1] != NULL ? opt[1] : members->tls_cert,
+	    opt[2] != NULL ? opt[2] : members->tls_key,
+	    opt[3] != NULL ? opt[3] : members->tls_crl,
+	};
+
+	if (f.ca[0] == '\0' && f.cert[0] == '\0' && f.key[0] == '\0')
+		return 0;
+	if (f.ca[0] == '\0' || f.cert[0] == '\0' || f.key[0] == '\0') {
+		snprintf(err, errlen, "TLS needs --ca, --cert and --key together (missing %s)",
+			 f.ca[0] == '\0'     ? "--ca"
+			 : f.cert[0] == '\0' ? "--cert"
+					     : "--key");
+		return -1;
+	}
+	ctl_tls = tls_ctx_new(&f, err, errlen);
+	return ctl_tls != NULL ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *address = getenv("TSORACLE_ADDRESS") ? getenv("TSORACLE_ADDRESS") : CTL_DEFAULT_ADDRESS;
@@ -421,6 +487,9 @@ int main(int argc, char **argv)
 	cfg members;
 	bool cluster = false;
 	int i = 1;
+	/* --ca, --cert, --key, --crl; NULL: the --config file's, if any. */
+	const char *tls_opt[4] = {NULL, NULL, NULL, NULL};
+	static const char *const tls_flags[4] = {"--ca", "--cert", "--key", "--crl"};
 
 	cfg_defaults(&members);
 	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -431,6 +500,12 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "--address") == 0 && has_value) {
 			address = argv[++i];
+		} else if (has_value && (strcmp(argv[i], "--ca") == 0 || strcmp(argv[i], "--cert") == 0 ||
+					 strcmp(argv[i], "--key") == 0 || strcmp(argv[i], "--crl") == 0)) {
+			for (int k = 0; k < 4; k++)
+				if (strcmp(argv[i], tls_flags[k]) == 0)
+					tls_opt[k] = argv[i + 1];
+			i++;
 		} else if (strcmp(argv[i], "--timeout") == 0 && has_value) {
 			timeout_ms = atoi(argv[++i]);
 			if (timeout_ms <= 0) {
@@ -461,6 +536,10 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		ctl_usage(stderr);
+		return 2;
+	}
+	if (ctl_tls_setup(&members, tls_opt, err, sizeof err) != 0) {
+		fprintf(stderr, "tsoracle-ctl: %s\n", err);
 		return 2;
 	}
 	if (strcmp(argv[i], "status") == 0) {

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "log.h"
+#include "tlsio.h"
 
 #define FWD_BACKOFF_MIN_MS 20
 #define FWD_BACKOFF_MAX_MS 1000
+#define FWD_TLS_READ_SIZE  16384 /* bytes of ciphertext read at once */
 
 static void fwd_connect(fwd *f);
 static void fwd_drop(fwd *f, const char *why);
@@ -38,11 +40,21 @@ static void fwd_schedule_retry(fwd *f)
 	f->backoff_ms = f->backoff_ms * 2 > FWD_BACKOFF_MAX_MS ? FWD_BACKOFF_MAX_MS : f->backoff_ms * 2;
 }
 
+static void fwd_tls_free(fwd *f)
+{
+	if (f->tls != NULL) {
+		tls_conn_free(f->tls);
+		free(f->tls);
+		f->tls = NULL;
+	}
+}
+
 static void fwd_tcp_closed(uv_handle_t *h)
 {
 	fwd *f = h->data;
 
 	ob_free(&f->ob);
+	fwd_tls_free(f);
 	f->state = FWD_IDLE;
 	if (f->closed) {
 		if (--f->closing_handles == 0 && f->close_cb != NULL)
@@ -65,6 +77,7 @@ static void fwd_drop(fwd *f, const char *why)
 			   f->target_addr, why);
 	f->state = FWD_CLOSING;
 	f->inflight = 0;
+	memset(f->sent_id, 0, sizeof f->sent_id);
 	uv_close((uv_handle_t *)&f->tcp, fwd_tcp_closed);
 	if (!f->closed)
 		f->reset_cb(f->arg);
@@ -75,7 +88,47 @@ static void fwd_flush(fwd *f)
 	int rv = ob_flush(&f->ob, (uv_stream_t *)&f->tcp);
 
 	if (rv != 0)
-		fwd_drop(f, uv_strerror(rv));
+		fwd_drop(f, rv == UV_EPROTO && f->tls != NULL ? f->tls->err : uv_strerror(rv));
+}
+
+/* The slot of batch id in flight (id 0: a free slot), or -1. */
+static int fwd_sent_slot(const fwd *f, uint64_t id)
+{
+	for (int i = 0; i < FWD_MAX_INFLIGHT; i++)
+		if (f->sent_id[i] == id)
+			return i;
+	return -1;
+}
+
+/*
+ * A timestamp answer from the leader: only for a batch in flight, and a
+ * grant of exactly the count asked. Anything else is a broken or foreign
+ * connection (a grant the server would split among requests it was not
+ * made for): the connection is dropped and the batches are sent again.
+ */
+static void fwd_handle_ts(fwd *f, const tp_msg *m)
+{
+	char why[128];
+	int slot = m->u.ts_resp.id != 0 ? fwd_sent_slot(f, m->u.ts_resp.id) : -1;
+	uint32_t asked;
+
+	if (f->state != FWD_READY || slot < 0) {
+		snprintf(why, sizeof why, "an answer for batch %" PRIu64 ", which is not in flight",
+			 m->u.ts_resp.id);
+		fwd_drop(f, why);
+		return;
+	}
+	asked = f->sent_count[slot];
+	if (m->u.ts_resp.status == TP_OK && m->u.ts_resp.count != asked) {
+		snprintf(why, sizeof why,
+			 "a grant of %" PRIu32 " timestamps for batch %" PRIu64 " of %" PRIu32,
+			 m->u.ts_resp.count, m->u.ts_resp.id, asked);
+		fwd_drop(f, why);
+		return;
+	}
+	f->sent_id[slot] = 0;
+	f->inflight--;
+	f->grant_cb(f->arg, m->u.ts_resp.id, m->u.ts_resp.status, m->u.ts_resp.first, m->u.ts_resp.count);
 }
 
 static void fwd_written(outbuf *ob, int status)
@@ -113,13 +166,7 @@ static void fwd_handle(fwd *f, const tp_msg *m)
 		f->ready_cb(f->arg);
 		return;
 	case TP_TS_RESP:
-		if (f->state != FWD_READY || f->inflight == 0) {
-			fwd_drop(f, "unexpected response");
-			return;
-		}
-		f->inflight--;
-		f->grant_cb(f->arg, m->u.ts_resp.id, m->u.ts_resp.status, m->u.ts_resp.first,
-			    m->u.ts_resp.count);
+		fwd_handle_ts(f, m);
 		return;
 	case TP_ERROR:
 		fwd_drop(f, m->u.error.text);
@@ -132,12 +179,69 @@ static void fwd_handle(fwd *f, const tp_msg *m)
 
 static void fwd_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+	static uint8_t cipher[FWD_TLS_READ_SIZE]; /* fed to the session at once: one loop, one read */
 	fwd *f = h->data;
 	size_t len;
-	uint8_t *p = tp_reader_space(&f->reader, &len);
+	uint8_t *p;
 
 	(void)suggested;
+	if (f->tls != NULL) {
+		*buf = uv_buf_init((char *)cipher, sizeof cipher);
+		return;
+	}
+	p = tp_reader_space(&f->reader, &len);
 	*buf = uv_buf_init((char *)p, (unsigned)len);
+}
+
+/* Starts the client protocol: the hello. */
+static void fwd_send_hello(fwd *f)
+{
+	tp_msg m;
+
+	m.type = TP_HELLO;
+	m.u.hello.magic = TP_MAGIC;
+	m.u.hello.min_version = TP_VERSION;
+	m.u.hello.max_version = TP_VERSION;
+	if (ob_append(&f->ob, &m) != 0) {
+		fwd_drop(f, "out of memory");
+		return;
+	}
+	fwd_flush(f);
+}
+
+/* Ciphertext from the leader: the handshake (then the leader's identity
+ * and the hello), or plaintext into the reader. 0, or -1 if dropped. */
+static int fwd_tls_input(fwd *f, const uv_buf_t *buf, size_t len)
+{
+	tls_identity id;
+	bool done_now;
+	int rc = tlsio_feed(f->tls, buf->base, len, &done_now);
+
+	fwd_flush(f); /* the handshake's next message, or the alert that says why */
+	if (rc == TLS_ERROR) {
+		fwd_drop(f, f->tls->err);
+		return -1;
+	}
+	if (f->state != FWD_HANDSHAKE && f->state != FWD_READY)
+		return -1;
+	if (done_now) {
+		tls_conn_peer(f->tls, &id);
+		if (id.role != TLS_ROLE_MEMBER || id.member_id != f->target_id) {
+			char why[160];
+
+			snprintf(why, sizeof why,
+				 "its certificate is CN=%s (role %s), not member-%" PRIu64 "'s (OU=member)",
+				 id.cn, tls_role_name(id.role), f->target_id);
+			fwd_drop(f, why);
+			return -1;
+		}
+		fwd_send_hello(f);
+	}
+	if (tlsio_pull(f->tls, &f->reader) < 0) {
+		fwd_drop(f, f->tls->err[0] != '\0' ? f->tls->err : "closed by the leader");
+		return -1;
+	}
+	return 0;
 }
 
 static void fwd_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -146,16 +250,22 @@ static void fwd_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	tp_msg m;
 	int rc;
 
-	(void)buf;
 	if (nread == 0)
 		return;
 	if (nread < 0) {
 		fwd_drop(f, nread == UV_EOF ? "closed by the leader" : uv_strerror((int)nread));
 		return;
 	}
-	tp_reader_commit(&f->reader, (size_t)nread);
+	if (f->tls != NULL) {
+		if (fwd_tls_input(f, buf, (size_t)nread) != 0)
+			return;
+	} else {
+		tp_reader_commit(&f->reader, (size_t)nread);
+	}
 	while (f->state == FWD_READY || f->state == FWD_HANDSHAKE) {
 		rc = tp_reader_next(&f->reader, &m);
+		if (rc == 0 && f->tls != NULL && tlsio_pull(f->tls, &f->reader) > 0)
+			continue; /* more plaintext than the reader held */
 		if (rc == 0)
 			break;
 		if (rc < 0) {
@@ -169,7 +279,6 @@ static void fwd_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void fwd_connect_cb(uv_connect_t *req, int status)
 {
 	fwd *f = req->data;
-	tp_msg m;
 	int rv;
 
 	if (f->state != FWD_CONNECTING)
@@ -185,12 +294,13 @@ static void fwd_connect_cb(uv_connect_t *req, int status)
 		fwd_drop(f, uv_strerror(rv));
 		return;
 	}
-	m.type = TP_HELLO;
-	m.u.hello.magic = TP_MAGIC;
-	m.u.hello.min_version = TP_VERSION;
-	m.u.hello.max_version = TP_VERSION;
-	if (ob_append(&f->ob, &m) != 0) {
-		fwd_drop(f, "out of memory");
+	if (f->tls == NULL) {
+		fwd_send_hello(f);
+		return;
+	}
+	/* TLS: the ClientHello; the hello follows the handshake. */
+	if (tls_conn_handshake(f->tls) == TLS_ERROR) {
+		fwd_drop(f, f->tls->err);
 		return;
 	}
 	fwd_flush(f);
@@ -207,9 +317,22 @@ static void fwd_connect(fwd *f)
 	}
 	tp_reader_init(&f->reader);
 	ob_init(&f->ob, fwd_written, f);
+	if (f->ctx != NULL) {
+		char err[TLS_ERR_SIZE];
+
+		f->tls = calloc(1, sizeof *f->tls);
+		if (f->tls == NULL || tls_conn_init(f->tls, f->ctx, false, err, sizeof err) != 0) {
+			log_error("forwarding: %s", f->tls == NULL ? "out of memory for TLS" : err);
+			free(f->tls);
+			f->tls = NULL;
+			return;
+		}
+		ob_set_tls(&f->ob, f->tls);
+	}
 	rv = uv_tcp_init(f->loop, &f->tcp);
 	if (rv != 0) {
 		log_error("forwarding: uv_tcp_init: %s", uv_strerror(rv));
+		fwd_tls_free(f);
 		return;
 	}
 	f->tcp.data = f;
@@ -234,6 +357,14 @@ int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_r
 	f->next_batch = 1;
 	f->retry.data = f;
 	return uv_timer_init(loop, &f->retry);
+}
+
+void fwd_set_ctx(fwd *f, SSL_CTX *ctx)
+{
+	if (ctx != NULL)
+		SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(f->ctx);
+	f->ctx = ctx;
 }
 
 void fwd_set_target(fwd *f, uint64_t leader_id)
@@ -272,12 +403,16 @@ uint64_t fwd_send(fwd *f, uint32_t count)
 
 	if (!fwd_can_send(f))
 		return 0;
+	int slot = fwd_sent_slot(f, 0); /* free: inflight < FWD_MAX_INFLIGHT */
+
 	m.type = TP_TS_REQ;
 	m.u.ts_req.id = f->next_batch++;
 	m.u.ts_req.count = count;
-	if (ob_append(&f->ob, &m) != 0)
+	if (slot < 0 || ob_append(&f->ob, &m) != 0)
 		return 0;
 	f->inflight++;
+	f->sent_id[slot] = m.u.ts_req.id;
+	f->sent_count[slot] = count;
 	fwd_flush(f);
 	return f->state == FWD_READY ? m.u.ts_req.id : 0;
 }
@@ -294,6 +429,7 @@ void fwd_close(fwd *f, void (*cb)(fwd *f))
 {
 	f->closed = true;
 	f->close_cb = cb;
+	fwd_set_ctx(f, NULL);
 	f->closing_handles = 1;
 	uv_close((uv_handle_t *)&f->retry, fwd_retry_closed);
 	if (f->state != FWD_IDLE && f->state != FWD_CLOSING) {

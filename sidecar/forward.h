@@ -9,6 +9,7 @@
 #include "config.h"
 #include "outbuf.h"
 #include "proto.h"
+#include "tls.h"
 
 /*
  * A follower serves its own PostgreSQL by forwarding: the server sums its
@@ -22,6 +23,15 @@
  * server (fwd_reset_cb), which sends those requests again. Sending again is
  * safe: a fresh grant is still correct for a call that has not returned,
  * and a grant that arrives for a dropped batch is never delivered.
+ *
+ * The leader's answers are checked (docs/architecture.md, "Forwarding"):
+ * an answer for a batch not in flight on this connection, or a grant whose
+ * count differs from the batch's, means the connection is broken (or not
+ * the leader's): it is dropped and every batch in flight is sent again.
+ *
+ * Under TLS (fwd_set_ctx: the member's own certificate) the connection
+ * proves this member to the leader, and the leader must prove it is
+ * member-<leader id> (common/tls.h) before any batch goes out.
  */
 
 #define FWD_MAX_INFLIGHT 8 /* batches in flight to the leader */
@@ -54,6 +64,11 @@ typedef struct fwd {
 	unsigned backoff_ms;
 	uint64_t next_batch; /* batch ids, from 1 */
 	unsigned inflight;
+	/* The batches in flight: id and timestamps asked (id 0: free slot). */
+	uint64_t sent_id[FWD_MAX_INFLIGHT];
+	uint32_t sent_count[FWD_MAX_INFLIGHT];
+	SSL_CTX *ctx;  /* TLS context for the next connection; NULL: plaintext */
+	tls_conn *tls; /* the connection's session, if under TLS */
 	tp_reader reader;
 	outbuf ob;
 	fwd_grant_cb grant_cb;
@@ -67,6 +82,10 @@ typedef struct fwd {
 
 int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_reset_cb reset_cb,
 	     fwd_ready_cb ready_cb, void *arg);
+
+/* Connections from now on use TLS with ctx (a reference is taken; NULL:
+ * plaintext, loopback only). */
+void fwd_set_ctx(fwd *f, SSL_CTX *ctx);
 
 /* Forward to member leader_id (0: to nobody). Reconnects if it changed. */
 void fwd_set_target(fwd *f, uint64_t leader_id);

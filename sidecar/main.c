@@ -315,6 +315,8 @@ static void main_signal_cb(uv_signal_t *h, int signum)
 		}
 		log_info("SIGHUP: reloading the tls-* files (other settings take effect on restart)");
 		node_reload_tls(&d->node);
+		if (d->srv_ready)
+			srv_reload_tls(&d->srv);
 		return;
 	}
 	log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");

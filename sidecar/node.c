@@ -196,9 +196,7 @@ static bool node_peer_is_member_host(void *arg, const struct sockaddr *sa)
 	return false;
 }
 
-/* A TLS context from the tls-* files whose certificate is this member's
- * (member-<node-id>); NULL with a message in err. */
-static SSL_CTX *node_tls_ctx(const cfg *c, char *err, size_t errlen)
+SSL_CTX *node_tls_ctx_new(const cfg *c, char *err, size_t errlen)
 {
 	tls_files f = {c->tls_ca, c->tls_cert, c->tls_key, c->tls_crl};
 	tls_identity self;
@@ -229,7 +227,7 @@ static int node_init_transport(node *n, uv_loop_t *loop, char *err, size_t errle
 	peer_members members = {n, node_peer_is_member, node_peer_has_others, node_peer_is_member_host};
 	SSL_CTX *ctx = NULL;
 
-	if (cfg_has_tls(c) && (ctx = node_tls_ctx(c, err, errlen)) == NULL)
+	if (cfg_has_tls(c) && (ctx = node_tls_ctx_new(c, err, errlen)) == NULL)
 		return -1;
 	if (peer_transport_init(&n->transport, loop, ctx, &members, err, errlen) != 0) {
 		SSL_CTX_free(ctx);
@@ -251,7 +249,7 @@ void node_reload_tls(node *n)
 
 	if (!cfg_has_tls(c) || !n->transport_initialized)
 		return;
-	ctx = node_tls_ctx(c, err, sizeof err);
+	ctx = node_tls_ctx_new(c, err, sizeof err);
 	if (ctx == NULL) {
 		log_error("%s; the certificates read before stay in use", err);
 		return;

@@ -3,6 +3,7 @@
 #ifndef TSORACLE_NODE_H
 #define TSORACLE_NODE_H
 
+#include <openssl/ssl.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdbool.h>
@@ -100,6 +101,11 @@ typedef struct node {
 /* Opens the data directory, sets up libraft and bootstraps the initial
  * configuration if the directory is pristine. */
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen);
+
+/* A TLS context from the tls-* files whose certificate is this member's
+ * (OU=member, CN=member-<node-id>): the Raft transport, the client port
+ * and the forwarding connection all use it. NULL with a message in err. */
+SSL_CTX *node_tls_ctx_new(const cfg *c, char *err, size_t errlen);
 
 /* Reads the tls-* files again (SIGHUP): new Raft connections use them;
  * on error the old ones stay, and the error is logged. */

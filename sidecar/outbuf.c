@@ -14,26 +14,63 @@ void ob_init(outbuf *ob, ob_write_cb cb, void *data)
 	ob->wreq.data = ob;
 }
 
+void ob_set_tls(outbuf *ob, tls_conn *t)
+{
+	ob->tls = t;
+}
+
+/* Room for need more bytes after len in *buf (capacity *cap); -1 if out
+ * of memory. */
+static int ob_reserve(uint8_t **buf, size_t len, size_t *cap, size_t need)
+{
+	size_t c = *cap ? *cap * 2 : OB_INITIAL_CAP;
+	uint8_t *p;
+
+	if (*cap - len >= need)
+		return 0;
+	while (c - len < need)
+		c *= 2;
+	p = realloc(*buf, c);
+	if (p == NULL)
+		return -1;
+	*buf = p;
+	*cap = c;
+	return 0;
+}
+
 int ob_append(outbuf *ob, const tp_msg *m)
+{
+	uint8_t **buf = ob->tls != NULL ? &ob->plain : &ob->out;
+	size_t *len = ob->tls != NULL ? &ob->plain_len : &ob->out_len;
+	size_t *cap = ob->tls != NULL ? &ob->plain_cap : &ob->out_cap;
+	size_t n;
+
+	if (ob_reserve(buf, *len, cap, TP_MAX_FRAME) != 0)
+		return -1;
+	n = tp_encode(m, *buf + *len, *cap - *len);
+	if (n == 0)
+		return -1;
+	*len += n;
+	return 0;
+}
+
+/* TLS: encrypts the frames waiting in plain and moves every byte of
+ * ciphertext the session has for the peer into out. 0, UV_ENOMEM or
+ * UV_EPROTO. */
+static int ob_encrypt(outbuf *ob)
 {
 	size_t n;
 
-	if (ob->out_cap - ob->out_len < TP_MAX_FRAME) {
-		size_t cap = ob->out_cap ? ob->out_cap * 2 : OB_INITIAL_CAP;
-		uint8_t *p;
-
-		while (cap - ob->out_len < TP_MAX_FRAME)
-			cap *= 2;
-		p = realloc(ob->out, cap);
-		if (p == NULL)
-			return -1;
-		ob->out = p;
-		ob->out_cap = cap;
+	if (ob->plain_len > 0 && ob->tls->established) {
+		if (tls_conn_write(ob->tls, ob->plain, ob->plain_len) != TLS_OK)
+			return UV_EPROTO;
+		ob->plain_len = 0;
 	}
-	n = tp_encode(m, ob->out + ob->out_len, ob->out_cap - ob->out_len);
-	if (n == 0)
-		return -1;
-	ob->out_len += n;
+	while ((n = tls_conn_out_pending(ob->tls)) > 0) {
+		if (ob_reserve(&ob->out, ob->out_len, &ob->out_cap, n) != 0)
+			return UV_ENOMEM;
+		ob->out_len += tls_conn_out_take(ob->tls, ob->out + ob->out_len, n);
+	}
 	return 0;
 }
 
@@ -52,6 +89,9 @@ int ob_flush(outbuf *ob, uv_stream_t *stream)
 	size_t tmp_cap;
 	int n;
 
+	/* out is free for new bytes even while wbuf is being written. */
+	if (ob->tls != NULL && (n = ob_encrypt(ob)) != 0)
+		return n;
 	if (ob->writing || ob->out_len == 0)
 		return 0;
 	buf = uv_buf_init((char *)ob->out, (unsigned)ob->out_len);
@@ -87,6 +127,8 @@ void ob_free(outbuf *ob)
 {
 	free(ob->out);
 	free(ob->wbuf);
-	ob->out = ob->wbuf = NULL;
-	ob->out_len = ob->out_cap = ob->wbuf_cap = 0;
+	free(ob->plain);
+	ob->out = ob->wbuf = ob->plain = NULL;
+	ob->out_len = ob->out_cap = ob->wbuf_cap = ob->plain_len = ob->plain_cap = 0;
+	ob->tls = NULL;
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "proto.h"
+#include "tls.h"
 
 /*
  * Frames are appended to `out`; ob_flush hands all of them to the kernel
@@ -31,29 +32,31 @@ typedef struct outbuf {
 	bool writing;
 	uv_write_t wreq;
 	ob_write_cb cb;
-	void *data; /* the owner's */
+	void *data;     /* the owner's */
+	tls_conn *tls;  /* NULL: plaintext stream */
+	uint8_t *plain; /* TLS: frames not yet encrypted */
+	size_t plain_len, plain_cap;
 } outbuf;
 
 void ob_init(outbuf *ob, ob_write_cb cb, void *data);
+
+/* From now on frames are encrypted by t (owned by the caller, alive until
+ * ob_free) and ob_flush also sends t's handshake bytes. */
+void ob_set_tls(outbuf *ob, tls_conn *t);
 
 /* Appends one message; -1 if out of memory or not encodable. */
 int ob_append(outbuf *ob, const tp_msg *m);
 
 /* Writes what is buffered; returns 0, or a libuv error (the stream is then
- * broken: close it). Does nothing while a write is in flight (the callback
- * flushes again). */
+ * broken: close it; UV_EPROTO: the TLS session failed, t->err says why).
+ * Does nothing while a write is in flight (the callback flushes again). */
 int ob_flush(outbuf *ob, uv_stream_t *stream);
 
-/* Bytes not yet handed to a write. */
-static inline size_t ob_pending(const outbuf *ob)
-{
-	return ob->out_len;
-}
-
-/* Bytes not yet taken by the kernel: buffered, and in a write in flight. */
+/* Bytes not yet taken by the kernel: buffered (under TLS, plaintext not
+ * yet encrypted too), and in a write in flight. */
 static inline size_t ob_unsent(const outbuf *ob)
 {
-	return ob->out_len + (ob->writing ? ob->wlen : 0);
+	return ob->out_len + ob->plain_len + (ob->writing ? ob->wlen : 0);
 }
 
 /* Frees the buffers; only once the stream is closed. */

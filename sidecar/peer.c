@@ -27,17 +27,15 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "ratelog.h"
 #include "tls.h"
 
 const uint8_t peer_magic[PEER_MAGIC_LEN] = {'T', 'S', 'O', 'P', 'E', 'E', 'R', '2'};
 
-#define PEER_BACKLOG       64
-#define PEER_READ_SIZE     65536 /* bytes read from a socket at once */
-#define PEER_PLAIN_SIZE    16384 /* bytes of plaintext taken from TLS at once: one record */
-#define PEER_FROM_SIZE     64    /* "[IPv6]:port" of a source, for logs */
-#define PEER_WARN_SLOTS    16    /* distinct (source, reason) pairs whose warnings are rate-limited */
-#define PEER_WARN_BURST    16    /* warnings at most per PEER_WARN_INTERVAL_MS, all reasons together */
-#define PEER_WARN_KEY_SIZE 192   /* bytes of "source|reason" that tell two kinds of refusal apart */
+#define PEER_BACKLOG    64
+#define PEER_READ_SIZE  65536 /* bytes read from a socket at once */
+#define PEER_PLAIN_SIZE 16384 /* bytes of plaintext taken from TLS at once: one record */
+#define PEER_FROM_SIZE  64    /* "[IPv6]:port" of a source, for logs */
 
 typedef struct peer_transport peer_transport;
 
@@ -85,14 +83,6 @@ typedef struct peer_conn {
 	unsigned open_handles; /* handles whose uv_close callback is still due */
 } peer_conn;
 
-/* One rate-limited kind of warning: a reason from one source. */
-typedef struct peer_warn_slot {
-	char key[PEER_WARN_KEY_SIZE];
-	uint64_t at;      /* uv_now() of its last warning */
-	unsigned quieted; /* logged at debug level since */
-	bool used;
-} peer_warn_slot;
-
 struct peer_transport {
 	struct raft_uv_transport *outer;
 	uv_loop_t *loop;
@@ -108,67 +98,8 @@ struct peer_transport {
 	peer_conn *conns; /* every peer_conn not yet freed */
 	unsigned n_conns;
 	bool closing;
-	peer_warn_slot warn[PEER_WARN_SLOTS];
-	uint64_t burst_at; /* start of the current warning interval */
-	unsigned burst;    /* warnings in it */
-	unsigned quieted;  /* warnings turned to debug by the burst limit since */
+	ratelog warn; /* refusals, rate-limited */
 };
-
-/* ---- warnings, rate-limited ---- */
-
-/*
- * A misconfigured member retries several times a second, forever, and a
- * stranger may do the same on purpose: each kind of refusal (the same
- * message) from the same source host, or to the same node, is a warning at
- * most once per PEER_WARN_INTERVAL_MS, and all of them together at most
- * PEER_WARN_BURST times per interval; the rest go to the debug level and
- * are counted in the next warning of their kind.
- */
-static int peer_warn_level(peer_transport *t, const char *source, const char *why, unsigned *quieted)
-{
-	uint64_t now = uv_now(t->loop);
-	peer_warn_slot *slot = NULL, *oldest = &t->warn[0];
-	char key[sizeof t->warn[0].key];
-
-	*quieted = 0;
-	snprintf(key, sizeof key, "%.63s|%.127s", source, why); /* fits PEER_WARN_KEY_SIZE */
-	for (int i = 0; i < PEER_WARN_SLOTS; i++) {
-		peer_warn_slot *s = &t->warn[i];
-
-		if (s->used && strcmp(s->key, key) == 0)
-			slot = s;
-		if (!s->used || (oldest->used && s->at < oldest->at))
-			oldest = s;
-	}
-	if (slot != NULL && now - slot->at < PEER_WARN_INTERVAL_MS) {
-		slot->quieted++;
-		return LOG_DEBUG;
-	}
-	if (now - t->burst_at >= PEER_WARN_INTERVAL_MS) {
-		t->burst_at = now;
-		t->burst = 0;
-	}
-	if (t->burst >= PEER_WARN_BURST) {
-		t->quieted++;
-		return LOG_DEBUG;
-	}
-	t->burst++;
-	if (slot == NULL) {
-		slot = oldest;
-		snprintf(slot->key, sizeof slot->key, "%s", key);
-		slot->used = true;
-		slot->quieted = 0;
-	}
-	*quieted = slot->quieted;
-	slot->at = now;
-	slot->quieted = 0;
-	if (t->quieted > 0) {
-		log_warn("%u more refused Raft connections of other kinds were logged at debug level",
-			 t->quieted);
-		t->quieted = 0;
-	}
-	return LOG_WARN;
-}
 
 /* ---- a connection's life ---- */
 
@@ -240,7 +171,7 @@ static void peer_fail(peer_conn *c, int status, int level, const char *why)
 		else
 			snprintf(source, sizeof source, "node %" PRIu64, c->peer_id);
 		if (level == LOG_WARN)
-			level = peer_warn_level(c->t, source, why, &quieted);
+			level = ratelog_level(&c->t->warn, uv_now(c->t->loop), source, why, &quieted);
 		if (c->kind == PEER_ACCEPT && c->header_read)
 			snprintf(claim, sizeof claim, " (says node %" PRIu64 " at %s)", c->peer_id,
 				 c->address);
@@ -1050,6 +981,7 @@ int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, SS
 		return err_set(err, errlen, "out of memory");
 	t->outer = transport;
 	t->loop = loop;
+	ratelog_init(&t->warn, "Raft connections", PEER_WARN_INTERVAL_MS);
 	t->ctx = ctx;
 	t->members = *members;
 

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "tlsio.h"
 
 #define SRV_BACKLOG         128
 #define SRV_EXPIRE_TICK_MS  10   /* granularity of request deadlines */
@@ -33,6 +34,7 @@ static void srv_conn_drop_unread(srv_conn *c);
 static void srv_conn_parse(srv_conn *c);
 static void srv_conn_flush(srv_conn *c);
 static void srv_conn_start_reading(srv_conn *c);
+static void srv_conn_tls_lost(srv_conn *c);
 
 /* ---- rate-limited log lines --------------------------------------------- */
 
@@ -172,6 +174,27 @@ static void srv_conn_error(srv_conn *c, uint16_t status, const char *fmt, ...)
 	srv_conn_refuse(c, status, text);
 }
 
+/* TP_ERR_FORBIDDEN with the text fmt makes: what the client's
+ * certificate may not do (or why it is not accepted). The warning is
+ * rate-limited per kind and source (ratelog.h), as the Raft port's. */
+static void srv_conn_forbid(srv_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void srv_conn_forbid(srv_conn *c, const char *fmt, ...)
+{
+	char text[TP_MAX_ERRMSG + 1];
+	unsigned quieted;
+	va_list ap;
+	int level;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	level = ratelog_level(&c->srv->refusals, uv_now(c->srv->loop), c->from, text, &quieted);
+	log_printf(level, "refused a client request from %s: %s%s", c->from, text,
+		   quieted > 0 ? "; more like it were logged at debug level" : "");
+	srv_conn_refuse(c, TP_ERR_FORBIDDEN, text);
+}
+
 /* A client that does not read its responses: dropped, so that it holds no
  * more than client-output-max bytes of ours. */
 static void srv_conn_drop_unread(srv_conn *c)
@@ -195,7 +218,8 @@ static void srv_conn_flush(srv_conn *c)
 		return;
 	rv = ob_flush(&c->ob, &c->h.stream);
 	if (rv != 0) {
-		log_debug("client write failed: %s", uv_strerror(rv));
+		log_debug("client write failed: %s",
+			  rv == UV_EPROTO && c->tls != NULL ? c->tls->err : uv_strerror(rv));
 		srv_conn_close(c);
 	} else if (ob_unsent(&c->ob) > c->srv->cfg->client_output_max) {
 		srv_conn_drop_unread(c);
@@ -707,8 +731,30 @@ static void srv_handle_hello(srv_conn *c, const tp_msg *m)
 	srv_conn_send(c, &r);
 }
 
+/*
+ * What a TLS client's role may not ask (docs/cluster.md, "Roles"): NULL if
+ * it may, else what it would need. `client` and `member` (a forwarding
+ * follower) take timestamps and read status; `admin` may also transfer
+ * leadership. Without TLS (the unix socket, or plaintext client-tcp on
+ * loopback) there are no roles: local users, as they always were.
+ */
+static const char *srv_forbidden(const srv_conn *c, uint8_t type)
+{
+	if (c->tls == NULL)
+		return NULL;
+	switch (type) {
+	case TP_TRANSFER_REQ:
+		return c->peer.role == TLS_ROLE_ADMIN
+			   ? NULL
+			   : "transfer leadership: that needs an admin certificate (OU=admin)";
+	default:
+		return NULL;
+	}
+}
+
 static void srv_handle(srv_conn *c, const tp_msg *m)
 {
+	const char *forbidden;
 	srv *s = c->srv;
 	tp_msg r;
 
@@ -717,6 +763,11 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 			srv_handle_hello(c, m);
 		else
 			srv_conn_error(c, TP_ERR_PROTOCOL, "expected a hello, got message type %u", m->type);
+		return;
+	}
+	if ((forbidden = srv_forbidden(c, m->type)) != NULL) {
+		srv_conn_forbid(c, "certificate CN=%s (role %s) may not %s", c->peer.cn,
+				tls_role_name(c->peer.role), forbidden);
 		return;
 	}
 	switch (m->type) {
@@ -751,6 +802,14 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 	}
 }
 
+/* The TLS session ended (the client closed it, or it broke). */
+static void srv_conn_tls_lost(srv_conn *c)
+{
+	if (c->tls->err[0] != '\0')
+		log_debug("client %s: %s", c->from, c->tls->err);
+	srv_conn_close(c);
+}
+
 /* Parses every buffered frame while the queue has room; reads resume or
  * stop accordingly. (Output is bounded by dropping, srv_conn_flush: a
  * client's responses only wait for that client to read them.) */
@@ -765,6 +824,17 @@ static void srv_conn_parse(srv_conn *c)
 	}
 	while (!c->closing && c->q_len < SRV_QUEUE_CAP) {
 		rc = tp_reader_next(&c->reader, &m);
+		if (rc == 0 && c->tls != NULL) {
+			/* Plaintext the session decrypted beyond the reader's room. */
+			long pulled = tlsio_pull(c->tls, &c->reader);
+
+			if (pulled < 0) {
+				srv_conn_tls_lost(c);
+				return;
+			}
+			if (pulled > 0)
+				continue;
+		}
 		if (rc == 0)
 			break;
 		if (rc < 0) {
@@ -788,17 +858,65 @@ static void srv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	srv_conn *c = h->data;
 	size_t len;
-	uint8_t *p = tp_reader_space(&c->reader, &len);
+	uint8_t *p;
 
 	(void)suggested;
+	if (c->tls != NULL) {
+		/* Ciphertext: fed to the session at once, so one buffer serves
+		 * every connection (the loop reads one at a time). */
+		*buf = uv_buf_init((char *)c->srv->tls_rbuf, sizeof c->srv->tls_rbuf);
+		return;
+	}
+	p = tp_reader_space(&c->reader, &len);
 	*buf = uv_buf_init((char *)p, (unsigned)len);
+}
+
+/* Ciphertext from a TLS client: the handshake, the identity check, then
+ * its plaintext into the reader (srv_conn_parse pulls the rest). */
+static void srv_conn_tls_input(srv_conn *c, const uv_buf_t *buf, size_t len)
+{
+	bool done_now;
+	int rc = tlsio_feed(c->tls, buf->base, len, &done_now);
+
+	if (rc == TLS_ERROR) {
+		unsigned quieted;
+		int level;
+
+		/* The alert that says why goes out before the close. */
+		srv_conn_flush(c);
+		level =
+		    ratelog_level(&c->srv->refusals, uv_now(c->srv->loop), c->from, c->tls->err, &quieted);
+		log_printf(level,
+			   "refused a client TLS connection from %s: %s (client-tcp needs TLS 1.3 and a "
+			   "certificate from tls-ca)%s",
+			   c->from, c->tls->err,
+			   quieted > 0 ? "; more like it were logged at debug level" : "");
+		srv_conn_close(c);
+		return;
+	}
+	srv_conn_flush(c); /* the handshake's answer */
+	if (rc != TLS_OK || c->closing)
+		return;
+	if (done_now) {
+		tls_conn_peer(c->tls, &c->peer);
+		if (c->peer.role == TLS_ROLE_NONE) {
+			srv_conn_forbid(
+			    c,
+			    "certificate CN=%s names no role: a client certificate needs OU=client, "
+			    "OU=admin or OU=member (scripts/certs.sh makes them)",
+			    c->peer.cn);
+			return;
+		}
+		log_debug("client %s connected over TLS as CN=%s (role %s)", c->from, c->peer.cn,
+			  tls_role_name(c->peer.role));
+	}
+	srv_conn_parse(c);
 }
 
 static void srv_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	srv_conn *c = stream->data;
 
-	(void)buf;
 	if (nread == 0)
 		return;
 	if (nread == UV_ENOBUFS) {
@@ -813,8 +931,13 @@ static void srv_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		srv_conn_close(c);
 		return;
 	}
-	tp_reader_commit(&c->reader, (size_t)nread);
 	c->active_ms = uv_now(c->srv->loop);
+	if (c->tls != NULL) {
+		srv_conn_tls_input(c, buf, (size_t)nread);
+		srv_conn_flush(c);
+		return;
+	}
+	tp_reader_commit(&c->reader, (size_t)nread);
 	srv_conn_parse(c);
 	srv_conn_flush(c);
 }
@@ -837,6 +960,10 @@ static void srv_conn_free_cb(uv_handle_t *h)
 	bool counted = c->counted;
 
 	ob_free(&c->ob);
+	if (c->tls != NULL) {
+		tls_conn_free(c->tls);
+		free(c->tls);
+	}
 	free(c);
 	if (counted && --s->closing_handles == 0 && s->close_cb != NULL)
 		s->close_cb(s);
@@ -926,6 +1053,38 @@ static int srv_admit(srv *s, srv_conn *c)
 	return 0;
 }
 
+/* The client's IP address, for logs. */
+static void srv_conn_peer_name(srv_conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+
+	snprintf(c->from, sizeof c->from, "(unknown address)");
+	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		uv_ip4_name((struct sockaddr_in *)&ss, c->from, sizeof c->from);
+	else if (ss.ss_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)&ss, c->from, sizeof c->from);
+}
+
+/* A TLS session for a new client-tcp connection; -1 (c closed) if none. */
+static int srv_conn_tls_start(srv_conn *c)
+{
+	char err[TLS_ERR_SIZE];
+
+	c->tls = calloc(1, sizeof *c->tls);
+	if (c->tls == NULL || tls_conn_init(c->tls, c->srv->tls_ctx, true, err, sizeof err) != 0) {
+		log_error("client %s: %s", c->from, c->tls == NULL ? "out of memory for TLS" : err);
+		free(c->tls);
+		c->tls = NULL;
+		srv_conn_close(c);
+		return -1;
+	}
+	ob_set_tls(&c->ob, c->tls);
+	return 0;
+}
+
 static void srv_connection_cb(uv_stream_t *server, int status)
 {
 	srv_listener *l = server->data;
@@ -972,8 +1131,12 @@ static void srv_connection_cb(uv_stream_t *server, int status)
 	c->accepted_ms = c->active_ms = uv_now(s->loop);
 	if (srv_admit(s, c) != 0)
 		return;
-	if (server->type == UV_TCP)
+	if (server->type == UV_TCP) {
 		uv_tcp_nodelay(&c->h.tcp, 1);
+		srv_conn_peer_name(c);
+		if (s->tls_ctx != NULL && srv_conn_tls_start(c) != 0)
+			return;
+	}
 	srv_conn_start_reading(c);
 	log_debug("client connected (%u open)", s->n_conns);
 }
@@ -1108,7 +1271,8 @@ static int srv_listen_tcp(srv *s, char *err, size_t errlen)
 		rv = uv_listen(&l->h.stream, SRV_BACKLOG, srv_connection_cb);
 	if (rv != 0)
 		return err_set(err, errlen, "could not listen on client-tcp %s: %s", addr, uv_strerror(rv));
-	log_info("listening for clients on tcp %s", addr);
+	log_info("listening for clients on tcp %s%s", addr,
+		 s->tls_ctx != NULL ? " (TLS 1.3, client certificates from tls-ca)" : "");
 	return 0;
 }
 
@@ -1131,6 +1295,7 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
 	s->expire.data = s;
 	s->sweep.data = s;
+	ratelog_init(&s->refusals, "client connections", SRV_REFUSAL_LOG_INTERVAL_MS);
 	rv = fwd_init(&s->fwd, loop, c, srv_fwd_grant_cb, srv_fwd_reset_cb, srv_fwd_ready_cb, s);
 	if (rv != 0)
 		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
@@ -1144,6 +1309,14 @@ int srv_start(srv *s, char *err, size_t errlen)
 
 	if (s->cfg->client_socket[0] != '\0' && srv_listen_unix(s, err, errlen) != 0)
 		return -1;
+	if (s->cfg->client_tcp[0] != '\0' && cfg_has_tls(s->cfg)) {
+		/* The member's own certificate: it serves client-tcp and proves
+		 * this member to the leader it forwards to. */
+		s->tls_ctx = node_tls_ctx_new(s->cfg, err, errlen);
+		if (s->tls_ctx == NULL)
+			return -1;
+		fwd_set_ctx(&s->fwd, s->tls_ctx);
+	}
 	if (s->cfg->client_tcp[0] != '\0' && srv_listen_tcp(s, err, errlen) != 0)
 		return -1;
 	rv = uv_check_start(&s->check, srv_check_cb);
@@ -1154,6 +1327,25 @@ int srv_start(srv *s, char *err, size_t errlen)
 	if (rv != 0)
 		return err_set(err, errlen, "uv start: %s", uv_strerror(rv));
 	return 0;
+}
+
+void srv_reload_tls(srv *s)
+{
+	char err[CFG_ERR_SIZE];
+	SSL_CTX *ctx;
+
+	if (s->tls_ctx == NULL)
+		return;
+	ctx = node_tls_ctx_new(s->cfg, err, sizeof err);
+	if (ctx == NULL) {
+		log_error("%s; client-tcp keeps the certificates read before", err);
+		return;
+	}
+	/* Connections hold their own reference to the context they began with. */
+	SSL_CTX_free(s->tls_ctx);
+	s->tls_ctx = ctx;
+	fwd_set_ctx(&s->fwd, ctx);
+	log_info("client-tcp: new connections and forwarding use the reloaded tls-* files");
 }
 
 static void srv_handle_closed_cb(uv_handle_t *h)
@@ -1202,6 +1394,8 @@ void srv_close(srv *s, void (*cb)(srv *s))
 	}
 	s->closing_handles += 4;
 	fwd_close(&s->fwd, srv_fwd_closed_cb);
+	SSL_CTX_free(s->tls_ctx); /* the connections still closing keep theirs */
+	s->tls_ctx = NULL;
 	uv_close((uv_handle_t *)&s->check, srv_handle_closed_cb);
 	uv_close((uv_handle_t *)&s->expire, srv_handle_closed_cb);
 	uv_close((uv_handle_t *)&s->sweep, srv_handle_closed_cb);

@@ -12,6 +12,8 @@
 #include "outbuf.h"
 #include "peercred.h"
 #include "proto.h"
+#include "ratelog.h"
+#include "tls.h"
 
 /*
  * Batching: every read callback parses all the frames it got and queues
@@ -39,6 +41,16 @@
  * when the handover ends; a member that does not lead answers at once with
  * TP_ERR_NOT_LEADER and the leader it knows.
  *
+ * TLS (docs/cluster.md, "TLS"): with tls-* set, client-tcp speaks TLS 1.3
+ * (common/tls.h) through the connection's outbuf and tlsio.h, and every
+ * client shows a certificate from tls-ca; its OU is its role, checked per
+ * message (srv_forbidden): `client` and `member` (forwarding followers)
+ * may take timestamps and read status, `admin` may also transfer
+ * leadership. A refused connection gets TP_ERROR with TP_ERR_FORBIDDEN and
+ * a rate-limited warning (ratelog.h). The unix socket and plaintext
+ * client-tcp (allowed on loopback only, config.c) serve local users as
+ * before, without roles.
+ *
  * Limits (docs/architecture.md, "Bounded resources"): SRV_QUEUE_CAP queued
  * requests per connection, past which the server stops reading it until
  * the queue drains (backpressure); client-output-max bytes of unsent
@@ -49,16 +61,21 @@
  * logged at most once a second (srv_ratelog).
  */
 
-#define SRV_QUEUE_CAP    1024 /* queued timestamp requests per connection */
+#define SRV_QUEUE_CAP               1024 /* queued timestamp requests per connection */
 /* Timestamps a connection may take per turn: one largest request, so that
  * every connection's next request fits its first turn. */
-#define SRV_QUANTUM      TA_MAX_GRANT
+#define SRV_QUANTUM                 TA_MAX_GRANT
 /* Marks the requests of the batch being granted or sent (forwarded
  * batches are numbered from 1 by forward.c, never this high). */
-#define SRV_BATCH_LOCAL  UINT64_MAX
+#define SRV_BATCH_LOCAL             UINT64_MAX
 /* Transfer requests waiting per connection (tsoracle-ctl sends one); more
  * are answered TP_ERR_BAD_REQUEST, so a client cannot pile up memory. */
-#define SRV_TRANSFER_CAP 4
+#define SRV_TRANSFER_CAP            4
+#define SRV_TLS_READ_SIZE           65536 /* bytes of ciphertext read from a client at once */
+#define SRV_FROM_SIZE               64    /* a client's IP address, for logs */
+/* Refused client connections of one kind are a warning at most this often
+ * (ms); the rest are logged at debug level and counted. */
+#define SRV_REFUSAL_LOG_INTERVAL_MS 10000
 
 typedef struct srv_req {
 	uint64_t id;
@@ -102,6 +119,10 @@ typedef struct srv_conn {
 	outbuf ob; /* responses */
 
 	tp_reader reader;
+
+	tls_conn *tls;            /* client-tcp under TLS; NULL: plaintext */
+	tls_identity peer;        /* TLS: the client certificate's, once verified */
+	char from[SRV_FROM_SIZE]; /* TCP: the client's address, for logs */
 } srv_conn;
 
 /* A client's TP_TRANSFER_REQ, waiting for the handover to end. */
@@ -144,7 +165,10 @@ typedef struct srv {
 	unsigned n_lingering;                /* refused, not closed yet (srv_conn_refuse_linger) */
 	srv_conn *linger_head, *linger_tail; /* oldest first */
 	srv_ratelog log_accept, log_refused, log_timeout, log_dropped, log_peer;
-	pc_allow allow; /* who may use the unix socket (client-socket-allow) */
+	pc_allow allow;   /* who may use the unix socket (client-socket-allow) */
+	SSL_CTX *tls_ctx; /* client-tcp's TLS context (node_tls_ctx_new); NULL: plaintext */
+	ratelog refusals; /* refused client connections, for the log */
+	uint8_t tls_rbuf[SRV_TLS_READ_SIZE]; /* ciphertext of the read in progress */
 	bool stopping;
 	int closing_handles;
 	void (*close_cb)(struct srv *s);
@@ -154,6 +178,10 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 
 /* Binds and listens on the configured client addresses. */
 int srv_start(srv *s, char *err, size_t errlen);
+
+/* Reads the tls-* files again (SIGHUP): new client connections and the
+ * next forwarding connection use them; a failure keeps the old ones. */
+void srv_reload_tls(srv *s);
 
 /* Answers queued requests (and waiting transfer requests) with
  * TP_ERR_SHUTTING_DOWN, closes every connection and listener; cb runs when

@@ -27,6 +27,7 @@
 #include "hist.h"
 #include "dial.h"
 #include "proto.h"
+#include "tls.h"
 #include "tso.h"
 
 /*
@@ -73,8 +74,9 @@
 #define BENCH_POLL_MS          50              /* epoll and blocking-read timeout: clock checks */
 #define BENCH_RECONNECT_NS     (5 * NS_PER_MS) /* gap mode: pause between connection attempts */
 #define BENCH_VIOLATIONS_SHOWN 10
-#define BENCH_REQ_FRAME        17 /* TP_TS_REQ: 4 length + 1 type + 8 id + 4 count */
-#define BENCH_RESP_FRAME       27 /* TP_TS_RESP: 4 + 1 + 8 id + 2 status + 8 first + 4 count */
+#define BENCH_HANDSHAKE_MS     2000 /* hello (and TLS handshake) answered within this */
+#define BENCH_REQ_FRAME        17   /* TP_TS_REQ: 4 length + 1 type + 8 id + 4 count */
+#define BENCH_RESP_FRAME       27   /* TP_TS_RESP: 4 + 1 + 8 id + 2 status + 8 first + 4 count */
 #define BENCH_PP_MAX_MSG       4096
 #define BENCH_DEFAULT_ADDRESS  "/run/tsoracle/tsoracled.sock"
 
@@ -97,9 +99,13 @@ typedef struct opts {
 	bool status;
 	bool kv;
 	const char *label;
-	int cpus[BENCH_MAX_THREADS]; /* --cpus: where threads (ping-pong: parent, child) run */
+	const char *tls_ca, *tls_cert, *tls_key; /* TLS to a TCP address (all three) */
+	int cpus[BENCH_MAX_THREADS];             /* --cpus: where threads (ping-pong: parent, child) run */
 	unsigned ncpus;
 } opts;
+
+/* From --ca, --cert, --key: TLS for TCP addresses; NULL: plaintext. */
+static SSL_CTX *bench_tls;
 
 static opts o = {
     .address = BENCH_DEFAULT_ADDRESS,
@@ -178,6 +184,7 @@ static void die(const char *fmt, ...)
 
 typedef struct conn {
 	int fd;
+	SSL *ssl; /* TLS (bench_tls, a TCP address); NULL: plaintext */
 	bool up;
 	tp_reader rd;
 	uint32_t node_id;
@@ -245,13 +252,13 @@ static void violation(worker *w, const char *fmt, ...)
 	pthread_mutex_unlock(&print_mu);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+static int write_all(int fd, SSL *ssl, const uint8_t *p, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = tp_io_write(fd, ssl, p, len);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || (ssl != NULL && errno == EAGAIN))
 				continue;
 			return -1;
 		}
@@ -263,7 +270,7 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 
 /* Reads into the reader until one message is parsed; blocking socket with
  * a receive timeout. 1: got one; -1: error, EOF or timeout past deadline. */
-static int read_msg(int fd, tp_reader *rd, tp_msg *m, uint64_t deadline)
+static int read_msg(int fd, SSL *ssl, tp_reader *rd, tp_msg *m, uint64_t deadline)
 {
 	for (;;) {
 		int rc = tp_reader_next(rd, m);
@@ -276,7 +283,7 @@ static int read_msg(int fd, tp_reader *rd, tp_msg *m, uint64_t deadline)
 		if (now_ns() > deadline)
 			return -1;
 		p = tp_reader_space(rd, &room);
-		n = read(fd, p, room);
+		n = tp_io_read(fd, ssl, p, room);
 		if (n > 0)
 			tp_reader_commit(rd, (size_t)n);
 		else if (n == 0)
@@ -293,6 +300,17 @@ static void set_rcvtimeo(int fd, unsigned ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
+/* Ends c's session and socket. */
+static void conn_close(conn *c)
+{
+	if (c->ssl != NULL)
+		SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
 /* Dials and shakes hands; 0 or -1 (with a message in err). */
 static int conn_open(conn *c, char *err, size_t errlen)
 {
@@ -303,6 +321,13 @@ static int conn_open(conn *c, char *err, size_t errlen)
 	c->fd = tp_dial(o.address, err, errlen);
 	if (c->fd < 0)
 		return -1;
+	c->ssl = NULL;
+	if (bench_tls != NULL && tp_dial_is_tcp(o.address) &&
+	    (c->ssl = tp_dial_tls(c->fd, bench_tls, o.address, BENCH_HANDSHAKE_MS, err, errlen)) == NULL) {
+		close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
 	set_rcvtimeo(c->fd, BENCH_POLL_MS);
 	tp_reader_init(&c->rd);
 	memset(&m, 0, sizeof m);
@@ -311,18 +336,20 @@ static int conn_open(conn *c, char *err, size_t errlen)
 	m.u.hello.min_version = TP_VERSION;
 	m.u.hello.max_version = TP_VERSION;
 	n = tp_encode(&m, buf, sizeof buf);
-	if (write_all(c->fd, buf, n) != 0 || read_msg(c->fd, &c->rd, &m, now_ns() + 2 * NS_PER_S) != 1) {
-		snprintf(err, errlen, "handshake with %s failed: %s", o.address,
-			 c->rd.err ? tp_reader_errstr(&c->rd) : "no answer");
-		close(c->fd);
-		c->fd = -1;
+	if (write_all(c->fd, c->ssl, buf, n) != 0 ||
+	    read_msg(c->fd, c->ssl, &c->rd, &m, now_ns() + BENCH_HANDSHAKE_MS * NS_PER_MS) != 1) {
+		snprintf(err, errlen, "handshake with %s failed: %s%s", o.address,
+			 c->rd.err ? tp_reader_errstr(&c->rd) : "no answer",
+			 c->ssl == NULL && tp_dial_is_tcp(o.address)
+			     ? " (if its client-tcp runs TLS, give --ca, --cert and --key)"
+			     : "");
+		conn_close(c);
 		return -1;
 	}
 	if (m.type != TP_HELLO_OK) {
 		snprintf(err, errlen, "%s refused the handshake: %s", o.address,
 			 m.type == TP_ERROR ? m.u.error.text : "unexpected message");
-		close(c->fd);
-		c->fd = -1;
+		conn_close(c);
 		return -1;
 	}
 	c->node_id = m.u.hello_ok.node_id;
@@ -338,12 +365,9 @@ static int conn_open(conn *c, char *err, size_t errlen)
 
 static void conn_drop(worker *w, conn *c)
 {
-	if (c->fd >= 0) {
-		if (w->ep >= 0)
-			epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
-		close(c->fd);
-	}
-	c->fd = -1;
+	if (c->fd >= 0 && w->ep >= 0)
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	conn_close(c);
 	c->up = false;
 }
 
@@ -381,8 +405,8 @@ static int conn_flush(worker *w, conn *c, bool blocking)
 	if (c->wlen == 0)
 		return 0;
 	if (blocking)
-		return write_all(c->fd, c->wbuf, c->wlen) == 0 ? (c->wlen = 0, 0) : -1;
-	n = write(c->fd, c->wbuf, c->wlen);
+		return write_all(c->fd, c->ssl, c->wbuf, c->wlen) == 0 ? (c->wlen = 0, 0) : -1;
+	n = tp_io_write(c->fd, c->ssl, c->wbuf, c->wlen);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -1;
@@ -507,31 +531,35 @@ static void conn_handle(worker *w, conn *c, const tp_msg *m, uint64_t now)
 	}
 }
 
-/* Reads once and handles every whole response; -1 if the connection broke. */
+/* Reads once (under TLS: until the session holds no decrypted bytes,
+ * which the socket's readiness would not show) and handles every whole
+ * response; -1 if the connection broke. */
 static int conn_read(worker *w, conn *c)
 {
-	size_t room;
-	uint8_t *p = tp_reader_space(&c->rd, &room);
-	ssize_t n = read(c->fd, p, room);
-	uint64_t now;
-	tp_msg m;
-	int rc;
+	do {
+		size_t room;
+		uint8_t *p = tp_reader_space(&c->rd, &room);
+		ssize_t n = tp_io_read(c->fd, c->ssl, p, room);
+		uint64_t now;
+		tp_msg m;
+		int rc;
 
-	if (n == 0)
-		return -1;
-	if (n < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
-	tp_reader_commit(&c->rd, (size_t)n);
-	now = now_ns();
-	while (c->up && (rc = tp_reader_next(&c->rd, &m)) == 1)
-		conn_handle(w, c, &m, now);
-	if (!c->up)
-		return -1;
-	if (rc < 0) {
-		violation(w, "malformed response: %s", tp_reader_errstr(&c->rd));
-		return -1;
-	}
-	conn_refill(c, now);
+		if (n == 0)
+			return -1;
+		if (n < 0)
+			return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+		tp_reader_commit(&c->rd, (size_t)n);
+		now = now_ns();
+		while (c->up && (rc = tp_reader_next(&c->rd, &m)) == 1)
+			conn_handle(w, c, &m, now);
+		if (!c->up)
+			return -1;
+		if (rc < 0) {
+			violation(w, "malformed response: %s", tp_reader_errstr(&c->rd));
+			return -1;
+		}
+		conn_refill(c, now);
+	} while (c->ssl != NULL && SSL_pending(c->ssl) > 0);
 	return 0;
 }
 
@@ -896,7 +924,7 @@ static int run_pingpong(void)
 		pin_self(1);
 		close(sv[0]);
 		while (read_full(sv[1], buf, o.pp_out) == 0)
-			if (write_all(sv[1], buf, o.pp_back) != 0)
+			if (write_all(sv[1], NULL, buf, o.pp_back) != 0)
 				break;
 		_exit(0);
 	}
@@ -910,7 +938,7 @@ static int run_pingpong(void)
 
 		if (t0 >= t_end)
 			break;
-		if (write_all(sv[0], buf, o.pp_out) != 0 || read_full(sv[0], buf, o.pp_back) != 0)
+		if (write_all(sv[0], NULL, buf, o.pp_out) != 0 || read_full(sv[0], buf, o.pp_back) != 0)
 			die("ping-pong: %s", strerror(errno));
 		t1 = now_ns();
 		if (t0 >= t_measure) {
@@ -954,8 +982,8 @@ static int run_status(void)
 	m.type = TP_STATUS_REQ;
 	m.u.status_req.id = 1;
 	n = tp_encode(&m, buf, sizeof buf);
-	if (write_all(c.fd, buf, n) != 0 || read_msg(c.fd, &c.rd, &m, now_ns() + 2 * NS_PER_S) != 1 ||
-	    m.type != TP_STATUS_RESP) {
+	if (write_all(c.fd, c.ssl, buf, n) != 0 ||
+	    read_msg(c.fd, c.ssl, &c.rd, &m, now_ns() + 2 * NS_PER_S) != 1 || m.type != TP_STATUS_RESP) {
 		fprintf(stderr, "tsoracle-bench: no status from %s\n", o.address);
 		return 2;
 	}
@@ -965,7 +993,7 @@ static int run_status(void)
 	       (m.u.status_resp.st.flags & TP_FLAG_SERVING) ? 1 : 0, m.u.status_resp.st.term,
 	       m.u.status_resp.st.commit_index, m.u.status_resp.st.applied_index, m.u.status_resp.st.grants,
 	       m.u.status_resp.st.timestamps);
-	close(c.fd);
+	conn_close(&c);
 	return 0;
 }
 
@@ -993,6 +1021,9 @@ static void usage(FILE *out)
 	    "  --msg-size N|frame  ping-pong: N bytes each way, or frame: %d out, %d back (default frame)\n"
 	    "  --cpus A[,B...]     pin thread i to the i-th CPU listed (ping-pong: parent A, child B)\n"
 	    "  --label TEXT        copied into the --kv line\n"
+	    "  --ca FILE           TLS to a TCP address: the cluster's CA certificate (PEM)\n"
+	    "  --cert FILE         this client's certificate (OU=client or admin; scripts/certs.sh)\n"
+	    "  --key FILE          its private key (mode 600)\n"
 	    "  --kv                one line of key=value pairs\n",
 	    BENCH_DEFAULT_ADDRESS, BENCH_MAX_DEPTH, TP_MAX_COUNT, BENCH_REQ_FRAME, BENCH_RESP_FRAME);
 }
@@ -1039,6 +1070,9 @@ int main(int argc, char **argv)
 		O_LABEL,
 		O_CPUS,
 		O_GAPWIN,
+		O_CA,
+		O_CERT,
+		O_KEY,
 		O_HELP
 	};
 	static const struct option lo[] = {
@@ -1060,6 +1094,9 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, O_HELP},
 	    {"cpus", required_argument, NULL, O_CPUS},
 	    {"gap-window", required_argument, NULL, O_GAPWIN},
+	    {"ca", required_argument, NULL, O_CA},
+	    {"cert", required_argument, NULL, O_CERT},
+	    {"key", required_argument, NULL, O_KEY},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -1120,6 +1157,15 @@ int main(int argc, char **argv)
 		case O_LABEL:
 			o.label = optarg;
 			break;
+		case O_CA:
+			o.tls_ca = optarg;
+			break;
+		case O_CERT:
+			o.tls_cert = optarg;
+			break;
+		case O_KEY:
+			o.tls_key = optarg;
+			break;
 		case O_CPUS: {
 			char *save = NULL, *tok, *list = strdup(optarg);
 
@@ -1146,6 +1192,16 @@ int main(int argc, char **argv)
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
+	}
+	if (o.tls_ca != NULL || o.tls_cert != NULL || o.tls_key != NULL) {
+		tls_files f = {o.tls_ca, o.tls_cert, o.tls_key, NULL};
+		char err[TLS_ERR_SIZE];
+
+		if (o.tls_ca == NULL || o.tls_cert == NULL || o.tls_key == NULL)
+			die("TLS needs --ca, --cert and --key together");
+		bench_tls = tls_ctx_new(&f, err, sizeof err);
+		if (bench_tls == NULL)
+			die("%s", err);
 	}
 	if (o.pingpong)
 		return run_pingpong();

@@ -177,11 +177,19 @@ sub sidecar_kill
 	note "killed $sc->{name}";
 }
 
+# Runs tsoracle-ctl against the sidecar's unix socket (args may name TCP
+# addresses instead: --peers, --address). A member of a TLS cluster passes
+# the cluster's admin certificate, which TCP addresses need (its client-tcp
+# speaks TLS and transfer-leader needs OU=admin; the unix socket ignores
+# it); later --ca/--cert/--key in args win.
 sub ctl
 {
 	my ($sc, @args) = @_;
 	my ($stdout, $stderr);
-	my $ok = IPC::Run::run([ $ctl, '--address', $sc->{socket}, '--timeout', '1000', @args ],
+	my @tls = $sc->{tls}
+	  ? ('--ca' => "$sc->{tls}/ca.crt", '--cert' => "$sc->{tls}/admin.crt", '--key' => "$sc->{tls}/admin.key")
+	  : ();
+	my $ok = IPC::Run::run([ $ctl, '--address', $sc->{socket}, '--timeout', '1000', @tls, @args ],
 		'>', \$stdout, '2>', \$stderr);
 	return ($ok, $stdout, $stderr);
 }

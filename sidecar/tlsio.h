@@ -1,0 +1,33 @@
+/* tlsio.h: a libuv stream's TLS session feeding the frame reader (the client port and forwarding). */
+#ifndef TSORACLE_TLSIO_H
+#define TSORACLE_TLSIO_H
+
+#include <stddef.h>
+
+#include "proto.h"
+#include "tls.h"
+
+/*
+ * The client port (server.c) and the follower's forwarding connection
+ * (forward.c) run the client protocol inside TLS (common/tls.h): the read
+ * callback hands the ciphertext it got to tlsio_feed, which completes the
+ * handshake when it can; then tlsio_pull moves the plaintext into the
+ * frame reader. The outgoing side is the outbuf's (ob_set_tls).
+ *
+ * Backpressure: tlsio_pull moves no more than the reader has room for;
+ * what stays decrypted-but-unread in the session is pulled when the owner
+ * parses again, and the owner stops reading the socket meanwhile, so the
+ * session buffers at most one read of ciphertext beyond the reader.
+ */
+
+/* Feeds len bytes of ciphertext and advances the handshake. TLS_OK once it
+ * is complete (*done_now: it completed in this call: check the peer's
+ * identity now), TLS_AGAIN while it needs more, TLS_ERROR (t->err). */
+int tlsio_feed(tls_conn *t, const void *data, size_t len, bool *done_now);
+
+/* Moves decrypted bytes into r while it has room. Returns the bytes moved
+ * (0: none buffered), or -1 if the session failed or the peer closed it
+ * (t->err says why, "" for a clean close). */
+long tlsio_pull(tls_conn *t, tp_reader *r);
+
+#endif /* TSORACLE_TLSIO_H */
