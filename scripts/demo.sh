@@ -63,9 +63,11 @@ start_cluster() {
 tsoracle cluster demo is running:
   connect:  psql -h 127.0.0.1 -p 5501 -U postgres postgres   (also 5502, 5503)
   status:   $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf status
-  handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf transfer-leader
+  handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf \
+              --cert $DEMO_DIR/tls/admin.crt --key $DEMO_DIR/tls/admin.key transfer-leader
   failover: kill -9 the leader (pid in $DEMO_DIR/nodeN/data/tsoracled.pid); the others go on
-  TLS:      Raft between the members runs over TLS 1.3; CA, member (node1-5), admin and
+  TLS:      Raft and the client ports run over TLS 1.3 (transfer-leader needs the admin
+            certificate, timestamps and status a client one); CA, member (node1-5), admin and
             client certificates in $DEMO_DIR/tls (scripts/certs.sh, docs/cluster.md)
   logs:     $DEMO_DIR/node{1,2,3}/tsoracled.log, postgresql.log
   stop:     make demo-stop

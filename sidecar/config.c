@@ -69,13 +69,18 @@ static const cfg_option cfg_options[] = {
     OPT_STR("client-socket-allow", client_socket_allow, "USER,@GROUP,...",
 	    "who else may use client-socket, besides its owner and root\n"
 	    "                                     (users, @groups, or numeric ids; default: no one)"),
-    OPT_STR("client-tcp", client_tcp, "IP:PORT", "TCP address for clients (default: none)"),
+    OPT_STR("client-tcp", client_tcp, "IP:PORT",
+	    "TCP address for clients (default: none); with tls-*, TLS 1.3 and a\n"
+	    "                                     client certificate whose OU (client, member, admin) is its "
+	    "role"),
     OPT_STR(
 	"tls-ca", tls_ca, "FILE",
 	"the cluster's CA certificate(s) (PEM): members and clients must\n"
 	"                                     present a certificate it signed; TLS is required unless every\n"
 	"                                     TCP listener and member is on loopback; reread on SIGHUP"),
-    OPT_STR("tls-cert", tls_cert, "FILE", "this member's certificate (PEM, OU=member, CN=member-<node-id>)"),
+    OPT_STR("tls-cert", tls_cert, "FILE",
+	    "this member's certificate (PEM, OU=member, CN=member-<node-id>), for\n"
+	    "                                     Raft, client-tcp and forwarding to the leader"),
     OPT_STR("tls-key", tls_key, "FILE", "its private key (PEM, mode 600)"),
     OPT_STR("tls-crl", tls_crl, "FILE", "revoked certificates (PEM CRL of the CA; default: none)"),
     OPT_STR("pid-file", pid_file, "PATH", "pid file, locked while running (default DATA-DIR/tsoracled.pid)"),

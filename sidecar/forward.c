@@ -361,10 +361,20 @@ int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_r
 
 void fwd_set_ctx(fwd *f, SSL_CTX *ctx)
 {
+	char err[TLS_ERR_SIZE], why[TLS_ERR_SIZE + 32];
+
 	if (ctx != NULL)
 		SSL_CTX_up_ref(ctx);
 	SSL_CTX_free(f->ctx);
 	f->ctx = ctx;
+	/* A leader whose certificate the reloaded files no longer accept: the
+	 * connection ends, and the next one is made with them. */
+	if (ctx != NULL && f->tls != NULL && f->tls->established &&
+	    (f->state == FWD_HANDSHAKE || f->state == FWD_READY) &&
+	    tls_conn_reverify(f->tls, ctx, err, sizeof err) != 0) {
+		snprintf(why, sizeof why, "%s (after the reload)", err);
+		fwd_drop(f, why);
+	}
 }
 
 void fwd_set_target(fwd *f, uint64_t leader_id)

@@ -898,7 +898,15 @@ static void srv_conn_tls_input(srv_conn *c, const uv_buf_t *buf, size_t len)
 	if (rc != TLS_OK || c->closing)
 		return;
 	if (done_now) {
+		char why[TLS_ERR_SIZE];
+
 		tls_conn_peer(c->tls, &c->peer);
+		/* Begun before a reload: it must pass the files read since, too. */
+		if (SSL_get_SSL_CTX(c->tls->ssl) != c->srv->tls_ctx && c->srv->tls_ctx != NULL &&
+		    tls_conn_reverify(c->tls, c->srv->tls_ctx, why, sizeof why) != 0) {
+			srv_conn_forbid(c, "%s", why);
+			return;
+		}
 		if (c->peer.role == TLS_ROLE_NONE) {
 			srv_conn_forbid(
 			    c,
@@ -1345,6 +1353,19 @@ void srv_reload_tls(srv *s)
 	SSL_CTX_free(s->tls_ctx);
 	s->tls_ctx = ctx;
 	fwd_set_ctx(&s->fwd, ctx);
+	/* A client whose certificate was revoked, or whose CA is no longer
+	 * trusted, is cut off now, not at its next connection. */
+	for (srv_conn *c = s->conns, *next; c != NULL; c = next) {
+		char why[TLS_ERR_SIZE];
+
+		next = c->next;
+		if (c->tls == NULL || !c->tls->established || c->closing ||
+		    tls_conn_reverify(c->tls, ctx, why, sizeof why) == 0)
+			continue;
+		log_warn("closing the client connection from %s (CN=%s): %s (after the reload)", c->from,
+			 c->peer.cn, why);
+		srv_conn_close(c);
+	}
 	log_info("client-tcp: new connections and forwarding use the reloaded tls-* files");
 }
 

@@ -6,8 +6,9 @@
 # refused with TP_ERR_FORBIDDEN and a clear message (logged as a warning,
 # rate-limited), while `admin` may; plaintext bytes, a TLS client without a
 # certificate and a certificate from another CA are refused and logged; the
-# cluster serves throughout. Each refusal has its positive control: the same
-# client with the right certificate is served.
+# cluster serves throughout. A certificate revoked at SIGHUP loses its open
+# connection. Each refusal has its positive control: the same client with
+# the right certificate is served.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
@@ -212,6 +213,26 @@ ok(log_has_since($leader, $pos, qr/refused a client TLS connection from 127\.0\.
 ok($ok, '... while this CA\'s client certificate with the same CA file is served') or diag($err);
 
 ok(defined sidecar_get($_), "$_->{name} still serves") or diag($@) for @sc;
+
+# ---- revocation at SIGHUP: an open client connection is cut off -------------
+
+my $held = IO::Socket::SSL->new(%ssl, SSL_cert_file => "$tls/client.crt", SSL_key_file => "$tls/client.key");
+ok($held && is_hello_ok(hello_answer($held)), 'a client connection is open before the revocation')
+  or diag("IO::Socket::SSL: $SSL_ERROR");
+certs($tls, 'revoke', 'client');
+$pos = length(slurp($leader));
+sidecar_signal($_, 'HUP') for @sc;
+ok(log_has_since($leader, $pos,
+		qr/closing the client connection from 127\.0\.0\.1 \(CN=client\): its certificate failed verification: certificate revoked \(after the reload\)/),
+	'at the reload the leader closes the revoked client\'s connection');
+ok(wait_until(10, sub { my $b; my $n = $held->sysread($b, 64); defined $n && $n == 0 || !defined $n && !$!{EAGAIN} }),
+	'... and the client sees it closed');
+($ok, $out, $err) = ctl_raw('--address', $laddr, tls_as($tls, 'client'), 'get', 1);
+ok(!$ok, 'a new connection with the revoked certificate is refused');
+($ok, $out, $err) = ctl_raw('--address', $laddr, tls_as($tls, 'admin'), 'get', 1);
+ok($ok, '... while the admin certificate is still served') or diag($err);
+ok(defined sidecar_get($_), "$_->{name} serves after the reload (followers forward with reloaded files)")
+  or diag($@) for @sc;
 
 sidecar_stop($_) for @sc;
 done_testing();

@@ -29,6 +29,18 @@
 #define TF_WAIT_MS 5000 /* any expected event comes well within this */
 #define TF_POLL_MS 2
 #define TF_LEADER  2 /* the fake leader's node id */
+#define TF_COUNT   5 /* timestamps per batch sent */
+#define TF_N_BAD   3
+
+/* Wrong answers to a batch of TF_COUNT: its id and count, shifted. */
+static const struct {
+	uint64_t id_plus;
+	int count_plus;
+} tf_bad[TF_N_BAD] = {
+    {0, 1},   /* more timestamps than asked */
+    {0, -1},  /* fewer */
+    {100, 0}, /* for a batch never sent (one is in flight) */
+};
 
 static uv_loop_t tf_loop;
 
@@ -182,7 +194,7 @@ static tp_msg tf_batch(fwd *f, int fd, tp_reader *r, uint32_t count)
 	return m;
 }
 
-static void tf_answer(int fd, uint64_t id, uint64_t first, uint32_t count)
+static void tf_answer(int fd, uint64_t id, uint64_t first, int count)
 {
 	tp_msg m;
 
@@ -190,7 +202,7 @@ static void tf_answer(int fd, uint64_t id, uint64_t first, uint32_t count)
 	m.u.ts_resp.id = id;
 	m.u.ts_resp.status = TP_OK;
 	m.u.ts_resp.first = first;
-	m.u.ts_resp.count = count;
+	m.u.ts_resp.count = (uint32_t)count;
 	tf_send(fd, &m);
 }
 
@@ -224,40 +236,25 @@ static void test_answers_checked(void **state)
 	assert_int_equal(fwd_init(&f, &tf_loop, &c, tf_grant, tf_reset, tf_ready, &seen), 0);
 	fwd_set_target(&f, TF_LEADER);
 
-	/* A grant of more timestamps than the batch asked: dropped. */
-	fd = tf_handshake(lfd, &seen, &r);
-	req = tf_batch(&f, fd, &r, 5);
-	tf_answer(fd, req.u.ts_req.id, 1000, 6);
-	assert_true(tf_run_until(&seen.resets, 1));
-	assert_int_equal(seen.grants, 0);
-	assert_true(tf_peer_closed(fd));
-	close(fd);
-
-	/* Fewer: dropped too. */
-	fd = tf_handshake(lfd, &seen, &r);
-	req = tf_batch(&f, fd, &r, 5);
-	tf_answer(fd, req.u.ts_req.id, 1000, 4);
-	assert_true(tf_run_until(&seen.resets, 2));
-	assert_int_equal(seen.grants, 0);
-	assert_true(tf_peer_closed(fd));
-	close(fd);
-
-	/* An answer for a batch never sent (with one in flight): dropped. */
-	fd = tf_handshake(lfd, &seen, &r);
-	req = tf_batch(&f, fd, &r, 5);
-	tf_answer(fd, req.u.ts_req.id + 100, 1000, 5);
-	assert_true(tf_run_until(&seen.resets, 3));
-	assert_int_equal(seen.grants, 0);
-	assert_true(tf_peer_closed(fd));
-	close(fd);
+	/* Answers the forwarder must not take: each drops the connection,
+	 * gives the batch back and delivers nothing. */
+	for (unsigned i = 0; i < sizeof tf_bad / sizeof tf_bad[0]; i++) {
+		fd = tf_handshake(lfd, &seen, &r);
+		req = tf_batch(&f, fd, &r, TF_COUNT);
+		tf_answer(fd, req.u.ts_req.id + tf_bad[i].id_plus, 1000, TF_COUNT + tf_bad[i].count_plus);
+		assert_true(tf_run_until(&seen.resets, i + 1));
+		assert_int_equal(seen.grants, 0);
+		assert_true(tf_peer_closed(fd));
+		close(fd);
+	}
 
 	/* The same batch answered twice: the second is for nothing in flight. */
 	fd = tf_handshake(lfd, &seen, &r);
-	req = tf_batch(&f, fd, &r, 5);
-	tf_answer(fd, req.u.ts_req.id, 1000, 5);
+	req = tf_batch(&f, fd, &r, TF_COUNT);
+	tf_answer(fd, req.u.ts_req.id, 1000, TF_COUNT);
 	assert_true(tf_run_until(&seen.grants, 1));
-	tf_answer(fd, req.u.ts_req.id, 2000, 5);
-	assert_true(tf_run_until(&seen.resets, 4));
+	tf_answer(fd, req.u.ts_req.id, 2000, TF_COUNT);
+	assert_true(tf_run_until(&seen.resets, TF_N_BAD + 1));
 	assert_int_equal(seen.grants, 1);
 	assert_true(tf_peer_closed(fd));
 	close(fd);
@@ -272,7 +269,7 @@ static void test_answers_checked(void **state)
 	assert_int_equal(seen.status, TP_OK);
 	assert_int_equal(seen.first, 5000);
 	assert_int_equal(seen.count, 7);
-	assert_int_equal(seen.resets, 4);
+	assert_int_equal(seen.resets, TF_N_BAD + 1);
 	assert_true(fwd_can_send(&f));
 
 	tf_closed_seen = &seen;
