@@ -63,7 +63,7 @@ start_cluster() {
 tsoracle cluster demo is running:
   connect:  psql -h 127.0.0.1 -p 5501 -U postgres postgres   (also 5502, 5503)
   status:   $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf status
-  handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf \
+  handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf \\
               --cert $DEMO_DIR/tls/admin.crt --key $DEMO_DIR/tls/admin.key transfer-leader
   failover: kill -9 the leader (pid in $DEMO_DIR/nodeN/data/tsoracled.pid); the others go on
   TLS:      Raft and the client ports run over TLS 1.3 (transfer-leader needs the admin
