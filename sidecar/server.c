@@ -1137,14 +1137,16 @@ static void srv_connection_cb(uv_stream_t *server, int status)
 		return;
 	}
 	c->accepted_ms = c->active_ms = uv_now(s->loop);
-	if (srv_admit(s, c) != 0)
-		return;
+	/* TLS first: a refusal at admission then reaches a TLS client inside
+	 * its session, once the handshake completes while it lingers. */
 	if (server->type == UV_TCP) {
 		uv_tcp_nodelay(&c->h.tcp, 1);
 		srv_conn_peer_name(c);
 		if (s->tls_ctx != NULL && srv_conn_tls_start(c) != 0)
 			return;
 	}
+	if (srv_admit(s, c) != 0)
+		return;
 	srv_conn_start_reading(c);
 	log_debug("client connected (%u open)", s->n_conns);
 }

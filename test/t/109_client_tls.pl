@@ -8,7 +8,8 @@
 # certificate and a certificate from another CA are refused and logged; the
 # cluster serves throughout. A certificate revoked at SIGHUP loses its open
 # connection. Each refusal has its positive control: the same client with
-# the right certificate is served.
+# the right certificate is served. A refusal at admission (max-connections)
+# reaches a TLS client inside its session.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
@@ -52,8 +53,8 @@ sub tls_as
 # A hello frame (common/proto.h): u32 body length 9, type 1, magic "TSOR", versions 1..1.
 my $hello = pack('N C N n n', 9, 1, 0x54534f52, 1, 1);
 
-# Sends a hello over $sock and returns what comes back, up to a HELLO_OK's
-# 11 bytes, within 5 s ('' if the connection closed or failed first).
+# Sends a hello over $sock and returns the first frame that comes back
+# within 5 s ('' if the connection closed or failed first).
 sub hello_answer
 {
 	my ($sock) = @_;
@@ -61,7 +62,7 @@ sub hello_answer
 	$sock->syswrite($hello) or return '';
 	my $got = '';
 	my $deadline = time() + 5;
-	while (time() < $deadline && length($got) < 4 + 7)
+	while (time() < $deadline && length($got) < 4 + (length($got) >= 4 ? unpack('N', $got) : 7))
 	{
 		my $buf;
 		my $n = $sock->sysread($buf, 4096);
@@ -235,4 +236,22 @@ ok(defined sidecar_get($_), "$_->{name} serves after the reload (followers forwa
   or diag($@) for @sc;
 
 sidecar_stop($_) for @sc;
+
+# ---- max-connections on a TLS port: the refusal is read inside TLS ---------
+
+my $lone_port = PostgreSQL::Test::Cluster::get_free_port();
+my $lone = sidecar_start(sidecar_new(name => 'lone', tls => $tls, tls_name => 'node1',
+		extra => [ '--client-tcp' => "127.0.0.1:$lone_port", '--max-connections' => 1 ]));
+my %lone_ssl = (%ssl, PeerPort => $lone_port, SSL_cert_file => "$tls/admin.crt",
+	SSL_key_file => "$tls/admin.key");
+my $first = IO::Socket::SSL->new(%lone_ssl);
+ok($first && is_hello_ok(hello_answer($first)), 'a lone TLS member serves its one allowed connection')
+  or diag("IO::Socket::SSL: $SSL_ERROR");
+my $second = IO::Socket::SSL->new(%lone_ssl);
+my $refusal = hello_answer($second);
+ok(length($refusal) > 9 && unpack('x4 C', $refusal) == 7,
+	'a connection past max-connections gets an error frame through TLS');
+like($refusal, qr/too many client connections: max-connections is 1/, '... which says why');
+close $_ for grep { $_ } ($first, $second);
+sidecar_stop($lone);
 done_testing();
