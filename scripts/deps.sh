@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tsoracle needs to build and test on Debian 12, and builds
 # libraft 0.22.1 from Debian 13's source package into a project-local prefix
-# (DESIGN.md section 7). Idempotent: a second run checks and returns quickly.
+# (docs/building.md). Idempotent: a second run checks and returns quickly.
 #
 # Usage: scripts/deps.sh [--no-apt]
 #   --no-apt  only build libraft (assume the Debian packages are present)

@@ -483,7 +483,7 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 		return err_set(err, errlen,
 			       "heartbeat (%u ms) must be at most half the election timeout (%u ms)",
 			       c->heartbeat_ms, c->election_timeout_ms);
-	/* DESIGN.md section 5: the lease must run out before followers time out
+	/* docs/allocator.md (the lease): the lease must run out before followers time out
 	 * and elect a new leader, so a healthy handover is not delayed. */
 	if (c->alloc.lease_ms >= c->election_timeout_ms)
 		return err_set(err, errlen,
