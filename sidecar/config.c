@@ -96,7 +96,7 @@ static const cfg_option cfg_options[] = {
 	    "how far ahead of now an extension reaches (default 3000)"),
     OPT_U64("extend-margin", alloc.extend_margin_ms, 1, CFG_MS_MAX, "MS",
 	    "extend when H is less than this ahead of now (default 2000)"),
-    OPT_U64("max-ahead", alloc.max_ahead_ms, 1, CFG_MS_MAX, "MS",
+    OPT_U64("max-ahead", alloc.max_ahead_ms, CFG_MAX_AHEAD_MIN_MS, CFG_MS_MAX, "MS",
 	    "no grant or mark beyond the clock + this (default 5000)"),
     OPT_UINT("max-connections", max_connections, 1, CFG_CONNECTIONS_MAX, "N",
 	     "client connections at most; more are refused with an error (default 4096)"),

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "tsoracle.h"
+#include "tso.h"
 
 #define CFG_MAX_PEERS 7   /* Raft voters: clusters of 1, 3, 5 or 7 */
 #define CFG_ADDR_SIZE 128 /* "host:port" */
@@ -71,6 +72,11 @@ typedef struct cfg {
 #define CFG_DEFAULT_IDLE_TIMEOUT_MS     0
 #define CFG_DEFAULT_CLIENT_OUTPUT_MAX   (256 * 1024)
 #define CFG_DEFAULT_SNAPSHOT_THRESHOLD  1024
+/* max-ahead's least value, ms: the largest request (TA_MAX_GRANT, 2^24
+ * timestamps) spans 64 ms of the clock, and no grant may reach past the
+ * clock + max-ahead (I6, docs/allocator.md), so below this such a request
+ * (or a follower's forwarded batch of that size) would wait forever. */
+#define CFG_MAX_AHEAD_MIN_MS            (TA_MAX_GRANT >> TSO_LOGICAL_BITS)
 #define CFG_DEFAULT_SNAPSHOT_TRAILING   128
 /* The pid file in the data directory, unless pid-file says otherwise. */
 #define CFG_PID_FILE_NAME               "tsoracled.pid"

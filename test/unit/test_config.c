@@ -78,7 +78,7 @@ static const num_key num_keys[] = {
     {"node-id", 1, UINT32_MAX},          {"election-timeout", 10, 3600000},
     {"heartbeat", 1, 3600000},           {"lease", 3, 3600000},
     {"drift-permille", 1, 1000},         {"window-ahead", 1, 3600000},
-    {"extend-margin", 1, 3600000},       {"max-ahead", 1, 3600000},
+    {"extend-margin", 1, 3600000},       {"max-ahead", 64, 3600000},
     {"request-timeout", 1, 3600000},     {"snapshot-threshold", 2, 100000000},
     {"snapshot-trailing", 1, 100000000},
 };
