@@ -325,6 +325,7 @@ static void fwd_connect(fwd *f)
 			log_error("forwarding: %s", f->tls == NULL ? "out of memory for TLS" : err);
 			free(f->tls);
 			f->tls = NULL;
+			fwd_schedule_retry(f); /* out of memory or descriptors may pass */
 			return;
 		}
 		ob_set_tls(&f->ob, f->tls);
@@ -333,6 +334,7 @@ static void fwd_connect(fwd *f)
 	if (rv != 0) {
 		log_error("forwarding: uv_tcp_init: %s", uv_strerror(rv));
 		fwd_tls_free(f);
+		fwd_schedule_retry(f); /* e.g. EMFILE: try again after the backoff */
 		return;
 	}
 	f->tcp.data = f;
