@@ -819,7 +819,16 @@ static void srv_conn_parse(srv_conn *c)
 	int rc;
 
 	if (c->refused) {
-		tp_reader_init(&c->reader); /* lingering after a refusal: ignored */
+		/* Lingering after a refusal: input is dropped as it comes, the
+		 * session's decrypted plaintext too, so that neither the reader
+		 * nor the TLS buffers grow while the client reads why. */
+		long pulled = 0;
+
+		do {
+			tp_reader_init(&c->reader);
+		} while (c->tls != NULL && (pulled = tlsio_pull(c->tls, &c->reader)) > 0);
+		if (pulled < 0)
+			srv_conn_tls_lost(c);
 		return;
 	}
 	while (!c->closing && c->q_len < SRV_QUEUE_CAP) {
@@ -1030,7 +1039,10 @@ static int srv_admit(srv *s, srv_conn *c)
 {
 	char text[TP_MAX_ERRMSG + 1];
 
-	if (s->n_conns > s->cfg->max_connections) {
+	/* Refused connections that linger (at most SRV_LINGER_CAP, within the
+	 * descriptor headroom main.c checks) do not count: they must not
+	 * turn clients away below the cap. */
+	if (s->n_conns - s->n_lingering > s->cfg->max_connections) {
 		snprintf(text, sizeof text, "too many client connections: max-connections is %u",
 			 s->cfg->max_connections);
 		srv_log_limited(s, &s->log_refused, LOG_WARN, "refused a client: %s", text);
