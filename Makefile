@@ -72,6 +72,12 @@ $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(UNIT_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
 
+# test_server.c compiles sidecar/server.c in (its dispatch is static), so
+# it links without server.o.
+$(BUILD)/test/test_server: $(BUILD)/test/unit/test_server.o $(filter-out $(BUILD)/sidecar/server.o,$(UNIT_LIB_OBJS))
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
+
 # The history checker (test/checker/): a libpq client, and its check,
 # which the unit tests also drive with made-up histories.
 LIBPQ_INCLUDE := $(shell pkg-config --cflags-only-I libpq 2>/dev/null)

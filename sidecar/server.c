@@ -251,6 +251,8 @@ static void srv_pending_add(srv *s, srv_conn *c)
 		return;
 	c->pending = true;
 	c->pending_next = NULL;
+	c->deficit_before = c->deficit;
+	c->credited_before = c->credited;
 	s->n_pending++;
 	if (s->pending_tail != NULL)
 		s->pending_tail->pending_next = c;
@@ -356,12 +358,20 @@ static void srv_turn_end(srv *s, srv_conn *c, bool emptied)
  * When nothing fits, the first request skipped is marked alone (its sum
  * returned): the caller's grant then fails with the reason (TA_WAIT asks
  * the allocator for an extension) or, if the clock moved on, succeeds.
+ *
+ * The credit and turns the pick takes are saved first: if the batch is
+ * neither granted nor sent, srv_batch_unpick gives them back.
  */
 static uint64_t srv_batch_pick(srv *s, uint64_t limit, uint64_t batch)
 {
 	uint64_t total = 0;
 	srv_req *skipped = NULL;
 
+	s->pick_head = s->pending_head;
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+		c->deficit_before = c->deficit;
+		c->credited_before = c->credited;
+	}
 	for (unsigned visits = s->n_pending; visits > 0 && s->pending_head != NULL; visits--) {
 		srv_conn *c = s->pending_head;
 		unsigned i = srv_q_unsent(c);
@@ -418,6 +428,25 @@ static void srv_batch_relabel(srv *s, uint64_t from, uint64_t to)
 }
 
 /*
+ * The batch just picked (SRV_BATCH_LOCAL) was neither granted nor sent:
+ * its requests are unsent again, and every connection gets back the credit
+ * and the place in the round that the pick took (saved by srv_batch_pick;
+ * a pick only rotates the list), so a failed grant or send costs no
+ * connection its share. Nothing was handed out for the batch: its requests
+ * get their values from a later successful grant or send, as before.
+ */
+static void srv_batch_unpick(srv *s)
+{
+	srv_batch_relabel(s, SRV_BATCH_LOCAL, 0);
+	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+		c->deficit = c->deficit_before;
+		c->credited = c->credited_before;
+	}
+	for (unsigned n = s->n_pending; n > 0 && s->pending_head != s->pick_head; n--)
+		srv_pending_rotate(s);
+}
+
+/*
  * Removes from every queue the requests of `batch` (picked by
  * srv_batch_pick, then granted here or forwarded), answering each: with
  * the next sub-range of [first, ...) if status is TP_OK, else with status.
@@ -471,7 +500,7 @@ static void srv_dispatch_local(srv *s)
 
 		if (rc != TA_OK && rc != TA_EXHAUSTED) {
 			/* Wait for the node's ready callback or the deadline. */
-			srv_batch_relabel(s, SRV_BATCH_LOCAL, 0);
+			srv_batch_unpick(s);
 			return;
 		}
 		/*
@@ -495,10 +524,12 @@ static void srv_dispatch_forward(srv *s)
 	while (fwd_can_send(&s->fwd) && (total = srv_batch_pick(s, TA_MAX_GRANT, SRV_BATCH_LOCAL)) > 0) {
 		uint64_t batch = fwd_send(&s->fwd, (uint32_t)total);
 
-		/* The picked requests are this batch's (or unsent again). */
-		srv_batch_relabel(s, SRV_BATCH_LOCAL, batch);
-		if (batch == 0)
+		if (batch == 0) {
+			srv_batch_unpick(s); /* not sent: unsent again, credit back */
 			return;
+		}
+		/* The picked requests are this batch's. */
+		srv_batch_relabel(s, SRV_BATCH_LOCAL, batch);
 	}
 }
 

@@ -38,8 +38,9 @@
  * same way.
  *
  * A TP_TRANSFER_REQ is handed to the node (node_transfer) and answered
- * when the handover ends; a member that does not lead answers at once with
- * TP_ERR_NOT_LEADER and the leader it knows.
+ * when the handover ends; a member that does not lead answers a transfer
+ * request at once with TP_ERR_NOT_LEADER and the leader it knows
+ * (timestamp requests it forwards to the leader, as above).
  *
  * TLS (docs/cluster.md, "TLS"): with tls-* set, client-tcp speaks TLS 1.3
  * (common/tls.h) through the connection's outbuf and tlsio.h, and every
@@ -102,6 +103,9 @@ typedef struct srv_conn {
 	bool pending;
 	uint64_t deficit; /* DRR: timestamps it may still take this turn */
 	bool credited;    /* its current turn's quantum is in deficit */
+	/* Both as they were before the last pick (srv_batch_unpick). */
+	uint64_t deficit_before;
+	bool credited_before;
 	bool handshaken;
 	bool reading;
 	bool closing;
@@ -159,6 +163,7 @@ typedef struct srv {
 	uv_timer_t sweep;  /* hello and idle timeouts */
 	srv_conn *conns;
 	srv_conn *pending_head, *pending_tail; /* the DRR round's order */
+	srv_conn *pick_head;                   /* pending_head before the last pick */
 	unsigned n_pending;
 	srv_xfer *xfers; /* transfer requests waiting for the node */
 	unsigned n_conns;
