@@ -369,6 +369,7 @@ int node_grant(node *n, uint32_t count, uint64_t *first)
 	int rc = lead_grant(&n->lead, clock_now(), count, first);
 
 	n->last_result = rc;
+	n->last_result_term = raft_current_term(&n->raft);
 	return rc;
 }
 
@@ -377,8 +378,13 @@ uint64_t node_room(node *n)
 	return lead_room(&n->lead, clock_now());
 }
 
-uint16_t node_wait_status(const node *n)
+uint16_t node_wait_status(node *n)
 {
+	/* A follower's requests wait for the leader, not for this member's
+	 * allocator: the reason of a grant made while it led (TA_EXHAUSTED,
+	 * say) is not why they wait now. */
+	if (raft_state(&n->raft) != RAFT_LEADER || raft_current_term(&n->raft) != n->last_result_term)
+		return TP_ERR_UNAVAILABLE;
 	switch (n->last_result) {
 	case TA_WAIT:
 		return TP_ERR_TIMEOUT;

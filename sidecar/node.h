@@ -83,7 +83,8 @@ typedef struct node {
 	uv_timer_t tick;  /* the driver's watch, every LEAD_TICK_MS */
 	uv_timer_t kick;  /* a sync as soon as possible, outside raft callbacks */
 
-	int last_result; /* last ta_grant result, for error statuses */
+	int last_result;           /* last ta_grant result, for error statuses */
+	uint64_t last_result_term; /* the Raft term it was had in (node_wait_status) */
 
 	uint64_t transfer_started_ms;        /* monotonic, for the log */
 	node_transfer_req *transfer_waiters; /* answered when their handover ends */
@@ -129,8 +130,10 @@ int node_grant(node *n, uint32_t count, uint64_t *first);
 uint64_t node_room(node *n);
 
 /* The error status for a request that could not be served in time, given
- * the reason the last grant failed. */
-uint16_t node_wait_status(const node *n);
+ * the reason the last grant failed, if this member still leads in the term
+ * of that grant; else TP_ERR_UNAVAILABLE (no leader, or a new leadership
+ * not serving yet): a reason from an earlier leadership is stale. */
+uint16_t node_wait_status(node *n);
 
 void node_status(node *n, tp_status *st);
 
