@@ -23,6 +23,7 @@
 #define CTL_DEFAULT_ADDRESS    "/run/tsoracle/tsoracled.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 5000
 #define CTL_ERR_SIZE           256
+#define CTL_EXIT_USAGE         2 /* bad usage (--help: "Exit status") */
 #define MS_PER_S               1000
 #define NS_PER_MS              1000000
 
@@ -68,7 +69,9 @@ static void ctl_usage(FILE *out)
 	    "  --key FILE    its private key (mode 600)\n"
 	    "  --crl FILE    revoked certificates (optional)\n"
 	    "With --config, the file's tls-ca, tls-cert, tls-key and tls-crl are used unless\n"
-	    "these are given (a member's certificate is not an admin's: give --cert/--key).\n",
+	    "these are given (a member's certificate is not an admin's: give --cert/--key).\n\n"
+	    "Exit status: 0 done, 1 the command failed (no answer, refused), 2 bad usage\n"
+	    "(an unknown command or option, a missing or malformed argument).\n",
 	    CTL_DEFAULT_ADDRESS);
 }
 
@@ -435,6 +438,29 @@ static const char *ctl_find_leader(const cfg *members, int timeout_ms)
 /* The optional argument after command argv[i], a number from 1 to max
  * named name, into *out (left as is when there is none); -1 after a
  * message if it is not one. */
+/* An option this program knows (one that takes a value, --help aside). */
+static bool ctl_is_option(const char *arg)
+{
+	static const char *const opts[] = {"--address", "--timeout", "--peers", "--config",
+					   "--ca",      "--cert",    "--key",   "--crl"};
+
+	for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
+		if (strcmp(arg, opts[k]) == 0)
+			return true;
+	return false;
+}
+
+/* The command at argv[i] takes at most max_args - 1 arguments after it:
+ * anything more is a mistake (a misplaced option), refused rather than
+ * ignored. 0, or -1 with a message. */
+static int ctl_extra_args(int argc, char **argv, int i, int max_args)
+{
+	if (argc - i <= max_args)
+		return 0;
+	fprintf(stderr, "tsoracle-ctl: %s: unexpected argument \"%s\"\n", argv[i], argv[i + max_args]);
+	return -1;
+}
+
 static int ctl_optional_number(int argc, char **argv, int i, const char *name, unsigned long max,
 			       unsigned long *out)
 {
@@ -512,7 +538,7 @@ int main(int argc, char **argv)
 				fprintf(stderr,
 					"tsoracle-ctl: --timeout \"%s\" must be a positive number of ms\n",
 					argv[i]);
-				return 2;
+				return CTL_EXIT_USAGE;
 			}
 		} else if ((strcmp(argv[i], "--peers") == 0 || strcmp(argv[i], "--config") == 0) &&
 			   has_value) {
@@ -522,28 +548,36 @@ int main(int argc, char **argv)
 			i++;
 			if (rc != 0) {
 				fprintf(stderr, "tsoracle-ctl: %s\n", err);
-				return 2;
+				return CTL_EXIT_USAGE;
 			}
 			if (members.n_peers == 0) {
 				fprintf(stderr, "tsoracle-ctl: no peers in %s\n", argv[i]);
-				return 2;
+				return CTL_EXIT_USAGE;
 			}
 			cluster = true;
 		} else {
+			if (ctl_is_option(argv[i]) && !has_value)
+				fprintf(stderr, "tsoracle-ctl: option \"%s\" needs a value\n", argv[i]);
+			else
+				fprintf(stderr, "tsoracle-ctl: unknown option \"%s\"\n", argv[i]);
 			ctl_usage(stderr);
-			return 2;
+			return CTL_EXIT_USAGE;
 		}
 	}
 	if (i >= argc) {
+		fprintf(stderr, "tsoracle-ctl: no command given\n");
 		ctl_usage(stderr);
-		return 2;
+		return CTL_EXIT_USAGE;
 	}
 	if (ctl_tls_setup(&members, tls_opt, err, sizeof err) != 0) {
 		fprintf(stderr, "tsoracle-ctl: %s\n", err);
-		return 2;
+		return CTL_EXIT_USAGE;
 	}
 	if (strcmp(argv[i], "status") == 0) {
 		bool json = i + 1 < argc && strcmp(argv[i + 1], "--json") == 0;
+
+		if (ctl_extra_args(argc, argv, i, json ? 2 : 1) != 0)
+			return CTL_EXIT_USAGE;
 
 		return cluster ? ctl_status_cluster(&members, timeout_ms, json)
 			       : ctl_status_one(address, timeout_ms, json);
@@ -551,15 +585,17 @@ int main(int argc, char **argv)
 	if (strcmp(argv[i], "get") == 0) {
 		unsigned long n = 1;
 
-		if (ctl_optional_number(argc, argv, i, "N", TP_MAX_COUNT, &n) != 0)
-			return 2;
+		if (ctl_optional_number(argc, argv, i, "N", TP_MAX_COUNT, &n) != 0 ||
+		    ctl_extra_args(argc, argv, i, 2) != 0)
+			return CTL_EXIT_USAGE;
 		return ctl_get(address, timeout_ms, (uint32_t)n);
 	}
 	if (strcmp(argv[i], "transfer-leader") == 0) {
 		unsigned long id = 0; /* any caught-up voter */
 
-		if (ctl_optional_number(argc, argv, i, "ID", UINT32_MAX, &id) != 0)
-			return 2;
+		if (ctl_optional_number(argc, argv, i, "ID", UINT32_MAX, &id) != 0 ||
+		    ctl_extra_args(argc, argv, i, 2) != 0)
+			return CTL_EXIT_USAGE;
 		/* With the members' list, ask whichever of them leads. */
 		if (cluster && (address = ctl_find_leader(&members, timeout_ms)) == NULL)
 			return 1;
@@ -567,5 +603,5 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "tsoracle-ctl: unknown command \"%s\"\n", argv[i]);
 	ctl_usage(stderr);
-	return 2;
+	return CTL_EXIT_USAGE;
 }
