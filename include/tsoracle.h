@@ -38,9 +38,11 @@
  * The host's side of the contract:
  *
  *   - On apply: its state machine applies every TSO command of the log, in
- *     log order, to one fsm_state (fsm_apply_cmd; fsm_init's raft_fsm does
- *     exactly this for a log of TSO commands only) and returns to libraft
- *     what that returns. The driver only reads the state.
+ *     log order, to one fsm_state (fsm_apply_cmd_result; fsm_init's
+ *     raft_fsm does exactly this for a log of TSO commands only) and
+ *     returns to libraft what that returns, with its *result: a proposal
+ *     the state machine refused is then a failure for the driver, not a
+ *     commit. The driver only reads the state.
  *   - On snapshot and restore: its snapshot holds that state
  *     (fsm_snapshot_put) and its restore replaces it (fsm_snapshot_get).
  *   - On leadership change: nothing, but it calls lead_sync(d, clock
@@ -76,11 +78,11 @@
  * TSORACLE_VERSION_MAJOR: another major version may lay them out
  * differently. */
 #define TSORACLE_VERSION_MAJOR 1
-#define TSORACLE_VERSION_MINOR 0
+#define TSORACLE_VERSION_MINOR 1
 #define TSORACLE_VERSION_PATCH 0
 #define TSORACLE_VERSION                                                                                     \
 	(TSORACLE_VERSION_MAJOR * 10000 + TSORACLE_VERSION_MINOR * 100 + TSORACLE_VERSION_PATCH)
-#define TSORACLE_VERSION_STRING "1.0.0"
+#define TSORACLE_VERSION_STRING "1.1.0"
 
 /* The library's log lines go to the host through one of these (no newline
  * in msg), at one of enum tsoracle_log_level (equal to the daemon's levels,
@@ -345,7 +347,10 @@ const char *ta_result_str(int result);
  *     leader proposes one: alloc.c caps every mark there): refused. It
  *     changes nothing, apply returns success so that libraft goes on with
  *     the log (an error would stall apply at that entry for good, on
- *     restart too), and a warning names what was refused.
+ *     restart too), and a warning names what was refused. Its *result is
+ *     FSM_RESULT_REFUSED, so that the proposer (the driver, lead.c) counts
+ *     it as failed: it must not raise its allocator's H to a mark the
+ *     state machine did not apply.
  *   - A well-formed command of a type this version does not know: written
  *     by a newer tsoracled, whose meaning this one cannot apply. The FSM
  *     halts: apply returns an error, so libraft does not count the entry
@@ -384,14 +389,24 @@ typedef struct fsm_state {
 /*
  * For a host whose log carries its own commands too (the state lives
  * inside its own state machine): its apply passes every TSO command, in
- * log order, to fsm_apply_cmd; its snapshot holds fsm_snapshot_put's
- * FSM_SNAPSHOT_SIZE bytes, and its restore passes them to
- * fsm_snapshot_get. Each returns 0, or RAFT_MALFORMED when the state
- * machine halts (halted, halt_reason; every later call then fails too),
- * which the host's apply or restore returns to libraft. A malformed
- * command is refused with 0: it changes nothing, on every replica alike.
+ * log order, to fsm_apply_cmd_result, with libraft's result pointer; its
+ * snapshot holds fsm_snapshot_put's FSM_SNAPSHOT_SIZE bytes, and its
+ * restore passes them to fsm_snapshot_get. Each returns 0, or
+ * RAFT_MALFORMED when the state machine halts (halted, halt_reason; every
+ * later call then fails too), which the host's apply or restore returns to
+ * libraft. A malformed command is refused with 0: it changes nothing, on
+ * every replica alike, and *result is FSM_RESULT_REFUSED (NULL for a
+ * command applied), which libraft hands to the proposer's raft_apply
+ * callback: the driver treats that proposal as failed.
  */
+int fsm_apply_cmd_result(fsm_state *s, const void *cmd, size_t len, void **result);
+/* The same without the verdict (version 1.0's): a host that calls this
+ * instead leaves the driver to count a refused proposal as committed. */
 int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len);
+/* The *result of an apply that refused its command: only its address
+ * matters. */
+extern const uint8_t fsm_result_refused;
+#define FSM_RESULT_REFUSED ((void *)(uintptr_t)&fsm_result_refused)
 void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE]);
 int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len);
 
@@ -453,7 +468,7 @@ typedef struct lead_counters {
 	uint64_t fences;             /* terms begun: ta_lead_begin succeeded */
 	uint64_t released_fences;    /* ... of which without the new-leader wait */
 	uint64_t proposals;          /* HighWater proposals libraft accepted */
-	uint64_t commits;            /* ... that committed */
+	uint64_t commits;            /* ... that committed and were applied (not refused) */
 	uint64_t refused_proposals;  /* raft_apply refused at once */
 	uint64_t handovers;          /* handovers started */
 	uint64_t released_handovers; /* ... with a release */

@@ -105,7 +105,9 @@ static void fsm_halt(fsm_state *s, const char *fmt, ...)
 	fsm_log(s, TSORACLE_LOG_ERROR, "%s", s->halt_reason);
 }
 
-int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len)
+const uint8_t fsm_result_refused = 0;
+
+int fsm_apply_cmd_result(fsm_state *s, const void *cmd, size_t len, void **result)
 {
 	const struct raft_buffer one = {.base = (void *)(uintptr_t)cmd, .len = len};
 	const struct raft_buffer *buf = &one;
@@ -113,6 +115,7 @@ int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len)
 	char why[FSM_REASON_SIZE];
 	uint64_t arg;
 
+	*result = NULL;
 	/* Halted: nothing after the entry it could not apply may be applied
 	 * (libraft offers that entry again; it stays unapplied). */
 	if (s->halted)
@@ -123,6 +126,7 @@ int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len)
 		 * state, on every replica alike. */
 		s->refused++;
 		fsm_log(s, TSORACLE_LOG_WARN, "refused a Raft log entry: %s; it changes nothing", why);
+		*result = FSM_RESULT_REFUSED; /* its proposer must not count it committed */
 		return 0;
 	case FSM_UNKNOWN:
 		fsm_halt(s,
@@ -152,10 +156,16 @@ int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len)
 	return 0;
 }
 
+int fsm_apply_cmd(fsm_state *s, const void *cmd, size_t len)
+{
+	void *result;
+
+	return fsm_apply_cmd_result(s, cmd, len, &result);
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
-	*result = NULL;
-	return fsm_apply_cmd(fsm->data, buf->base, buf->len);
+	return fsm_apply_cmd_result(fsm->data, buf->base, buf->len, result);
 }
 
 void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE])

@@ -114,8 +114,17 @@ static void lead_apply_cb(struct raft_apply *req, int status, void *result)
 	lead_proposal *p = req->data;
 	lead_driver *d = p->d;
 
-	(void)result;
-	if (status == 0) {
+	if (status == 0 && result == FSM_RESULT_REFUSED) {
+		/* Committed, but the state machine refused the mark (malformed
+		 * or above TSO_PHYSICAL_MAX): H is not the mark, so the
+		 * allocator must not take it (I2): a failed extension. */
+		ta_extension_failed(&d->alloc, p->term);
+		lead_log(d, TSORACLE_LOG_ERROR,
+			 "high-water proposal %" PRIu64 " (term %" PRIu64 ") was committed but refused by "
+			 "the state machine (its warning says why): not serving from it; a bug in the "
+			 "host's propose hook or in this build",
+			 p->mark, p->term);
+	} else if (status == 0) {
 		/* Committed and applied: the mark is durable on a majority. A
 		 * stale term renews nothing (ta_extension_commit ignores it). */
 		ta_extension_commit(&d->alloc, p->term, p->mark, p->proposed_mono_ms);
@@ -301,18 +310,19 @@ static void lead_release_cb(struct raft_apply *req, int status, void *result)
 	lead_release *r = req->data;
 	lead_driver *d = r->d;
 
-	(void)result;
 	if (!d->stopped && d->releasing && d->transfer_count == r->handover) {
 		/* (libraft fails a leader's pending entries when it steps
-		 * down, so a success is always of the term it still leads in.) */
-		if (status == 0 && r->term == d->lead_term) {
+		 * down, so a success is always of the term it still leads in.)
+		 * A release the state machine refused released nothing. */
+		if (status == 0 && result != FSM_RESULT_REFUSED && r->term == d->lead_term) {
 			d->release_committed = true;
 			lead_log(d, TSORACLE_LOG_INFO, "release of term %" PRIu64 " committed", r->term);
 		} else {
 			d->releasing = false;
 			d->transfer_ended = r->handover;
 			lead_log(d, TSORACLE_LOG_WARN, "releasing the lease for the handover failed: %s",
-				 raft_strerror(status));
+				 status == 0 && result == FSM_RESULT_REFUSED ? "refused by the state machine"
+									     : raft_strerror(status));
 		}
 	}
 	free(r);

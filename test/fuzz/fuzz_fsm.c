@@ -42,11 +42,14 @@ static bool same_state(const fsm_state *a, const fsm_state *b)
 }
 
 /* Applies a copy of the entry in a buffer of its exact size (as libraft
- * hands it over: no base for an empty entry); returns apply's result. */
+ * hands it over: no base for an empty entry); returns apply's return code.
+ * The result libraft hands the proposer is the verdict: FSM_RESULT_REFUSED
+ * for a refusal, NULL otherwise. */
 static int apply_copy(replica *r, const uint8_t *p, size_t len)
 {
 	struct raft_buffer buf = {.base = NULL, .len = len};
 	void *result = &result;
+	uint64_t refused = r->st.refused;
 	int rv;
 
 	if (len > 0) {
@@ -55,7 +58,7 @@ static int apply_copy(replica *r, const uint8_t *p, size_t len)
 		memcpy(buf.base, p, len);
 	}
 	rv = r->fsm.apply(&r->fsm, &buf, &result);
-	FUZZ_CHECK(result == NULL);
+	FUZZ_CHECK(result == (r->st.refused > refused ? FSM_RESULT_REFUSED : NULL));
 	raft_free(buf.base);
 	return rv;
 }

@@ -18,14 +18,17 @@ typedef struct fixture {
 	fsm_state st;
 } fixture;
 
-/* Applies buf (freed here, as libraft would) and returns fsm_apply's result. */
+/* Applies buf (freed here, as libraft would) and returns fsm_apply's
+ * return code; checks the verdict libraft hands the proposer: NULL for a
+ * command applied, FSM_RESULT_REFUSED for one refused. */
 static int apply(fixture *f, struct raft_buffer buf)
 {
 	void *result = &result;
+	uint64_t refused = f->st.refused;
 	int rv = f->fsm.apply(&f->fsm, &buf, &result);
 
 	if (rv == 0)
-		assert_null(result);
+		assert_ptr_equal(result, f->st.refused > refused ? FSM_RESULT_REFUSED : NULL);
 	raft_free(buf.base);
 	return rv;
 }
@@ -325,6 +328,7 @@ static void test_embedding_api(void **state)
 	fsm_state host, copy;
 	uint8_t cmd[FSM_CMD_SIZE];
 	uint8_t snap[FSM_SNAPSHOT_SIZE];
+	void *result;
 
 	(void)state;
 	fsm_init(&f.fsm, &f.st);
@@ -345,10 +349,22 @@ static void test_embedding_api(void **state)
 	assert_int_equal(host.refused, 1);
 	assert_int_equal(host.high_water_ms, 700);
 
+	/* The verdict for the proposer: a mark above the format's maximum is
+	 * refused (FSM_RESULT_REFUSED), one at it applied (NULL). */
+	fsm_cmd_put(cmd, FSM_CMD_HIGH_WATER, TSO_PHYSICAL_MAX + 1);
+	assert_int_equal(fsm_apply_cmd_result(&host, cmd, sizeof cmd, &result), 0);
+	assert_ptr_equal(result, FSM_RESULT_REFUSED);
+	assert_int_equal(host.refused, 2);
+	assert_int_equal(host.high_water_ms, 700);
+	fsm_cmd_put(cmd, FSM_CMD_HIGH_WATER, 800);
+	assert_int_equal(fsm_apply_cmd_result(&host, cmd, sizeof cmd, &result), 0);
+	assert_null(result);
+	assert_int_equal(host.high_water_ms, 800);
+
 	fsm_snapshot_put(&host, snap);
 	assert_int_equal(fsm_snapshot_get(&copy, snap, sizeof snap), 0);
-	assert_int_equal(copy.high_water_ms, 700);
-	assert_int_equal(copy.released_term, 4);
+	assert_int_equal(copy.high_water_ms, 800);
+	assert_int_equal(copy.released_term, 0); /* a HighWater after the release */
 
 	/* A type this version does not know: halted, and stays so. */
 	fsm_cmd_put(cmd, FSM_CMD_RELEASE + 1, 1);
@@ -356,7 +372,7 @@ static void test_embedding_api(void **state)
 	assert_true(host.halted);
 	fsm_cmd_put(cmd, FSM_CMD_HIGH_WATER, 900);
 	assert_int_equal(fsm_apply_cmd(&host, cmd, sizeof cmd), RAFT_MALFORMED);
-	assert_int_equal(host.high_water_ms, 700);
+	assert_int_equal(host.high_water_ms, 800);
 }
 
 int main(void)

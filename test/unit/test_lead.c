@@ -15,6 +15,7 @@
 
 #include "bytes.h"
 #include "tsoracle.h"
+#include "tso.h"
 
 /*
  * A host as include/tsoracle.h describes it, on libraft's fixture: three
@@ -59,6 +60,7 @@ typedef struct t_cluster {
 	uint64_t last_grant; /* the highest timestamp handed out so far, anywhere */
 	uint64_t grants;
 	unsigned grants_by[T_NODES];
+	bool beyond_max; /* t_propose turns every HighWater into one above TSO_PHYSICAL_MAX */
 } t_cluster;
 
 static t_cluster g;
@@ -73,8 +75,8 @@ static int t_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **r
 	*result = NULL;
 	if (buf->len < T_ENVELOPE)
 		return RAFT_MALFORMED;
-	if (p[0] == T_KIND_TSO) /* ours: the TSO's command after the envelope */
-		return fsm_apply_cmd(&m->tso, p + T_ENVELOPE, buf->len - T_ENVELOPE);
+	if (p[0] == T_KIND_TSO) /* ours: the TSO's command after the envelope, and its verdict */
+		return fsm_apply_cmd_result(&m->tso, p + T_ENVELOPE, buf->len - T_ENVELOPE, result);
 	if (p[0] != T_KIND_APP || buf->len != T_APP_SIZE)
 		return RAFT_MALFORMED;
 	m->sum += bytes_get_u64(p + T_ENVELOPE);
@@ -135,6 +137,8 @@ static int t_propose(void *arg, struct raft *raft, struct raft_apply *req, const
 	memset(buf.base, 0, T_ENVELOPE);
 	((uint8_t *)buf.base)[0] = T_KIND_TSO;
 	memcpy((uint8_t *)buf.base + T_ENVELOPE, cmd, len);
+	if (g.beyond_max && cmd[0] == FSM_CMD_HIGH_WATER)
+		bytes_put_u64((uint8_t *)buf.base + T_ENVELOPE + FSM_CMD_ARG_OFFSET, TSO_PHYSICAL_MAX + 1);
 	return raft_apply(raft, req, &buf, 1, cb);
 }
 
@@ -297,10 +301,55 @@ static void test_piggyback(void **state)
 	raft_fixture_close(&g.f);
 }
 
+/*
+ * Every HighWater the driver proposes reaches the log above
+ * TSO_PHYSICAL_MAX (the host's hook rewrites it): the state machine
+ * refuses each, on every member, and the driver, told so through
+ * libraft's result, counts none committed and never serves from a mark
+ * that H does not hold. (Without the verdict the fence "commits" and the
+ * leader serves.)
+ */
+static void test_refused_high_water(void **state)
+{
+	unsigned leader;
+
+	(void)state;
+	t_setup();
+	g.beyond_max = true;
+	t_run_for(T_PHASE_MS);
+	leader = t_leader();
+	assert_true(leader < T_NODES);
+	assert_true(g.m[leader].d.counters.proposals > 0);
+	assert_int_equal(g.m[leader].d.counters.commits, 0);
+	assert_int_equal(g.grants, 0);
+	for (unsigned i = 0; i < T_NODES; i++) {
+		assert_int_equal(g.m[i].tso.high_water_ms, 0);
+		assert_true(g.m[i].tso.refused > 0);
+		assert_false(g.m[i].tso.halted);
+	}
+
+	/* The control: the same cluster, its hook honest again, fences and
+	 * serves. */
+	g.beyond_max = false;
+	t_run_for(T_PHASE_MS);
+	leader = t_leader();
+	assert_true(leader < T_NODES);
+	assert_true(g.m[leader].d.counters.commits > 0);
+	assert_true(g.grants > 0);
+	assert_true(g.m[leader].tso.high_water_ms > 0);
+	assert_true(g.m[leader].tso.high_water_ms <= TSO_PHYSICAL_MAX);
+	print_message("refused high-water: %" PRIu64 " proposals refused, then %" PRIu64 " grants\n",
+		      g.m[leader].tso.refused, g.grants);
+	for (unsigned i = 0; i < T_NODES; i++)
+		lead_stop(&g.m[i].d);
+	raft_fixture_close(&g.f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_piggyback),
+	    cmocka_unit_test(test_refused_high_water),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
