@@ -7,7 +7,10 @@
 #   make             build (needs `make deps` once)
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
-DEPS_PREFIX := $(CURDIR)/.deps/prefix
+# libraft, built by scripts/deps.sh into a cache outside the clone
+# (TSO_DEPS_DIR, default /var/cache/tsoracle-deps), in a directory named
+# after its version, patches and flags (docs/building.md).
+DEPS_PREFIX := $(shell $(CURDIR)/scripts/deps.sh --raft-prefix)
 BUILD := build
 
 # ---- the extension (PGXS) ----------------------------------------------
