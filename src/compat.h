@@ -107,6 +107,22 @@ tso_wait_event_info(TsoWaitEvent ev)
 #endif
 
 /*
+ * The executor's ExecutorRun hook: 18 dropped its execute_once argument.
+ * TSO_EXECUTOR_RUN_PARAMS declares the hook's parameters and
+ * TSO_EXECUTOR_RUN_ARGS passes them on, in either version.
+ */
+#if PG_VERSION_NUM >= 180000
+#define TSO_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define TSO_EXECUTOR_RUN_ARGS	queryDesc, direction, count
+#else
+#define TSO_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define TSO_EXECUTOR_RUN_ARGS	queryDesc, direction, count, execute_once
+#endif
+
+/*
  * For the extension's own cross-file functions and variables. PostgreSQL 15
  * builds a loadable module with every global symbol exported, so a
  * generically named one (ring_post, ws) could be bound to another preloaded

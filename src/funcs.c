@@ -7,8 +7,11 @@
  * They post a request into the ring (ring.c), sleep on the backend's latch
  * until the worker has written the answer into this backend's slot, and
  * turn error answers into SQL errors. tso_xact_ts() does so once per
- * transaction and keeps the value. The decoding helpers live in decode.c,
- * the monitoring functions in status.c.
+ * transaction and keeps the value. tso_now() does so once per call with
+ * tsoracle.batching = off; with "statement" (the default), the calls of one
+ * statement share grants of growing size (below, "Statement-scoped
+ * batching"). The decoding helpers live in decode.c, the monitoring
+ * functions in status.c.
  *
  * SQLSTATEs. Class 08 (connection exception) is used for every failure to
  * obtain timestamps from the sidecar, so that clients can retry on one
@@ -42,6 +45,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/executor.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -50,9 +54,11 @@
 #include "optimizer/optimizer.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "tcop/utility.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "funcs.h"
 #include "proto.h"
 #include "ring.h"
 #include "tsoracle.h"
@@ -74,6 +80,66 @@ static uint64 funcs_xact_ts;
 static LocalTransactionId funcs_xact_ts_lxid = InvalidLocalTransactionId;
 static bool funcs_xact_callback_registered = false;
 
+/*
+ * Statement-scoped batching (tsoracle.batching = statement).
+ *
+ * The guarantee a client can observe is per statement: it sees none of a
+ * statement's values before the statement ends. So the first tso_now() of
+ * a statement asks the sidecar for one timestamp, and when a later call of
+ * the same statement finds none left it asks for twice as many as the last
+ * request (1, 2, 4, ... up to FUNCS_BATCH_MAX_COUNT, and never more than
+ * tsoracle.max_range); the values left when the statement ends are dropped.
+ * A loop of n calls in one statement thus costs about log2(n) + n / 65536
+ * round trips instead of n, and drops fewer values than it uses.
+ *
+ * Where a statement begins and ends. A statement is one top-level call
+ * into the executor or into utility processing: ExecutorStart, ExecutorRun
+ * (one per Execute message of the extended protocol, one per simple query),
+ * ExecutorFinish (AFTER triggers), ExecutorEnd, or ProcessUtility (COPY,
+ * FETCH, CALL, DO, EXPLAIN ANALYZE ...). funcs_nesting counts the hooks
+ * active in this backend; every transition 0 -> 1 and 1 -> 0 is a
+ * statement boundary (funcs_statement_boundary), which drops the leftovers
+ * and moves funcs_stmt on. Everything a statement runs (functions of any
+ * volatility, SPI, PL/pgSQL, triggers, cursors it opens and fetches from,
+ * COPY's defaults) runs inside that top-level call, at nesting >= 1. A
+ * cursor fetched by a later FETCH or Execute is that later statement's:
+ * its ExecutorRun is nested in the FETCH's ProcessUtility or is itself
+ * top-level. Each hook decrements in PG_FINALLY, so an error unwinds the
+ * count exactly and the boundary at 1 -> 0 still runs. A call at nesting 0
+ * (outside any statement: fast-path function calls) is served per call.
+ *
+ * A transaction that ends inside a statement (COMMIT or ROLLBACK in a
+ * procedure or DO block) also drops the leftovers (funcs_xact_callback):
+ * another session can see the committed rows while the statement goes on,
+ * so later values must be fresh for it. A rolled-back subtransaction does
+ * not: its values were handed out and are gone (a gap), and the leftovers
+ * are still from a grant made inside the running statement.
+ *
+ * Each of funcs_stmt and the local transaction id is kept with the
+ * leftovers, and a value is handed out only while both still match, so a
+ * boundary missed by one mechanism is still caught by the other.
+ */
+#define FUNCS_BATCH_MAX_COUNT	(UINT32_C(1) << 16)
+
+typedef struct FuncsCache
+{
+	uint64		next;			/* next value to hand out */
+	uint32		left;			/* values left: [next, next + left) */
+	uint32		grow;			/* count of the statement's next request */
+	uint64		stmt;			/* funcs_stmt when they were granted */
+	LocalTransactionId lxid;	/* the transaction they were granted in */
+} FuncsCache;
+
+static int	funcs_nesting = 0;
+static uint64 funcs_stmt = 0;
+static FuncsCache funcs_cache = {0, 0, 1, 0, InvalidLocalTransactionId};
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
 PG_FUNCTION_INFO_V1(tso_now);
 PG_FUNCTION_INFO_V1(tso_range);
 PG_FUNCTION_INFO_V1(tso_range_support);
@@ -83,6 +149,165 @@ static uint64 funcs_get_grant(uint32 count);
 static void funcs_report_timeout(int timeout_ms, TimestampTz started) pg_attribute_noreturn();
 static void funcs_report_status(uint16 status) pg_attribute_noreturn();
 static void funcs_xact_callback(XactEvent event, void *arg);
+static void funcs_register_xact_callback(void);
+static void funcs_statement_boundary(void);
+static inline void funcs_enter(void);
+static inline void funcs_leave(void);
+static void funcs_executor_start(QueryDesc *queryDesc, int eflags);
+static void funcs_executor_run(TSO_EXECUTOR_RUN_PARAMS);
+static void funcs_executor_finish(QueryDesc *queryDesc);
+static void funcs_executor_end(QueryDesc *queryDesc);
+static void funcs_process_utility(PlannedStmt *pstmt, const char *queryString,
+								  bool readOnlyTree,
+								  ProcessUtilityContext context,
+								  ParamListInfo params,
+								  QueryEnvironment *queryEnv,
+								  DestReceiver *dest, QueryCompletion *qc);
+
+/*
+ * Installs the hooks that mark statement boundaries; from _PG_init, so in
+ * every backend (the library is preloaded).
+ */
+void
+funcs_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = funcs_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = funcs_executor_run;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = funcs_executor_finish;
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = funcs_executor_end;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = funcs_process_utility;
+}
+
+/*
+ * A statement begins or ends: its leftovers are dropped (a gap), and the
+ * next statement starts again with a request of one.
+ */
+static void
+funcs_statement_boundary(void)
+{
+	funcs_stmt++;
+	funcs_cache.left = 0;
+	funcs_cache.grow = 1;
+}
+
+static inline void
+funcs_enter(void)
+{
+	if (funcs_nesting++ == 0)
+		funcs_statement_boundary();
+}
+
+static inline void
+funcs_leave(void)
+{
+	Assert(funcs_nesting > 0);
+	if (--funcs_nesting == 0)
+		funcs_statement_boundary();
+}
+
+/*
+ * The hooks: each counts itself in funcs_nesting around the next hook (or
+ * the standard function), and counts itself out even when it errors out.
+ */
+static void
+funcs_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	funcs_enter();
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_FINALLY();
+	{
+		funcs_leave();
+	}
+	PG_END_TRY();
+}
+
+static void
+funcs_executor_run(TSO_EXECUTOR_RUN_PARAMS)
+{
+	funcs_enter();
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(TSO_EXECUTOR_RUN_ARGS);
+		else
+			standard_ExecutorRun(TSO_EXECUTOR_RUN_ARGS);
+	}
+	PG_FINALLY();
+	{
+		funcs_leave();
+	}
+	PG_END_TRY();
+}
+
+static void
+funcs_executor_finish(QueryDesc *queryDesc)
+{
+	funcs_enter();
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		funcs_leave();
+	}
+	PG_END_TRY();
+}
+
+static void
+funcs_executor_end(QueryDesc *queryDesc)
+{
+	funcs_enter();
+	PG_TRY();
+	{
+		if (prev_executor_end)
+			prev_executor_end(queryDesc);
+		else
+			standard_ExecutorEnd(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		funcs_leave();
+	}
+	PG_END_TRY();
+}
+
+static void
+funcs_process_utility(PlannedStmt *pstmt, const char *queryString,
+					  bool readOnlyTree, ProcessUtilityContext context,
+					  ParamListInfo params, QueryEnvironment *queryEnv,
+					  DestReceiver *dest, QueryCompletion *qc)
+{
+	funcs_enter();
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		funcs_leave();
+	}
+	PG_END_TRY();
+}
 
 /*
  * Asks the worker for count timestamps and waits for them; returns the
@@ -275,17 +500,65 @@ funcs_report_status(uint16 status)
 }
 
 /*
- * tso_now() RETURNS bigint: one fresh timestamp.
+ * tso_now() RETURNS bigint: one fresh timestamp; with tsoracle.batching =
+ * statement, one that is fresh for the running statement.
  */
 Datum
 tso_now(PG_FUNCTION_ARGS)
 {
+	LocalTransactionId lxid;
+	uint32		count;
+	uint64		first;
+
+	if (tsoracle_batching != TSORACLE_BATCHING_STATEMENT || funcs_nesting == 0)
+	{
+		/*
+		 * The worker's grant for this call was made after the call began
+		 * (see worker.c), so it is greater than every timestamp whose call
+		 * had completed before; the format keeps it below 2^63.
+		 */
+		PG_RETURN_INT64((int64) funcs_get_grant(1));
+	}
+
+	funcs_register_xact_callback();
+	lxid = tso_my_local_xid();
+	if (funcs_cache.left > 0 && funcs_cache.stmt == funcs_stmt &&
+		funcs_cache.lxid == lxid)
+	{
+		/*
+		 * A leftover of a grant that this same statement asked for (the
+		 * boundary at its start emptied the cache, and funcs_stmt has not
+		 * moved since), in this same transaction. That grant was made after
+		 * the statement began, so the value is above every value of any call
+		 * that finished before the statement began; it is handed out before
+		 * the statement ends, and every call that begins after that gets a
+		 * grant made after this one completed, which is above it (proto.h);
+		 * it is above the values this statement handed out before, which
+		 * came earlier in the same grant or from earlier grants; and no
+		 * other call receives it, as the grant was this backend's alone.
+		 */
+		uint64		value = funcs_cache.next++;
+
+		funcs_cache.left--;
+		PG_RETURN_INT64((int64) value);
+	}
+
 	/*
-	 * The worker's grant for this call was made after the call began (see
-	 * worker.c), so it is greater than every timestamp whose call had
-	 * completed before; the format keeps it below 2^63.
+	 * A fresh grant, as for a call without batching, so every argument
+	 * above holds for its first value; the rest is kept for the statement.
+	 * The cache is empty while the call waits: an error leaves nothing.
 	 */
-	PG_RETURN_INT64((int64) funcs_get_grant(1));
+	count = Min(funcs_cache.grow,
+				Min(FUNCS_BATCH_MAX_COUNT, (uint32) tsoracle_max_range));
+	funcs_cache.left = 0;
+	first = funcs_get_grant(count);
+	funcs_cache.next = first + 1;
+	funcs_cache.left = count - 1;
+	funcs_cache.stmt = funcs_stmt;
+	funcs_cache.lxid = lxid;
+	funcs_cache.grow = Min(count * 2,
+						   Min(FUNCS_BATCH_MAX_COUNT, (uint32) tsoracle_max_range));
+	PG_RETURN_INT64((int64) first);
 }
 
 /*
@@ -318,6 +591,13 @@ tso_range(PG_FUNCTION_ARGS)
 					 errhint("The upper limit is tsoracle.max_range; a superuser may raise it up to %u, or take the timestamps in several calls.",
 							 (unsigned) TP_MAX_COUNT) :
 					 errhint("tsoracle.max_range is at the protocol's maximum; take the timestamps in several calls.")));
+
+		/*
+		 * Later tso_now() calls of the statement must stay above this
+		 * range's values, so they take a fresh grant, not the leftovers of
+		 * an earlier one.
+		 */
+		funcs_cache.left = 0;
 
 		funcctx = SRF_FIRSTCALL_INIT();
 		range = MemoryContextAlloc(funcctx->multi_call_memory_ctx,
@@ -388,6 +668,8 @@ tso_range_support(PG_FUNCTION_ARGS)
  * goes on with a new transaction), and their parallel-worker forms.
  * Subtransaction events are not seen here, on purpose: a subtransaction,
  * committed or rolled back, is part of the same transaction, like now().
+ * It also drops tso_now()'s leftovers of the running statement, which must
+ * not serve a statement's calls after its transaction ended.
  */
 static void
 funcs_xact_callback(XactEvent event, void *arg)
@@ -400,12 +682,24 @@ funcs_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			funcs_xact_ts_valid = false;
+			/* tso_now()'s leftovers: see "Statement-scoped batching" */
+			funcs_cache.left = 0;
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			/* not ended yet: it may still fail and abort */
 			break;
+	}
+}
+
+static void
+funcs_register_xact_callback(void)
+{
+	if (!funcs_xact_callback_registered)
+	{
+		RegisterXactCallback(funcs_xact_callback, NULL);
+		funcs_xact_callback_registered = true;
 	}
 }
 
@@ -435,11 +729,7 @@ tso_xact_ts(PG_FUNCTION_ARGS)
 {
 	LocalTransactionId lxid = tso_my_local_xid();
 
-	if (!funcs_xact_callback_registered)
-	{
-		RegisterXactCallback(funcs_xact_callback, NULL);
-		funcs_xact_callback_registered = true;
-	}
+	funcs_register_xact_callback();
 
 	if (!funcs_xact_ts_valid || funcs_xact_ts_lxid != lxid)
 	{

@@ -18,6 +18,7 @@
 #include "utils/guc.h"
 
 #include "compat.h"
+#include "funcs.h"
 #include "proto.h"
 #include "ring.h"
 #include "tsoracle.h"
@@ -48,9 +49,16 @@ char	   *tsoracle_sidecar_user = NULL;
 int			tsoracle_timeout = TSORACLE_DEFAULT_TIMEOUT_MS;
 int			tsoracle_max_inflight = TSORACLE_DEFAULT_MAX_INFLIGHT;
 int			tsoracle_max_range = TSORACLE_DEFAULT_MAX_RANGE;
+int			tsoracle_batching = TSORACLE_BATCHING_STATEMENT;
 bool		tsoracle_refuse_backward_grants = true;
 
 void		_PG_init(void);
+
+static const struct config_enum_entry tsoracle_batching_options[] = {
+	{"statement", TSORACLE_BATCHING_STATEMENT, false},
+	{"off", TSORACLE_BATCHING_OFF, false},
+	{NULL, 0, false}
+};
 
 static bool tsoracle_check_sidecar_address(char **newval, void **extra,
 										   GucSource source);
@@ -76,6 +84,7 @@ _PG_init(void)
 	tsoracle_define_gucs();
 	ring_init();
 	worker_init();
+	funcs_init();
 }
 
 static void
@@ -159,6 +168,29 @@ tsoracle_define_gucs(void)
 							NULL,
 							NULL,
 							NULL);
+
+	/*
+	 * Any role may choose: "off" only costs its own sessions speed, and
+	 * "statement" keeps the guarantee every client can observe (docs/sql.md,
+	 * "What is guaranteed").
+	 */
+	DefineCustomEnumVariable("tsoracle.batching",
+							 "Whether the tso_now() calls of one statement share the timestamps of a grant.",
+							 "statement (the default): the first tso_now() of a statement asks the sidecar "
+							 "for timestamps; later calls of the same statement take the values left over "
+							 "from that grant and ask for twice as many when they run out; what is left at "
+							 "the end of the statement is dropped. Every value of a statement is above "
+							 "every value of calls that finished before the statement began, and below "
+							 "those of calls that begin after it ends. off: every call asks the sidecar, "
+							 "so the same holds for each call, at one round trip per call.",
+							 &tsoracle_batching,
+							 TSORACLE_BATCHING_STATEMENT,
+							 tsoracle_batching_options,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	/*
 	 * A developer option, like PostgreSQL's own ignore_checksum_failure: the

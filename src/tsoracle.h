@@ -29,6 +29,21 @@ extern int tsoracle_max_inflight;
 extern int tsoracle_max_range;
 
 /*
+ * tsoracle.batching: whether calls of tso_now() in one statement may share
+ * a grant (funcs.c). "statement" (the default): every value of a statement
+ * is above every value handed out by calls that finished before the
+ * statement began and below those of calls that begin after it ends; "off":
+ * the same holds for each call.
+ */
+typedef enum TsoracleBatching
+{
+	TSORACLE_BATCHING_OFF,
+	TSORACLE_BATCHING_STATEMENT
+} TsoracleBatching;
+
+extern int	tsoracle_batching;
+
+/*
  * tsoracle.refuse_backward_grants: whether the worker refuses a grant not
  * above one it has already received. A developer option, for the checker's
  * positive control only.
