@@ -90,6 +90,8 @@ $(BUILD)/tsoracle-checker: $(BUILD)/test/checker/checker.o $(BUILD)/test/checker
 $(BUILD)/test/test_history: $(BUILD)/test/checker/history.o
 all: $(BUILD)/tsoracle-checker
 
+include examples/examples.mk
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 .PHONY: deps sidecar unit check-unit build test demo demo-cluster demo-stop bench format
@@ -122,7 +124,7 @@ demo-stop:
 	@scripts/demo.sh stop
 
 format:
-	clang-format -i include/*.h common/*.[ch] sidecar/*.[ch] test/broken/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/fsm/*.[ch] test/bench/*.[ch] test/checker/*.[ch] test/sim/*.[ch]
+	clang-format -i include/*.h common/*.[ch] sidecar/*.[ch] test/broken/*.[ch] test/unit/*.[ch] test/fuzz/*.[ch] test/fsm/*.[ch] test/bench/*.[ch] test/checker/*.[ch] test/sim/*.[ch] examples/kv/*.[ch]
 
 clean: clean-build
 clean-build:
