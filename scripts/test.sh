@@ -6,7 +6,8 @@
 #
 # Environment: TESTS="t/001_x.pl ..." runs only those TAP files (and
 #              TESTS_ROOT="t/root/108_x.pl ..." only those run as root);
-#              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1
+#              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1,
+#              SKIP_EXAMPLES=1
 #              skip a suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -253,6 +254,8 @@ nemesis_too_little_control() {
 
 [ -n "${SKIP_UNIT:-}" ] || suite "unit tests (cmocka)" unit
 [ -n "${SKIP_FUZZ:-}" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief
+[ -n "${SKIP_EXAMPLES:-}" ] || suite "examples: kvd, the piggyback pattern, 3 replicas and 2 controls (~40 s)" \
+	make --no-print-directory check-examples
 suite "install and stage" stage
 [ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
 if [ -z "${SKIP_TAP:-}" ]; then
