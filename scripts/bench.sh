@@ -11,6 +11,11 @@
 #   - PostgreSQL through pgbench -M prepared: SELECT tso_now() against
 #     SELECT nextval('s') and SELECT 1 at 1, 4, 16 and 64 clients;
 #   - bulk: tso_range(1000000) against generate_series(1, 1000000);
+#   - inserts (section_inserts): tables keyed by DEFAULT tso_now() against
+#     bigserial, in alternating rounds: INSERT ... SELECT and COPY of
+#     200,000 rows, by one session and by four at once; single-row INSERT
+#     at 1 and 16 clients; pgbench's built-in TPC-B-like script with the
+#     history table keyed either way; SELECT tso_now() against nextval();
 #   - failover: service gap on both survivors after kill -9 of the leader,
 #     with the default timing and with tuned flags; SIGTERM of the leader;
 #   - memory: the sidecar's VmRSS/VmHWM, the extension's shared memory.
@@ -22,6 +27,9 @@
 # Environment: BENCH_QUICK=1   short runs, under a minute (smoke test)
 #              BENCH_DOC=FILE  where to write (default docs/performance.md)
 #              BENCH_KEEP=1    keep the scratch directory
+#              BENCH_ONLY=inserts  only the single node and section_inserts
+#                              (a few minutes); prints the report and leaves
+#                              the document alone unless BENCH_DOC is set
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 . scripts/common.sh
@@ -35,6 +43,11 @@ if [ "${1:-}" = --render ]; then
 fi
 DOC=${BENCH_DOC:-$ROOT/docs/performance.md}
 QUICK=${BENCH_QUICK:-}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in
+'' | inserts) ;;
+*) echo "bench: BENCH_ONLY=$ONLY: only \"inserts\" is known" >&2; exit 2 ;;
+esac
 CLK_TCK=$(getconf CLK_TCK)
 
 if [ -z "$RENDER_ONLY" ] && [ "$(id -u)" -ne 0 ]; then
@@ -52,6 +65,7 @@ if [ -n "$QUICK" ]; then
 	DIRECT_SINGLE="1:1 16:16" DIRECT_LEADER="1:1 64:16" DIRECT_FOLLOWER="64:16"
 	PG_CLIENTS="16" PG_REPS=1 PG_SECS=1 COST_SECS=1
 	BULK_REPS=3
+	INS_ROWS=20000 INS_REPS=3 INS_SECS=1 INS_SCALE=2
 	FO_DEFAULT=1 FO_TUNED=1 FO_TERM=0 FO_TRANSFER=1
 else
 	MODE="full"
@@ -60,6 +74,7 @@ else
 	DIRECT_LEADER=$DIRECT_SINGLE DIRECT_FOLLOWER=$DIRECT_SINGLE
 	PG_CLIENTS="1 4 16 64" PG_REPS=3 PG_SECS=3 COST_SECS=2
 	BULK_REPS=7
+	INS_ROWS=200000 INS_REPS=5 INS_SECS=3 INS_SCALE=16
 	FO_DEFAULT=20 FO_TUNED=20 FO_TERM=5 FO_TRANSFER=5
 fi
 # Faster-than-default failover timing, for comparison (the defaults are 300 /
@@ -67,6 +82,7 @@ fi
 TUNED_FLAGS="--election-timeout 150 --heartbeat 15 --lease 100"
 GAP_INTERVAL_US=200     # failover clients: one request per 200 us per survivor
 TRANSFER_WINDOW_MS=3000 # handover clients: how long they watch after the command
+INS_SESSIONS=4          # concurrent loaders, each INS_ROWS / INS_SESSIONS rows
 
 if [ -n "$RENDER_ONLY" ]; then
 	W=$RENDER_ONLY
@@ -463,8 +479,8 @@ pg_costs() { # query
 		END { for (k in sum) printf "cpu_%s=%.2f ", k, sum[k] }')"
 }
 
-section_pg() {
-	local sh c rep q out
+# initdb and the configuration of the PostgreSQL server the bench uses.
+pg_setup() {
 	PG_PORT=$(free_ports)
 	PGDATA=$W/pgdata
 	mkdir -p "$W/pgb"
@@ -478,6 +494,11 @@ unix_socket_directories = '$W'
 shared_preload_libraries = 'tsoracle'
 tsoracle.sidecar_address = '$W/sn.sock'
 CONF
+}
+
+section_pg() {
+	local sh c rep q out
+	pg_setup || return 1
 	# The extension's shared memory at 1000 and at 100 connections.
 	for c in 1000 100; do
 		pg_start "$c" || return 1
@@ -523,9 +544,119 @@ CONF
 		record "mode=bulk query=$q reps=$BULK_REPS $(pgb_lat "$W/pgb/$q".*)"
 	done
 	record "mode=pgworker $(psql_b -F' ' -c "SELECT 'requests=' || requests, 'batches=' || batches, 'timestamps=' || timestamps FROM tso_worker_status()" 2>/dev/null)"
+	section_inserts || return 1
 	record "mode=mem label=single_after_pg rss_kb=$(proc_kb "${NODE_PID[sn]}" VmRSS) hwm_kb=$(proc_kb "${NODE_PID[sn]}" VmHWM)"
 	pg_stop
 	PGDATA=
+}
+
+# ---- inserts: DEFAULT tso_now() against bigserial ----------------------------------
+
+# Wall time of "$@" in ms.
+wall_ms() {
+	local t0 t1
+	t0=$(now_s)
+	"$@" >/dev/null 2>"$W/wall.err" || { say "failed: $* ($(tail -1 "$W/wall.err"))"; return 1; }
+	t1=$(now_s)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }'
+}
+
+# One bulk load into table ins_$2 (tso or ser): kind $1 is insert or copy,
+# by $3 sessions at once, INS_ROWS rows in all; prints its wall time in ms.
+ins_load() {
+	local kind=$1 key=$2 n=$3 per=$((INS_ROWS / $3)) s pids=() rc=0 t0 t1
+	psql_b -c "TRUNCATE ins_$key" || return 1
+	psql_b -c "CHECKPOINT" || return 1
+	t0=$(now_s)
+	for ((s = 0; s < n; s++)); do
+		if [ "$kind" = insert ]; then
+			psql_b -c "INSERT INTO ins_$key (s, n) SELECT $s, g FROM generate_series(1, $per) g" >/dev/null &
+		else
+			psql_b -c "COPY ins_$key (s, n) FROM '$W/ins.$n.$s'" >/dev/null &
+		fi
+		pids+=($!)
+	done
+	for s in "${pids[@]}"; do wait "$s" || rc=1; done
+	t1=$(now_s)
+	[ $rc -eq 0 ] || { say "ins_load $kind $key $n failed"; return 1; }
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }'
+}
+
+# Are the keys of ins_tso unique, and increasing in row order within each
+# session's statement? Prints rows=, distinct=, increasing= (t/f).
+ins_check() {
+	psql_b -F' ' -c "SELECT 'rows=' || count(*), 'distinct=' || count(DISTINCT id),
+		'increasing=' || coalesce(bool_and(id > prev), true)
+		FROM (SELECT id, lag(id) OVER (PARTITION BY s ORDER BY n) AS prev FROM ins_tso) x"
+}
+
+section_inserts() {
+	local rep kind n key ms c q out first
+	say "inserts: DEFAULT tso_now() against bigserial, $INS_REPS alternating rounds of each"
+	psql_b -c "CREATE TABLE ins_tso (id bigint PRIMARY KEY DEFAULT tso_now(), s int NOT NULL, n int NOT NULL)" || return 1
+	psql_b -c "CREATE TABLE ins_ser (id bigserial PRIMARY KEY, s int NOT NULL, n int NOT NULL)" || return 1
+	psql_b -c "CREATE SEQUENCE IF NOT EXISTS s" || return 1
+	for n in 1 "$INS_SESSIONS"; do
+		for ((c = 0; c < n; c++)); do
+			seq 1 $((INS_ROWS / n)) | awk -v s="$c" '{ print s "\t" $1 }' >"$W/ins.$n.$c"
+		done
+	done
+	chmod 644 "$W"/ins.*
+	# Bulk: the order of the two keys alternates from round to round.
+	for kind in insert copy; do
+		for n in 1 "$INS_SESSIONS"; do
+			for ((rep = 1; rep <= INS_REPS; rep++)); do
+				first=tso
+				[ $((rep % 2)) -eq 0 ] && first=ser
+				for key in $first $([ $first = tso ] && echo ser || echo tso); do
+					ms=$(ins_load "$kind" "$key" "$n") || return 1
+					if [ "$key" = tso ]; then
+						record "mode=ins_bulk kind=$kind sessions=$n key=$key rep=$rep rows=$INS_ROWS ms=$ms $(ins_check)"
+					else
+						record "mode=ins_bulk kind=$kind sessions=$n key=$key rep=$rep rows=$INS_ROWS ms=$ms"
+					fi
+				done
+			done
+			say "  $kind, $n session(s): done"
+		done
+	done
+	# Single-row INSERT transactions and SELECT tso_now() / nextval().
+	echo "INSERT INTO ins_tso (s, n) VALUES (:client_id, 1);" >"$W/ins_tso.sql"
+	echo "INSERT INTO ins_ser (s, n) VALUES (:client_id, 1);" >"$W/ins_ser.sql"
+	echo "SELECT nextval('s');" >"$W/nextval.sql"
+	echo "SELECT tso_now();" >"$W/tso_now.sql"
+	chmod 644 "$W"/*.sql
+	for c in 1 16; do
+		for ((rep = 1; rep <= INS_REPS; rep++)); do
+			for q in ins_tso ins_ser tso_now nextval; do
+				[ $((rep % 2)) -eq 0 ] && case $q in ins_tso) q=ins_ser ;; ins_ser) q=ins_tso ;; tso_now) q=nextval ;; nextval) q=tso_now ;; esac
+				out=$(pgbench_run "$q" "$q.sql" "$c" -T "$INS_SECS")
+				record "mode=ins_tps kind=$q clients=$c rep=$rep $out"
+			done
+		done
+		say "  single-row inserts and SELECT at $c client(s): done"
+	done
+	# pgbench's TPC-B-like script, its history table keyed either way.
+	"$PG_BINDIR/pgbench" -i -q -s "$INS_SCALE" -h "$W" -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1 || {
+		say "pgbench -i failed"
+		return 1
+	}
+	psql_b -c "CREATE SEQUENCE hist_id" -c "ALTER TABLE pgbench_history ADD COLUMN id bigint PRIMARY KEY DEFAULT tso_now()" || return 1
+	for ((rep = 1; rep <= INS_REPS; rep++)); do
+		for key in tso ser; do
+			[ $((rep % 2)) -eq 0 ] && { [ $key = tso ] && key=ser || key=tso; }
+			if [ $key = tso ]; then
+				psql_b -c "ALTER TABLE pgbench_history ALTER COLUMN id SET DEFAULT tso_now()" || return 1
+			else
+				psql_b -c "ALTER TABLE pgbench_history ALTER COLUMN id SET DEFAULT nextval('hist_id')" || return 1
+			fi
+			out=$("$PG_BINDIR/pgbench" -n -M prepared -b tpcb-like -h "$W" -p "$PG_PORT" -U postgres -c 16 -j 2 \
+				-T "$INS_SECS" postgres 2>&1 | awk '/^tps = / { print "tps=" $3; exit }')
+			record "mode=ins_tps kind=tpcb_$key clients=16 rep=$rep ${out:-tps=0}"
+		done
+	done
+	say "  pgbench tpcb-like at 16 clients: done"
+	psql_b -c "DROP TABLE ins_tso, ins_ser" >/dev/null
 }
 
 # ---- failover ---------------------------------------------------------------------
@@ -695,28 +826,30 @@ if (%fl) {
 	  join(', ', map { rat($_) } @r), verdict(defined $worst ? $worst <= 1.5 : undef)];
 }
 
-# Direct.
-push @out, "### Sidecar direct (tsoracle-bench, count 1)", "",
-  "Best of " . ((sel('load_rep'))[0]{of} // 1) . " runs by requests/s. Requests/s are responses received in the measured window; latency is from the write of a",
-  "request to the read of its response. \"sidecar\" is the CPU of the node the client talks to",
-  "(cores, from /proc), \"req/grant\" the requests the leader answered per allocator call.", "",
-  "| target | conns × depth | requests/s | p50 | p99 | p99.9 | max | sidecar CPU | leader CPU | req/grant | errors | violations |",
-  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
-my %best;
-for my $r (grep { ($_->{label} // '') =~ /^(single|leader|follower)$/ } sel('load')) {
-	my $rpg = $r->{grants} ? $r->{stamps_total} / $r->{grants} : undef;
-	push @out, sprintf("| %s | %s × %s | %s | %s µs | %s µs | %s µs | %s µs | %s | %s | %s | %s | %s |",
-		$r->{label}, $r->{conns}, $r->{depth}, num($r->{rps}), num($r->{p50_us}, 1), num($r->{p99_us}, 1),
-		num($r->{p999_us}, 1), num($r->{max_us}, 0), $r->{sidecar_cores} // 'n/a',
-		$r->{label} eq 'follower' ? ($r->{leader_cores} // 'n/a') : '', num($rpg, 0), $r->{errors}, $r->{violations});
-	$best{$r->{label}} = $r->{rps} if !defined $best{$r->{label}} || $r->{rps} > $best{$r->{label}};
-	$best{"$r->{label}_d1"} = $r->{rps} if $r->{depth} == 1 && (!defined $best{"$r->{label}_d1"} || $r->{rps} > $best{"$r->{label}_d1"});
+# Direct (absent from a BENCH_ONLY run).
+if (sel('load')) {
+	push @out, "### Sidecar direct (tsoracle-bench, count 1)", "",
+	  "Best of " . ((sel('load_rep'))[0]{of} // 1) . " runs by requests/s. Requests/s are responses received in the measured window; latency is from the write of a",
+	  "request to the read of its response. \"sidecar\" is the CPU of the node the client talks to",
+	  "(cores, from /proc), \"req/grant\" the requests the leader answered per allocator call.", "",
+	  "| target | conns × depth | requests/s | p50 | p99 | p99.9 | max | sidecar CPU | leader CPU | req/grant | errors | violations |",
+	  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+	my %best;
+	for my $r (grep { ($_->{label} // '') =~ /^(single|leader|follower)$/ } sel('load')) {
+		my $rpg = $r->{grants} ? $r->{stamps_total} / $r->{grants} : undef;
+		push @out, sprintf("| %s | %s × %s | %s | %s µs | %s µs | %s µs | %s µs | %s | %s | %s | %s | %s |",
+			$r->{label}, $r->{conns}, $r->{depth}, num($r->{rps}), num($r->{p50_us}, 1), num($r->{p99_us}, 1),
+			num($r->{p999_us}, 1), num($r->{max_us}, 0), $r->{sidecar_cores} // 'n/a',
+			$r->{label} eq 'follower' ? ($r->{leader_cores} // 'n/a') : '', num($rpg, 0), $r->{errors}, $r->{violations});
+		$best{$r->{label}} = $r->{rps} if !defined $best{$r->{label}} || $r->{rps} > $best{$r->{label}};
+		$best{"$r->{label}_d1"} = $r->{rps} if $r->{depth} == 1 && (!defined $best{"$r->{label}_d1"} || $r->{rps} > $best{"$r->{label}_d1"});
+	}
+	push @out, "";
+	push @targets, ["leader of 3 nodes ≥ 1,000,000 requests/s (count 1), best configuration", "≥ 1,000,000/s",
+	  num($best{leader}) . "/s (" . rat(ratio($best{leader}, 1e6)) . ")", verdict(defined $best{leader} ? $best{leader} >= 1e6 : undef)];
+	push @targets, ["(for reference) the same without pipelining: depth 1, best of 1/16/64 connections", "",
+	  num($best{leader_d1}) . "/s (" . rat(ratio($best{leader_d1}, 1e6)) . ")", "informative"];
 }
-push @out, "";
-push @targets, ["leader of 3 nodes ≥ 1,000,000 requests/s (count 1), best configuration", "≥ 1,000,000/s",
-  num($best{leader}) . "/s (" . rat(ratio($best{leader}, 1e6)) . ")", verdict(defined $best{leader} ? $best{leader} >= 1e6 : undef)];
-push @targets, ["(for reference) the same without pipelining: depth 1, best of 1/16/64 connections", "",
-  num($best{leader_d1}) . "/s (" . rat(ratio($best{leader_d1}, 1e6)) . ")", "informative"];
 
 # Syscalls.
 my @sc = sel('syscalls');
@@ -815,6 +948,56 @@ if (@bk) {
 	  "| `SELECT count(*) FROM tso_range(1000000)` | " . num($ts->{p50_us} / 1000, 1) . " ms |",
 	  "| ratio | " . rat($r) . " |", "";
 	push @targets, ["tso_range(1000000) ≤ 1.5× generate_series", "≤ 1.50×", rat($r), verdict(defined $r ? $r <= 1.5 : undef)];
+}
+
+# Inserts: DEFAULT tso_now() against bigserial.
+my @ib = sel('ins_bulk');
+if (@ib) {
+	push @out, "### Inserts: a table keyed by DEFAULT tso_now() against bigserial", "",
+	  "Both tables `(id ... PRIMARY KEY, s int, n int)`; the rounds alternate which key goes first, and each",
+	  "load starts on an empty table after a CHECKPOINT. Wall time of the load (psql, one statement per",
+	  "session), median of the rounds; ratio = bigserial time / tso_now() time (higher is better, 1 is",
+	  "parity). \"checked\" = every tso_now() round had unique ids, increasing in row order within each",
+	  "session (lag over n).", "",
+	  "| load | rows | sessions | bigserial | tso_now() | ratio | checked |", "|---|---:|---:|---:|---:|---:|---|";
+	for my $k (qw(insert copy)) {
+		my %ss; $ss{$_->{sessions}} = 1 for sel('ins_bulk', kind => $k);
+		for my $n (sort { $a <=> $b } keys %ss) {
+			my @t = sel('ins_bulk', kind => $k, sessions => $n, key => 'tso');
+			my @s = sel('ins_bulk', kind => $k, sessions => $n, key => 'ser');
+			my ($mt, $ms) = (median(map { $_->{ms} } @t), median(map { $_->{ms} } @s));
+			my $ok = !grep { $_->{rows} != $_->{distinct} || $_->{rows} != $t[0]{rows} || $_->{increasing} !~ /^t(rue)?$/ } @t;
+			my $r = ratio($ms, $mt);
+			my $what = $k eq 'insert' ? '`INSERT ... SELECT ... generate_series`' : '`COPY ... FROM` file';
+			push @out, sprintf("| %s | %s | %d | %s ms | %s ms | %s | %s |", $what, num($t[0]{rows}), $n, num($ms, 1), num($mt, 1), rat($r),
+			  $ok ? "yes, " . scalar(@t) . " rounds" : "**NO**");
+			push @targets, ["$what of " . num($t[0]{rows}) . " rows, $n session(s): bigserial time / tso_now() time", "≥ 0.80×", rat($r) . ($ok ? '' : ', keys NOT unique/increasing'),
+			  verdict(defined $r ? $r >= 0.8 && $ok : undef)];
+		}
+	}
+	push @out, "";
+	my @it = sel('ins_tps');
+	push @out, "pgbench -M prepared, median TPS of the rounds (one statement per transaction, or the built-in",
+	  "TPC-B-like script, scale " . "factor as in Commands, whose `pgbench_history` gets an `id bigint PRIMARY KEY` column with",
+	  "`DEFAULT tso_now()` or `DEFAULT nextval(...)`):", "",
+	  "| workload | clients | baseline TPS | tso_now() TPS | ratio |", "|---|---:|---:|---:|---:|";
+	for my $w (['single-row `INSERT`', 'ins_ser', 'ins_tso', 'bigserial'], ['`SELECT tso_now()` vs `SELECT nextval()`', 'nextval', 'tso_now', 'nextval'],
+	  ['TPC-B-like, history keyed', 'tpcb_ser', 'tpcb_tso', 'bigserial']) {
+		my ($what, $base, $ours, $bn) = @$w;
+		my %cl; $cl{$_->{clients}} = 1 for sel('ins_tps', kind => $ours);
+		for my $c (sort { $a <=> $b } keys %cl) {
+			my ($b, $o) = (median(map { $_->{tps} } sel('ins_tps', kind => $base, clients => $c)),
+			  median(map { $_->{tps} } sel('ins_tps', kind => $ours, clients => $c)));
+			my $r = ratio($o, $b);
+			push @out, sprintf("| %s (baseline: %s) | %d | %s | %s | %s |", $what, $bn, $c, num($b), num($o), rat($r));
+			if ($ours eq 'ins_tso') {
+				push @targets, ["single-row INSERT, $c client(s): tso_now() TPS / bigserial TPS", "≥ 0.85×", rat($r), verdict(defined $r ? $r >= 0.85 : undef)];
+			} else {
+				push @targets, ["$what, $c client(s): TPS ratio", "(no target)", rat($r), "informative"];
+			}
+		}
+	}
+	push @out, "";
 }
 
 # Failover.
@@ -954,6 +1137,12 @@ pg costs:  perf stat -a -e context-switches,raw_syscalls:sys_enter,syscalls:sys_
              perf record -a -e cpu-clock -F 999 -- pgbench ... (samples split by pid: our postmaster's children, worker, sidecar)
 bulk:      pgbench -n -M prepared -c 1 -t 1 -f Q.sql --log, alternated $BULK_REPS times
              (Q: SELECT count(*) FROM generate_series(1, 1000000); SELECT count(*) FROM tso_range(1000000);)
+inserts:   BENCH_ONLY=inserts make bench   (this section alone, a few minutes); per round, alternating the key first:
+             TRUNCATE; CHECKPOINT; psql -c "INSERT INTO ins_K (s, n) SELECT S, g FROM generate_series(1, $INS_ROWS / N) g" (N sessions at once)
+             TRUNCATE; CHECKPOINT; psql -c "COPY ins_K (s, n) FROM 'FILE'" (N sessions at once), N = 1 and $INS_SESSIONS, $INS_REPS rounds
+             pgbench -n -M prepared -c C -j min(C,2) -T $INS_SECS -f Q.sql, C = 1 and 16, $INS_REPS alternating rounds
+             (Q: INSERT INTO ins_K (s, n) VALUES (:client_id, 1); SELECT tso_now(); SELECT nextval('s');)
+             pgbench -i -s $INS_SCALE; pgbench -n -M prepared -b tpcb-like -c 16 -j 2 -T $INS_SECS, history id DEFAULT tso_now() / nextval()
 failover:  tsoracle-bench --gap --address SURVIVOR --interval-us $GAP_INTERVAL_US --gap-min 50 --kv  (x2), kill -USR1 them, kill -9 LEADER
 handover:  tsoracle-bench --gap --address MEMBER --interval-us $GAP_INTERVAL_US --gap-window $TRANSFER_WINDOW_MS --kv  (x3), kill -USR1 them,
              tsoracle-ctl --address LEADER transfer-leader
@@ -981,6 +1170,19 @@ commands >"$W/commands"
 printf 'MODE=%q\nLOAD0=%q\nRUN_DATE=%q\n' "$MODE" "$LOAD0" "$(date -u '+%Y-%m-%d %H:%M UTC')" >"$W/meta"
 
 rc=0
+if [ "$ONLY" = inserts ]; then
+	NODE_SOCK[sn]=$W/sn.sock
+	node_start sn --node-id 1 --data-dir "$W/sn" --raft-address "127.0.0.1:$(free_ports)" \
+		--client-socket "$W/sn.sock"
+	wait_serving_node sn 30 || exit 1
+	mkdir -p "$W/pgb"
+	pg_setup && pg_start 100 && psql_b -c "CREATE EXTENSION tsoracle" && section_inserts || rc=1
+	pg_stop
+	PGDATA=
+	node_stop sn
+	if [ -n "${BENCH_DOC:-}" ]; then write_doc; else render; fi
+	exit $rc
+fi
 section_direct || rc=1
 if [ $rc -eq 0 ]; then section_pg || rc=1; fi
 node_stop sn
