@@ -6,11 +6,15 @@
 #   make test        install what is missing, build, run every test suite
 #   make             build (needs `make deps` once)
 
+# The checkout: the extension is also built out of tree, once per
+# PostgreSQL version, in build/pgNN/ext (scripts/common.sh, install_all),
+# with EXT_ONLY=1 (only the PGXS part below).
+TSO_SRCDIR := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 # libraft, built by scripts/deps.sh into a cache outside the clone
 # (TSO_DEPS_DIR, default /var/cache/tsoracle-deps), in a directory named
 # after its version, patches and flags (docs/building.md).
-DEPS_PREFIX := $(shell $(CURDIR)/scripts/deps.sh --raft-prefix)
+DEPS_PREFIX := $(shell $(TSO_SRCDIR)/scripts/deps.sh --raft-prefix)
 BUILD := build
 
 # ---- the extension (PGXS) ----------------------------------------------
@@ -18,8 +22,10 @@ EXTENSION = tsoracle
 MODULE_big = tsoracle
 OBJS = src/tsoracle.o src/ring.o src/worker.o src/worker_conn.o \
 	src/worker_addr.o src/worker_trust.o src/funcs.o src/decode.o src/status.o common/proto.o
-DATA = sql/tsoracle--1.0.sql sql/tsoracle--1.1.sql sql/tsoracle--1.0--1.1.sql
-PG_CPPFLAGS = -I$(CURDIR)/common
+# Every install and upgrade script (as pgvector does), named relative to
+# the checkout so that an out-of-tree build finds them too.
+DATA = $(patsubst $(TSO_SRCDIR)/%,%,$(wildcard $(TSO_SRCDIR)/sql/*--*.sql))
+PG_CPPFLAGS = -I$(TSO_SRCDIR)/common
 # pg_regress tests run by scripts/test.sh against a cluster it starts.
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/tsoracle--%,$(wildcard sql/*.sql)))
 
@@ -27,10 +33,22 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
 endif
+ifneq ($(CURDIR),$(TSO_SRCDIR))
+# Out of tree, PGXS would look for every file through VPATH, and would
+# take the checkout's objects (built for another server version) for
+# ours: only sources are looked for there.
+VPATH =
+vpath %.c $(TSO_SRCDIR)
+vpath %.h $(TSO_SRCDIR)
+vpath %.control $(TSO_SRCDIR)
+vpath %.sql $(TSO_SRCDIR)
+endif
 # The protocol codec is linked into the module as well: its tp_* symbols
 # stay private to it, like the extension's own (TSO_PRIVATE, src/compat.h).
 common/proto.o: CFLAGS += -fvisibility=hidden
 .DEFAULT_GOAL := all
+
+ifeq ($(EXT_ONLY),)
 
 # ---- the sidecar and the C tests ---------------------------------------
 SC_CC ?= gcc
@@ -100,8 +118,9 @@ sidecar: $(BUILD)/tsoracled $(BUILD)/tsoracle-ctl $(LIB)
 unit: $(UNIT_TESTS)
 all: sidecar
 
+# PG=17 or PG=18 (make demo, make test): that PostgreSQL is built too.
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(if $(PG),--pg $(PG))
 
 # Everything, after making sure the dependencies are there. Recursive, so
 # that PGXS is included once pg_config exists.
@@ -307,3 +326,5 @@ $(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUIL
 		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
+
+endif # EXT_ONLY

@@ -1,10 +1,45 @@
 # Shared by scripts/test.sh and scripts/demo.sh: where things are, and how to
 # run a command as the unprivileged user that PostgreSQL requires.
+#
+# Nothing is installed system-wide: install_all puts a private copy of the
+# PostgreSQL server (version $PG: 15, Debian's package, by default; 17 or 18
+# built by scripts/deps.sh --pg N) with the extension in it, and the daemon,
+# under $INSTALL_DIR, so that two checkouts testing at once each run their
+# own build (docs/building.md).
 
-PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
-PG_CONFIG=${PG_CONFIG:-$PG_BINDIR/pg_config}
+PG=${PG:-15}
 PG_USER=${PG_USER:-postgres}
-SIDECAR_BINDIR=${SIDECAR_BINDIR:-/usr/local/bin}
+
+# The private installation's directory: build/install in the checkout when
+# $PG_USER can reach it, else one under /tmp named after the checkout.
+install_dir() {
+	if [ -n "${TSO_INSTALL_DIR:-}" ]; then
+		echo "$TSO_INSTALL_DIR"
+	elif [ "$(id -u)" -ne 0 ] || runuser -u "$PG_USER" -- test -x "$PWD" 2>/dev/null; then
+		echo "$PWD/build/install"
+	else
+		echo "/tmp/tsoracle-install-$(printf '%s' "$PWD" | md5sum | cut -c1-12)"
+	fi
+}
+INSTALL_DIR=$(install_dir)
+
+# select_pg N: PostgreSQL N's installed (or built) server, PG_SERVER_BINDIR,
+# and our private copy of it: $PG_ROOT mirrors the server's own paths
+# (PostgreSQL finds its share and lib directories relative to its
+# binaries, so the copy runs as itself), and PG_BINDIR/PG_CONFIG are the
+# copy's. Refuses a version that is not there.
+select_pg() {
+	PG=$1
+	PG_SERVER_BINDIR=$(scripts/deps.sh --pg-bindir "$PG") || {
+		echo "PostgreSQL $PG is not installed or built (scripts/deps.sh --pg $PG builds it)" >&2
+		return 1
+	}
+	PG_ROOT=$INSTALL_DIR/pg$PG
+	PG_BINDIR=$PG_ROOT$PG_SERVER_BINDIR
+	PG_CONFIG=$PG_BINDIR/pg_config
+}
+select_pg "$PG" || PG_BINDIR=/nonexistent
+SIDECAR_BINDIR=${SIDECAR_BINDIR:-$INSTALL_DIR/bin}
 # The daemon that start_sidecar runs (a test may run a planted-bug build).
 SIDECAR_BIN=${SIDECAR_BIN:-$SIDECAR_BINDIR/tsoracled}
 
@@ -21,11 +56,42 @@ as_pg() {
 	fi
 }
 
-# Installs the extension into PostgreSQL and the sidecar binaries into
-# $SIDECAR_BINDIR (root's job; both are then readable by everyone).
+# The server files copied into $PG_ROOT: those of its bindir, pkglibdir
+# (modules, pgxs with pg_regress and the TAP modules) and sharedir.
+pg_copy_dirs() { "$PG_SERVER_BINDIR/pg_config" --bindir --pkglibdir --sharedir; }
+
+# What the copy was made from: redone when the server's binary changes.
+pg_copy_stamp() { echo "$PG_SERVER_BINDIR $(stat -c '%i %Y' "$PG_SERVER_BINDIR/postgres")"; }
+
+# Installs, for $PG: the server copy (hard links where the file system
+# allows, else copies; once), the extension built for that server in
+# build/pgNN/ext (make with EXT_ONLY=1, out of tree) into the copy, and the
+# daemon and ctl into $SIDECAR_BINDIR. Root's files, readable by everyone.
 install_all() {
-	make -s --no-print-directory install PG_CONFIG="$PG_CONFIG" >/dev/null
-	install -m 0755 build/tsoracled build/tsoracle-ctl "$SIDECAR_BINDIR"/
+	local d ext=build/pg$PG/ext
+	[ -n "${PG_SERVER_BINDIR:-}" ] || select_pg "$PG" || return 1
+	(
+		umask 022
+		set -e
+		mkdir -p "$INSTALL_DIR"
+		chmod a+rx "$INSTALL_DIR"
+		if [ "$(cat "$PG_ROOT/.copy-of" 2>/dev/null)" != "$(pg_copy_stamp)" ]; then
+			rm -rf "$PG_ROOT"
+			for d in $(pg_copy_dirs); do
+				mkdir -p "$PG_ROOT$(dirname "$d")"
+				cp -al "$d" "$PG_ROOT$d" 2>/dev/null || { rm -rf "$PG_ROOT$d" && cp -a "$d" "$PG_ROOT$d"; }
+			done
+			# a system-wide tsoracle is not ours
+			rm -f "$PG_ROOT$("$PG_SERVER_BINDIR/pg_config" --pkglibdir)"/tsoracle.* \
+				"$PG_ROOT$("$PG_SERVER_BINDIR/pg_config" --sharedir)"/extension/tsoracle*
+			pg_copy_stamp >"$PG_ROOT/.copy-of"
+		fi
+		mkdir -p "$ext/src" "$ext/common"
+		make -s --no-print-directory -C "$ext" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
+			PG_CONFIG="$PG_SERVER_BINDIR/pg_config" install DESTDIR="$PG_ROOT" >/dev/null
+		mkdir -p "$SIDECAR_BINDIR"
+		install -m 0755 build/tsoracled build/tsoracle-ctl "$SIDECAR_BINDIR"/
+	)
 }
 
 # Waits until tsoracle-ctl status on $1 reports "serving", at most $2 seconds.
@@ -91,6 +157,11 @@ start_sidecar() {
 # settings).
 start_pg() {
 	local dir=$1 port=$2 sock=$3
+	if [ -f "$dir/pgdata/PG_VERSION" ] && [ "$(cat "$dir/pgdata/PG_VERSION")" != "$PG" ]; then
+		echo "$dir/pgdata holds PostgreSQL $(cat "$dir/pgdata/PG_VERSION")'s data, not $PG's:" \
+			"stop it (make demo-stop) and remove $dir, or choose another DEMO_DIR" >&2
+		return 1
+	fi
 	if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
 		as_pg "$PG_BINDIR/initdb" -D "$dir/pgdata" -U postgres --auth=trust >/dev/null
 		cat >>"$dir/pgdata/postgresql.conf" <<CONF
@@ -118,6 +189,8 @@ psql_port() {
 stop_dir() {
 	local dir=$1 pid i
 	if [ -f "$dir/pgdata/postmaster.pid" ]; then
+		# stopped by its own version's pg_ctl
+		select_pg "$(cat "$dir/pgdata/PG_VERSION")" || return 1
 		as_pg "$PG_BINDIR/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null &&
 			echo "demo: PostgreSQL in $dir stopped"
 	fi

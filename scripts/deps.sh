@@ -4,9 +4,14 @@
 # clone (docs/building.md). Idempotent: a second run checks and returns
 # quickly, and a clone made on a machine that built the cache once finds it.
 #
-# Usage: scripts/deps.sh [--no-apt]
+# Usage: scripts/deps.sh [--no-apt] [--pg N]...
 #   --no-apt        only build libraft (assume the Debian packages are present)
+#   --pg N          also build PostgreSQL N (17 or 18) from Debian's source
+#                   package into the cache, unless it is there (15 is
+#                   Debian 12's own package: nothing to build)
 #   --raft-prefix   print where libraft is (or will be) installed, build nothing
+#   --pg-bindir N   print PostgreSQL N's bindir if it is installed or built
+#                   (exit status 1 if not), build nothing
 #
 # Environment:
 #   TSO_DEPS_DIR     the cache (default /var/cache/tsoracle-deps)
@@ -26,6 +31,8 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15
 	libpq-dev libipc-run-perl libio-socket-ssl-perl dpkg-dev iproute2 procps patch jq
 	clang libclang-rt-14-dev
+	libicu-dev libreadline-dev zlib1g-dev libzstd-dev libxml2-dev libxslt1-dev uuid-dev
+	bison flex debhelper postgresql-server-dev-all
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -80,11 +87,12 @@ cache_dir_ready() {
 # package lists under the cache: the system's apt configuration and lists
 # are left untouched.
 apt_source() {
-	local suite=$1 dest=$2 pkg=$3 apt_dir=$deps_dir/apt/$1
+	local suite=$1 dest=$2 pkg=$3 apt_dir=$deps_dir/apt/$1 uri=http://deb.debian.org/debian
+	case $suite in *-security) uri=http://deb.debian.org/debian-security ;; esac
 	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$dest"
 	cat >"$apt_dir/src.sources" <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $uri
 Suites: $suite
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -161,12 +169,140 @@ build_raft() {
 	with_cache_lock build_raft_locked "$prefix"
 }
 
-case "${1:-}" in
---raft-prefix)
-	raft_prefix
-	exit 0
-	;;
---no-apt) ;;
-*) install_packages ;;
-esac
+# ---- PostgreSQL 17 and 18 from Debian's source packages ------------------
+# Debian 12 has only PostgreSQL 15. 17 is trixie's (Debian 13), 18 sid's.
+# Built with Debian's patches but one (50-per-version-dirs: it fixes the
+# library directory at /usr/lib/postgresql/N/lib; ours is the cache, so
+# the installation stays relocatable) and the two that only touch
+# configure.ac (filter-debug-prefix-map, autoconf2.69: configure is shipped
+# generated, and rerunning autoconf is what they are for), and with
+# Debian's configure options except the procedural languages, PAM, GSSAPI,
+# LDAP, SELinux, systemd, NLS, DTrace and JIT (not used by tsoracle; they
+# cost build time). Contrib is built (the tests use dblink).
+pg_suites() { # where Debian has the source of major version $1
+	case $1 in
+	17) echo "trixie trixie-security" ;;
+	18) echo "sid" ;;
+	*) return 1 ;;
+	esac
+}
+pg_skip_patches="50-per-version-dirs.patch filter-debug-prefix-map autoconf2.69"
+pg_configure_flags=(
+	--with-openssl --with-libxml --with-libxslt --with-icu --with-lz4 --with-zstd
+	--with-uuid=e2fs --with-pgport=5432
+	--with-system-tzdata=/usr/share/zoneinfo --enable-debug --enable-tap-tests
+)
+pg_cflags="-O2 -g"
+
+# The source package's directory of sources (downloaded once).
+pg_src_dir() { echo "$deps_dir/src/postgresql-$1"; }
+
+# The directory of one PostgreSQL build, named after the Debian version
+# and a digest of the options and the patches left out.
+pg_prefix() { # major version; prints nothing if the source is not here yet
+	local dsc ver flags
+	dsc=$(ls "$(pg_src_dir "$1")"/postgresql-"$1"_*.dsc 2>/dev/null | sort -V | tail -n1)
+	[ -n "$dsc" ] || return 0
+	ver=$(sed -n 's/^Version: //p' "$dsc")
+	flags=$(printf '%s ' "${pg_configure_flags[@]}" "$pg_cflags" "$pg_skip_patches" | md5sum | cut -c1-8)
+	echo "$deps_dir/postgresql-$ver-f$flags"
+}
+
+pg_bindir() { # the bindir of major version $1, if it is installed or built
+	local prefix
+	if [ "$1" = 15 ]; then
+		prefix=/usr/lib/postgresql/15
+	else
+		prefix=$(pg_prefix "$1")
+	fi
+	[ -n "$prefix" ] && [ -x "$prefix/bin/pg_config" ] && echo "$prefix/bin"
+}
+
+build_pg_locked() {
+	local major=$1 src prefix suite dsc tmp p
+	src=$(pg_src_dir "$major")
+	if [ -z "$(pg_prefix "$major")" ]; then
+		for suite in $(pg_suites "$major"); do
+			log "fetching postgresql-$major's source package from $suite"
+			apt_source "$suite" "$src" "postgresql-$major" && break
+			rm -f "$src"/postgresql-"$major"_* # a partial download
+		done
+	fi
+	prefix=$(pg_prefix "$major")
+	if [ -z "$prefix" ]; then
+		log "postgresql-$major: Debian's source package could not be fetched (suites: $(pg_suites "$major"))"
+		return 1
+	fi
+	[ -x "$prefix/bin/pg_config" ] && return 0 # built while we waited
+	dsc=$(ls "$src"/postgresql-"$major"_*.dsc | sort -V | tail -n1)
+	log "building PostgreSQL from $(basename "$dsc") into $prefix (nice, -j2; 15-30 min)"
+	tmp=$(mktemp -d "$deps_dir/.build.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+	# (apt checked the files against the suite's signed index)
+	dpkg-source --skip-patches -x "$dsc" "$tmp/src" >"$tmp/dpkg-source.log" 2>&1 ||
+		{ cat "$tmp/dpkg-source.log"; return 1; }
+	while read -r p; do
+		case $p in '' | '#'*) continue ;; esac
+		case " $pg_skip_patches " in *" $p "*) continue ;; esac
+		patch -s -d "$tmp/src" -p1 <"$tmp/src/debian/patches/$p" || { log "patch $p failed"; return 1; }
+	done <"$tmp/src/debian/patches/series"
+	# (called where set -e does not hold: each step checks)
+	(
+		cd "$tmp/src"
+		./configure --quiet --prefix="$prefix" "${pg_configure_flags[@]}" \
+			--with-extra-version=" (tsoracle build of Debian $(sed -n 's/^Version: //p' "$dsc"))" \
+			CFLAGS="$pg_cflags" >"$tmp/configure.log" 2>&1 || { tail -n 30 "$tmp/configure.log"; exit 1; }
+		nice -n 10 make -s -j2 >"$tmp/make.log" 2>&1 || { tail -n 40 "$tmp/make.log"; exit 1; }
+		nice -n 10 make -s -j2 -C contrib >>"$tmp/make.log" 2>&1 || { tail -n 40 "$tmp/make.log"; exit 1; }
+		make -s install DESTDIR="$tmp/dest" >>"$tmp/make.log" 2>&1 || { tail -n 40 "$tmp/make.log"; exit 1; }
+		make -s -C contrib install DESTDIR="$tmp/dest" >>"$tmp/make.log" 2>&1 || { tail -n 40 "$tmp/make.log"; exit 1; }
+	) || { log "building PostgreSQL $major failed"; return 1; }
+	{
+		echo "PostgreSQL from Debian source $(basename "$dsc")"
+		echo "configure: ${pg_configure_flags[*]} CFLAGS=$pg_cflags"
+		echo "Debian patches left out: $pg_skip_patches"
+	} >"$tmp/dest$prefix/BUILD-INFO"
+	chmod -R a+rX "$tmp/dest$prefix"
+	mv -T "$tmp/dest$prefix" "$prefix"
+	rm -rf "$tmp"
+	trap - EXIT
+	log "PostgreSQL $major ready in $prefix"
+}
+
+build_pg() {
+	[ "$1" = 15 ] && return 0 # Debian 12's package (install_packages)
+	pg_suites "$1" >/dev/null || { log "PostgreSQL $1: only 15, 17 and 18 are supported"; return 1; }
+	pg_bindir "$1" >/dev/null && return 0
+	cache_dir_ready
+	with_cache_lock build_pg_locked "$1"
+}
+
+apt=1
+pgs=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--raft-prefix)
+		raft_prefix
+		exit 0
+		;;
+	--pg-bindir)
+		pg_bindir "$2"
+		exit
+		;;
+	--no-apt) apt= ;;
+	--pg)
+		pgs+=("$2")
+		shift
+		;;
+	*)
+		log "unknown argument: $1 (see the usage at the top of $0)"
+		exit 2
+		;;
+	esac
+	shift
+done
+[ -z "$apt" ] || install_packages
 build_raft
+rc=0
+for v in "${pgs[@]}"; do build_pg "$v" || rc=1; done
+exit $rc

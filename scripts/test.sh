@@ -9,14 +9,22 @@
 #              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1,
 #              SKIP_EXAMPLES=1
 #              skip a suite.
+#              PG=N runs pg_regress and the TAP files on PostgreSQL N only;
+#              by default on 15 and on each of 17 and 18, which
+#              scripts/deps.sh builds first when missing (a version that
+#              cannot be built is reported and counted as skipped). The unit,
+#              simulation, fuzz and nemesis suites run once (nemesis on the
+#              first version).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+pg_versions=${PG:-15}
 . scripts/common.sh
 
 passed=0
 failed=0
+skipped=0
 suite() { # name, then the command
-	local name=$1
+	local name=$1${PG_LABEL:-}
 	shift
 	echo
 	echo "=== $name"
@@ -55,7 +63,10 @@ fuzz_brief() {
 	make --no-print-directory fuzz-brief FUZZ_SEED="$seed"
 }
 
-STAGE=$(mktemp -d /tmp/tsoracle-test.XXXXXX)
+# Each version's tests are staged in $STAGE_BASE/pgN ($STAGE while it runs).
+STAGE_BASE=$(mktemp -d /tmp/tsoracle-test.XXXXXX)
+chmod 0711 "$STAGE_BASE"
+STAGE=$STAGE_BASE
 # Stops the pg_regress sidecar through its pid file (it runs detached).
 stop_sidecar() {
 	local pid i
@@ -73,12 +84,15 @@ stop_sidecar() {
 cleanup() {
 	stop_sidecar
 	squatters_stop
-	if [ "$failed" -eq 0 ] && [ -z "${KEEP_STAGE:-}" ]; then rm -rf "$STAGE"; else echo "test files kept in $STAGE"; fi
+	if [ "$failed" -eq 0 ] && [ -z "${KEEP_STAGE:-}" ]; then rm -rf "$STAGE_BASE"; else echo "test files kept in $STAGE_BASE"; fi
 }
 trap cleanup EXIT
 
 stage() {
 	install_all || return 1
+	echo "PostgreSQL $PG: $PG_BINDIR (a copy of $PG_SERVER_BINDIR), tsoracled in $SIDECAR_BINDIR"
+	# the server copy loads the extension just built for it
+	cmp "build/pg$PG/ext/tsoracle.so" "$("$PG_CONFIG" --pkglibdir)/tsoracle.so" || return 1
 	mkdir -p "$STAGE/regress"
 	cp -r sql expected "$STAGE/regress/"
 	rm -f "$STAGE/regress/sql/tsoracle--"*.sql
@@ -256,17 +270,35 @@ nemesis_too_little_control() {
 [ -n "${SKIP_FUZZ:-}" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief
 [ -n "${SKIP_EXAMPLES:-}" ] || suite "examples: kvd, the piggyback pattern, 3 replicas and 2 controls (~40 s)" \
 	make --no-print-directory check-examples
-suite "install and stage" stage
-[ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
-if [ -z "${SKIP_TAP:-}" ]; then
-	suite "TAP tests (prove)" tap
-	suite "TAP tests as root (prove t/root)" tap_root
-	case " ${TESTS:-t/110_fence_clock.pl} " in
-	*" t/110_fence_clock.pl "*)
-		suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control
-		;;
-	esac
-fi
+first_pg=
+for v in $pg_versions; do
+	echo
+	if ! scripts/deps.sh --no-apt --pg "$v"; then
+		skipped=$((skipped + 1))
+		echo "=== PostgreSQL $v: SKIPPED (not built, see above; PG=15 make test tests one version)"
+		continue
+	fi
+	select_pg "$v" || { failed=$((failed + 1)); continue; }
+	export PG
+	first_pg=${first_pg:-$v}
+	STAGE=$STAGE_BASE/pg$v
+	mkdir -p "$STAGE"
+	PG_LABEL=" [PostgreSQL $v]"
+	suite "install and stage" stage
+	[ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
+	if [ -z "${SKIP_TAP:-}" ]; then
+		suite "TAP tests (prove)" tap
+		suite "TAP tests as root (prove t/root)" tap_root
+		case " ${TESTS:-t/110_fence_clock.pl} " in
+		*" t/110_fence_clock.pl "*)
+			suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control
+			;;
+		esac
+	fi
+	PG_LABEL=
+done
+# The nemesis runs (nemesis.sh installs for $PG) on the first version.
+if [ -n "$first_pg" ]; then select_pg "$first_pg" && export PG && STAGE=$STAGE_BASE/pg$first_pg; fi
 if [ -z "${SKIP_NEMESIS:-}" ]; then
 	suite "nemesis: partition of the leader (checker, 20 s)" nemesis_partition
 	suite "nemesis: clock-kill of the real daemon (checker, 10 s)" nemesis_clock_kill
@@ -276,5 +308,5 @@ if [ -z "${SKIP_NEMESIS:-}" ]; then
 fi
 
 echo
-echo "suites: $passed passed, $failed failed"
+echo "suites: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
