@@ -61,7 +61,7 @@ SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lssl -lcrypto -lm
 # libtsoracle (include/tsoracle.h): the allocator, its log commands and the
 # leadership driver; its sources stay in sidecar/ beside the daemon's
 # (docs/architecture.md, "Where to change what").
-LIB_SRCS = sidecar/alloc.c sidecar/fsm.c sidecar/lead.c
+LIB_SRCS = sidecar/alloc.c sidecar/fsm.c sidecar/lead.c sidecar/lead_clock.c
 LIB_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB = $(BUILD)/libtsoracle.a
 
@@ -234,6 +234,7 @@ BROKEN_WRAP_lease = ta_lead_begin
 BROKEN_WRAP_monotonic = ta_grant
 BROKEN_WRAP_release = ta_established
 BROKEN_WRAP_ahead = ta_grant ta_room
+BROKEN_WRAP_clock = lead_clock_observe lead_clock_view lead_clock_member_supported
 comma := ,
 BROKEN_WRAP_FLAGS = $(addprefix -Wl$(comma)--wrap=,$(BROKEN_WRAP_$*))
 ALLOC_BROKEN_KINDS = fence monotonic lease ahead
@@ -256,7 +257,8 @@ $(ALLOC_BROKEN_TESTS): $(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/t
 # positive controls (scripts/test.sh): the checker must catch it through
 # the real parts (monotonic: with no fault; fence: under clock-kill, with
 # PostgreSQL's tsoracle.refuse_backward_grants off). Never installed.
-TSORACLED_BROKEN = $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence
+TSORACLED_BROKEN = $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence \
+	$(BUILD)/control/tsoracled-broken-clock
 $(TSORACLED_BROKEN): $(BUILD)/control/tsoracled-broken-%: $(SIDECAR_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)

@@ -24,8 +24,11 @@
 #define TP_STATUS_REQ_SIZE    TP_U64
 #define TP_TRANSFER_REQ_SIZE  (TP_U64 + TP_U32)
 #define TP_TRANSFER_RESP_SIZE (TP_U64 + TP_U16 + TP_U32)
-/* struct tp_status, packed: two u32, two u8, seven u64. */
-#define TP_STATUS_FIELDS_SIZE (2 * TP_U32 + 2 * TP_U8 + 7 * TP_U64)
+#define TP_CLOCK_REQ_SIZE     TP_U64
+#define TP_CLOCK_RESP_SIZE    (TP_U64 + TP_U16 + TP_U64)
+/* struct tp_status, packed: two u32, two u8, nine u64 (the offset as its
+ * two's complement). */
+#define TP_STATUS_FIELDS_SIZE (2 * TP_U32 + 2 * TP_U8 + 9 * TP_U64)
 #define TP_STATUS_RESP_SIZE   (TP_U64 + TP_U16 + TP_STATUS_FIELDS_SIZE)
 /* u16 status, u16 len; then len bytes of text. */
 #define TP_ERROR_FIXED_SIZE   (TP_U16 + TP_U16)
@@ -135,6 +138,10 @@ static size_t tp_payload_size(uint8_t type)
 		return TP_TRANSFER_REQ_SIZE;
 	case TP_TRANSFER_RESP:
 		return TP_TRANSFER_RESP_SIZE;
+	case TP_CLOCK_REQ:
+		return TP_CLOCK_REQ_SIZE;
+	case TP_CLOCK_RESP:
+		return TP_CLOCK_RESP_SIZE;
 	default:
 		return 0;
 	}
@@ -153,7 +160,9 @@ static uint8_t *tp_put_status(uint8_t *p, const tp_status *st)
 	p = tp_put64(p, st->applied_index);
 	p = tp_put64(p, st->last_issued);
 	p = tp_put64(p, st->grants);
-	return tp_put64(p, st->timestamps);
+	p = tp_put64(p, st->timestamps);
+	p = tp_put64(p, (uint64_t)st->clock_offset_ms);
+	return tp_put64(p, st->clock_ahead_ms);
 }
 
 static void tp_get_status(const uint8_t **p, tp_status *st)
@@ -169,6 +178,8 @@ static void tp_get_status(const uint8_t **p, tp_status *st)
 	st->last_issued = tp_get64(p);
 	st->grants = tp_get64(p);
 	st->timestamps = tp_get64(p);
+	st->clock_offset_ms = (int64_t)tp_get64(p);
+	st->clock_ahead_ms = tp_get64(p);
 }
 
 /* An error text is encodable iff exactly len bytes long, with no NUL inside. */
@@ -206,6 +217,10 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		break;
 	case TP_TRANSFER_RESP:
 		if (m->u.transfer_resp.status > TP_STATUS_LAST)
+			return 0;
+		break;
+	case TP_CLOCK_RESP:
+		if (m->u.clock_resp.status > TP_STATUS_LAST)
 			return 0;
 		break;
 	default:
@@ -259,6 +274,14 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		p = tp_put64(p, m->u.transfer_resp.id);
 		p = tp_put16(p, m->u.transfer_resp.status);
 		tp_put32(p, m->u.transfer_resp.leader_id);
+		break;
+	case TP_CLOCK_REQ:
+		tp_put64(p, m->u.clock_req.id);
+		break;
+	case TP_CLOCK_RESP:
+		p = tp_put64(p, m->u.clock_resp.id);
+		p = tp_put16(p, m->u.clock_resp.status);
+		tp_put64(p, m->u.clock_resp.wall_ms);
 		break;
 	default:
 		break;
@@ -425,6 +448,16 @@ static int tp_decode(uint8_t type, uint32_t body_len, const uint8_t *p, tp_msg *
 		m->u.transfer_resp.status = tp_get16(&p);
 		m->u.transfer_resp.leader_id = tp_get32(&p);
 		if (m->u.transfer_resp.status > TP_STATUS_LAST)
+			return TP_RERR_BAD_VALUE;
+		return TP_RERR_NONE;
+	case TP_CLOCK_REQ:
+		m->u.clock_req.id = tp_get64(&p);
+		return TP_RERR_NONE;
+	case TP_CLOCK_RESP:
+		m->u.clock_resp.id = tp_get64(&p);
+		m->u.clock_resp.status = tp_get16(&p);
+		m->u.clock_resp.wall_ms = tp_get64(&p);
+		if (m->u.clock_resp.status > TP_STATUS_LAST)
 			return TP_RERR_BAD_VALUE;
 		return TP_RERR_NONE;
 	default:

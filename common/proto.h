@@ -40,6 +40,12 @@
  * that one; a target that is not another voting member gets
  * TP_ERR_BAD_REQUEST.
  *
+ * A TP_CLOCK_REQ asks for the server's wall clock: TP_CLOCK_RESP carries
+ * its reading (Unix ms, CLOCK_REALTIME as the allocator sees it before any
+ * check) taken when the request was handled. Members measure each other's
+ * clocks with it (sidecar/clockprobe.c: the offset is the reading minus
+ * the midpoint of the round trip, to within half the round trip).
+ *
  * The codec below is pure (no I/O, no allocation): an encoder that writes
  * into a caller's buffer, and a reader fed bytes (in any split) that yields
  * whole messages, with a sticky error and hard size limits, hiredis-style.
@@ -70,7 +76,10 @@ enum tp_type {
 	TP_ERROR = 7,         /* s->c  u16 status, u16 len, len bytes of text */
 	TP_TRANSFER_REQ = 8,  /* c->s  u64 id, u32 target (0: any caught-up voter) */
 	TP_TRANSFER_RESP = 9, /* s->c  u64 id, u16 status, u32 leader_id (0: unknown) */
-	TP_TYPE_LAST = TP_TRANSFER_RESP
+	/* (10 and 11 are kept for the membership messages.) */
+	TP_CLOCK_REQ = 12,  /* c->s  u64 id */
+	TP_CLOCK_RESP = 13, /* s->c  u64 id, u16 status, u64 wall_ms */
+	TP_TYPE_LAST = TP_CLOCK_RESP
 };
 
 /*
@@ -106,7 +115,16 @@ enum tp_role {
 };
 
 /* tp_status.flags */
-#define TP_FLAG_SERVING 0x01 /* leader, fenced and within its lease */
+#define TP_FLAG_SERVING           0x01 /* leader, fenced and within its lease */
+/* The clock keeps this member from leading: its wall clock is not within
+ * max-clock-offset of a majority of the voters' clocks. */
+#define TP_FLAG_CLOCK_UNSUPPORTED 0x02
+/* Its wall clock jumped forward and is not followed: clock_ahead_ms. */
+#define TP_FLAG_CLOCK_HELD        0x04
+/* A sole voter that started with its clock more than max-start-gap past
+ * its stored mark, not serving until the operator says (--trust-clock):
+ * clock_ahead_ms is that gap. */
+#define TP_FLAG_CLOCK_START_GAP   0x08
 
 /* A sidecar's view of the world (TP_STATUS_RESP after id and status). */
 typedef struct tp_status {
@@ -118,9 +136,11 @@ typedef struct tp_status {
 	uint64_t high_water_ms; /* committed high-water mark H, Unix ms */
 	uint64_t commit_index;
 	uint64_t applied_index;
-	uint64_t last_issued; /* last timestamp this node granted, 0: none */
-	uint64_t grants;      /* allocator calls served as leader */
-	uint64_t timestamps;  /* timestamps handed out as leader */
+	uint64_t last_issued;    /* last timestamp this node granted, 0: none */
+	uint64_t grants;         /* allocator calls served as leader */
+	uint64_t timestamps;     /* timestamps handed out as leader */
+	int64_t clock_offset_ms; /* its wall clock minus the median of the voters' (measured) */
+	uint64_t clock_ahead_ms; /* TP_FLAG_CLOCK_HELD or _START_GAP: by how much */
 } tp_status;
 
 typedef struct tp_msg {
@@ -167,6 +187,14 @@ typedef struct tp_msg {
 			uint16_t len;
 			char text[TP_MAX_ERRMSG + 1]; /* NUL-terminated copy */
 		} error;
+		struct {
+			uint64_t id;
+		} clock_req;
+		struct {
+			uint64_t id;
+			uint16_t status;
+			uint64_t wall_ms;
+		} clock_resp;
 	} u;
 } tp_msg;
 

@@ -76,13 +76,14 @@
  * allocates the library's structures (lead_driver, ta_alloc, fsm_state),
  * so it checks at start that tsoracle_version() / 10000 equals
  * TSORACLE_VERSION_MAJOR: another major version may lay them out
- * differently. */
-#define TSORACLE_VERSION_MAJOR 1
-#define TSORACLE_VERSION_MINOR 1
+ * differently (2.0: lead_driver gained the clock check, lead_clock).
+ */
+#define TSORACLE_VERSION_MAJOR 2
+#define TSORACLE_VERSION_MINOR 0
 #define TSORACLE_VERSION_PATCH 0
 #define TSORACLE_VERSION                                                                                     \
 	(TSORACLE_VERSION_MAJOR * 10000 + TSORACLE_VERSION_MINOR * 100 + TSORACLE_VERSION_PATCH)
-#define TSORACLE_VERSION_STRING "1.1.0"
+#define TSORACLE_VERSION_STRING "2.0.0"
 
 /* The library's log lines go to the host through one of these (no newline
  * in msg), at one of enum tsoracle_log_level (equal to the daemon's levels,
@@ -437,6 +438,137 @@ bool fsm_predecessor_released(const fsm_state *s, uint64_t term);
  * lease, not this watch, keeps order safe. */
 #define LEAD_TICK_MS 10
 
+/* ---- clock sanity (sidecar/lead_clock.c) ------------------------------------- */
+
+/*
+ * A leader's wall clock sets the physical part of every timestamp and the
+ * marks it commits: a wrong one (a bad NTP source, a VM restored with an
+ * old clock, an operator's typo) would drag the whole cluster's time along
+ * with it, and a jump of years would burn the range for good. So the driver
+ * follows a wall clock only where other clocks support it:
+ *
+ *   - Offsets. The host measures the other members' wall clocks (tsoracled:
+ *     sidecar/clockprobe.c, a round trip every LEAD_CLOCK_PROBE_MS) and
+ *     passes each reading to lead_clock_sample with the monotonic time of
+ *     the round trip's midpoint: the peer's clock then reads, now,
+ *     peer_wall + (mono_now - mid), to within rtt / 2 plus the drift since.
+ *     A member's clock is supported when, counting itself, a majority of
+ *     the voters have fresh estimates (younger than LEAD_CLOCK_SAMPLE_TTL_MS)
+ *     within max_offset_ms of it. A member whose clock is not supported does
+ *     not serve as leader: it does not fence, it stops serving at once if it
+ *     was, it hands leadership to the best supported voter (raft_transfer)
+ *     and says why in the log every LEAD_CLOCK_LOG_MS; lead_transfer refuses
+ *     a target whose clock is known not to be supported.
+ *   - Jumps. The driver remembers wall - mono at its last trusted reading.
+ *     A wall clock more than max_offset_ms ahead of that projection (it
+ *     jumped forward: the monotonic clock never jumps) is followed only if
+ *     supported; otherwise the allocator is given the projection instead
+ *     (the clock as it was, advanced by the monotonic clock), so no mark
+ *     follows the jump, and a multi-member leader hands over as above. A
+ *     jump back is always followed (the allocator never goes back, I1).
+ *   - A sole voter has nothing to compare with. It starts serving with a
+ *     clock more than max_start_gap_ms past the mark stored in its log only
+ *     with the operator's word (trust_clock: tsoracled's --trust-clock),
+ *     and follows no forward jump while it runs: it keeps the projection
+ *     and says so in its log and status (docs/reliability.md, "Clocks").
+ *
+ * max_offset_ms 0 turns all of this off (the library's default, for a host
+ * that measures no offsets); tsoracled's max-clock-offset defaults to
+ * LEAD_CLOCK_DEFAULT_MAX_OFFSET_MS.
+ */
+typedef struct lead_driver lead_driver;
+
+#define LEAD_CLOCK_DEFAULT_MAX_OFFSET_MS    500
+/* A sole voter's clock may be this far past its stored mark at start. */
+#define LEAD_CLOCK_DEFAULT_MAX_START_GAP_MS (UINT64_C(7) * 24 * 3600 * 1000)
+/* How often the host measures each other member's clock, ms. */
+#define LEAD_CLOCK_PROBE_MS                 250
+/* A measurement older than this (monotonic ms) no longer counts. */
+#define LEAD_CLOCK_SAMPLE_TTL_MS            3000
+/* A refusal to lead for the clock's sake is logged at most this often, ms. */
+#define LEAD_CLOCK_LOG_MS                   5000
+/* A handover for the clock's sake is asked again at most this often, ms. */
+#define LEAD_CLOCK_RETRY_MS                 500
+/* Members whose measurements are kept (libraft voters and spares). */
+#define LEAD_CLOCK_MAX_MEMBERS              16
+
+typedef struct lead_clock_sample {
+	uint64_t id;           /* member; 0: free slot */
+	uint64_t peer_wall_ms; /* its wall clock ... */
+	uint64_t mid_mono_ms;  /* ... read at this member's monotonic time */
+	uint64_t rtt_ms;       /* the round trip it was read in */
+} lead_clock_sample;
+
+/* lead_clock_judge's answer for one reading. */
+typedef struct lead_clock_verdict {
+	ta_clock clk;      /* what the allocator is given: the reading, or
+			    * the projection while a jump is not followed */
+	bool checked;      /* the check is on (max_offset_ms > 0) */
+	bool supported;    /* a majority of voters' clocks agree with the reading */
+	bool held;         /* the reading jumped ahead and is not followed */
+	bool start_gap;    /* sole voter: far past its stored mark, not trusted */
+	unsigned support;  /* voters (self included) whose clocks agree */
+	unsigned voters;   /* voters in the configuration */
+	int64_t offset_ms; /* the reading minus the median of the voters' clocks */
+	uint64_t ahead_ms; /* held: how far the reading is past clk.wall_ms */
+} lead_clock_verdict;
+
+typedef struct lead_clock {
+	uint64_t max_offset_ms;    /* 0: no check */
+	uint64_t max_start_gap_ms; /* sole voter at start */
+	bool trust_clock;          /* the operator's word: the start gap is fine */
+	bool have_base;
+	int64_t base_ms;       /* wall - mono at the last trusted reading */
+	bool start_checked;    /* the start gap was judged (at the first fence) */
+	bool start_refused;    /* ... and refused: no serving in this process */
+	uint64_t start_gap_ms; /* what it was (status) */
+	lead_clock_sample samples[LEAD_CLOCK_MAX_MEMBERS];
+	lead_clock_verdict last; /* at the last sync, for status */
+	uint64_t logged_at;      /* mono ms of the last refusal logged; 0: none */
+	uint64_t retry_at;       /* mono ms before which no handover is asked again */
+	uint64_t refusals;       /* syncs at which the clock kept this member from leading */
+} lead_clock;
+
+/* Turns the check on (max_offset_ms > 0) with these limits; the driver
+ * starts with it off. */
+void lead_clock_configure(lead_driver *d, uint64_t max_offset_ms, uint64_t max_start_gap_ms,
+			  bool trust_clock);
+
+/* Member id's wall clock read peer_wall_ms at this member's monotonic time
+ * mid_mono_ms (the midpoint of a round trip of rtt_ms). Measurements with a
+ * round trip longer than max_offset_ms are dropped (they say too little). */
+void lead_clock_sample_add(lead_driver *d, uint64_t id, uint64_t peer_wall_ms, uint64_t mid_mono_ms,
+			   uint64_t rtt_ms);
+
+/* The verdict on raw, as the driver applies it (changes nothing). */
+void lead_clock_judge(const lead_driver *d, ta_clock raw, lead_clock_verdict *v);
+
+/* What the driver does with each reading (lead_sync): judges it, and
+ * moves the trusted base to it unless it is held; returns verdict->clk. */
+ta_clock lead_clock_observe(lead_driver *d, ta_clock raw, lead_clock_verdict *verdict);
+
+/* The clock the allocator is given for raw (lead_grant, lead_room). */
+ta_clock lead_clock_view(const lead_driver *d, ta_clock raw);
+
+/* The verdict lets this member lead: the check is off, or its clock is
+ * supported and it is not a sole voter refused for its start gap. */
+bool lead_clock_ok(const lead_clock_verdict *verdict);
+
+/* The voter (not this member) whose clock the most voters agree with,
+ * among those a majority agree with; 0: none known. */
+uint64_t lead_clock_pick_target(const lead_driver *d, ta_clock raw);
+
+/* Before the first fence of a sole voter: false if its clock is more than
+ * max_start_gap_ms past stored_mark_ms (H, read after the barrier) and the
+ * operator has not said to trust it; *gap_ms is how far past it is. Judged
+ * once per process; true whenever the check is off or there are other
+ * voters (their clocks judge this one). */
+bool lead_clock_start_allows(lead_driver *d, ta_clock raw, uint64_t stored_mark_ms, uint64_t *gap_ms);
+
+/* Member id's clock against the voters' (self included): whether a
+ * majority agree with it; false when it was not measured lately. */
+bool lead_clock_member_supported(const lead_driver *d, uint64_t id, ta_clock raw);
+
 /* What the host provides. Only kick is required. */
 typedef struct lead_host {
 	void *arg; /* passed to every callback */
@@ -488,7 +620,7 @@ enum lead_transfer_result {
  * The driver's state: the host owns the memory and reads it freely
  * (alloc, counters), but changes it only through lead_* calls.
  */
-typedef struct lead_driver {
+struct lead_driver {
 	struct raft *raft;
 	const fsm_state *state; /* applied by the host's state machine */
 	lead_host host;
@@ -512,7 +644,8 @@ typedef struct lead_driver {
 	uint64_t transfer_ended;        /* the number of one that ended, until lead_handover_ended */
 
 	lead_counters counters;
-} lead_driver;
+	lead_clock clock; /* clock sanity (lead_clock_*) */
+};
 
 /* Starts as a non-leader with a fresh allocator (cfg checked by
  * ta_config_check), over raft (initialized by the host) and the state its

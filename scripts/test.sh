@@ -99,7 +99,8 @@ stage() {
 	cp -r test/t test/perl "$STAGE/"
 	mkdir -p "$STAGE/bin"
 	cp build/tsoracle-checker build/tsoracle-bench build/control/tsoracled-broken-monotonic \
-		build/control/tsoracled-broken-fence build/test-bin/tsoracle-raft-append "$STAGE/bin/"
+		build/control/tsoracled-broken-fence build/control/tsoracled-broken-clock \
+		build/test-bin/tsoracle-raft-append "$STAGE/bin/"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
@@ -193,6 +194,17 @@ tap_fence_control() {
 	out=$(run_prove "$STAGE/bin/tsoracled-broken-fence" -v t/110_fence_clock.pl 2>&1) || rc=$?
 	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
 	[ $rc -ne 0 ] && grep -Eq '^not ok .*above every earlier value' <<<"$out"
+}
+
+# Positive control of t/111_clock_sanity.pl: against the build whose clock
+# check is off (every clock taken as supported, jumps followed), the
+# jumped leader keeps leading and its marks follow the jump, and the test
+# must say so.
+tap_clock_control() {
+	local out rc=0
+	out=$(run_prove "$STAGE/bin/tsoracled-broken-clock" -v t/111_clock_sanity.pl 2>&1) || rc=$?
+	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
+	[ $rc -ne 0 ] && grep -Eq '^not ok .*(another member leads|does not serve|never served|is refused)' <<<"$out"
 }
 
 # TAP files that need other users than $PG_USER (t/root: the local
@@ -292,6 +304,12 @@ for v in $pg_versions; do
 		case " ${TESTS:-t/110_fence_clock.pl} " in
 		*" t/110_fence_clock.pl "*)
 			suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control
+			;;
+		esac
+		case " ${TESTS:-t/111_clock_sanity.pl} " in
+		*" t/111_clock_sanity.pl "*)
+			suite "TAP positive control: t/111 against the clock-check-disabled build must fail" \
+				tap_clock_control
 			;;
 		esac
 	fi

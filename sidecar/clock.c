@@ -26,9 +26,14 @@ static uint64_t clock_read_ms(clockid_t id)
 	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
 }
 
+/* CLOCK_BOOTTIME: monotonic, and it counts the time the machine was
+ * suspended, as the wall clock does. So a resumed leader knows its lease
+ * ran out while it slept (CLOCK_MONOTONIC would stand still), and the
+ * clock check (lead_clock.c) does not take a suspend for a wall clock
+ * jumping forward. */
 uint64_t clock_mono_ms(void)
 {
-	return clock_read_ms(CLOCK_MONOTONIC);
+	return clock_read_ms(CLOCK_BOOTTIME);
 }
 
 ta_clock clock_now(void)

@@ -8,8 +8,8 @@
 
 /*
  * Reads the wall clock (CLOCK_REALTIME, Unix ms) and the monotonic clock
- * (CLOCK_MONOTONIC, ms). The allocator and the lease take these readings as
- * inputs; nothing else in the daemon reads a clock directly.
+ * (CLOCK_BOOTTIME, ms: it never jumps, and counts suspended time). The allocator and the lease take these
+ * readings as inputs; nothing else in the daemon reads a clock directly.
  *
  * The wall reading adds an offset, set with clock_set_wall_offset_ms (the
  * --clock-offset-file flag: a file holding a signed number of ms, re-read

@@ -28,6 +28,8 @@
  * 64 MiB, far beyond any pipeline's responses. */
 #define CFG_OUTPUT_MIN      4096u
 #define CFG_OUTPUT_MAX      (64u * 1024 * 1024)
+/* max-start-gap, ms: a hundred years is more than any downtime. */
+#define CFG_START_GAP_MAX   (UINT64_C(100) * 365 * 24 * 3600 * 1000)
 
 enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE };
 
@@ -115,6 +117,16 @@ static const cfg_option cfg_options[] = {
 	     "log entries kept after a snapshot (default 128)"),
     OPT_STR("clock-offset-file", clock_offset_file, "PATH",
 	    "tests only: a file holding ms added to the wall clock"),
+    OPT_U64(
+	"max-clock-offset", max_clock_offset_ms, 0, CFG_MS_MAX, "MS",
+	"a member whose wall clock is further than this from a majority of\n"
+	"                                     the members' clocks does not lead; 0: no check (default 500)"),
+    OPT_U64(
+	"max-start-gap", max_start_gap_ms, 0, CFG_START_GAP_MAX, "MS",
+	"a sole member whose clock is further than this past its stored\n"
+	"                                     high-water mark does not serve (default 604800000, 7 days)"),
+    OPT_UINT("trust-clock", trust_clock, 0, 1, "0|1",
+	     "1: serve although max-start-gap is passed (the operator's word)"),
 };
 #define CFG_N_OPTIONS (sizeof cfg_options / sizeof cfg_options[0])
 
@@ -135,6 +147,8 @@ void cfg_defaults(cfg *c)
 	c->snapshot_threshold = CFG_DEFAULT_SNAPSHOT_THRESHOLD;
 	c->snapshot_trailing = CFG_DEFAULT_SNAPSHOT_TRAILING;
 	ta_config_default(&c->alloc);
+	c->max_clock_offset_ms = LEAD_CLOCK_DEFAULT_MAX_OFFSET_MS;
+	c->max_start_gap_ms = LEAD_CLOCK_DEFAULT_MAX_START_GAP_MS;
 }
 
 static const cfg_option *cfg_find(const char *name)

@@ -58,6 +58,11 @@ typedef struct cfg {
 	unsigned snapshot_trailing;  /* entries kept after a snapshot */
 
 	ta_config alloc; /* window, cap, lease */
+
+	/* Clock sanity (include/tsoracle.h, "clock sanity"), ms; 0: off. */
+	uint64_t max_clock_offset_ms;
+	uint64_t max_start_gap_ms; /* a sole voter's clock past its stored mark */
+	unsigned trust_clock;      /* 1: the operator vouches for the clock at start */
 } cfg;
 
 #define CFG_DEFAULT_RAFT_ADDRESS        "127.0.0.1:7400"

@@ -236,6 +236,30 @@ static void ctl_json_status(const char *address, const tp_status *st)
 	       address, st->node_id, tp_role_str(st->role), (st->flags & TP_FLAG_SERVING) ? "true" : "false",
 	       st->term, st->leader_id, st->high_water_ms, st->commit_index, st->applied_index,
 	       st->last_issued, st->grants, st->timestamps);
+	printf(", \"clock_offset_ms\": %" PRId64 ", \"clock_unsupported\": %s, \"clock_held\": %s, "
+	       "\"clock_start_gap\": %s, \"clock_ahead_ms\": %" PRIu64,
+	       st->clock_offset_ms, (st->flags & TP_FLAG_CLOCK_UNSUPPORTED) ? "true" : "false",
+	       (st->flags & TP_FLAG_CLOCK_HELD) ? "true" : "false",
+	       (st->flags & TP_FLAG_CLOCK_START_GAP) ? "true" : "false", st->clock_ahead_ms);
+}
+
+/* The clock check's verdict, for people (include/tsoracle.h, "clock sanity"). */
+static void ctl_print_clock(const tp_status *st)
+{
+	printf("  clock offset   %+" PRId64 " ms from the median of the members' clocks%s\n",
+	       st->clock_offset_ms,
+	       (st->flags & TP_FLAG_CLOCK_UNSUPPORTED)
+		   ? " (NOT within max-clock-offset of a majority: this member does not lead)"
+		   : "");
+	if (st->flags & TP_FLAG_CLOCK_HELD)
+		printf("  clock held     the wall clock jumped %" PRIu64
+		       " ms ahead of the clock served; not followed (no majority supports it)\n",
+		       st->clock_ahead_ms);
+	if (st->flags & TP_FLAG_CLOCK_START_GAP)
+		printf("  clock gap      the wall clock was %" PRIu64
+		       " ms past the stored high-water mark at start, more than max-start-gap: not serving "
+		       "until restarted with --trust-clock 1 (or a fixed clock)\n",
+		       st->clock_ahead_ms);
 }
 
 static int ctl_status_one(const char *address, int timeout_ms, bool json)
@@ -265,6 +289,7 @@ static int ctl_status_one(const char *address, int timeout_ms, bool json)
 	printf("  applied index  %" PRIu64 "\n", st.applied_index);
 	printf("  last issued    %" PRIu64 "\n", st.last_issued);
 	printf("  grants         %" PRIu64 " (%" PRIu64 " timestamps)\n", st.grants, st.timestamps);
+	ctl_print_clock(&st);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "tlsio.h"
 
@@ -72,11 +73,12 @@ static void fwd_drop(fwd *f, const char *why)
 		return;
 	/* A connection that never got ready is a retry: log it quietly. */
 	if (why != NULL)
-		log_printf(f->state == FWD_READY ? LOG_INFO : LOG_DEBUG,
-			   "forwarding connection to node %" PRIu64 " (%s) dropped: %s", f->target_id,
-			   f->target_addr, why);
+		log_printf(f->state == FWD_READY && !f->probe ? LOG_INFO : LOG_DEBUG,
+			   "%s connection to node %" PRIu64 " (%s) dropped: %s",
+			   f->probe ? "clock probe" : "forwarding", f->target_id, f->target_addr, why);
 	f->state = FWD_CLOSING;
 	f->inflight = 0;
+	f->clock_sent_id = 0;
 	memset(f->sent_id, 0, sizeof f->sent_id);
 	uv_close((uv_handle_t *)&f->tcp, fwd_tcp_closed);
 	if (!f->closed)
@@ -131,6 +133,21 @@ static void fwd_handle_ts(fwd *f, const tp_msg *m)
 	f->grant_cb(f->arg, m->u.ts_resp.id, m->u.ts_resp.status, m->u.ts_resp.first, m->u.ts_resp.count);
 }
 
+/* A clock answer: only for the request in flight on a probe. */
+static void fwd_handle_clock(fwd *f, const tp_msg *m)
+{
+	uint64_t sent = f->clock_sent_mono;
+
+	if (!f->probe || f->state != FWD_READY || m->u.clock_resp.id == 0 ||
+	    m->u.clock_resp.id != f->clock_sent_id) {
+		fwd_drop(f, "a clock answer that was not asked for");
+		return;
+	}
+	f->clock_sent_id = 0;
+	if (m->u.clock_resp.status == TP_OK)
+		f->clock_cb(f->arg, f->target_id, m->u.clock_resp.wall_ms, sent, clock_mono_ms());
+}
+
 static void fwd_written(outbuf *ob, int status)
 {
 	fwd *f = ob->data;
@@ -162,11 +179,18 @@ static void fwd_handle(fwd *f, const tp_msg *m)
 		}
 		f->state = FWD_READY;
 		f->backoff_ms = FWD_BACKOFF_MIN_MS;
-		log_info("forwarding to the leader, node %" PRIu64 " at %s", f->target_id, f->target_addr);
+		if (f->probe)
+			log_debug("measuring node %" PRIu64 "'s clock at %s", f->target_id, f->target_addr);
+		else
+			log_info("forwarding to the leader, node %" PRIu64 " at %s", f->target_id,
+				 f->target_addr);
 		f->ready_cb(f->arg);
 		return;
 	case TP_TS_RESP:
 		fwd_handle_ts(f, m);
+		return;
+	case TP_CLOCK_RESP:
+		fwd_handle_clock(f, m);
 		return;
 	case TP_ERROR:
 		fwd_drop(f, m->u.error.text);
@@ -450,4 +474,32 @@ void fwd_close(fwd *f, void (*cb)(fwd *f))
 	} else if (f->state == FWD_CLOSING) {
 		f->closing_handles++;
 	}
+}
+
+void fwd_set_probe(fwd *f, fwd_clock_cb cb)
+{
+	f->probe = true;
+	f->clock_cb = cb;
+	f->clock_next_id = 1;
+}
+
+bool fwd_send_clock(fwd *f, uint64_t timeout_ms)
+{
+	uint64_t now = clock_mono_ms();
+	tp_msg m;
+
+	if (!f->probe || f->state != FWD_READY)
+		return false;
+	if (f->clock_sent_id != 0 && now - f->clock_sent_mono < timeout_ms)
+		return false;
+	/* An answer older than timeout_ms is given up: if it comes after all,
+	 * its id is no longer awaited and the connection is dropped. */
+	m.type = TP_CLOCK_REQ;
+	m.u.clock_req.id = f->clock_next_id++;
+	if (ob_append(&f->ob, &m) != 0)
+		return false;
+	f->clock_sent_id = m.u.clock_req.id;
+	f->clock_sent_mono = now;
+	fwd_flush(f);
+	return f->state == FWD_READY;
 }

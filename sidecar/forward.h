@@ -43,6 +43,10 @@ typedef void (*fwd_grant_cb)(void *arg, uint64_t batch, uint16_t status, uint64_
 typedef void (*fwd_reset_cb)(void *arg);
 /* The connection is ready to carry batches. */
 typedef void (*fwd_ready_cb)(void *arg);
+/* A clock reading (fwd_send_clock): member id's wall clock read wall_ms
+ * between this member's monotonic readings sent_mono_ms and recv_mono_ms. */
+typedef void (*fwd_clock_cb)(void *arg, uint64_t id, uint64_t wall_ms, uint64_t sent_mono_ms,
+			     uint64_t recv_mono_ms);
 
 enum fwd_state {
 	FWD_IDLE = 0, /* no target, or waiting to retry */
@@ -75,7 +79,14 @@ typedef struct fwd {
 	fwd_reset_cb reset_cb;
 	fwd_ready_cb ready_cb;
 	void *arg;
-	bool closed; /* fwd_close called */
+	/* A clock probe (fwd_set_probe, clockprobe.h): a connection to one
+	 * member that carries only TP_CLOCK_REQ, one at a time. */
+	bool probe;
+	fwd_clock_cb clock_cb;
+	uint64_t clock_next_id;   /* request ids, from 1 */
+	uint64_t clock_sent_id;   /* in flight; 0: none */
+	uint64_t clock_sent_mono; /* when it was sent, monotonic ms */
+	bool closed;              /* fwd_close called */
 	void (*close_cb)(struct fwd *f);
 	int closing_handles;
 } fwd;
@@ -98,5 +109,14 @@ bool fwd_can_send(const fwd *f);
 uint64_t fwd_send(fwd *f, uint32_t count);
 
 void fwd_close(fwd *f, void (*cb)(fwd *f));
+
+/* Makes f a clock probe (before its target is set): its log lines say so,
+ * and clock answers go to cb. */
+void fwd_set_probe(fwd *f, fwd_clock_cb cb);
+
+/* Asks the target for its wall clock, unless an answer is awaited (and was
+ * asked less than timeout_ms ago) or the connection is not ready; true if
+ * sent. */
+bool fwd_send_clock(fwd *f, uint64_t timeout_ms);
 
 #endif /* TSORACLE_FORWARD_H */

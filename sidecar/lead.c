@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* One line of the driver's log, formatted. */
-#define LEAD_LINE_SIZE 256
+#define LEAD_LINE_SIZE 512
 
 /* A barrier, remembering the term it was issued in and which one it was:
  * after a handover that did not complete, a barrier issued before it may
@@ -418,6 +418,17 @@ int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *hando
 		return LEAD_TRANSFER_JOINED;
 	}
 	refusal = lead_transfer_refusal(d, target);
+	if (refusal == NULL && d->clock.max_offset_ms > 0) {
+		/* Never hand leadership to a clock the majority does not
+		 * support (it would refuse to serve and hand over again); for
+		 * Raft's pick, name a voter whose clock they do support. */
+		if (target != 0 && !lead_clock_member_supported(d, target, clk))
+			refusal =
+			    "its wall clock is not within max-clock-offset of a majority of the voters' "
+			    "clocks (or was not measured lately)";
+		else if (target == 0)
+			target = lead_clock_pick_target(d, clk);
+	}
 	if (refusal != NULL) {
 		if (target != 0)
 			lead_log(d, TSORACLE_LOG_INFO, "not handing leadership over to node %" PRIu64 ": %s",
@@ -477,6 +488,104 @@ uint64_t lead_handover_ended(lead_driver *d)
 	return ended;
 }
 
+/* ---- clock sanity (the measurements and verdicts: lead_clock.c) ----------- */
+
+/* Whether now is a moment to say again why the clock keeps this member
+ * from leading (at most every LEAD_CLOCK_LOG_MS). */
+static bool lead_clock_log_due(lead_driver *d, ta_clock clk)
+{
+	if (d->clock.logged_at != 0 && clk.mono_ms - d->clock.logged_at < LEAD_CLOCK_LOG_MS)
+		return false;
+	d->clock.logged_at = clk.mono_ms;
+	return true;
+}
+
+/* Why a sole voter does not serve: its start gap (lead_fence_allowed). */
+static void lead_clock_log_start_gap(lead_driver *d, ta_clock clk)
+{
+	if (lead_clock_log_due(d, clk))
+		lead_log(d, TSORACLE_LOG_ERROR,
+			 "not serving: this sole voter's wall clock (%" PRIu64 " ms) was %" PRIu64
+			 " ms past the high-water mark stored in its log (%" PRIu64 " ms) when it started, "
+			 "more than max-start-gap %" PRIu64 " ms, and no other member's clock can confirm "
+			 "it. If the clock is right (the node was down that long), restart with "
+			 "--trust-clock; if not, fix the clock and restart",
+			 clk.wall_ms, d->clock.start_gap_ms, d->state->high_water_ms,
+			 d->clock.max_start_gap_ms);
+}
+
+/*
+ * Raft made this member leader, but its wall clock is not one a majority
+ * of the voters' clocks support (lead_clock_ok): it stops serving at once,
+ * fences nothing (a fence would commit a mark from that clock), and hands
+ * leadership to a voter whose clock they do support, asking again every
+ * LEAD_CLOCK_RETRY_MS while it still leads.
+ */
+static void lead_clock_refuse(lead_driver *d, ta_clock clk, uint64_t term, const lead_clock_verdict *v)
+{
+	uint64_t target;
+	uint64_t handover;
+	char what[LEAD_LINE_SIZE / 2];
+
+	d->clock.refusals++;
+	if (d->leading)
+		lead_lose(d);
+	if (v->start_gap) {
+		lead_clock_log_start_gap(d, clk); /* a sole voter: no one to hand over to */
+		return;
+	}
+	/* Only to a voter whose clock the majority supports: Raft's own pick
+	 * might be a member whose clock is off too, which would refuse in
+	 * turn. With none known (its clock not measured yet, or no majority
+	 * agrees on any clock) this member stays leader without serving, so
+	 * that no election churns, until one is. */
+	target = lead_clock_pick_target(d, clk);
+	if (target != 0 && clk.mono_ms >= d->clock.retry_at && d->transfer == NULL && !d->releasing) {
+		d->clock.retry_at = clk.mono_ms + LEAD_CLOCK_RETRY_MS;
+		(void)lead_transfer(d, clk, target, &handover);
+	}
+	if (target == 0)
+		snprintf(what, sizeof what,
+			 "no voter whose clock a majority supports is known to hand "
+			 "over to: staying leader without serving until one is");
+	else
+		snprintf(what, sizeof what, "handing leadership over to node %" PRIu64, target);
+	if (lead_clock_log_due(d, clk))
+		lead_log(d, TSORACLE_LOG_WARN,
+			 "not serving as leader in term %" PRIu64 ": this member's wall clock is %" PRId64
+			 " ms off the median of the voters' clocks, and %u of %u voters' clocks (this one "
+			 "included, measured within %u ms) are within max-clock-offset %" PRIu64
+			 " ms of it, short of a majority%s; %s. Fix this host's clock (NTP), or raise "
+			 "max-clock-offset",
+			 term, v->offset_ms, v->support, v->voters, (unsigned)LEAD_CLOCK_SAMPLE_TTL_MS,
+			 d->clock.max_offset_ms,
+			 v->held ? " (it jumped forward; the allocator keeps the clock from before the jump)"
+				 : "",
+			 what);
+}
+
+/* The start gap of a sole voter (lead_clock_start_allows), said in the log
+ * while it keeps the member from fencing. */
+static bool lead_fence_allowed(lead_driver *d, ta_clock clk)
+{
+	uint64_t gap = 0;
+	bool first = !d->clock.start_checked;
+
+	if (lead_clock_start_allows(d, clk, d->state->high_water_ms, &gap)) {
+		if (first && d->clock.start_checked && gap > d->clock.max_start_gap_ms)
+			lead_log(d, TSORACLE_LOG_WARN,
+				 "the wall clock is %" PRIu64
+				 " ms past the high-water mark stored in the log "
+				 "(%" PRIu64 " ms), more than max-start-gap %" PRIu64
+				 " ms; serving anyway, as --trust-clock says",
+				 gap, d->state->high_water_ms, d->clock.max_start_gap_ms);
+		return true;
+	}
+	d->clock.refusals++;
+	lead_clock_log_start_gap(d, clk);
+	return false;
+}
+
 /* ---- the watch ------------------------------------------------------------- */
 
 void lead_sync(lead_driver *d, ta_clock clk)
@@ -486,6 +595,7 @@ void lead_sync(lead_driver *d, ta_clock clk)
 	bool handing_over;
 	bool releasing;
 	bool serving;
+	lead_clock_verdict verdict;
 
 	if (d->stopped)
 		return;
@@ -496,6 +606,10 @@ void lead_sync(lead_driver *d, ta_clock clk)
 			lead_lose(d);
 		return;
 	}
+	/* From here on the allocator sees the clock the sanity check allows:
+	 * the reading, or while a forward jump no majority supports is not
+	 * followed, the trusted projection (tsoracle.h, "clock sanity"). */
+	clk = lead_clock_observe(d, clk, &verdict);
 	if (d->release_committed) {
 		/* Release(lead_term) is committed: every later leader's log
 		 * holds it. Now ask libraft to hand over (before reading its
@@ -525,7 +639,9 @@ void lead_sync(lead_driver *d, ta_clock clk)
 	 * HighWater of its own (the fence) would take that back, so it waits
 	 * until the handover has ended one way or the other. */
 	releasing = d->releasing && term == d->lead_term;
-	if (!d->leading && state == RAFT_LEADER && !handing_over && !releasing) {
+	if (state == RAFT_LEADER && !handing_over && !releasing && !lead_clock_ok(&verdict))
+		lead_clock_refuse(d, clk, term, &verdict);
+	if (!d->leading && state == RAFT_LEADER && !handing_over && !releasing && lead_clock_ok(&verdict)) {
 		/* Leader in the term it led before: a handover that did not
 		 * complete. The fence and the new-leader wait run again, as if
 		 * it had just won (safe, and simple). */
@@ -540,7 +656,7 @@ void lead_sync(lead_driver *d, ta_clock clk)
 		d->leading = true;
 		d->lead_term = term;
 	}
-	if (d->leading && d->barrier_done)
+	if (d->leading && d->barrier_done && lead_fence_allowed(d, clk))
 		lead_fence(d, clk);
 	if (d->leading && !d->barrier_inflight && !d->barrier_done && d->alloc.epoch != d->lead_term &&
 	    d->exhausted_term != d->lead_term)
@@ -568,6 +684,7 @@ int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first)
 	 * feeds the allocator only what those invariants assume: H read after
 	 * its own barrier (lead_fence), commits of its own term with their
 	 * proposal times, and the end of its leadership as soon as it sees it. */
+	clk = lead_clock_view(d, clk);
 	rc = ta_grant(&d->alloc, clk, n, first);
 
 	/* The grant hit H: extend now rather than at the next sync. */
@@ -578,12 +695,12 @@ int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first)
 
 uint64_t lead_room(const lead_driver *d, ta_clock clk)
 {
-	return d->state->halted ? 0 : ta_room(&d->alloc, clk);
+	return d->state->halted ? 0 : ta_room(&d->alloc, lead_clock_view(d, clk));
 }
 
 bool lead_serving(const lead_driver *d, ta_clock clk)
 {
-	return ta_serving(&d->alloc, clk);
+	return ta_serving(&d->alloc, lead_clock_view(d, clk));
 }
 
 void lead_stop(lead_driver *d)

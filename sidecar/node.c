@@ -279,6 +279,7 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	fsm_init(&n->fsm, &n->fsm_state);
 	fsm_set_log(&n->fsm_state, node_log, n);
 	lead_init(&n->lead, &n->raft, &n->fsm_state, &c->alloc, &host);
+	lead_clock_configure(&n->lead, c->max_clock_offset_ms, c->max_start_gap_ms, c->trust_clock != 0);
 
 	if (node_mkdir(c->data_dir, err, errlen) != 0)
 		return -1;
@@ -430,6 +431,28 @@ void node_status(node *n, tp_status *st)
 	st->last_issued = a->last_issued;
 	st->grants = a->grants;
 	st->timestamps = a->timestamps;
+	/* The clock check's verdict at the last sync (lead_clock.c). */
+	st->clock_offset_ms = n->lead.clock.last.offset_ms;
+	if (n->lead.clock.last.checked && !n->lead.clock.last.supported)
+		st->flags |= TP_FLAG_CLOCK_UNSUPPORTED;
+	if (n->lead.clock.last.held) {
+		st->flags |= TP_FLAG_CLOCK_HELD;
+		st->clock_ahead_ms = n->lead.clock.last.ahead_ms;
+	}
+	if (n->lead.clock.start_refused) {
+		st->flags |= TP_FLAG_CLOCK_START_GAP;
+		st->clock_ahead_ms = n->lead.clock.start_gap_ms;
+	}
+}
+
+void node_clock_sample(node *n, uint64_t id, uint64_t wall_ms, uint64_t sent_mono_ms, uint64_t recv_mono_ms)
+{
+	if (n->closing || recv_mono_ms < sent_mono_ms)
+		return;
+	/* The reading was taken somewhere in the round trip: its midpoint is
+	 * off by at most half of it either way. */
+	lead_clock_sample_add(&n->lead, id, wall_ms, sent_mono_ms + (recv_mono_ms - sent_mono_ms) / 2,
+			      recv_mono_ms - sent_mono_ms);
 }
 
 static void node_tick_close_cb(uv_handle_t *h)

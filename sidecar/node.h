@@ -137,6 +137,11 @@ uint16_t node_wait_status(node *n);
 
 void node_status(node *n, tp_status *st);
 
+/* Member id's wall clock read wall_ms in a round trip between this
+ * member's monotonic readings sent_mono_ms and recv_mono_ms (clockprobe.h):
+ * for the driver's clock check. */
+void node_clock_sample(node *n, uint64_t id, uint64_t wall_ms, uint64_t sent_mono_ms, uint64_t recv_mono_ms);
+
 /* Raft's view: this node is leader (serving or about to). */
 bool node_is_leader(node *n);
 

@@ -827,6 +827,15 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 	case TP_TRANSFER_REQ:
 		srv_handle_transfer(c, m);
 		return;
+	case TP_CLOCK_REQ:
+		/* Another member measuring this one's clock (clockprobe.h): the
+		 * raw reading, as the driver judges it. */
+		r.type = TP_CLOCK_RESP;
+		r.u.clock_resp.id = m->u.clock_req.id;
+		r.u.clock_resp.status = TP_OK;
+		r.u.clock_resp.wall_ms = clock_now().wall_ms;
+		srv_conn_send(c, &r);
+		return;
 	default:
 		srv_conn_error(c, TP_ERR_PROTOCOL, "unexpected message type %u from a client", m->type);
 		return;
@@ -1350,6 +1359,8 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 	s->sweep.data = s;
 	ratelog_init(&s->refusals, "client connections", SRV_REFUSAL_LOG_INTERVAL_MS);
 	rv = fwd_init(&s->fwd, loop, c, srv_fwd_grant_cb, srv_fwd_reset_cb, srv_fwd_ready_cb, s);
+	if (rv == 0)
+		rv = cprobe_init(&s->probe, loop, c, n);
 	if (rv != 0)
 		return err_set(err, errlen, "uv init: %s", uv_strerror(rv));
 	node_set_ready_cb(n, srv_ready_cb, s);
@@ -1369,9 +1380,13 @@ int srv_start(srv *s, char *err, size_t errlen)
 		if (s->tls_ctx == NULL)
 			return -1;
 		fwd_set_ctx(&s->fwd, s->tls_ctx);
+		cprobe_set_ctx(&s->probe, s->tls_ctx);
 	}
 	if (s->cfg->client_tcp[0] != '\0' && srv_listen_tcp(s, err, errlen) != 0)
 		return -1;
+	rv = cprobe_start(&s->probe);
+	if (rv != 0)
+		return err_set(err, errlen, "uv start: %s", uv_strerror(rv));
 	rv = uv_check_start(&s->check, srv_check_cb);
 	if (rv == 0)
 		rv = uv_timer_start(&s->expire, srv_expire_cb, SRV_EXPIRE_TICK_MS, SRV_EXPIRE_TICK_MS);
@@ -1398,6 +1413,7 @@ void srv_reload_tls(srv *s)
 	SSL_CTX_free(s->tls_ctx);
 	s->tls_ctx = ctx;
 	fwd_set_ctx(&s->fwd, ctx);
+	cprobe_set_ctx(&s->probe, ctx);
 	/* A client whose certificate was revoked, or whose CA is no longer
 	 * trusted, is cut off now, not at its next connection. */
 	for (srv_conn *c = s->conns, *next; c != NULL; c = next) {
@@ -1417,6 +1433,14 @@ void srv_reload_tls(srv *s)
 static void srv_handle_closed_cb(uv_handle_t *h)
 {
 	srv *s = h->data;
+
+	if (--s->closing_handles == 0 && s->close_cb != NULL)
+		s->close_cb(s);
+}
+
+static void srv_probe_closed_cb(cprobe *p)
+{
+	srv *s = (srv *)((char *)p - offsetof(srv, probe));
 
 	if (--s->closing_handles == 0 && s->close_cb != NULL)
 		s->close_cb(s);
@@ -1458,8 +1482,9 @@ void srv_close(srv *s, void (*cb)(srv *s))
 		s->tcp_listener.h.handle.data = s;
 		uv_close(&s->tcp_listener.h.handle, srv_handle_closed_cb);
 	}
-	s->closing_handles += 4;
+	s->closing_handles += 5;
 	fwd_close(&s->fwd, srv_fwd_closed_cb);
+	cprobe_close(&s->probe, srv_probe_closed_cb);
 	SSL_CTX_free(s->tls_ctx); /* the connections still closing keep theirs */
 	s->tls_ctx = NULL;
 	uv_close((uv_handle_t *)&s->check, srv_handle_closed_cb);

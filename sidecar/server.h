@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "clockprobe.h"
 #include "forward.h"
 #include "node.h"
 #include "outbuf.h"
@@ -155,7 +156,8 @@ typedef struct srv {
 	uv_loop_t *loop;
 	const cfg *cfg;
 	node *node;
-	fwd fwd; /* a follower's link to the leader */
+	fwd fwd;      /* a follower's link to the leader */
+	cprobe probe; /* the other members' clocks (clockprobe.h) */
 	srv_listener unix_listener;
 	srv_listener tcp_listener;
 	uv_check_t check;  /* dispatch once per loop iteration */

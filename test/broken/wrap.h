@@ -19,5 +19,9 @@ int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
 uint64_t __real_ta_room(const ta_alloc *a, ta_clock clk);
 uint64_t __wrap_ta_room(const ta_alloc *a, ta_clock clk);
 bool __wrap_ta_established(const ta_alloc *a, ta_clock clk);
+ta_clock __real_lead_clock_observe(lead_driver *d, ta_clock raw, lead_clock_verdict *verdict);
+ta_clock __wrap_lead_clock_observe(lead_driver *d, ta_clock raw, lead_clock_verdict *verdict);
+ta_clock __wrap_lead_clock_view(const lead_driver *d, ta_clock raw);
+bool __wrap_lead_clock_member_supported(const lead_driver *d, uint64_t id, ta_clock raw);
 
 #endif /* TSORACLE_BROKEN_WRAP_H */

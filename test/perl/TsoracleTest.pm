@@ -201,7 +201,7 @@ sub sidecar_status
 	my ($ok, $out) = ctl($sc, 'status', '--json');
 	return {} unless $ok;
 	my %h;
-	while ($out =~ /"(\w+)": ("[^"]*"|\w+)/g)
+	while ($out =~ /"(\w+)": ("[^"]*"|-?\w+)/g)
 	{
 		my ($k, $v) = ($1, $2);
 		$v =~ s/^"|"$//g;
