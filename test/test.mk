@@ -1,0 +1,210 @@
+# test/test.mk, included by the Makefile: everything built for the tests
+# only, never installed: the unit tests (make unit, make check-unit), the
+# history checker, the fuzz targets (make fuzz), the planted-bug controls,
+# the raw Raft writer, the benchmark client (make bench) and the
+# simulation. Uses sidecar/sidecar.mk's objects and flags.
+
+UNIT_TESTS = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(wildcard test/unit/test_*.c))
+
+# A unit test links its own file, the common codec, every sidecar module
+# except main.c and the library; the linker keeps only what the test uses.
+UNIT_LIB_OBJS = $(filter-out $(BUILD)/sidecar/main.o,$(SIDECAR_OBJS)) $(LIB)
+$(BUILD)/test/%: $(BUILD)/test/unit/%.o $(UNIT_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
+
+# test_server.c compiles sidecar/server.c in (its dispatch is static), so
+# it links without server.o.
+$(BUILD)/test/test_server: $(BUILD)/test/unit/test_server.o $(filter-out $(BUILD)/sidecar/server.o,$(UNIT_LIB_OBJS))
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS) -lcmocka
+
+# The history checker (test/checker/): a libpq client, and its check,
+# which the unit tests also drive with made-up histories.
+LIBPQ_INCLUDE := $(shell pkg-config --cflags-only-I libpq 2>/dev/null)
+$(BUILD)/test/checker/checker.o: SC_CFLAGS += $(LIBPQ_INCLUDE)
+$(BUILD)/tsoracle-checker: $(BUILD)/test/checker/checker.o $(BUILD)/test/checker/history.o
+	$(SC_CC) -o $@ $^ -lpq -lpthread
+$(BUILD)/test/test_history: $(BUILD)/test/checker/history.o
+all: $(BUILD)/tsoracle-checker
+unit: $(UNIT_TESTS)
+
+# ---- fuzzing (libFuzzer, clang; docs/building.md) ------------------------
+# Four targets in test/fuzz/, each built as $(BUILD)/fuzz_NAME with
+# AddressSanitizer and UndefinedBehaviorSanitizer:
+#   proto         the wire protocol codec (common/proto.c)
+#   fsm           the state machine's command decoding and apply (sidecar/fsm.c)
+#   fsm_snapshot  the state machine's snapshot restore
+#   config        the config file parser and checks (sidecar/config.c)
+# `make fuzz` runs each for FUZZ_RUNS executions (10 million) from its seed
+# corpus (test/fuzz/corpus/NAME, valid inputs) plus what earlier runs found
+# ($(BUILD)/fuzz/corpus/NAME); crash inputs land in $(BUILD)/fuzz/NAME-*.
+# `make fuzz-brief` (run by `make test`) runs each FUZZ_BRIEF_RUNS times
+# with the fixed seed FUZZ_SEED. FUZZ_TARGETS="fsm" picks targets.
+FUZZ_CC ?= clang
+FUZZ_RUNS ?= 10000000
+FUZZ_SEED ?= 1
+FUZZ_TARGETS ?= proto fsm fsm_snapshot config
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
+	-Iinclude -Icommon -Isidecar -Itest/fuzz -I$(DEPS_PREFIX)/include
+# The code under test, compiled with the sanitizers and coverage, in an
+# archive: each target links only the modules it uses.
+FUZZ_LIB_SRCS = $(filter-out sidecar/main.c,$(SIDECAR_SRCS)) $(LIB_SRCS)
+FUZZ_LIB_OBJS = $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(FUZZ_LIB_SRCS))
+
+$(BUILD)/fuzzobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(BUILD)/fuzzobj/libfuzzlib.a: $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_check.h test/fuzz/fuzz_sidecar.h $(BUILD)/fuzzobj/libfuzzlib.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzzobj/libfuzzlib.a $(SC_LIBS)
+
+FUZZ_BINS = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+.PHONY: fuzz fuzz-build fuzz-brief
+fuzz-build: $(FUZZ_BINS)
+
+# The seed corpus, where a target has one (proto starts from nothing).
+FUZZ_SEEDS = $$([ -d test/fuzz/corpus/$$t ] && echo test/fuzz/corpus/$$t)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz/corpus/$$t; \
+		echo "== fuzz_$$t: $(FUZZ_RUNS) runs"; \
+		start=$$(date +%s); \
+		$(BUILD)/fuzz_$$t -runs=$(FUZZ_RUNS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus/$$t $(FUZZ_SEEDS) \
+			2>$(BUILD)/fuzz/$$t.log || { tail -n 40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/$$t.log; \
+		echo "== fuzz_$$t: clean, $$(( $$(date +%s) - start )) s"; \
+	done
+
+# A repeatable short run: a fresh corpus from the seeds, a fixed seed and a
+# fixed number of runs (a time bound only as a backstop).
+FUZZ_BRIEF_RUNS ?= 100000
+FUZZ_BRIEF_MAX_SECONDS ?= 60
+fuzz-brief: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		rm -rf $(BUILD)/fuzz/brief/$$t; mkdir -p $(BUILD)/fuzz/brief/$$t; \
+		echo "== fuzz_$$t: $(FUZZ_BRIEF_RUNS) runs, -seed=$(FUZZ_SEED)"; \
+		$(BUILD)/fuzz_$$t -seed=$(FUZZ_SEED) -runs=$(FUZZ_BRIEF_RUNS) \
+			-max_total_time=$(FUZZ_BRIEF_MAX_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/brief/$$t- $(BUILD)/fuzz/brief/$$t $(FUZZ_SEEDS) \
+			2>$(BUILD)/fuzz/brief/$$t.log || { tail -n 40 $(BUILD)/fuzz/brief/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/brief/$$t.log; \
+	done
+
+# ---- test only: the allocator's positive controls ----------------------
+# (owned by the allocator's tests; see docs/allocator.md, "Tests")
+# Each planted bug is a test-only source, test/broken/broken_<kind>.c, that
+# replaces one library function through the linker (-Wl,--wrap=<function>:
+# calls to it from the other objects go to __wrap_<function>, which may
+# call the real one as __real_<function>); the production sources carry no
+# trace of them. test_alloc_broken_<kind> links one with test/unit/
+# test_alloc.c compiled with -DTA_EXPECT_BROKEN: that binary passes only if
+# the property checker catches the bug. Never linked into what is installed.
+BROKEN_WRAP_fence = ta_lead_begin
+BROKEN_WRAP_lease = ta_lead_begin
+BROKEN_WRAP_monotonic = ta_grant
+BROKEN_WRAP_release = ta_established
+BROKEN_WRAP_ahead = ta_grant ta_room
+BROKEN_WRAP_clock = lead_clock_observe lead_clock_view lead_clock_member_supported
+comma := ,
+BROKEN_WRAP_FLAGS = $(addprefix -Wl$(comma)--wrap=,$(BROKEN_WRAP_$*))
+ALLOC_BROKEN_KINDS = fence monotonic lease ahead
+# (release: only the simulation can catch it, it takes a planned handover)
+ALLOC_BROKEN_TESTS = $(patsubst %,$(BUILD)/test/test_alloc_broken_%,$(ALLOC_BROKEN_KINDS))
+UNIT_TESTS += $(ALLOC_BROKEN_TESTS)
+# `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.
+unit: $(ALLOC_BROKEN_TESTS)
+
+$(BUILD)/test/broken/test_alloc.o: test/unit/test_alloc.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -DTA_EXPECT_BROKEN -c -o $@ $<
+
+$(ALLOC_BROKEN_TESTS): $(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/test_alloc.o \
+		$(BUILD)/test/broken/broken_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ -lcmocka
+
+# A whole tsoracled with one planted allocator bug, for the nemesis runs'
+# positive controls (scripts/test.sh): the checker must catch it through
+# the real parts (monotonic: with no fault; fence: under clock-kill, with
+# PostgreSQL's tsoracle.refuse_backward_grants off). Never installed.
+TSORACLED_BROKEN = $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence \
+	$(BUILD)/control/tsoracled-broken-clock
+$(TSORACLED_BROKEN): $(BUILD)/control/tsoracled-broken-%: $(SIDECAR_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
+unit: $(TSORACLED_BROKEN)
+
+# ---- test only: a writer of raw Raft commands (test/fsm/raft_append.c) ---
+# For t/120_fsm_refusals.pl: appends commands tsoracled would never propose
+# to a real data directory, through libraft's uv I/O. Never installed.
+$(BUILD)/test-bin/tsoracle-raft-append: $(BUILD)/test/fsm/raft_append.o
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
+unit: $(BUILD)/test-bin/tsoracle-raft-append
+
+# ---- benchmarks (test/bench/, scripts/bench.sh, docs/performance.md) ----
+# tsoracle-bench: a load generator and latency meter for tsoracled, linked
+# with the common codec. `make bench` measures this machine (about 10 min;
+# BENCH_QUICK=1 under 1 min) and rewrites the generated part of
+# docs/performance.md. Needs root (installs the extension, runs PostgreSQL
+# as the postgres user).
+$(BUILD)/bench/bench.o: test/bench/bench.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o $(BUILD)/common/dial.o \
+		$(BUILD)/common/tls.o
+	$(SC_CC) -o $@ $^ -lpthread -lssl -lcrypto
+
+all: $(BUILD)/tsoracle-bench
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh
+
+# ---- test only: the deterministic simulation (test/sim/, docs/simulation.md)
+# build/test/sim: libraft's fixture cluster with libtsoracle on every node
+# (the FSM, the allocator and the leadership driver tsoracled runs), under
+# thousands of seeded fault schedules; TSO_SIM_SEED, TSO_SIM_SCHEDULES and
+# TSO_SIM_STEPS scale it. build/test/sim_broken_*: the same, linked with one
+# planted bug (test/broken/, the positive controls' rule above) and its main
+# compiled to expect the violation that bug causes: they pass only if the
+# simulation catches it.
+SIM_LIB_OBJS = $(patsubst test/sim/%.c,$(BUILD)/sim/%.o,$(filter-out test/sim/sim.c,$(wildcard test/sim/*.c)))
+SIM_BROKEN_KINDS = lease fence release
+SIM_EXPECT_lease = SIM_P_REALTIME
+SIM_EXPECT_fence = SIM_P_DUPLICATE
+SIM_EXPECT_release = SIM_P_REALTIME
+SIM_TESTS = $(BUILD)/test/sim $(patsubst %,$(BUILD)/test/sim_broken_%,$(SIM_BROKEN_KINDS))
+UNIT_TESTS += $(SIM_TESTS)
+# `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.
+unit: $(SIM_TESTS)
+
+$(BUILD)/sim/%.o: test/sim/%.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
+
+# Static patterns: their prerequisites do not depend on the stem, so an open
+# pattern would also "make" the included .d files (via make's %: %.o).
+$(patsubst %,$(BUILD)/sim/sim_expect_%.o,$(SIM_BROKEN_KINDS)): $(BUILD)/sim/sim_expect_%.o: test/sim/sim.c
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(SC_CFLAGS) -DTSO_SIM_EXPECT_VIOLATION=$(SIM_EXPECT_$*) -c -o $@ $<
+
+$(BUILD)/test/sim: $(BUILD)/sim/sim.o $(SIM_LIB_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
+
+$(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUILD)/sim/sim_expect_%.o \
+		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
