@@ -23,6 +23,26 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 DEPS_PREFIX := $(shell $(TSO_SRCDIR)/scripts/deps.sh --raft-prefix)
 BUILD := build
 
+# ---- sanitizers: make SANITIZE=1 ... (docs/building.md) -------------------
+# Builds libraft (scripts/deps.sh with the flags below: a directory of its
+# own in the cache), the daemon, the tools and the C tests with
+# AddressSanitizer (with its leak checker) and UndefinedBehaviorSanitizer,
+# in build-san/ beside build/; `make test SANITIZE=1` runs the suites with
+# them (scripts/test.sh). Any report ends the process with a failure
+# status. The extension is not instrumented: it runs inside PostgreSQL,
+# which is not.
+SANITIZE ?=
+ifeq ($(SANITIZE),1)
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+export TSO_RAFT_CFLAGS = -O1 -fPIC -g $(SAN_FLAGS)
+DEPS_PREFIX := $(shell TSO_RAFT_CFLAGS='$(TSO_RAFT_CFLAGS)' $(TSO_SRCDIR)/scripts/deps.sh --raft-prefix)
+BUILD := build-san
+# On the compiler's command line (sidecar/sidecar.mk), so that every
+# compile and link has it.
+SC_CC ?= gcc
+override SC_CC += $(SAN_FLAGS)
+endif
+
 # ---- the extension (PGXS) ----------------------------------------------
 EXTENSION = tsoracle
 MODULE_big = tsoracle
@@ -87,7 +107,7 @@ check-unit: unit
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 test: build
-	@scripts/test.sh
+	@SANITIZE=$(SANITIZE) scripts/test.sh
 
 demo: build
 	@scripts/demo.sh start

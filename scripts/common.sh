@@ -66,7 +66,8 @@ pg_copy_stamp() { echo "$PG_SERVER_BINDIR $(stat -c '%i %Y' "$PG_SERVER_BINDIR/p
 # Installs, for $PG: the server copy (hard links where the file system
 # allows, else copies; once), the extension built for that server in
 # build/pgNN/ext (make with EXT_ONLY=1, out of tree) into the copy, and the
-# daemon and ctl into $SIDECAR_BINDIR. Root's files, readable by everyone.
+# daemon and ctl (of $BUILD_DIR: build-san for make test SANITIZE=1) into
+# $SIDECAR_BINDIR. Root's files, readable by everyone.
 install_all() {
 	local d ext=build/pg$PG/ext
 	[ -n "${PG_SERVER_BINDIR:-}" ] || select_pg "$PG" || return 1
@@ -90,7 +91,7 @@ install_all() {
 		make -s --no-print-directory -C "$ext" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
 			PG_CONFIG="$PG_SERVER_BINDIR/pg_config" install DESTDIR="$PG_ROOT" >/dev/null
 		mkdir -p "$SIDECAR_BINDIR"
-		install -m 0755 build/tsoracled build/tsoracle-ctl "$SIDECAR_BINDIR"/
+		install -m 0755 "${BUILD_DIR:-build}"/tsoracled "${BUILD_DIR:-build}"/tsoracle-ctl "$SIDECAR_BINDIR"/
 	)
 }
 

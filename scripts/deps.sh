@@ -17,6 +17,10 @@
 #   TSO_DEPS_DIR     the cache (default /var/cache/tsoracle-deps)
 #   TSO_RAFT_CFLAGS  libraft's compiler flags (default "-O2 -fPIC -g"); a
 #                    sanitizer build passes its own and gets its own directory
+#   TSO_RAFT_OMIT_PATCHES  names of scripts/patches/ files not to apply: the
+#                    positive controls of the patches' tests (Makefile,
+#                    raft-controls) build a libraft without them, in its
+#                    own directory
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +28,7 @@ deps_dir=${TSO_DEPS_DIR:-/var/cache/tsoracle-deps}
 raft_version=0.22.1
 raft_debian_version=$raft_version-1
 raft_cflags=${TSO_RAFT_CFLAGS:--O2 -fPIC -g}
+raft_omit=${TSO_RAFT_OMIT_PATCHES:-}
 
 packages=(
 	build-essential pkg-config autoconf automake libtool
@@ -66,9 +71,20 @@ install_packages() {
 # the version, a digest of our patches (scripts/patches/raft-*.patch) and
 # one of the compiler flags. Builds with other patches or flags (another
 # clone, a sanitizer build) live beside it; a new patch builds anew.
+# The patches applied: all of scripts/patches/raft-VERSION-*.patch but
+# those named in TSO_RAFT_OMIT_PATCHES.
+raft_patches() {
+	local p
+	for p in "$here"/scripts/patches/raft-"$raft_version"-*.patch; do
+		[ -f "$p" ] || continue
+		case " $raft_omit " in *" $(basename "$p") "*) continue ;; esac
+		echo "$p"
+	done
+}
+
 raft_prefix() {
 	local patches flags
-	patches=$(cat "$here"/scripts/patches/raft-"$raft_version"-*.patch 2>/dev/null | md5sum | cut -c1-12)
+	patches=$(raft_patches | while read -r p; do cat "$p"; done | md5sum | cut -c1-12)
 	flags=$(printf '%s' "$raft_cflags" | md5sum | cut -c1-8)
 	echo "$deps_dir/raft-$raft_version-p$patches-f$flags"
 }
@@ -132,8 +148,7 @@ build_raft_locked() {
 	tmp=$(mktemp -d "$deps_dir/.build.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
 	(cd "$tmp" && tar xf "$src/raft_$raft_version.orig.tar.gz")
-	for p in "$here"/scripts/patches/raft-"$raft_version"-*.patch; do
-		[ -f "$p" ] || continue
+	for p in $(raft_patches); do
 		log "applying $(basename "$p")"
 		patch -s -d "$tmp/raft-$raft_version" -p1 <"$p"
 	done
@@ -150,9 +165,10 @@ build_raft_locked() {
 	{
 		echo "libraft $raft_version (Debian source $raft_debian_version)"
 		echo "CFLAGS: $raft_cflags"
-		for p in "$here"/scripts/patches/raft-"$raft_version"-*.patch; do
-			[ -f "$p" ] && echo "patch: $(basename "$p") $(md5sum <"$p" | cut -c1-12)"
+		for p in $(raft_patches); do
+			echo "patch: $(basename "$p") $(md5sum <"$p" | cut -c1-12)"
 		done
+		[ -z "$raft_omit" ] || echo "omitted (a positive control's build): $raft_omit"
 	} >"$tmp/dest$prefix/BUILD-INFO"
 	chmod -R a+rX "$tmp/dest$prefix"
 	mv -T "$tmp/dest$prefix" "$prefix"

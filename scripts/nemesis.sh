@@ -420,7 +420,7 @@ log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s, at least $
 
 conns=()
 for i in 1 2 3; do conns+=(--conn "host=127.0.0.1 port=$((PG_BASE + i)) user=postgres dbname=postgres"); done
-build/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" --min-ok "$min_ok" \
+"${BUILD_DIR:-build}"/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" --min-ok "$min_ok" \
 	--seed "${NEMESIS_SEED:-1}" --history "$NEMESIS_DIR/history.tsv" >"$NEMESIS_DIR/checker.out" 2>&1 &
 checker=$!
 

@@ -7,8 +7,14 @@
 # Environment: TESTS="t/001_x.pl ..." runs only those TAP files (and
 #              TESTS_ROOT="t/root/108_x.pl ..." only those run as root);
 #              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1,
-#              SKIP_EXAMPLES=1
+#              SKIP_EXAMPLES=1, SKIP_SANITIZE=1
 #              skip a suite.
+#              SANITIZE=1 (make test SANITIZE=1): every suite runs the
+#              daemon, the tools and the C tests of build-san/ (AddressSanitizer
+#              with its leak checker, UndefinedBehaviorSanitizer; Makefile),
+#              installed in their place; without it, the "sanitizers" suites
+#              still run the unit tests, a shorter simulation and one
+#              multi-node TAP file (t/103_catch_up.pl) that way.
 #              PG=N runs pg_regress and the TAP files on PostgreSQL N only;
 #              by default on 15 and on each of 17 and 18, which
 #              scripts/deps.sh builds first when missing (a version that
@@ -19,6 +25,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 pg_versions=${PG:-15}
 . scripts/common.sh
+
+SANITIZE=${SANITIZE:-}
+if [ "$SANITIZE" = 1 ]; then BUILD_DIR=build-san; else BUILD_DIR=build; fi
+export BUILD_DIR
+# What a sanitizer report does to an instrumented process: it ends it with
+# a failure status (the build has -fno-sanitize-recover=all), after a stack
+# trace; leaks are looked for at exit. Passed to every process the suites
+# start; uninstrumented ones ignore them.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 passed=0
 failed=0
@@ -37,8 +53,8 @@ suite() { # name, then the command
 	fi
 }
 
-unit() {
-	local t rc=0
+unit() { # [BUILD DIRECTORY [NAMES TO SKIP (a pattern)]]
+	local t rc=0 dir=${1:-$BUILD_DIR} skip=${2:-}
 	# The simulation explores new schedules each run when run by hand; here
 	# it replays a fixed set, so that CI is repeatable (TSO_SIM_SEED=x to
 	# choose another).
@@ -46,8 +62,9 @@ unit() {
 	# test_alloc's property test likewise (by hand it seeds from the clock;
 	# it prints its seed either way).
 	export TSO_SEED=${TSO_SEED:-1}
-	for t in build/test/*; do
+	for t in "$dir"/test/*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
+		if [ -n "$skip" ] && [[ $(basename "$t") == $skip ]]; then continue; fi
 		echo "--- $t"
 		"$t" || rc=1
 	done
@@ -98,9 +115,15 @@ stage() {
 	rm -f "$STAGE/regress/sql/tsoracle--"*.sql
 	cp -r test/t test/perl "$STAGE/"
 	mkdir -p "$STAGE/bin"
-	cp build/tsoracle-checker build/tsoracle-bench build/control/tsoracled-broken-monotonic \
-		build/control/tsoracled-broken-fence build/control/tsoracled-broken-clock \
-		build/test-bin/tsoracle-raft-append "$STAGE/bin/"
+	local b=$BUILD_DIR
+	cp $b/tsoracle-checker $b/tsoracle-bench $b/control/tsoracled-broken-monotonic \
+		$b/control/tsoracled-broken-fence $b/control/tsoracled-broken-clock \
+		$b/test-bin/tsoracle-raft-append "$STAGE/bin/"
+	# The sanitizers' own suites (plain make test) run these.
+	if [ -x build-san/tsoracled ]; then
+		mkdir -p "$STAGE/bin/san"
+		cp build-san/tsoracled build-san/tsoracle-ctl "$STAGE/bin/san/"
+	fi
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
@@ -164,14 +187,16 @@ squatters_stop() {
 }
 
 # run_prove DAEMON PROVE_ARGS...: the TAP files given, their sidecars
-# running DAEMON (TSORACLE_SQUAT: the squatters' directory, see tap).
+# running DAEMON (TSORACLE_SQUAT: the squatters' directory, see tap;
+# TAP_CTL: another tsoracle-ctl; TAP_TESTDIR: where tmp_check goes, for a
+# second run of a file already run).
 run_prove() {
 	local daemon=$1 pgxs
 	shift
 	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
-	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" TSORACLE_SQUAT="${squat:-}" \
-		PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
-		TSORACLED="$daemon" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
+	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="${TAP_TESTDIR:-$STAGE}" TSORACLE_SQUAT="${squat:-}" \
+		PG_REGRESS="$pgxs/src/test/regress/pg_regress" ASAN_OPTIONS="$ASAN_OPTIONS" UBSAN_OPTIONS="$UBSAN_OPTIONS" \
+		TSORACLED="$daemon" TSORACLE_CTL="${TAP_CTL:-$SIDECAR_BINDIR/tsoracle-ctl}" \
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
 		TSORACLE_BENCH="$STAGE/bin/tsoracle-bench" \
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" "$@")
@@ -278,8 +303,56 @@ nemesis_too_little_control() {
 	[ $rc -eq 3 ] && grep -Eq '^faults injected: 0 \(planned at least 1\)' <<<"$out"
 }
 
-[ -n "${SKIP_UNIT:-}" ] || suite "unit tests (cmocka)" unit
-[ -n "${SKIP_FUZZ:-}" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief
+# Positive controls of two libraft patches (Makefile, raft-controls): the
+# pre-vote test and the InstallSnapshot leak test, linked with a libraft
+# built without their patches, must each fail.
+raft_patch_controls() {
+	local t out rc=0
+	make --no-print-directory raft-controls >/dev/null || return 1
+	for t in build/control/test_raft_prevote build/control/test_raft_snapshot_leak; do
+		if out=$("$t" 2>&1); then
+			echo "$t passed against libraft without its patch: it cannot catch the bug"
+			rc=1
+		else
+			echo "$t failed, as it must:"
+			grep -E '^\[  (FAILED|ERROR) |ERROR:|error:' <<<"$out" | head -n 3
+		fi
+	done
+	return $rc
+}
+
+# ---- the sanitizers' suites of a plain make test (SANITIZE=1 runs every
+# suite that way instead) ----
+san_build() {
+	make --no-print-directory SANITIZE=1 build
+}
+
+# The unit tests and the simulation, under ASan and UBSan; the simulation
+# replays fewer schedules than the plain suite's (it runs about 8 times
+# slower instrumented) and its planted-bug builds, controls of the
+# simulation itself, run in the plain suite only.
+san_unit() {
+	TSO_SIM_SCHEDULES=${SAN_SIM_SCHEDULES:-300} unit build-san 'sim_broken_*'
+}
+
+# One multi-node TAP file with the instrumented daemon and tools: t/103's
+# member catching up by snapshot is where libraft leaked
+# (scripts/patches/raft-0.22.1-snapshot-busy-leak.patch), and every
+# daemon a TAP file stops must exit cleanly (TsoracleTest).
+san_tap() {
+	as_pg mkdir -p "$STAGE/san"
+	TAP_TESTDIR="$STAGE/san" TAP_CTL="$STAGE/bin/san/tsoracle-ctl" \
+		run_prove "$STAGE/bin/san/tsoracled" t/103_catch_up.pl
+}
+
+[ -n "${SKIP_UNIT:-}" ] || suite "unit tests (cmocka${SANITIZE:+, ASan+UBSan})" unit
+[ -n "$SANITIZE" ] || [ -n "${SKIP_SANITIZE:-}" ] || {
+	suite "sanitizers: build (ASan+UBSan, build-san/)" san_build
+	[ -n "${SKIP_UNIT:-}" ] || suite "sanitizers: unit tests and the simulation (${SAN_SIM_SCHEDULES:-300} schedules)" san_unit
+}
+[ -n "${SKIP_UNIT:-}" ] || suite "positive controls: libraft patches (pre-vote term, InstallSnapshot leak)" raft_patch_controls
+# (the fuzz targets are built with the sanitizers either way)
+[ -n "${SKIP_FUZZ:-}" ] || [ -n "$SANITIZE" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief
 [ -n "${SKIP_EXAMPLES:-}" ] || suite "examples: kvd, the piggyback pattern, 3 replicas and 2 controls (~40 s)" \
 	make --no-print-directory check-examples
 first_pg=
@@ -301,6 +374,9 @@ for v in $pg_versions; do
 	if [ -z "${SKIP_TAP:-}" ]; then
 		suite "TAP tests (prove)" tap
 		suite "TAP tests as root (prove t/root)" tap_root
+		if [ -z "$SANITIZE" ] && [ -z "${SKIP_SANITIZE:-}" ] && [ -x build-san/tsoracled ]; then
+			suite "sanitizers: TAP t/103_catch_up.pl (ASan+UBSan daemon and tools)" san_tap
+		fi
 		case " ${TESTS:-t/110_fence_clock.pl} " in
 		*" t/110_fence_clock.pl "*)
 			suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control

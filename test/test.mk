@@ -208,3 +208,23 @@ $(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUIL
 		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
+
+# ---- test only: positive controls of the libraft patches ------------------
+# test_raft_prevote and test_raft_snapshot_leak linked with a libraft built
+# without the patch each one tests (scripts/deps.sh, TSO_RAFT_OMIT_PATCHES:
+# a directory of its own in the cache): each must fail there, or it proves
+# nothing about its patch. scripts/test.sh runs them (suite "positive
+# controls: libraft patches"); never installed.
+RAFT_CONTROL_OMIT = raft-0.22.1-prevote-term.patch raft-0.22.1-snapshot-busy-leak.patch
+RAFT_CONTROL_TESTS = build/control/test_raft_prevote build/control/test_raft_snapshot_leak
+.PHONY: raft-controls $(RAFT_CONTROL_TESTS)
+raft-controls:
+	@TSO_RAFT_OMIT_PATCHES='$(RAFT_CONTROL_OMIT)' scripts/deps.sh --no-apt
+	@$(MAKE) --no-print-directory $(RAFT_CONTROL_TESTS) \
+		RAFT_CONTROL_PREFIX=$$(TSO_RAFT_OMIT_PATCHES='$(RAFT_CONTROL_OMIT)' scripts/deps.sh --raft-prefix)
+
+$(RAFT_CONTROL_TESTS): build/control/%: test/unit/%.c
+	@test -n "$(RAFT_CONTROL_PREFIX)" || { echo "make raft-controls builds these"; exit 2; }
+	@mkdir -p $(dir $@)
+	$(SC_CC) -I$(RAFT_CONTROL_PREFIX)/include $(SC_CFLAGS) -o $@ $< $(RAFT_CONTROL_PREFIX)/lib/libraft.a \
+		-luv -llz4 -lcmocka

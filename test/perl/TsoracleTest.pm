@@ -31,19 +31,32 @@ my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 our $GUARD_OFF = "tsoracle.refuse_backward_grants = off\n";
 
 # Every sidecar this test started, so none outlives it, even on a bail out.
+# At the end, each one still running is stopped as sidecar_stop does
+# (SIGCONT first, for one left stopped): one that does not exit cleanly
+# within 15 s fails the test file through its exit status (Test::More's
+# own END, which runs after this one, keeps a non-zero $?), and is killed.
 my %started;
 END
 {
-	local $?;    # waitpid must not change the test's exit status
-	for my $sc (values %started)
+	my $status = $?;
+	my $unclean = 0;
+	for my $sc (sort { $a->{name} cmp $b->{name} } grep { $_->{pid} } values %started)
 	{
+		kill 'CONT', $sc->{pid};
+		kill 'TERM', $sc->{pid};
+		my $why = wait_until(15, sub { _reaped($sc) })
+		  ? _unclean($sc->{exit_status})
+		  : 'no exit within 15 s of SIGTERM';
+		next unless $why;
+		diag("$sc->{name}, stopped at the end of the test: $why; end of $sc->{log}:\n" . _log_tail($sc, 40));
+		$unclean = 1;
 		if ($sc->{pid})
 		{
-			kill 'CONT', $sc->{pid};
 			kill 'KILL', $sc->{pid};
 			waitpid($sc->{pid}, 0);
 		}
 	}
+	$? = $status || ($unclean ? 255 : 0);
 }
 my $ctl = $ENV{TSORACLE_CTL} || die "TSORACLE_CTL is not set";
 
@@ -156,7 +169,32 @@ sub sidecar_signal
 	kill $sig, $sc->{pid} or die "kill $sig $sc->{name}: $!";
 }
 
-# SIGTERM and wait for a clean exit (dies if it takes over 15 s).
+# The last lines of the sidecar's log (what a sanitizer or a crash left).
+sub _log_tail
+{
+	my ($sc, $n) = @_;
+	my @lines = split /\n/, (-f $sc->{log} ? PostgreSQL::Test::Utils::slurp_file($sc->{log}) : '');
+	splice(@lines, 0, @lines - $n) if @lines > $n;
+	return join("\n", @lines);
+}
+
+# Why an exit status is not a clean exit ('' if it is one: status 0).
+# AddressSanitizer's leak checker and UndefinedBehaviorSanitizer end the
+# process with a failure status (make test SANITIZE=1), a crash with a
+# signal.
+sub _unclean
+{
+	my ($status) = @_;
+	return '' if $status == 0;
+	return '' if $status == -1;    # reaped by someone else: nothing to tell
+	return 'killed by signal ' . ($status & 127) if $status & 127;
+	return 'exit status ' . ($status >> 8);
+}
+
+# SIGTERM and wait for the exit (dies if it takes over 15 s). The exit must
+# be clean: a test that stops a daemon has an assertion that it exited 0,
+# so a crash, a leak or undefined behaviour at any point of its life fails
+# the test, with the end of its log. Returns the wait status.
 sub sidecar_stop
 {
 	my ($sc) = @_;
@@ -164,8 +202,12 @@ sub sidecar_stop
 	kill 'TERM', $sc->{pid};
 	wait_until(15, sub { _reaped($sc) }) or die "$sc->{name} did not stop on SIGTERM";
 	note "stopped $sc->{name}: exit status $sc->{exit_status}";
+	my $why = _unclean($sc->{exit_status});
+	ok(!$why, "$sc->{name} exited cleanly on SIGTERM" . ($why ? " ($why)" : ''))
+	  or diag("end of $sc->{log}:\n" . _log_tail($sc, 40));
 	return $sc->{exit_status};
 }
+
 
 # SIGKILL and reap.
 sub sidecar_kill
