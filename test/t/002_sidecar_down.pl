@@ -110,6 +110,36 @@ for my $i (0 .. 5)
 }
 $_->quit for @sessions[0 .. 5];
 
+# ---- a late answer while the same session's next call waits -------------
+# The abandoned call's answer arrives after the session has posted its next
+# call and the worker has sent that one too: only the generation
+# (src/ring.c) keeps the late answer from the waiting call. The abandoned
+# call asked for 1 timestamp and the next asks for 4, so an answer given to
+# the wrong call shows (a count that does not match is an error) instead of
+# passing for a plausible value. Positive control: the extension built with
+# TSORACLE_CONTROL_IGNORE_GENERATION must fail here (scripts/test.sh).
+my $late = $node->background_psql('postgres', on_error_stop => 0);
+$late->query_safe('\set VERBOSITY verbose');
+$late->query_safe('SET tsoracle.timeout = 60000');
+my $inflight = sub { $node->safe_psql('postgres', 'SELECT in_flight FROM tso_worker_status()') };
+ok(wait_until(10, sub { $inflight->() == 0 }), 'nothing in flight before the stall');
+sidecar_signal($sc, 'STOP');
+$late->query_safe('SET statement_timeout = 300');
+bg_send($late, 'SELECT tso_now()');
+my (undef, $late_err) = bg_collect($late);
+like($late_err, qr/ERROR:\s+57014:/, 'the first call is abandoned (statement_timeout) while the sidecar is stopped');
+$late->query_safe('SET statement_timeout = 0');
+bg_send($late, 'SELECT * FROM tso_range(4)');
+ok(wait_until(10, sub { $inflight->() >= 2 }),
+	'the worker has the abandoned request and the next one in flight');
+sidecar_signal($sc, 'CONT');
+my ($late_out, $late_err2) = bg_collect($late);
+my @late_r = split /\n/, $late_out;
+ok(@late_r == 4 && $late_r[3] - $late_r[0] == 3 && $late_err2 !~ /ERROR/,
+	'the next call gets its own answer: 4 contiguous values, no error')
+  or diag("got: [@late_r], stderr: $late_err2");
+$late->quit;
+
 # ---- after all that the ring still works under load ----------------------
 $node->pgbench(
 	'--no-vacuum --client=6 --jobs=2 --transactions=200',
