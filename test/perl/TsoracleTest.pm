@@ -20,7 +20,7 @@ our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_sig
   sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
   check_increasing take_ts ctl bg_send bg_collect
   certs_new certs sidecar_tls_flags cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
-  $GUARD_OFF no_backward_grants);
+  $GUARD_OFF no_backward_grants pgbench_start pgbench_finish);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 
@@ -299,6 +299,33 @@ sub check_increasing
 	return 1;
 }
 
+
+# Starts pgbench in the background against $node: $clients clients (2
+# threads) run $sql for $secs seconds, while the test changes things
+# under it; pgbench_finish waits for it and returns (exit status, stdout,
+# stderr).
+sub pgbench_start
+{
+	my ($node, $sql, $secs, $clients) = @_;
+	my $test = File::Basename::basename($0, '.pl');
+	my $script = "$PostgreSQL::Test::Utils::tmp_check/${test}_pgbench.sql";
+	open(my $fh, '>', $script) or die "$script: $!";
+	print $fh "$sql\n";
+	close $fh;
+	my $pb = { out => '', err => '' };
+	$pb->{run} = IPC::Run::start(
+		[ 'pgbench', '-n', '-c', $clients, '-j', '2', '-T', $secs, '-f', $script,
+		  '-h', $node->host, '-p', $node->port, 'postgres' ],
+		'>', \$pb->{out}, '2>', \$pb->{err});
+	return $pb;
+}
+
+sub pgbench_finish
+{
+	my ($pb) = @_;
+	$pb->{run}->finish;
+	return ($? >> 8, $pb->{out}, $pb->{err});
+}
 
 # Sends $sql to a background psql session without waiting for its result;
 # bg_collect waits for it. Lets one test keep calls in flight in several
