@@ -4,8 +4,8 @@
 # Gather), PREPARE TRANSACTION with tso_xact_ts(), two databases of one
 # server, the extension in a schema of its own, CREATE EXTENSION by a
 # role that is not a superuser and on a server without
-# shared_preload_libraries, and a reload of tsoracle.max_inflight while
-# pgbench calls tso_now().
+# shared_preload_libraries, a reload of tsoracle.max_inflight while
+# pgbench calls tso_now(), and a hot standby calling tso_now().
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -100,6 +100,38 @@ like($pb_out, qr/number of failed transactions: 0 |number of transactions actual
 unlike($pb_err, qr/ERROR/, 'no call failed during the reloads');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET tsoracle.max_inflight; SELECT pg_reload_conf()');
 no_backward_grants($node);
+
+# ---- a hot standby (docs/sql.md) -----------------------------------------
+# The worker starts once a standby accepts connections
+# (BgWorkerStart_ConsistentState, src/worker.c) and tso_now() only reads:
+# a standby made by pg_basebackup of a primary serves it from the same
+# sidecar, in the one order.
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'tsoracle'
+tsoracle.sidecar_address = '$sc->{socket}'
+} . $GUARD_OFF);
+$primary->start;
+$primary->safe_psql('postgres', 'CREATE EXTENSION tsoracle');
+my $on_primary = $primary->safe_psql('postgres', 'SELECT tso_now()');
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->start;
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
+my $on_standby = wait_until(30, sub {
+	my ($r, $o) = $standby->psql('postgres', 'SELECT tso_now()');
+	return $r == 0 ? $o : undef;
+});
+ok($on_standby && $on_standby > $on_primary, 'tso_now() on the hot standby serves, above the primary\'s earlier value');
+my ($x1, $x2) = split /\|/, $standby->safe_psql('postgres',
+	'BEGIN TRANSACTION READ ONLY; SELECT tso_xact_ts(), tso_xact_ts(); COMMIT');
+ok($x1 && $x1 == $x2 && $x1 > $on_standby, 'tso_xact_ts() in a read-only transaction of the standby');
+cmp_ok($primary->safe_psql('postgres', 'SELECT tso_now()'), '>', $x1, 'and the primary\'s next value is above it');
+no_backward_grants($primary, $standby);
+$standby->stop;
+$primary->stop;
 
 # ---- a server without shared_preload_libraries ---------------------------
 my $plain = PostgreSQL::Test::Cluster->new('plain');
