@@ -94,9 +94,10 @@ include examples/examples.mk
 # make install: the extension (PGXS, above) and the daemon and ctl.
 install: install-sidecar
 
-# PG=17 or PG=18 (make demo, make test): that PostgreSQL is built too.
+# PG=17 or PG=18 (make demo, make test; PG="15 18" for make test): those
+# PostgreSQL versions are built too.
 deps:
-	@scripts/deps.sh $(if $(PG),--pg $(PG))
+	@scripts/deps.sh $(foreach v,$(PG),--pg $(v))
 
 # Everything, after making sure the dependencies are there. Recursive, so
 # that PGXS is included once pg_config exists.

@@ -38,7 +38,7 @@ select_pg() {
 	PG_BINDIR=$PG_ROOT$PG_SERVER_BINDIR
 	PG_CONFIG=$PG_BINDIR/pg_config
 }
-select_pg "$PG" || PG_BINDIR=/nonexistent
+select_pg "${PG%% *}" || PG_BINDIR=/nonexistent # (PG="15 18": scripts/test.sh runs each)
 SIDECAR_BINDIR=${SIDECAR_BINDIR:-$INSTALL_DIR/bin}
 # The daemon that start_sidecar runs (a test may run a planted-bug build).
 SIDECAR_BIN=${SIDECAR_BIN:-$SIDECAR_BINDIR/tsoracled}
@@ -71,27 +71,26 @@ pg_copy_stamp() { echo "$PG_SERVER_BINDIR $(stat -c '%i %Y' "$PG_SERVER_BINDIR/p
 install_all() {
 	local d ext=build/pg$PG/ext
 	[ -n "${PG_SERVER_BINDIR:-}" ] || select_pg "$PG" || return 1
+	# (each step checks: install_all runs where set -e does not hold)
 	(
 		umask 022
-		set -e
-		mkdir -p "$INSTALL_DIR"
-		chmod a+rx "$INSTALL_DIR"
+		mkdir -p "$INSTALL_DIR" && chmod a+rx "$INSTALL_DIR" || exit 1
 		if [ "$(cat "$PG_ROOT/.copy-of" 2>/dev/null)" != "$(pg_copy_stamp)" ]; then
 			rm -rf "$PG_ROOT"
 			for d in $(pg_copy_dirs); do
-				mkdir -p "$PG_ROOT$(dirname "$d")"
-				cp -al "$d" "$PG_ROOT$d" 2>/dev/null || { rm -rf "$PG_ROOT$d" && cp -a "$d" "$PG_ROOT$d"; }
+				mkdir -p "$PG_ROOT$(dirname "$d")" || exit 1
+				cp -al "$d" "$PG_ROOT$d" 2>/dev/null || { rm -rf "$PG_ROOT$d" && cp -a "$d" "$PG_ROOT$d"; } || exit 1
 			done
 			# a system-wide tsoracle is not ours
 			rm -f "$PG_ROOT$("$PG_SERVER_BINDIR/pg_config" --pkglibdir)"/tsoracle.* \
 				"$PG_ROOT$("$PG_SERVER_BINDIR/pg_config" --sharedir)"/extension/tsoracle*
-			pg_copy_stamp >"$PG_ROOT/.copy-of"
+			pg_copy_stamp >"$PG_ROOT/.copy-of" || exit 1
 		fi
-		mkdir -p "$ext/src" "$ext/common"
-		make -s --no-print-directory -C "$ext" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
-			PG_CONFIG="$PG_SERVER_BINDIR/pg_config" install DESTDIR="$PG_ROOT" >/dev/null
-		mkdir -p "$SIDECAR_BINDIR"
-		install -m 0755 "${BUILD_DIR:-build}"/tsoracled "${BUILD_DIR:-build}"/tsoracle-ctl "$SIDECAR_BINDIR"/
+		mkdir -p "$ext/src" "$ext/common" &&
+			make -s --no-print-directory -C "$ext" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
+				PG_CONFIG="$PG_SERVER_BINDIR/pg_config" install DESTDIR="$PG_ROOT" >/dev/null &&
+			mkdir -p "$SIDECAR_BINDIR" &&
+			install -m 0755 "${BUILD_DIR:-build}"/tsoracled "${BUILD_DIR:-build}"/tsoracle-ctl "$SIDECAR_BINDIR"/
 	)
 }
 

@@ -15,12 +15,12 @@
 #              installed in their place; without it, the "sanitizers" suites
 #              still run the unit tests, a shorter simulation and one
 #              multi-node TAP file (t/103_catch_up.pl) that way.
-#              PG=N runs pg_regress and the TAP files on PostgreSQL N only;
-#              by default on 15 and on each of 17 and 18, which
-#              scripts/deps.sh builds first when missing (a version that
-#              cannot be built is reported and counted as skipped). The unit,
+#              PG=N runs pg_regress and the TAP files on PostgreSQL N (15,
+#              17 or 18; scripts/deps.sh builds 17 and 18 first when
+#              missing); PG="15 18" on each of those; default 15. The unit,
 #              simulation, fuzz and nemesis suites run once (nemesis on the
-#              first version).
+#              first version). A version that cannot be built is reported
+#              and counted as skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 pg_versions=${PG:-15}
@@ -189,12 +189,14 @@ squatters_stop() {
 # run_prove DAEMON PROVE_ARGS...: the TAP files given, their sidecars
 # running DAEMON (TSORACLE_SQUAT: the squatters' directory, see tap;
 # TAP_CTL: another tsoracle-ctl; TAP_TESTDIR: where tmp_check goes, for a
-# second run of a file already run).
+# second run of a file already run). (TESTDIR for PostgreSQL 15's test
+# modules; 17 and later read TESTDATADIR and TESTLOGDIR.)
 run_prove() {
 	local daemon=$1 pgxs
 	shift
 	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 	(cd "$STAGE" && as_pg env PATH="$PG_BINDIR:$PATH" TESTDIR="${TAP_TESTDIR:-$STAGE}" TSORACLE_SQUAT="${squat:-}" \
+		TESTDATADIR="${TAP_TESTDIR:-$STAGE}/tmp_check" TESTLOGDIR="${TAP_TESTDIR:-$STAGE}/tmp_check/log" \
 		PG_REGRESS="$pgxs/src/test/regress/pg_regress" ASAN_OPTIONS="$ASAN_OPTIONS" UBSAN_OPTIONS="$UBSAN_OPTIONS" \
 		TSORACLED="$daemon" TSORACLE_CTL="${TAP_CTL:-$SIDECAR_BINDIR/tsoracle-ctl}" \
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
@@ -267,6 +269,7 @@ tap_root() {
 	[ "$(id -u)" -eq 0 ] || { echo "not root: t/root skipped"; return 0; }
 	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 	(cd "$STAGE" && env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" PG_USER="$PG_USER" \
+		TESTDATADIR="$STAGE/tmp_check" TESTLOGDIR="$STAGE/tmp_check/log" \
 		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
 }

@@ -123,6 +123,20 @@ tso_wait_event_info(TsoWaitEvent ev)
 #endif
 
 /*
+ * A function that never returns (it reports an ERROR). 18 replaced
+ * pg_attribute_noreturn(), written after the declarator, by pg_noreturn
+ * (C11 _Noreturn), written before it; tso_noreturn goes before it in every
+ * version.
+ */
+#if PG_VERSION_NUM >= 180000
+#define tso_noreturn pg_noreturn
+#elif defined(__GNUC__) || defined(__clang__)
+#define tso_noreturn __attribute__((noreturn))
+#else
+#define tso_noreturn
+#endif
+
+/*
  * For the extension's own cross-file functions and variables. PostgreSQL 15
  * builds a loadable module with every global symbol exported, so a
  * generically named one (ring_post, ws) could be bound to another preloaded

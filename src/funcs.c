@@ -146,8 +146,8 @@ PG_FUNCTION_INFO_V1(tso_range_support);
 PG_FUNCTION_INFO_V1(tso_xact_ts);
 
 static uint64 funcs_get_grant(uint32 count);
-static void funcs_report_timeout(int timeout_ms, TimestampTz started) pg_attribute_noreturn();
-static void funcs_report_status(uint16 status) pg_attribute_noreturn();
+static tso_noreturn void funcs_report_timeout(int timeout_ms, TimestampTz started);
+static tso_noreturn void funcs_report_status(uint16 status);
 static void funcs_xact_callback(XactEvent event, void *arg);
 static void funcs_register_xact_callback(void);
 static void funcs_statement_boundary(void);
