@@ -17,13 +17,15 @@
 #              multi-node TAP file (t/103_catch_up.pl) that way.
 #              PG=N runs pg_regress and the TAP files on PostgreSQL N (15,
 #              17 or 18; scripts/deps.sh builds 17 and 18 first when
-#              missing); PG="15 18" on each of those; default 15. The unit,
+#              missing); PG="15 18" on each of those; by default on 15, 17
+#              and 18 (with TESTS set, on 15 only). The unit,
 #              simulation, fuzz and nemesis suites run once (nemesis on the
 #              first version). A version that cannot be built is reported
 #              and counted as skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-pg_versions=${PG:-15}
+# (a run of chosen TAP files, TESTS=..., stays on 15 unless PG says)
+if [ -n "${PG:-}" ]; then pg_versions=$PG; elif [ -n "${TESTS:-}" ]; then pg_versions=15; else pg_versions="15 17 18"; fi
 . scripts/common.sh
 
 SANITIZE=${SANITIZE:-}
