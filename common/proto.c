@@ -16,23 +16,31 @@
 #define TP_U64 8
 
 /* Payload sizes in bytes, i.e. body_len minus the type byte. */
-#define TP_TYPE_SIZE          TP_U8
-#define TP_HELLO_SIZE         (TP_U32 + TP_U16 + TP_U16)
-#define TP_HELLO_OK_SIZE      (TP_U16 + TP_U32)
-#define TP_TS_REQ_SIZE        (TP_U64 + TP_U32)
-#define TP_TS_RESP_SIZE       (TP_U64 + TP_U16 + TP_U64 + TP_U32)
-#define TP_STATUS_REQ_SIZE    TP_U64
-#define TP_TRANSFER_REQ_SIZE  (TP_U64 + TP_U32)
-#define TP_TRANSFER_RESP_SIZE (TP_U64 + TP_U16 + TP_U32)
-#define TP_CLOCK_REQ_SIZE     TP_U64
-#define TP_CLOCK_RESP_SIZE    (TP_U64 + TP_U16 + TP_U64)
+#define TP_TYPE_SIZE             TP_U8
+#define TP_HELLO_SIZE            (TP_U32 + TP_U16 + TP_U16)
+#define TP_HELLO_OK_SIZE         (TP_U16 + TP_U32)
+#define TP_TS_REQ_SIZE           (TP_U64 + TP_U32)
+#define TP_TS_RESP_SIZE          (TP_U64 + TP_U16 + TP_U64 + TP_U32)
+#define TP_STATUS_REQ_SIZE       TP_U64
+#define TP_TRANSFER_REQ_SIZE     (TP_U64 + TP_U32)
+#define TP_TRANSFER_RESP_SIZE    (TP_U64 + TP_U16 + TP_U32)
+#define TP_CLOCK_REQ_SIZE        TP_U64
+#define TP_CLOCK_RESP_SIZE       (TP_U64 + TP_U16 + TP_U64)
 /* struct tp_status, packed: two u32, two u8, nine u64 (the offset as its
  * two's complement). */
-#define TP_STATUS_FIELDS_SIZE (2 * TP_U32 + 2 * TP_U8 + 9 * TP_U64)
-#define TP_STATUS_RESP_SIZE   (TP_U64 + TP_U16 + TP_STATUS_FIELDS_SIZE)
+#define TP_STATUS_FIELDS_SIZE    (2 * TP_U32 + 2 * TP_U8 + 9 * TP_U64)
+#define TP_ADMIN_REQ_SIZE        (TP_U64 + TP_U8 + TP_U64 + TP_U64)
+#define TP_ADMIN_RESP_SIZE       (TP_U64 + TP_U16 + TP_U32 + TP_U64 + TP_U64)
+#define TP_STATUS_RESP_SIZE      (TP_U64 + TP_U16 + TP_STATUS_FIELDS_SIZE)
+/* The status of a tsoracled from before the clock fields (seven u64): read
+ * with those fields 0, so that a newer client (the extension's worker,
+ * tsoracle-ctl) keeps talking to an older member during a rolling upgrade
+ * (docs/cluster.md, "Upgrades"). */
+#define TP_STATUS_V1_FIELDS_SIZE (2 * TP_U32 + 2 * TP_U8 + 7 * TP_U64)
+#define TP_STATUS_RESP_V1_SIZE   (TP_U64 + TP_U16 + TP_STATUS_V1_FIELDS_SIZE)
 /* u16 status, u16 len; then len bytes of text. */
-#define TP_ERROR_FIXED_SIZE   (TP_U16 + TP_U16)
-#define TP_ERROR_MAX_BODY     (TP_TYPE_SIZE + TP_ERROR_FIXED_SIZE + TP_MAX_ERRMSG)
+#define TP_ERROR_FIXED_SIZE      (TP_U16 + TP_U16)
+#define TP_ERROR_MAX_BODY        (TP_TYPE_SIZE + TP_ERROR_FIXED_SIZE + TP_MAX_ERRMSG)
 
 /* Offset of the payload from the frame's start. */
 #define TP_PAYLOAD_OFF (TP_HEADER_SIZE + TP_TYPE_SIZE)
@@ -142,6 +150,10 @@ static size_t tp_payload_size(uint8_t type)
 		return TP_CLOCK_REQ_SIZE;
 	case TP_CLOCK_RESP:
 		return TP_CLOCK_RESP_SIZE;
+	case TP_ADMIN_REQ:
+		return TP_ADMIN_REQ_SIZE;
+	case TP_ADMIN_RESP:
+		return TP_ADMIN_RESP_SIZE;
 	default:
 		return 0;
 	}
@@ -165,7 +177,7 @@ static uint8_t *tp_put_status(uint8_t *p, const tp_status *st)
 	return tp_put64(p, st->clock_ahead_ms);
 }
 
-static void tp_get_status(const uint8_t **p, tp_status *st)
+static void tp_get_status(const uint8_t **p, tp_status *st, bool v1)
 {
 	st->node_id = tp_get32(p);
 	st->leader_id = tp_get32(p);
@@ -178,6 +190,11 @@ static void tp_get_status(const uint8_t **p, tp_status *st)
 	st->last_issued = tp_get64(p);
 	st->grants = tp_get64(p);
 	st->timestamps = tp_get64(p);
+	if (v1) {
+		st->clock_offset_ms = 0;
+		st->clock_ahead_ms = 0;
+		return;
+	}
 	st->clock_offset_ms = (int64_t)tp_get64(p);
 	st->clock_ahead_ms = tp_get64(p);
 }
@@ -221,6 +238,10 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		break;
 	case TP_CLOCK_RESP:
 		if (m->u.clock_resp.status > TP_STATUS_LAST)
+			return 0;
+		break;
+	case TP_ADMIN_RESP:
+		if (m->u.admin_resp.status > TP_STATUS_LAST)
 			return 0;
 		break;
 	default:
@@ -282,6 +303,19 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		p = tp_put64(p, m->u.clock_resp.id);
 		p = tp_put16(p, m->u.clock_resp.status);
 		tp_put64(p, m->u.clock_resp.wall_ms);
+		break;
+	case TP_ADMIN_REQ:
+		p = tp_put64(p, m->u.admin_req.id);
+		*p++ = m->u.admin_req.op;
+		p = tp_put64(p, m->u.admin_req.arg);
+		tp_put64(p, m->u.admin_req.arg2);
+		break;
+	case TP_ADMIN_RESP:
+		p = tp_put64(p, m->u.admin_resp.id);
+		p = tp_put16(p, m->u.admin_resp.status);
+		p = tp_put32(p, m->u.admin_resp.leader_id);
+		p = tp_put64(p, m->u.admin_resp.value);
+		tp_put64(p, m->u.admin_resp.value2);
 		break;
 	default:
 		break;
@@ -380,7 +414,8 @@ static int tp_check_type_len(uint8_t type, uint32_t body_len)
 		/* The exact length needs the u16 len: checked when decoding. */
 		if (body_len < TP_TYPE_SIZE + TP_ERROR_FIXED_SIZE || body_len > TP_ERROR_MAX_BODY)
 			return TP_RERR_BAD_LENGTH;
-	} else if (body_len != TP_TYPE_SIZE + payload) {
+	} else if (body_len != TP_TYPE_SIZE + payload &&
+		   !(type == TP_STATUS_RESP && body_len == TP_TYPE_SIZE + TP_STATUS_RESP_V1_SIZE)) {
 		return TP_RERR_BAD_LENGTH;
 	}
 	return TP_RERR_NONE;
@@ -422,7 +457,7 @@ static int tp_decode(uint8_t type, uint32_t body_len, const uint8_t *p, tp_msg *
 	case TP_STATUS_RESP:
 		m->u.status_resp.id = tp_get64(&p);
 		m->u.status_resp.status = tp_get16(&p);
-		tp_get_status(&p, &m->u.status_resp.st);
+		tp_get_status(&p, &m->u.status_resp.st, body_len == TP_TYPE_SIZE + TP_STATUS_RESP_V1_SIZE);
 		/* Unknown flag bits pass: a newer server may set more. */
 		if (m->u.status_resp.status > TP_STATUS_LAST || m->u.status_resp.st.role > TP_ROLE_LAST)
 			return TP_RERR_BAD_VALUE;
@@ -458,6 +493,22 @@ static int tp_decode(uint8_t type, uint32_t body_len, const uint8_t *p, tp_msg *
 		m->u.clock_resp.status = tp_get16(&p);
 		m->u.clock_resp.wall_ms = tp_get64(&p);
 		if (m->u.clock_resp.status > TP_STATUS_LAST)
+			return TP_RERR_BAD_VALUE;
+		return TP_RERR_NONE;
+	case TP_ADMIN_REQ:
+		/* op and its arguments are the server's to judge. */
+		m->u.admin_req.id = tp_get64(&p);
+		m->u.admin_req.op = *p++;
+		m->u.admin_req.arg = tp_get64(&p);
+		m->u.admin_req.arg2 = tp_get64(&p);
+		return TP_RERR_NONE;
+	case TP_ADMIN_RESP:
+		m->u.admin_resp.id = tp_get64(&p);
+		m->u.admin_resp.status = tp_get16(&p);
+		m->u.admin_resp.leader_id = tp_get32(&p);
+		m->u.admin_resp.value = tp_get64(&p);
+		m->u.admin_resp.value2 = tp_get64(&p);
+		if (m->u.admin_resp.status > TP_STATUS_LAST)
 			return TP_RERR_BAD_VALUE;
 		return TP_RERR_NONE;
 	default:
@@ -545,6 +596,12 @@ const char *tp_status_str(uint16_t status)
 		return "leadership transfer did not complete";
 	case TP_ERR_FORBIDDEN:
 		return "not permitted for this client certificate's role";
+	case TP_ERR_BACKWARDS:
+		return "refused: it would not move forward";
+	case TP_ERR_TOO_FAR:
+		return "refused: beyond max-reset-gap ahead of the leader's clock";
+	case TP_ERR_CLUSTER_VERSION:
+		return "refused: the cluster version is too low";
 	default:
 		return "unknown status";
 	}

@@ -79,7 +79,9 @@ enum tp_type {
 	/* (10 and 11 are kept for the membership messages.) */
 	TP_CLOCK_REQ = 12,  /* c->s  u64 id */
 	TP_CLOCK_RESP = 13, /* s->c  u64 id, u16 status, u64 wall_ms */
-	TP_TYPE_LAST = TP_CLOCK_RESP
+	TP_ADMIN_REQ = 14,  /* c->s  u64 id, u8 op (enum tp_admin_op), u64 arg, u64 arg2 */
+	TP_ADMIN_RESP = 15, /* s->c  u64 id, u16 status, u32 leader_id, u64 value, u64 value2 */
+	TP_TYPE_LAST = TP_ADMIN_RESP
 };
 
 /*
@@ -95,14 +97,45 @@ enum tp_status_code {
 	TP_ERR_EXHAUSTED = 4,     /* the end of the timestamp range (tso.h) */
 	TP_ERR_SHUTTING_DOWN = 5, /* the server is stopping */
 	TP_ERR_INTERNAL = 6,
-	TP_ERR_VERSION = 7,    /* bad magic or no common protocol version */
-	TP_ERR_PROTOCOL = 8,   /* malformed frame; the server closes */
-	TP_ERR_NOT_LEADER = 9, /* this member does not lead: ask leader_id */
-	TP_ERR_TRANSFER = 10,  /* the handover ended without moving leadership
-				* to the target (in time) */
-	TP_ERR_FORBIDDEN = 11, /* the client certificate's role may not do this
-				* (docs/cluster.md, "Roles"); the server closes */
-	TP_STATUS_LAST = TP_ERR_FORBIDDEN
+	TP_ERR_VERSION = 7,          /* bad magic or no common protocol version */
+	TP_ERR_PROTOCOL = 8,         /* malformed frame; the server closes */
+	TP_ERR_NOT_LEADER = 9,       /* this member does not lead: ask leader_id */
+	TP_ERR_TRANSFER = 10,        /* the handover ended without moving leadership
+				      * to the target (in time) */
+	TP_ERR_FORBIDDEN = 11,       /* the client certificate's role may not do this
+				      * (docs/cluster.md, "Roles"); the server closes */
+	TP_ERR_BACKWARDS = 12,       /* an admin request that would not move forward */
+	TP_ERR_TOO_FAR = 13,         /* advance-to beyond max-reset-gap past the clock */
+	TP_ERR_CLUSTER_VERSION = 14, /* the cluster version is below what it needs */
+	TP_STATUS_LAST = TP_ERR_CLUSTER_VERSION
+};
+
+/*
+ * TP_ADMIN_REQ operations (tsoracle-ctl; each answered with TP_ADMIN_RESP):
+ *
+ *   TP_ADMIN_ADVANCE (admin role): arg = UNIX_MS. The leader commits
+ *     Advance(arg) (include/tsoracle.h, the operator's floor) and answers
+ *     TP_OK with value = the floor now, value2 = its clock; or
+ *     TP_ERR_BACKWARDS (value: the next timestamp's ms, already at or above
+ *     arg), TP_ERR_TOO_FAR (value: the leader's clock, value2:
+ *     max-reset-gap), TP_ERR_CLUSTER_VERSION (value: the cluster version,
+ *     value2: the one needed), TP_ERR_BAD_REQUEST (past the end of the
+ *     range; value: the largest ms), TP_ERR_NOT_LEADER (leader_id).
+ *   TP_ADMIN_VERSIONS (any role): value = the newest command set this
+ *     member's build applies (FSM_COMMAND_SET), value2 = the cluster version
+ *     this member has applied. A member of command set 1 does not know
+ *     TP_ADMIN_REQ: it answers TP_ERROR (TP_ERR_PROTOCOL) and closes.
+ *   TP_ADMIN_SET_CLUSTER_VERSION (admin role): arg = the version, arg2 =
+ *     how many members the client checked know it. The leader refuses
+ *     (TP_ERR_BAD_REQUEST, value: the number of members in its Raft
+ *     configuration) if that is fewer than its configuration has, else
+ *     commits ClusterVersion(arg): TP_OK with value = the cluster version
+ *     now; TP_ERR_BACKWARDS (value: the cluster version, not below arg).
+ */
+enum tp_admin_op {
+	TP_ADMIN_ADVANCE = 1,
+	TP_ADMIN_VERSIONS = 2,
+	TP_ADMIN_SET_CLUSTER_VERSION = 3,
 };
 
 /* Raft role, as reported in tp_status. */
@@ -182,6 +215,19 @@ typedef struct tp_msg {
 			uint16_t status;
 			uint32_t leader_id; /* after the transfer; 0: unknown */
 		} transfer_resp;
+		struct {
+			uint64_t id;
+			uint8_t op; /* enum tp_admin_op */
+			uint64_t arg;
+			uint64_t arg2;
+		} admin_req;
+		struct {
+			uint64_t id;
+			uint16_t status;
+			uint32_t leader_id; /* 0: unknown */
+			uint64_t value;
+			uint64_t value2;
+		} admin_resp;
 		struct {
 			uint16_t status;
 			uint16_t len;

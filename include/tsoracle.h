@@ -68,7 +68,9 @@
  * mark committed before its barrier; I4 a leader serves only within its
  * lease, and a new leader not before the old lease has run out (or the
  * old leader released it); I5 the range ends in an error, never a wrap;
- * I6 a grant stays within max_ahead_ms of the clock it is granted at.
+ * I6 a grant stays within max_ahead_ms of the clock it is granted at (or of
+ * the operator's floor, after an advance-to); I7 a leader serves above
+ * everything handed out before its process started.
  */
 
 /* This header's version, and the library's (tsoracle_version()): major,
@@ -154,10 +156,32 @@ const char *tsoracle_version_string(void);
  *      made the candidate's log at least as long in term t).
  *   I5 (no wrap) A grant or mark past the end of the timestamp range (tso.h) is an error
  *      (TA_EXHAUSTED), never a wrap.
- *   I6 (near the clock) A grant's last value has physical part <= now +
- *      max_ahead_ms, now being the clock reading it is granted at: a grant
- *      that would pass it waits (TA_WAIT) for the clock, so `tso >> 18`
- *      stays within max_ahead_ms of the time the timestamp was issued.
+ *   I6 (near the clock) A grant's last value has physical part <=
+ *      max(now, F) + max_ahead_ms, now being the clock reading it is
+ *      granted at and F the operator's floor (below; 0 until an
+ *      advance-to commits): a grant that would pass it waits (TA_WAIT) for
+ *      the clock, so `tso >> 18` stays within max_ahead_ms of the time the
+ *      timestamp was issued, or of the time an operator moved the oracle to.
+ *      The allocator reads "now" as max(clock, F) everywhere, so an
+ *      advance lifts the cap with the floor instead of stalling grants
+ *      until the clock reaches F.
+ *   I7 (above everything before this start) A fence's floor is at least
+ *      the start floor S = wall clock at the process's start + max_ahead_ms
+ *      + the members' largest clock offset + 1 (ta_set_start_floor). Every
+ *      timestamp handed out before this process started was granted (I6)
+ *      at most max_ahead_ms past its granting leader's clock, at a moment
+ *      before this start, on a clock at most that offset ahead of this
+ *      member's; so it is below S << 18 whatever the data directory holds:
+ *      a survivor that was behind (--force-new-cluster) or a directory
+ *      restored from an old copy starts above it all. While a floor above
+ *      F stays > now + max_ahead_ms, grants wait for the clock (I6): at
+ *      most the offset and 1 ms after the start.
+ *
+ * The operator's floor F: a committed Advance(F) (fsm.c, tsoracle-ctl
+ * advance-to) raises it; it only rises. Every grant made after it is
+ * applied here starts at F << 18 or later (now >= F), and every later
+ * leader reads it after its barrier, so every timestamp handed out after
+ * the advance-to was answered has physical part >= F.
  */
 
 /* Clock readings, taken by the caller at one moment. */
@@ -223,6 +247,10 @@ typedef struct ta_alloc {
 	uint64_t lease_not_before; /* mono ms: a new leader waits until then */
 	uint64_t lease_renewed_at; /* mono ms: proposal time of latest commit */
 
+	uint64_t floor_ms;             /* F: the operator's committed floor, ms (I6, I7) */
+	uint64_t start_floor_ms;       /* S: every fence's floor is at least this (I7) */
+	uint64_t start_floor_slack_ms; /* ... but at most this past now + max_ahead */
+
 	/* Counters for status. */
 	uint64_t grants;
 	uint64_t timestamps;
@@ -252,13 +280,28 @@ void ta_init(ta_alloc *a, const ta_config *cfg);
  * predecessor released, the new-leader wait of the lease is over. May be
  * called while leading an older epoch: it starts over in the new one.
  *
- * Here and below, "now" is clk.wall_ms read as at most TSO_PHYSICAL_MAX.
+ * The floor is also at least the start floor (I7).
+ *
+ * Here and below, "now" is max(clk.wall_ms, F) read as at most
+ * TSO_PHYSICAL_MAX.
  */
 uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
 		       ta_clock clk);
 
 /* Leadership lost (or stopping): stop serving at once, forget the epoch. */
 void ta_lead_end(ta_alloc *a);
+
+/* Sets S, the start floor (I7): every later ta_lead_begin's floor is at
+ * least floor_ms, but never more than slack_ms past now + max_ahead_ms (a
+ * clock that stepped back below its reading at the start would otherwise
+ * make grants wait as long). The host calls it once, before Raft starts,
+ * with floor_ms = its clock + max_ahead_ms + slack_ms. */
+void ta_set_start_floor(ta_alloc *a, uint64_t floor_ms, uint64_t slack_ms);
+
+/* F is at least floor_ms from now on (a committed Advance, read from the
+ * state machine); lower values change nothing. "now" is max(clock, F) in
+ * every computation (I6). */
+void ta_raise_floor(ta_alloc *a, uint64_t floor_ms);
 
 /* True if a proposal should be made now: leader, nothing in flight, and
  * the fence is not committed (its proposal failed), or the lease is due for
@@ -333,9 +376,28 @@ const char *ta_result_str(int result);
  *           one u64 argument (big-endian): the mark (FSM_CMD_HIGH_WATER) or
  *           the term (FSM_CMD_RELEASE), and their framing never changes (a
  *           new meaning takes a new type).
+ * Advance(floor) (command set 2, tsoracle-ctl advance-to) applies as
+ *   F = max(F, floor): the operator's floor (I6, I7). ClusterVersion(v)
+ *   (command set 2) applies as cluster_version = max(cluster_version, v):
+ *   the command set every member runs (below). Both clear released_term,
+ *   as HighWater does.
+ *
+ * Versions (a rolling upgrade, docs/cluster.md): the cluster version is
+ * the command set every member is known to apply; a log without a
+ * ClusterVersion is at FSM_COMMAND_SET_FIRST. A leader proposes a command
+ * of set v (fsm_cmd_command_set) only once the cluster version is at least
+ * v, so a member of an older build never meets one; ClusterVersion(v)
+ * itself is proposed only once every member reported knowing v
+ * (tsoracle-ctl cluster-version). A member that meets a type it does not
+ * know, or a ClusterVersion above its own set, halts (below).
+ *
  * Snapshot: u32 FSM_SNAPSHOT_MAGIC, u8 version, u64 H, then in version 2
- *           u64 released_term (big-endian). Version 1 (H alone) is read as
- *           released_term 0.
+ *           u64 released_term, then in version 3 u64 F and u64 cluster
+ *           version (big-endian). Version 1 (H alone) is read as
+ *           released_term 0, versions 1 and 2 as F 0 and cluster version
+ *           1. tsoracled's state machine writes version 2 while the
+ *           cluster version is 1 (a member of set 1 reads up to 2; F is 0
+ *           then), version 3 after; fsm_snapshot_put always version 3.
  *
  * What apply refuses, by one rule on every replica (docs/architecture.md,
  * "What the state machine refuses"): the verdict depends only on the
@@ -363,22 +425,35 @@ const char *ta_result_str(int result);
  *     and halts the same way (at start, tsoracled does not start).
  */
 
-#define FSM_CMD_HIGH_WATER   1
-#define FSM_CMD_RELEASE      2
-#define FSM_CMD_HEADER_SIZE  8 /* the envelope: type and 7 reserved zero bytes */
-#define FSM_CMD_ALIGN        8 /* every command's length is a multiple of this */
-#define FSM_CMD_SIZE         16
-#define FSM_CMD_ARG_OFFSET   8
-#define FSM_SNAPSHOT_MAGIC   UINT32_C(0x54534F53) /* "TSOS" */
-#define FSM_SNAPSHOT_VERSION 2
-#define FSM_SNAPSHOT_HEADER  5 /* magic and version */
-#define FSM_SNAPSHOT_V1_SIZE 13
-#define FSM_SNAPSHOT_SIZE    21
-#define FSM_REASON_SIZE      256
+#define FSM_CMD_HIGH_WATER      1
+#define FSM_CMD_RELEASE         2
+#define FSM_CMD_ADVANCE         3 /* command set 2: Advance(floor ms) */
+#define FSM_CMD_CLUSTER_VERSION 4 /* command set 2: ClusterVersion(command set) */
+#define FSM_CMD_LAST            FSM_CMD_CLUSTER_VERSION
+#define FSM_CMD_HEADER_SIZE     8 /* the envelope: type and 7 reserved zero bytes */
+#define FSM_CMD_ALIGN           8 /* every command's length is a multiple of this */
+#define FSM_CMD_SIZE            16
+#define FSM_CMD_ARG_OFFSET      8
+/* Command sets (the log's versions): 1 is HighWater and Release (every
+ * tsoracled up to 0.1.0 of libtsoracle 1.1); 2 adds Advance and
+ * ClusterVersion. FSM_COMMAND_SET is the newest this build applies. */
+#define FSM_COMMAND_SET_FIRST   1
+#define FSM_COMMAND_SET_ADVANCE 2
+#define FSM_COMMAND_SET         FSM_COMMAND_SET_ADVANCE
+#define FSM_SNAPSHOT_MAGIC      UINT32_C(0x54534F53) /* "TSOS" */
+#define FSM_SNAPSHOT_V2         2
+#define FSM_SNAPSHOT_VERSION    3
+#define FSM_SNAPSHOT_HEADER     5 /* magic and version */
+#define FSM_SNAPSHOT_V1_SIZE    13
+#define FSM_SNAPSHOT_V2_SIZE    21
+#define FSM_SNAPSHOT_SIZE       37
+#define FSM_REASON_SIZE         256
 
 typedef struct fsm_state {
 	uint64_t high_water_ms;            /* H */
 	uint64_t released_term;            /* the log ends in Release(this term); 0: not */
+	uint64_t floor_ms;                 /* F: the highest Advance applied (I6), 0: none */
+	uint64_t cluster_version;          /* the highest ClusterVersion applied; 0: none (1) */
 	uint64_t applied;                  /* commands applied since start (status) */
 	uint64_t refused;                  /* commands refused since start (malformed, out of range) */
 	bool halted;                       /* an unknown command or a refused snapshot: stop */
@@ -426,6 +501,14 @@ int fsm_encode_high_water(uint64_t mark, struct raft_buffer *buf);
 
 /* Encodes Release(term) into a raft_malloc'ed buffer; 0 or RAFT_NOMEM. */
 int fsm_encode_release(uint64_t term, struct raft_buffer *buf);
+
+/* The command set that introduced command type (FSM_CMD_*): a leader
+ * proposes it only at that cluster version or above. */
+uint64_t fsm_cmd_command_set(uint8_t type);
+
+/* The cluster version of the state: its highest ClusterVersion, at least
+ * FSM_COMMAND_SET_FIRST. */
+uint64_t fsm_cluster_version(const fsm_state *s);
 
 /* True if a leader of term may skip the new-leader wait: its log's last
  * command (applied after its barrier) is the release of term - 1. */
@@ -653,6 +736,12 @@ struct lead_driver {
 void lead_init(lead_driver *d, struct raft *raft, const fsm_state *state, const ta_config *cfg,
 	       const lead_host *host);
 
+/* Sets the allocator's start floor (ta_set_start_floor, I7): the host
+ * calls it once, before raft_start, with its wall clock at start +
+ * max_ahead_ms + slack_ms, slack_ms being the largest clock offset between
+ * members + 1. */
+void lead_set_start_floor(lead_driver *d, uint64_t floor_ms, uint64_t slack_ms);
+
 /*
  * The leadership watch, at clock reading clk: reconciles the allocator
  * with raft's role (a loss ends serving at once; a win starts the barrier;
@@ -693,5 +782,43 @@ uint64_t lead_handover_ended(lead_driver *d);
 /* The host is closing: stop serving for good; callbacks still to come only
  * free what the driver allocated. */
 void lead_stop(lead_driver *d);
+
+/* lead_advance's and lead_set_cluster_version's results. */
+enum lead_admin_result {
+	LEAD_ADMIN_STARTED = 0, /* proposed: cb runs once it is applied or failed */
+	LEAD_ADMIN_NOT_LEADER,  /* not the leader, or not serving yet */
+	LEAD_ADMIN_VERSION,     /* the cluster version (*value) is below the command's set */
+	LEAD_ADMIN_BACKWARDS,   /* not forward: the next timestamp's ms, or the
+				 * cluster version, is *value already */
+	LEAD_ADMIN_TOO_FAR,     /* more than max_gap_ms past the leader's clock (*value) */
+	LEAD_ADMIN_RANGE,       /* past the end of the range, or a cluster version
+				 * above this build's set (*value: the most) */
+	LEAD_ADMIN_REFUSED,     /* libraft refused the proposal (logged) */
+	LEAD_ADMIN_NOMEM,
+};
+
+/* Called once when an operator's command committed and was applied here
+ * (status 0), or failed (a RAFT_* code). Runs inside libraft's callback:
+ * it may answer a client, but call nothing of libraft or this library. */
+typedef void (*lead_admin_cb)(void *arg, int status);
+
+/*
+ * advance-to: proposes Advance(floor_ms) (tsoracle.h, the operator's floor
+ * F), so that every timestamp handed out after it has applied has physical
+ * part >= floor_ms. Only a serving leader, at cluster version 2 or above;
+ * refused when floor_ms is not above the next timestamp's ms (never
+ * backwards), or more than max_gap_ms past the leader's wall clock.
+ */
+int lead_advance(lead_driver *d, ta_clock clk, uint64_t floor_ms, uint64_t max_gap_ms, uint64_t *value,
+		 lead_admin_cb cb, void *cb_arg);
+
+/*
+ * Proposes ClusterVersion(version): the caller has checked that every
+ * member runs a build that knows command set version (tsoracle-ctl
+ * cluster-version raise). Refused if not above the cluster version, or
+ * above this build's FSM_COMMAND_SET.
+ */
+int lead_set_cluster_version(lead_driver *d, ta_clock clk, uint64_t version, uint64_t *value,
+			     lead_admin_cb cb, void *cb_arg);
 
 #endif /* TSORACLE_H */

@@ -107,6 +107,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The daemon of an older commit (TSORACLE_OLD_REF, default 656b944: command
+# set 1, before clock sanity) for t/133_rolling_upgrade.pl, built once from a
+# git worktree in a temporary directory (bounded: OLD_BUILD_TIMEOUT s) and
+# cached in build/old/. Without it (no git history, a failed build), the
+# test skips.
+OLD_REF=${TSORACLE_OLD_REF:-656b944}
+OLD_BUILD_TIMEOUT=600
+old_daemon() {
+	local out="build/old/tsoracled-$OLD_REF" dir rc=0
+	[ -x "$out" ] && return 0
+	dir=$(mktemp -d /tmp/tsoracle-old.XXXXXX) || return 1
+	if git worktree add -q --detach "$dir/src" "$OLD_REF" &&
+		timeout "$OLD_BUILD_TIMEOUT" make -s -C "$dir/src" -j2 DEPS_PREFIX="$(scripts/deps.sh --raft-prefix)" \
+			build/tsoracled >"$dir/build.log" 2>&1 &&
+		mkdir -p build/old && cp "$dir/src/build/tsoracled" "$out"; then
+		echo "built tsoracled of $OLD_REF for the rolling upgrade test: $out"
+	else
+		rc=1
+		echo "could not build tsoracled of $OLD_REF (t/133 skips):"
+		tail -n 20 "$dir/build.log" 2>/dev/null
+	fi
+	git worktree remove --force "$dir/src" >/dev/null 2>&1
+	rm -rf "$dir"
+	return $rc
+}
+
 stage() {
 	install_all || return 1
 	echo "PostgreSQL $PG: $PG_BINDIR (a copy of $PG_SERVER_BINDIR), tsoracled in $SIDECAR_BINDIR"
@@ -126,6 +152,8 @@ stage() {
 		mkdir -p "$STAGE/bin/san"
 		cp build-san/tsoracled build-san/tsoracle-ctl "$STAGE/bin/san/"
 	fi
+	cp $b/control/tsoracled-broken-startfloor $b/control/tsoracled-broken-floor "$STAGE/bin/"
+	old_daemon && cp "build/old/tsoracled-$OLD_REF" "$STAGE/bin/tsoracled-old"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
@@ -203,6 +231,7 @@ run_prove() {
 		TSORACLED="$daemon" TSORACLE_CTL="${TAP_CTL:-$SIDECAR_BINDIR/tsoracle-ctl}" \
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
 		TSORACLE_BENCH="$STAGE/bin/tsoracle-bench" \
+		TSORACLED_OLD="$([ -x "$STAGE/bin/tsoracled-old" ] && echo "$STAGE/bin/tsoracled-old")" \
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" "$@")
 }
 
@@ -241,6 +270,18 @@ tap_clock_control() {
 # answer goes to whatever call its slot holds) is installed for this run
 # only, and the test must fail on the session whose next call would get
 # the abandoned call's answer; then the real extension is installed again.
+# Positive control of t/132_advance_to.pl: against the build whose
+# allocator ignores the operator's floor (ta_raise_floor does nothing), a
+# timestamp after advance-to is below its time, and the test must say so.
+tap_floor_control() {
+	local out rc=0
+	as_pg mkdir -p "$STAGE/floor-control"
+	out=$(TAP_TESTDIR="$STAGE/floor-control" run_prove "$STAGE/bin/tsoracled-broken-floor" -v \
+		t/132_advance_to.pl 2>&1) || rc=$?
+	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
+	[ $rc -ne 0 ] && grep -Eq '^not ok .*at least the time advanced to' <<<"$out"
+}
+
 tap_generation_control() {
 	local ext=build/pg$PG/ext-control out rc=0
 	mkdir -p "$ext/src" "$ext/common"
@@ -416,6 +457,12 @@ for v in $pg_versions; do
 		*" t/111_clock_sanity.pl "*)
 			suite "TAP positive control: t/111 against the clock-check-disabled build must fail" \
 				tap_clock_control
+			;;
+		esac
+		case " ${TESTS:-t/132_advance_to.pl} " in
+		*" t/132_advance_to.pl "*)
+			suite "TAP positive control: t/132 ignoring the operator's floor must fail" \
+				tap_floor_control
 			;;
 		esac
 		case " ${TESTS:-t/002_sidecar_down.pl} " in

@@ -40,11 +40,19 @@ static uint64_t ta_add_sat(uint64_t x, uint64_t y)
 	return sum < x ? UINT64_MAX : sum;
 }
 
-/* The wall clock in ms, read as at most the last millisecond of the range:
- * a clock past the end can only lead to TA_EXHAUSTED, never to a wrap (I5). */
-static uint64_t ta_now_ms(ta_clock clk)
+/*
+ * The allocator's "now", ms: the wall clock, lifted to the operator's
+ * committed floor F (ta_raise_floor: an advance-to), and read as at most the
+ * last millisecond of the range: a clock past the end can only lead to
+ * TA_EXHAUSTED, never to a wrap (I5). Every use of "now" (grant starts, the
+ * fence floor, extension marks, the I6 cap) reads this, so after an advance
+ * the allocator behaves exactly as if its clock read F: grants start at F or
+ * later, and the cap now + max_ahead is lifted with it instead of stalling
+ * the oracle until the clock reaches F (I6 as amended in tsoracle.h).
+ */
+static uint64_t ta_now_ms(const ta_alloc *a, ta_clock clk)
 {
-	return ta_min(clk.wall_ms, TSO_PHYSICAL_MAX);
+	return ta_min(ta_max(clk.wall_ms, a->floor_ms), TSO_PHYSICAL_MAX);
 }
 
 /* Mono ms a new leader waits before serving: the lease stretched by the
@@ -103,7 +111,7 @@ static bool ta_wants_growth(const ta_alloc *a, uint64_t now_ms)
  */
 static uint64_t ta_grant_limit_ms(const ta_alloc *a, ta_clock clk)
 {
-	uint64_t limit = ta_min(a->high_water_ms, ta_add_sat(ta_now_ms(clk), a->cfg.max_ahead_ms));
+	uint64_t limit = ta_min(a->high_water_ms, ta_add_sat(ta_now_ms(a, clk), a->cfg.max_ahead_ms));
 	return ta_min(limit, TSO_PHYSICAL_MAX);
 }
 
@@ -163,10 +171,25 @@ void ta_init(ta_alloc *a, const ta_config *cfg)
 	*a = (ta_alloc){.cfg = *cfg};
 }
 
+/*
+ * The start floor S as it applies at now: S, but at most slack_ms past
+ * now + max_ahead. While the clock reads at least what it read at the
+ * start, S is within that (S = start + max_ahead + slack), so this is S;
+ * only a clock that has since stepped back below its reading at the start
+ * (it was wrong then, or is now) is capped, so that grants never wait more
+ * than slack_ms for the clock (I6) however wrong it was.
+ */
+static uint64_t ta_start_floor_now(const ta_alloc *a, uint64_t now_ms)
+{
+	uint64_t cap = ta_add_sat(ta_add_sat(now_ms, a->cfg.max_ahead_ms), a->start_floor_slack_ms);
+
+	return ta_min(a->start_floor_ms, cap);
+}
+
 uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
 		       ta_clock clk)
 {
-	uint64_t now = ta_now_ms(clk);
+	uint64_t now = ta_now_ms(a, clk);
 	uint64_t high = ta_max(a->high_water_ms, high_water_ms);
 	uint64_t floor_ms;
 	uint64_t fence;
@@ -174,8 +197,10 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool
 	if (epoch == 0)
 		return 0;
 	/* I3: high holds every mark committed before the barrier, so every
-	 * timestamp any earlier leader could hand out is below floor << 18. */
-	floor_ms = ta_max(ta_add_sat(high, 1), now);
+	 * timestamp any earlier leader could hand out is below floor << 18.
+	 * I7: and start_floor_ms is above every timestamp handed out before
+	 * this process started, whatever this data directory holds. */
+	floor_ms = ta_max(ta_max(ta_add_sat(high, 1), now), ta_start_floor_now(a, now));
 	if (floor_ms > TSO_PHYSICAL_MAX)
 		return 0; /* I5: no room left for even one millisecond */
 	fence = ta_max(floor_ms, ta_ahead_mark(&a->cfg, floor_ms, now));
@@ -198,6 +223,20 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool
 	return fence;
 }
 
+void ta_set_start_floor(ta_alloc *a, uint64_t floor_ms, uint64_t slack_ms)
+{
+	a->start_floor_ms = floor_ms;
+	a->start_floor_slack_ms = slack_ms;
+}
+
+void ta_raise_floor(ta_alloc *a, uint64_t floor_ms)
+{
+	/* A committed floor only rises (fsm.c applies Advance as max); a stale
+	 * reading never lowers it. */
+	if (floor_ms > a->floor_ms)
+		a->floor_ms = ta_min(floor_ms, TSO_PHYSICAL_MAX);
+}
+
 void ta_lead_end(ta_alloc *a)
 {
 	/* H stays: it is still a committed lower bound. last_issued and the
@@ -214,7 +253,7 @@ void ta_lead_end(ta_alloc *a)
 
 bool ta_extension_due(const ta_alloc *a, ta_clock clk)
 {
-	uint64_t now = ta_now_ms(clk);
+	uint64_t now = ta_now_ms(a, clk);
 
 	if (a->epoch == 0 || a->ext_inflight)
 		return false;
@@ -229,7 +268,7 @@ bool ta_extension_due(const ta_alloc *a, ta_clock clk)
 
 uint64_t ta_extension_prepare(ta_alloc *a, ta_clock clk)
 {
-	uint64_t now = ta_now_ms(clk);
+	uint64_t now = ta_now_ms(a, clk);
 	uint64_t mark = a->high_water_ms; /* pure lease renewal by default */
 
 	if (a->epoch == 0 || a->ext_inflight)
@@ -292,7 +331,7 @@ int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)
 		return TA_LEASE;
 	if (a->last >= TSO_MAX)
 		return TA_EXHAUSTED; /* I5: last + 1 would not be a timestamp */
-	start = ta_max(tso_first_of_ms(ta_now_ms(clk)), a->last + 1);
+	start = ta_max(tso_first_of_ms(ta_now_ms(a, clk)), a->last + 1);
 	if (start > TSO_MAX - (n - 1))
 		return TA_EXHAUSTED; /* I5: the range ends before start + n - 1 */
 	end = start + (n - 1);
@@ -303,7 +342,8 @@ int ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first)
 	/* Correct by I1, start > last: above every earlier grant of this epoch,
 	 * and by I3 (last >= (floor << 18) - 1) above every earlier leader's;
 	 * by I2, end's ms <= H, a committed mark; by I4, fenced and leased;
-	 * by I6, end's ms <= now + max_ahead. */
+	 * by I6, end's ms <= max(now, F) + max_ahead (ta_now_ms); by I7 and the
+	 * fence, above every timestamp handed out before this process started. */
 	a->last = end;
 	a->last_issued = end;
 	a->grants++;
@@ -319,7 +359,7 @@ uint64_t ta_room(const ta_alloc *a, ta_clock clk)
 
 	if (!ta_serving(a, clk) || a->last >= TSO_MAX)
 		return 0;
-	start = ta_max(tso_first_of_ms(ta_now_ms(clk)), a->last + 1);
+	start = ta_max(tso_first_of_ms(ta_now_ms(a, clk)), a->last + 1);
 	/* ta_grant_limit_ms is at most TSO_PHYSICAL_MAX: its last timestamp
 	 * is at most TSO_MAX (I5). */
 	limit = tso_last_of_ms(ta_grant_limit_ms(a, clk));

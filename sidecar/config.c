@@ -31,7 +31,7 @@
 /* max-start-gap, ms: a hundred years is more than any downtime. */
 #define CFG_START_GAP_MAX   (UINT64_C(100) * 365 * 24 * 3600 * 1000)
 
-enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE };
+enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE, CFG_FLAG };
 
 typedef struct cfg_option {
 	const char *name;
@@ -127,6 +127,17 @@ static const cfg_option cfg_options[] = {
 	"                                     high-water mark does not serve (default 604800000, 7 days)"),
     OPT_UINT("trust-clock", trust_clock, 0, 1, "0|1",
 	     "1: serve although max-start-gap is passed (the operator's word)"),
+    OPT_U64("start-floor-margin", start_floor_margin_ms, 0, CFG_MS_MAX, "MS",
+	    "a leader serves only above its start + max-ahead + this: how far\n"
+	    "                                     another member's clock may have been ahead of this one's\n"
+	    "                                     (default 500; docs/allocator.md, I7)"),
+    OPT_U64("max-reset-gap", max_reset_gap_ms, 1, CFG_RESET_GAP_MAX_MS, "MS",
+	    "tsoracle-ctl advance-to refuses a time more than this ahead of\n"
+	    "                                     the leader's clock (default 86400000, 24 h)"),
+    {"force-new-cluster", CFG_FLAG, offsetof(cfg, force_new_cluster), 0, 0, 0, "",
+     "command line only, once, on the one surviving member after a lost\n"
+     "                                     quorum: rewrite the configuration to this member alone,\n"
+     "                                     keeping its log (docs/cluster.md, \"Disaster recovery\")"},
 };
 #define CFG_N_OPTIONS (sizeof cfg_options / sizeof cfg_options[0])
 
@@ -146,6 +157,8 @@ void cfg_defaults(cfg *c)
 	c->client_output_max = CFG_DEFAULT_CLIENT_OUTPUT_MAX;
 	c->snapshot_threshold = CFG_DEFAULT_SNAPSHOT_THRESHOLD;
 	c->snapshot_trailing = CFG_DEFAULT_SNAPSHOT_TRAILING;
+	c->max_reset_gap_ms = CFG_DEFAULT_MAX_RESET_GAP_MS;
+	c->start_floor_margin_ms = CFG_DEFAULT_START_FLOOR_MARGIN_MS;
 	ta_config_default(&c->alloc);
 	c->max_clock_offset_ms = LEAD_CLOCK_DEFAULT_MAX_OFFSET_MS;
 	c->max_start_gap_ms = LEAD_CLOCK_DEFAULT_MAX_START_GAP_MS;
@@ -292,6 +305,12 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 		return cfg_parse_peers(c, value, err, errlen);
 	case CFG_FILE:
 		return cfg_load_file(c, value, err, errlen);
+	case CFG_FLAG:
+		/* A one-time action, not a setting: left in a file it would
+		 * act again at every restart (cfg_args_pass sets it from the
+		 * command line). */
+		return err_set(err, errlen,
+			       "%s is a command-line flag for one start, not a setting for a file", name);
 	}
 	return err_set(err, errlen, "%s: unhandled setting", name);
 }
@@ -550,6 +569,12 @@ static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, siz
 			return CFG_ERROR;
 		}
 		arg += 2;
+		if (cfg_find(arg) != NULL && cfg_find(arg)->kind == CFG_FLAG) {
+			/* A flag takes no value; set in pass 1 with the others. */
+			if (pass == 1)
+				*(bool *)((char *)c + cfg_find(arg)->offset) = true;
+			continue;
+		}
 		eq = strchr(arg, '=');
 		if (eq != NULL) {
 			snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);

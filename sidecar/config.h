@@ -57,6 +57,15 @@ typedef struct cfg {
 	unsigned snapshot_threshold; /* log entries between snapshots */
 	unsigned snapshot_trailing;  /* entries kept after a snapshot */
 
+	/* --force-new-cluster: this start rewrites the Raft configuration to
+	 * this member alone (node.c, docs/cluster.md). Command line only. */
+	bool force_new_cluster;
+	/* The start floor (I7, docs/allocator.md) covers a predecessor's clock
+	 * this far ahead of this member's, ms. */
+	uint64_t start_floor_margin_ms;
+	/* advance-to: the most its time may be ahead of the leader's clock, ms. */
+	uint64_t max_reset_gap_ms;
+
 	ta_config alloc; /* window, cap, lease */
 
 	/* Clock sanity (include/tsoracle.h, "clock sanity"), ms; 0: off. */
@@ -65,26 +74,32 @@ typedef struct cfg {
 	unsigned trust_clock;      /* 1: the operator vouches for the clock at start */
 } cfg;
 
-#define CFG_DEFAULT_RAFT_ADDRESS        "127.0.0.1:7400"
+#define CFG_DEFAULT_RAFT_ADDRESS          "127.0.0.1:7400"
 /* In a directory only tsoracled's user may write (created 0750 if
  * missing), not /tmp, where any local user could bind or plant it first. */
-#define CFG_DEFAULT_CLIENT_SOCKET       "/run/tsoracle/tsoracled.sock"
-#define CFG_DEFAULT_ELECTION_TIMEOUT_MS 300
-#define CFG_DEFAULT_HEARTBEAT_MS        30
-#define CFG_DEFAULT_REQUEST_TIMEOUT_MS  2000
-#define CFG_DEFAULT_MAX_CONNECTIONS     4096
-#define CFG_DEFAULT_HELLO_TIMEOUT_MS    3000
-#define CFG_DEFAULT_IDLE_TIMEOUT_MS     0
-#define CFG_DEFAULT_CLIENT_OUTPUT_MAX   (256 * 1024)
-#define CFG_DEFAULT_SNAPSHOT_THRESHOLD  1024
+#define CFG_DEFAULT_CLIENT_SOCKET         "/run/tsoracle/tsoracled.sock"
+#define CFG_DEFAULT_ELECTION_TIMEOUT_MS   300
+#define CFG_DEFAULT_HEARTBEAT_MS          30
+#define CFG_DEFAULT_REQUEST_TIMEOUT_MS    2000
+#define CFG_DEFAULT_MAX_CONNECTIONS       4096
+#define CFG_DEFAULT_HELLO_TIMEOUT_MS      3000
+#define CFG_DEFAULT_IDLE_TIMEOUT_MS       0
+#define CFG_DEFAULT_CLIENT_OUTPUT_MAX     (256 * 1024)
+#define CFG_DEFAULT_SNAPSHOT_THRESHOLD    1024
+/* start-floor-margin, ms: NTP keeps clocks within a few ms; 500 as the
+ * default max-clock-offset (a leader's clock is within it of the majority). */
+#define CFG_DEFAULT_START_FLOOR_MARGIN_MS 500
+/* max-reset-gap, ms: 24 h, as TiDB PD's max-reset-ts-gap; at most a year. */
+#define CFG_DEFAULT_MAX_RESET_GAP_MS      (24ull * 3600 * 1000)
+#define CFG_RESET_GAP_MAX_MS              (366ull * 24 * 3600 * 1000)
 /* max-ahead's least value, ms: the largest request (TA_MAX_GRANT, 2^24
  * timestamps) spans 64 ms of the clock, and no grant may reach past the
  * clock + max-ahead (I6, docs/allocator.md), so below this such a request
  * (or a follower's forwarded batch of that size) would wait forever. */
-#define CFG_MAX_AHEAD_MIN_MS            (TA_MAX_GRANT >> TSO_LOGICAL_BITS)
-#define CFG_DEFAULT_SNAPSHOT_TRAILING   128
+#define CFG_MAX_AHEAD_MIN_MS              (TA_MAX_GRANT >> TSO_LOGICAL_BITS)
+#define CFG_DEFAULT_SNAPSHOT_TRAILING     128
 /* The pid file in the data directory, unless pid-file says otherwise. */
-#define CFG_PID_FILE_NAME               "tsoracled.pid"
+#define CFG_PID_FILE_NAME                 "tsoracled.pid"
 
 /* Outcome of cfg_parse_args. */
 enum cfg_parse_result {

@@ -49,7 +49,10 @@ static void ctl_usage(FILE *out)
 	    out,
 	    "Usage: tsoracle-ctl [--address ADDR] [--timeout MS] [TLS] COMMAND\n"
 	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] status [--json]\n"
-	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] transfer-leader [ID]\n\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] transfer-leader [ID]\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] advance-to UNIX_MS\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] cluster-version "
+	    "[raise]\n\n"
 	    "Commands:\n"
 	    "  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
 	    "                    index; with --peers or --config, every member's, over TCP, with\n"
@@ -58,14 +61,23 @@ static void ctl_usage(FILE *out)
 	    "  transfer-leader [ID]\n"
 	    "                    ask the leader at ADDR (with --peers or --config: whichever\n"
 	    "                    member leads) to hand leadership to member ID (default: any\n"
-	    "                    caught-up voter) and wait for it; prints the new leader\n\n"
+	    "                    caught-up voter) and wait for it; prints the new leader\n"
+	    "  advance-to UNIX_MS\n"
+	    "                    make every later timestamp's physical part at least UNIX_MS\n"
+	    "                    (ms): the leader commits it; refused if not forward, or more\n"
+	    "                    than max-reset-gap ahead of its clock (admin)\n"
+	    "  cluster-version [raise]\n"
+	    "                    (with --peers or --config) every member's command set and the\n"
+	    "                    cluster version; raise: once all run a newer one, commit it\n"
+	    "                    (admin; docs/cluster.md, \"Upgrades\")\n\n"
 	    "ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
 	    "default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
 	    "(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n\n"
 	    "TLS (for TCP addresses of a cluster with tls-* set; docs/cluster.md):\n"
 	    "  --ca FILE     the cluster's CA certificate (PEM)\n"
 	    "  --cert FILE   this client's certificate: OU=client takes timestamps and reads\n"
-	    "                status; transfer-leader needs OU=admin (scripts/certs.sh: admin.crt)\n"
+	    "                status; transfer-leader, advance-to and cluster-version raise need\n"
+	    "                OU=admin (scripts/certs.sh: admin.crt)\n"
 	    "  --key FILE    its private key (mode 600)\n"
 	    "  --crl FILE    revoked certificates (optional)\n"
 	    "With --config, the file's tls-ca, tls-cert, tls-key and tls-crl are used unless\n"
@@ -419,6 +431,226 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 	return rc;
 }
 
+static const char *ctl_find_leader(const cfg *members, int timeout_ms);
+
+/* Sends one TP_ADMIN_REQ on an open connection and reads its answer into
+ * *m; -1 (c->err) without one. */
+static int ctl_admin(ctl_conn *c, uint8_t op, uint64_t arg, uint64_t arg2, tp_msg *m)
+{
+	m->type = TP_ADMIN_REQ;
+	m->u.admin_req.id = 1;
+	m->u.admin_req.op = op;
+	m->u.admin_req.arg = arg;
+	m->u.admin_req.arg2 = arg2;
+	if (ctl_send(c, m) != 0 || ctl_recv(c, m) != 0)
+		return -1;
+	if (m->type == TP_ERROR)
+		return ctl_fail(c, "%s: %s", c->address, m->u.error.text);
+	if (m->type != TP_ADMIN_RESP)
+		return ctl_fail(c, "unexpected answer from %s", c->address);
+	return 0;
+}
+
+/* What to say when a member that is not the leader answered. */
+static void ctl_not_leader(const ctl_conn *c, const char *command, uint32_t leader_id)
+{
+	if (leader_id != 0 && leader_id != c->node_id)
+		fprintf(stderr,
+			"tsoracle-ctl: %s: node %" PRIu32 " at %s is not the leader; node %" PRIu32
+			" is: ask it (or give --config FILE to find it)\n",
+			command, c->node_id, c->address, leader_id);
+	else
+		fprintf(stderr,
+			"tsoracle-ctl: %s: node %" PRIu32 " at %s is not a serving leader (no leader yet, "
+			"or it is still fencing): try again in a second\n",
+			command, c->node_id, c->address);
+}
+
+/*
+ * advance-to: asks the leader at address to commit Advance(unix_ms), after
+ * which every timestamp's physical part is at least unix_ms. Exit 0 once
+ * committed; 1 with the reason when refused (backwards, beyond
+ * max-reset-gap, cluster version too low, not the leader).
+ */
+static int ctl_advance_to(const char *address, int timeout_ms, uint64_t unix_ms)
+{
+	ctl_conn c;
+	tp_msg m;
+	int rc = 1;
+
+	if (ctl_open(&c, address, timeout_ms) != 0 || ctl_admin(&c, TP_ADMIN_ADVANCE, unix_ms, 0, &m) != 0) {
+		fprintf(stderr, "tsoracle-ctl: advance-to: %s\n", c.err);
+		ctl_close(&c);
+		return 1;
+	}
+	switch (m.u.admin_resp.status) {
+	case TP_OK:
+		printf("advanced: every later timestamp's physical part is at least %" PRIu64
+		       " ms (the oracle's floor is %" PRIu64 " ms)\n",
+		       unix_ms, m.u.admin_resp.value);
+		rc = 0;
+		break;
+	case TP_ERR_BACKWARDS:
+		fprintf(stderr,
+			"tsoracle-ctl: advance-to %" PRIu64
+			": refused, never backwards: the next timestamp's "
+			"physical part is already %" PRIu64 " ms (%" PRIu64
+			" ms past the time asked for); nothing changed\n",
+			unix_ms, m.u.admin_resp.value, m.u.admin_resp.value - unix_ms);
+		break;
+	case TP_ERR_TOO_FAR:
+		fprintf(stderr,
+			"tsoracle-ctl: advance-to %" PRIu64 ": refused: %" PRIu64
+			" ms ahead of the leader's clock (%" PRIu64 " ms), more than max-reset-gap (%" PRIu64
+			" ms); raise max-reset-gap in every member's config (and restart them) if you mean "
+			"it, or advance in steps\n",
+			unix_ms, unix_ms - m.u.admin_resp.value, m.u.admin_resp.value, m.u.admin_resp.value2);
+		break;
+	case TP_ERR_CLUSTER_VERSION:
+		fprintf(stderr,
+			"tsoracle-ctl: advance-to: refused: the cluster version is %" PRIu64
+			", advance-to needs %" PRIu64
+			": upgrade every member, then run tsoracle-ctl --config FILE cluster-version raise "
+			"(docs/cluster.md, \"Upgrades\")\n",
+			m.u.admin_resp.value, m.u.admin_resp.value2);
+		break;
+	case TP_ERR_BAD_REQUEST:
+		fprintf(stderr,
+			"tsoracle-ctl: advance-to %" PRIu64 ": refused: past the end of the timestamp range "
+			"(%" PRIu64 " ms)\n",
+			unix_ms, m.u.admin_resp.value);
+		break;
+	case TP_ERR_NOT_LEADER:
+		ctl_not_leader(&c, "advance-to", m.u.admin_resp.leader_id);
+		break;
+	case TP_ERR_UNAVAILABLE:
+		fprintf(stderr,
+			"tsoracle-ctl: advance-to: the leader lost its leadership before the advance "
+			"committed; it may still commit: run it again (it is refused as backwards if it "
+			"did)\n");
+		break;
+	default:
+		fprintf(stderr, "tsoracle-ctl: advance-to: %s\n", tp_status_str(m.u.admin_resp.status));
+		break;
+	}
+	ctl_close(&c);
+	return rc;
+}
+
+/* One member's versions: its build's command set (*known; 1 for a build
+ * that does not know TP_ADMIN_REQ) and the cluster version it applied.
+ * -1 (c->err) if it did not answer. */
+static int ctl_member_versions(const char *address, int timeout_ms, uint64_t *known, uint64_t *cluster,
+			       char *err, size_t errlen)
+{
+	ctl_conn c;
+	tp_msg m;
+	int rc = 0;
+
+	if (ctl_open(&c, address, timeout_ms) != 0) {
+		snprintf(err, errlen, "%s", c.err);
+		ctl_close(&c);
+		return -1;
+	}
+	m.type = TP_ADMIN_REQ;
+	m.u.admin_req.id = 1;
+	m.u.admin_req.op = TP_ADMIN_VERSIONS;
+	m.u.admin_req.arg = 0;
+	m.u.admin_req.arg2 = 0;
+	if (ctl_send(&c, &m) != 0 || ctl_recv(&c, &m) != 0) {
+		snprintf(err, errlen, "%s", c.err);
+		rc = -1;
+	} else if (m.type == TP_ERROR && m.u.error.status == TP_ERR_PROTOCOL) {
+		/* A build of command set 1 refuses the message type. */
+		*known = 1;
+		*cluster = 1;
+	} else if (m.type != TP_ADMIN_RESP || m.u.admin_resp.status != TP_OK) {
+		snprintf(err, errlen, "unexpected answer to the versions request");
+		rc = -1;
+	} else {
+		*known = m.u.admin_resp.value;
+		*cluster = m.u.admin_resp.value2;
+	}
+	ctl_close(&c);
+	return rc;
+}
+
+/*
+ * cluster-version [raise]: every member's command set and cluster version;
+ * with raise, once every member of the file answers and knows a set above
+ * the cluster version, asks the leader to commit the highest one all know.
+ */
+static int ctl_cluster_version(const cfg *members, int timeout_ms, bool raise)
+{
+	uint64_t lowest = UINT64_MAX, current = 0;
+	unsigned answered = 0;
+	const char *leader;
+	ctl_conn c;
+	tp_msg m;
+	int rc = 1;
+
+	printf("%-4s %-22s %-12s %s\n", "id", "client", "command set", "cluster version");
+	for (unsigned i = 0; i < members->n_peers; i++) {
+		const cfg_peer *p = &members->peers[i];
+		uint64_t known = 0, cluster = 0;
+		char err[CTL_ERR_SIZE];
+
+		if (ctl_member_versions(p->client, timeout_ms, &known, &cluster, err, sizeof err) != 0) {
+			printf("%-4" PRIu64 " %-22s (no answer: %s)\n", p->id, p->client, err);
+			continue;
+		}
+		answered++;
+		if (known < lowest)
+			lowest = known;
+		if (cluster > current)
+			current = cluster;
+		printf("%-4" PRIu64 " %-22s %-12" PRIu64 " %" PRIu64 "\n", p->id, p->client, known, cluster);
+	}
+	if (!raise)
+		return answered == members->n_peers ? 0 : 1;
+	if (answered < members->n_peers) {
+		fprintf(stderr,
+			"tsoracle-ctl: cluster-version raise: refused: %u of %u members did not answer; "
+			"every member must be up and known to run the new version\n",
+			members->n_peers - answered, members->n_peers);
+		return 1;
+	}
+	if (lowest <= current) {
+		fprintf(stderr,
+			"tsoracle-ctl: cluster-version raise: nothing to do: the cluster version is %" PRIu64
+			" and the oldest member knows command set %" PRIu64 " (upgrade it first)\n",
+			current, lowest);
+		return 1;
+	}
+	if ((leader = ctl_find_leader(members, timeout_ms)) == NULL)
+		return 1;
+	if (ctl_open(&c, leader, timeout_ms) != 0 ||
+	    ctl_admin(&c, TP_ADMIN_SET_CLUSTER_VERSION, lowest, members->n_peers, &m) != 0) {
+		fprintf(stderr, "tsoracle-ctl: cluster-version raise: %s\n", c.err);
+	} else if (m.u.admin_resp.status == TP_OK) {
+		printf("cluster version raised to %" PRIu64 "\n", m.u.admin_resp.value2);
+		rc = 0;
+	} else if (m.u.admin_resp.status == TP_ERR_BAD_REQUEST) {
+		fprintf(stderr,
+			"tsoracle-ctl: cluster-version raise: refused: the leader's Raft configuration has "
+			"%" PRIu64
+			" members, the config file lists %u: give a file that lists every member\n",
+			m.u.admin_resp.value, members->n_peers);
+	} else if (m.u.admin_resp.status == TP_ERR_BACKWARDS) {
+		fprintf(stderr,
+			"tsoracle-ctl: cluster-version raise: the cluster version is already %" PRIu64 "\n",
+			m.u.admin_resp.value);
+		rc = 0;
+	} else if (m.u.admin_resp.status == TP_ERR_NOT_LEADER) {
+		ctl_not_leader(&c, "cluster-version raise", m.u.admin_resp.leader_id);
+	} else {
+		fprintf(stderr, "tsoracle-ctl: cluster-version raise: %s\n",
+			tp_status_str(m.u.admin_resp.status));
+	}
+	ctl_close(&c);
+	return rc;
+}
+
 /*
  * The client address of the leader, as the first member that answers knows
  * it; NULL (after saying why on stderr) if no member answers, none knows a
@@ -625,6 +857,46 @@ int main(int argc, char **argv)
 		if (cluster && (address = ctl_find_leader(&members, timeout_ms)) == NULL)
 			return 1;
 		return ctl_transfer_leader(address, timeout_ms, (uint32_t)id);
+	}
+	if (strcmp(argv[i], "advance-to") == 0) {
+		unsigned long long ms;
+		char *end;
+
+		if (i + 1 >= argc) {
+			fprintf(stderr, "tsoracle-ctl: advance-to: UNIX_MS is missing (a Unix time in ms)\n");
+			return CTL_EXIT_USAGE;
+		}
+		errno = 0;
+		ms = strtoull(argv[i + 1], &end, 10);
+		if (errno != 0 || *end != '\0' || argv[i + 1][0] < '0' || argv[i + 1][0] > '9' || ms == 0) {
+			fprintf(stderr,
+				"tsoracle-ctl: advance-to: UNIX_MS must be a Unix time in ms, not \"%s\"\n",
+				argv[i + 1]);
+			return CTL_EXIT_USAGE;
+		}
+		if (ctl_extra_args(argc, argv, i, 2) != 0)
+			return CTL_EXIT_USAGE;
+		if (cluster && (address = ctl_find_leader(&members, timeout_ms)) == NULL)
+			return 1;
+		return ctl_advance_to(address, timeout_ms, (uint64_t)ms);
+	}
+	if (strcmp(argv[i], "cluster-version") == 0) {
+		bool raise = i + 1 < argc && strcmp(argv[i + 1], "raise") == 0;
+
+		if (i + 1 < argc && !raise) {
+			fprintf(stderr, "tsoracle-ctl: cluster-version: unknown argument \"%s\" (raise?)\n",
+				argv[i + 1]);
+			return CTL_EXIT_USAGE;
+		}
+		if (ctl_extra_args(argc, argv, i, raise ? 2 : 1) != 0)
+			return CTL_EXIT_USAGE;
+		if (!cluster) {
+			fprintf(stderr,
+				"tsoracle-ctl: cluster-version needs --config FILE or --peers SPEC: it "
+				"asks every member\n");
+			return CTL_EXIT_USAGE;
+		}
+		return ctl_cluster_version(&members, timeout_ms, raise);
 	}
 	fprintf(stderr, "tsoracle-ctl: unknown command \"%s\"\n", argv[i]);
 	ctl_usage(stderr);

@@ -27,6 +27,10 @@ static const char *fsm_type_name(uint8_t type)
 		return "HighWater";
 	case FSM_CMD_RELEASE:
 		return "Release";
+	case FSM_CMD_ADVANCE:
+		return "Advance";
+	case FSM_CMD_CLUSTER_VERSION:
+		return "ClusterVersion";
 	default:
 		return "unknown";
 	}
@@ -56,7 +60,7 @@ static enum fsm_verdict fsm_check(const struct raft_buffer *buf, char *why, size
 			 buf->len, p[0], fsm_reserved_zero(p) ? "zero" : "not zero");
 		return FSM_REFUSED;
 	}
-	if (p[0] != FSM_CMD_HIGH_WATER && p[0] != FSM_CMD_RELEASE) {
+	if (p[0] > FSM_CMD_LAST) {
 		snprintf(why, whylen, "a command of type %u (%zu bytes)", p[0], buf->len);
 		return FSM_UNKNOWN;
 	}
@@ -66,12 +70,23 @@ static enum fsm_verdict fsm_check(const struct raft_buffer *buf, char *why, size
 		return FSM_REFUSED;
 	}
 	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
-	if (p[0] == FSM_CMD_HIGH_WATER && arg > TSO_PHYSICAL_MAX) {
+	if ((p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_ADVANCE) && arg > TSO_PHYSICAL_MAX) {
 		snprintf(why, whylen,
-			 "HighWater(%" PRIu64 "), above the largest physical time %" PRIu64
+			 "%s(%" PRIu64 "), above the largest physical time %" PRIu64
 			 " ms of the timestamp format",
-			 arg, TSO_PHYSICAL_MAX);
+			 fsm_type_name(p[0]), arg, TSO_PHYSICAL_MAX);
 		return FSM_REFUSED;
+	}
+	if (p[0] == FSM_CMD_CLUSTER_VERSION && arg == 0) {
+		snprintf(why, whylen, "ClusterVersion(0) (versions start at %d)", FSM_COMMAND_SET_FIRST);
+		return FSM_REFUSED;
+	}
+	if (p[0] == FSM_CMD_CLUSTER_VERSION && arg > FSM_COMMAND_SET) {
+		/* A newer command set, which this version cannot apply. */
+		snprintf(why, whylen,
+			 "ClusterVersion(%" PRIu64 ") (this tsoracled knows command sets up to %d)", arg,
+			 FSM_COMMAND_SET);
+		return FSM_UNKNOWN;
 	}
 	return FSM_OK;
 }
@@ -148,8 +163,20 @@ int fsm_apply_cmd_result(fsm_state *s, const void *cmd, size_t len, void **resul
 		 * ends the log. */
 		s->released_term = 0;
 		break;
-	default: /* FSM_CMD_RELEASE: fsm_check knows no other */
+	case FSM_CMD_RELEASE:
 		s->released_term = arg;
+		break;
+	case FSM_CMD_ADVANCE:
+		/* The operator's floor F only rises (tsoracle.h, I6). Proposed
+		 * by a serving leader: the release no longer ends the log. */
+		if (arg > s->floor_ms)
+			s->floor_ms = arg;
+		s->released_term = 0;
+		break;
+	default: /* FSM_CMD_CLUSTER_VERSION: fsm_check knows no other */
+		if (arg > s->cluster_version)
+			s->cluster_version = arg;
+		s->released_term = 0;
 		break;
 	}
 	s->applied++;
@@ -168,12 +195,28 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	return fsm_apply_cmd_result(fsm->data, buf->base, buf->len, result);
 }
 
-void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE])
+/* Writes the snapshot of format version (2 or 3) into out; its size. */
+static size_t fsm_snapshot_write(const fsm_state *s, uint8_t version, uint8_t *out)
 {
 	bytes_put_u32(out, FSM_SNAPSHOT_MAGIC);
-	out[4] = FSM_SNAPSHOT_VERSION;
+	out[4] = version;
 	bytes_put_u64(out + FSM_SNAPSHOT_HEADER, s->high_water_ms);
 	bytes_put_u64(out + FSM_SNAPSHOT_V1_SIZE, s->released_term);
+	if (version < FSM_SNAPSHOT_VERSION)
+		return FSM_SNAPSHOT_V2_SIZE;
+	bytes_put_u64(out + FSM_SNAPSHOT_V2_SIZE, s->floor_ms);
+	bytes_put_u64(out + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t), fsm_cluster_version(s));
+	return FSM_SNAPSHOT_SIZE;
+}
+
+void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE])
+{
+	fsm_snapshot_write(s, FSM_SNAPSHOT_VERSION, out);
+}
+
+uint64_t fsm_cluster_version(const fsm_state *s)
+{
+	return s->cluster_version > FSM_COMMAND_SET_FIRST ? s->cluster_version : FSM_COMMAND_SET_FIRST;
 }
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
@@ -190,9 +233,14 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 		*bufs = NULL;
 		return RAFT_NOMEM;
 	}
-	fsm_snapshot_put(s, p);
 	(*bufs)[0].base = p;
-	(*bufs)[0].len = FSM_SNAPSHOT_SIZE;
+	/* Format 3 carries what command set 2 added (F, the cluster version).
+	 * Until the cluster version is 2, every member may still be of command
+	 * set 1 and read only formats 1 and 2 (libraft sends snapshots to
+	 * lagging followers), and F is 0 (Advance needs version 2), so format
+	 * 2 says it all. */
+	(*bufs)[0].len = fsm_snapshot_write(
+	    s, fsm_cluster_version(s) >= FSM_COMMAND_SET_ADVANCE ? FSM_SNAPSHOT_VERSION : FSM_SNAPSHOT_V2, p);
 	*n_bufs = 1;
 	return 0;
 }
@@ -228,7 +276,7 @@ int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len)
 			 version, FSM_SNAPSHOT_VERSION);
 		return RAFT_MALFORMED;
 	}
-	want = version == 1 ? FSM_SNAPSHOT_V1_SIZE : FSM_SNAPSHOT_SIZE;
+	want = version == 1 ? FSM_SNAPSHOT_V1_SIZE : version == 2 ? FSM_SNAPSHOT_V2_SIZE : FSM_SNAPSHOT_SIZE;
 	if (version == 0 || buf->len != want) {
 		fsm_halt(s, "refused a malformed Raft snapshot: format version %u, %zu bytes", version,
 			 buf->len);
@@ -244,10 +292,25 @@ int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len)
 			 h, TSO_PHYSICAL_MAX);
 		return RAFT_MALFORMED;
 	}
+	if (version >= FSM_SNAPSHOT_VERSION &&
+	    (bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) > TSO_PHYSICAL_MAX ||
+	     bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t)) > FSM_COMMAND_SET)) {
+		fsm_halt(s,
+			 "refused a Raft snapshot: floor %" PRIu64 " ms or cluster version %" PRIu64
+			 " out of range (this tsoracled knows command sets up to %d); upgrade this "
+			 "member's tsoracled, or the snapshot is damaged",
+			 bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE),
+			 bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t)), FSM_COMMAND_SET);
+		return RAFT_MALFORMED;
+	}
 	/* A snapshot holds every command up to its index: it replaces the
 	 * state (raft restores only snapshots newer than what was applied). */
 	s->high_water_ms = h;
-	s->released_term = version == FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
+	s->released_term = version >= FSM_SNAPSHOT_V2 ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
+	s->floor_ms = version >= FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) : 0;
+	s->cluster_version = version >= FSM_SNAPSHOT_VERSION
+				 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t))
+				 : FSM_COMMAND_SET_FIRST;
 	return 0;
 }
 
@@ -306,6 +369,12 @@ int fsm_encode_high_water(uint64_t mark, struct raft_buffer *buf)
 int fsm_encode_release(uint64_t term, struct raft_buffer *buf)
 {
 	return fsm_encode(FSM_CMD_RELEASE, term, buf);
+}
+
+uint64_t fsm_cmd_command_set(uint8_t type)
+{
+	return type == FSM_CMD_ADVANCE || type == FSM_CMD_CLUSTER_VERSION ? FSM_COMMAND_SET_ADVANCE
+									  : FSM_COMMAND_SET_FIRST;
 }
 
 bool fsm_predecessor_released(const fsm_state *s, uint64_t term)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tso.h"
+
 /* One line of the driver's log, formatted. */
 #define LEAD_LINE_SIZE 512
 
@@ -28,6 +30,14 @@ typedef struct lead_proposal {
 	uint64_t mark;
 	uint64_t proposed_mono_ms;
 } lead_proposal;
+
+/* An operator's command (Advance, ClusterVersion): whom to tell. */
+typedef struct lead_admin {
+	struct raft_apply req;
+	lead_driver *d;
+	lead_admin_cb cb;
+	void *arg;
+} lead_admin;
 
 /* A Release proposal: the handover it belongs to. */
 typedef struct lead_release {
@@ -105,6 +115,15 @@ void lead_init(lead_driver *d, struct raft *raft, const fsm_state *state, const 
 	d->state = state;
 	d->host = *host;
 	ta_init(&d->alloc, cfg);
+}
+
+void lead_set_start_floor(lead_driver *d, uint64_t floor_ms, uint64_t slack_ms)
+{
+	ta_set_start_floor(&d->alloc, floor_ms, slack_ms);
+	lead_log(d, TSORACLE_LOG_INFO,
+		 "start floor %" PRIu64 " ms: as leader, this member serves only above it, above every "
+		 "timestamp handed out before it started (I7, docs/allocator.md)",
+		 floor_ms);
 }
 
 /* ---- persist_high_water ---------------------------------------------------- */
@@ -254,6 +273,8 @@ static void lead_fence(lead_driver *d, ta_clock clk)
 	uint64_t mark;
 
 	d->barrier_done = false;
+	/* F as applied after the barrier: the floor starts there or above. */
+	ta_raise_floor(&d->alloc, d->state->floor_ms);
 	mark = ta_lead_begin(&d->alloc, d->lead_term, high, released, clk);
 	if (mark == 0) {
 		d->exhausted_term = d->lead_term;
@@ -586,6 +607,118 @@ static bool lead_fence_allowed(lead_driver *d, ta_clock clk)
 	return false;
 }
 
+/* ---- the operator's commands ------------------------------------------------ */
+
+static void lead_admin_cb_raft(struct raft_apply *req, int status, void *result)
+{
+	lead_admin *x = req->data;
+	lead_driver *d = x->d;
+
+	if (status == 0 && result == FSM_RESULT_REFUSED)
+		status = RAFT_MALFORMED; /* the state machine applied nothing */
+	if (status == 0)
+		/* Applied here: every grant from now on starts at F or later
+		 * (lead_grant reads it too; this is for the answer's sake). */
+		ta_raise_floor(&d->alloc, d->state->floor_ms);
+	if (d->stopped && status == 0)
+		status = RAFT_CANCELED; /* the host is closing: no answer is true */
+	if (x->cb != NULL)
+		x->cb(x->arg, status); /* exactly once, stopped or not: it owns arg */
+	free(x);
+	lead_kick(d);
+}
+
+/* Proposes the operator's command type(arg); cb(arg, status) once libraft
+ * has committed and applied it (status 0) or given up. */
+static int lead_admin_propose(lead_driver *d, uint8_t type, uint64_t arg, lead_admin_cb cb, void *cb_arg)
+{
+	lead_admin *x = malloc(sizeof *x);
+	int rv;
+
+	if (x == NULL)
+		return LEAD_ADMIN_NOMEM;
+	x->req.data = x;
+	x->d = d;
+	x->cb = cb;
+	x->arg = cb_arg;
+	rv = lead_propose_cmd(d, &x->req, type, arg, lead_admin_cb_raft);
+	if (rv != 0) {
+		free(x);
+		lead_log(d, TSORACLE_LOG_WARN, "proposing %s(%" PRIu64 ") failed: %s (%s)",
+			 type == FSM_CMD_ADVANCE ? "Advance" : "ClusterVersion", arg, raft_strerror(rv),
+			 raft_errmsg(d->raft));
+		return rv == RAFT_NOMEM ? LEAD_ADMIN_NOMEM : LEAD_ADMIN_REFUSED;
+	}
+	return LEAD_ADMIN_STARTED;
+}
+
+int lead_advance(lead_driver *d, ta_clock clk, uint64_t floor_ms, uint64_t max_gap_ms, uint64_t *value,
+		 lead_admin_cb cb, void *cb_arg)
+{
+	uint64_t next_ms;
+	int rc;
+
+	*value = 0;
+	if (d->stopped || !d->leading || !ta_serving(&d->alloc, clk))
+		return LEAD_ADMIN_NOT_LEADER;
+	ta_raise_floor(&d->alloc, d->state->floor_ms);
+	if (fsm_cluster_version(d->state) < fsm_cmd_command_set(FSM_CMD_ADVANCE)) {
+		/* An older member would halt on it (tsoracle.h, versions). */
+		*value = fsm_cluster_version(d->state);
+		return LEAD_ADMIN_VERSION;
+	}
+	if (floor_ms > TSO_PHYSICAL_MAX) {
+		*value = TSO_PHYSICAL_MAX;
+		return LEAD_ADMIN_RANGE;
+	}
+	/* Never backwards: the next grant starts at max(now << 18, last + 1)
+	 * already; an advance to or below its ms would change nothing. */
+	next_ms = tso_physical(d->alloc.last < TSO_MAX ? d->alloc.last + 1 : TSO_MAX);
+	if (next_ms < d->alloc.floor_ms)
+		next_ms = d->alloc.floor_ms;
+	if (clk.wall_ms > next_ms)
+		next_ms = clk.wall_ms;
+	if (floor_ms <= next_ms) {
+		*value = next_ms;
+		return LEAD_ADMIN_BACKWARDS;
+	}
+	/* max-reset-gap: the leader's own clock, not the lifted one, bounds
+	 * how far an operator may move the oracle in one step. */
+	if (floor_ms - clk.wall_ms > max_gap_ms) {
+		*value = clk.wall_ms;
+		return LEAD_ADMIN_TOO_FAR;
+	}
+	rc = lead_admin_propose(d, FSM_CMD_ADVANCE, floor_ms, cb, cb_arg);
+	if (rc == LEAD_ADMIN_STARTED)
+		lead_log(d, TSORACLE_LOG_WARN,
+			 "advance-to: proposing Advance(%" PRIu64 " ms), %" PRIu64
+			 " ms ahead of this leader's clock: every later timestamp's physical part will be "
+			 "at least that",
+			 floor_ms, floor_ms - clk.wall_ms);
+	return rc;
+}
+
+int lead_set_cluster_version(lead_driver *d, ta_clock clk, uint64_t version, uint64_t *value,
+			     lead_admin_cb cb, void *cb_arg)
+{
+	int rc;
+
+	*value = fsm_cluster_version(d->state);
+	if (d->stopped || !d->leading || !ta_serving(&d->alloc, clk))
+		return LEAD_ADMIN_NOT_LEADER;
+	if (version > FSM_COMMAND_SET) {
+		*value = FSM_COMMAND_SET;
+		return LEAD_ADMIN_RANGE; /* this very leader could not apply it */
+	}
+	if (version <= fsm_cluster_version(d->state))
+		return LEAD_ADMIN_BACKWARDS;
+	rc = lead_admin_propose(d, FSM_CMD_CLUSTER_VERSION, version, cb, cb_arg);
+	if (rc == LEAD_ADMIN_STARTED)
+		lead_log(d, TSORACLE_LOG_WARN, "raising the cluster version from %" PRIu64 " to %" PRIu64,
+			 fsm_cluster_version(d->state), version);
+	return rc;
+}
+
 /* ---- the watch ------------------------------------------------------------- */
 
 void lead_sync(lead_driver *d, ta_clock clk)
@@ -599,6 +732,8 @@ void lead_sync(lead_driver *d, ta_clock clk)
 
 	if (d->stopped)
 		return;
+	/* The operator's floor, as applied (I6): it only rises. */
+	ta_raise_floor(&d->alloc, d->state->floor_ms);
 	if (d->state->halted) {
 		/* The state machine cannot apply the log (tsoracle.h): H may be
 		 * behind what is committed, so serve nothing more. */
@@ -680,10 +815,14 @@ int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first)
 	/* Halted between two syncs (an apply just now): not one more grant. */
 	if (d->state->halted && d->alloc.epoch != 0)
 		lead_lose(d);
-	/* The timestamps are ta_grant's, correct by I1-I6 because this driver
+	/* An Advance applied since the last sync counts from this grant on
+	 * (tsoracle.h: every grant after its apply is at F or above). */
+	ta_raise_floor(&d->alloc, d->state->floor_ms);
+	/* The timestamps are ta_grant's, correct by I1-I7 because this driver
 	 * feeds the allocator only what those invariants assume: H read after
 	 * its own barrier (lead_fence), commits of its own term with their
-	 * proposal times, and the end of its leadership as soon as it sees it. */
+	 * proposal times, the end of its leadership as soon as it sees it, F as
+	 * applied, and the host's start floor. */
 	clk = lead_clock_view(d, clk);
 	rc = ta_grant(&d->alloc, clk, n, first);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,6 +260,76 @@ void node_reload_tls(node *n)
 		 c->tls_cert, c->tls_key, c->tls_crl[0] != '\0' ? ", tls-crl " : "", c->tls_crl);
 }
 
+/* True if dir holds a Raft log to recover: a closed segment
+ * ("FIRST-LAST", libraft's uv backend) or a snapshot. raft_bootstrap writes
+ * a closed segment, so every directory a member has run in has one. */
+static bool node_has_raft_log(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+
+	if (d == NULL)
+		return false;
+	while (!found && (e = readdir(d)) != NULL) {
+		unsigned long long first, last;
+		char tail;
+
+		found = strncmp(e->d_name, "snapshot-", strlen("snapshot-")) == 0 ||
+			sscanf(e->d_name, "%llu-%llu%c", &first, &last, &tail) == 2;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * --force-new-cluster: the quorum is lost for good and this member is the
+ * one the operator chose to go on from (docs/cluster.md, "Disaster
+ * recovery"). libraft's raft_recover appends a configuration of this
+ * member alone to its log, keeping every entry (and so H, the high-water
+ * mark it has applied); at start it elects itself. Its first fence is
+ * still above everything the lost members could have handed out, even
+ * entries this member never received: its start floor (I7, set in
+ * node_init) is above every timestamp granted before this process started,
+ * by the bound I6 on how far ahead of its clock any leader grants, given
+ * the operator made sure the others are stopped first (the runbook's
+ * first step: a lost member still running with a majority of its own
+ * would go on serving on its own).
+ */
+static int node_force_new_cluster(node *n, char *err, size_t errlen)
+{
+	const cfg *c = n->cfg;
+	struct raft_configuration conf;
+	int rv;
+
+	if (!node_has_raft_log(c->data_dir))
+		return err_set(err, errlen,
+			       "--force-new-cluster: data directory \"%s\" holds no Raft log to recover "
+			       "(a new or wiped member); run it on the surviving member whose data "
+			       "directory is intact, or start without --force-new-cluster",
+			       c->data_dir);
+	raft_configuration_init(&conf);
+	rv = raft_configuration_add(&conf, c->node_id, c->raft_address, RAFT_VOTER);
+	if (rv == 0)
+		rv = raft_recover(&n->raft, &conf);
+	raft_configuration_close(&conf);
+	if (rv != 0)
+		return err_set(err, errlen, "--force-new-cluster: raft_recover: %s (%s)", raft_strerror(rv),
+			       raft_errmsg(&n->raft));
+	log_warn("**************************************************************************");
+	log_warn("FORCE-NEW-CLUSTER: rewrote the Raft configuration of %s to this member alone "
+		 "(node %" PRIu64 " at %s), keeping its log; every other member is no longer part "
+		 "of this cluster",
+		 c->data_dir, c->node_id, c->raft_address);
+	log_warn("FORCE-NEW-CLUSTER: this member serves only above its start floor %" PRIu64
+		 " ms (above anything the lost members could have handed out, I7); wipe the other "
+		 "members' data directories and add them back with tsoracle-ctl member add; do not "
+		 "pass --force-new-cluster again",
+		 n->lead.alloc.start_floor_ms);
+	log_warn("**************************************************************************");
+	return 0;
+}
+
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 {
 	struct raft_configuration conf;
@@ -302,7 +373,18 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 		return err_set(err, errlen, "raft_init: %s", raft_errmsg(&n->raft));
 	n->raft.data = n;
 	n->raft_initialized = true;
+	/* I7 (docs/allocator.md): every timestamp handed out before this
+	 * start, by any leader, has physical part <= its clock then +
+	 * max-ahead (I6) <= this clock now + start-floor-margin + max-ahead. */
+	lead_set_start_floor(&n->lead,
+			     clock_now().wall_ms + c->alloc.max_ahead_ms + c->start_floor_margin_ms + 1,
+			     c->start_floor_margin_ms + 1);
 
+	if (c->force_new_cluster) {
+		if (node_force_new_cluster(n, err, errlen) != 0)
+			return -1;
+		goto timing;
+	}
 	raft_configuration_init(&conf);
 	for (unsigned i = 0; i < c->n_peers; i++) {
 		rv = raft_configuration_add(&conf, c->peers[i].id, c->peers[i].address, RAFT_VOTER);
@@ -319,6 +401,7 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	else if (rv != RAFT_CANTBOOTSTRAP)
 		return err_set(err, errlen, "raft_bootstrap: %s", raft_errmsg(&n->raft));
 
+timing:
 	raft_set_election_timeout(&n->raft, c->election_timeout_ms);
 	raft_set_heartbeat_timeout(&n->raft, c->heartbeat_ms);
 	raft_set_snapshot_threshold(&n->raft, c->snapshot_threshold);
@@ -520,6 +603,116 @@ uint64_t node_leader_id(node *n)
 
 	raft_leader(&n->raft, &id, &address);
 	return id;
+}
+
+/* ---- the operator's commands (advance-to, cluster version) ---- */
+
+typedef struct node_admin {
+	node *n;
+	node_admin_cb cb;
+	void *arg;
+} node_admin;
+
+/* The driver's answer (inside libraft's callback): the status for the
+ * client, and what it now holds. */
+static void node_admin_done(void *arg, int status)
+{
+	node_admin *x = arg;
+	node *n = x->n;
+
+	if (status == 0)
+		x->cb(x->arg, TP_OK, n->fsm_state.floor_ms, fsm_cluster_version(&n->fsm_state));
+	else
+		/* Leadership lost, or closing: it may still have committed. */
+		x->cb(x->arg, status == RAFT_MALFORMED ? TP_ERR_INTERNAL : TP_ERR_UNAVAILABLE,
+		      n->fsm_state.floor_ms, fsm_cluster_version(&n->fsm_state));
+	free(x);
+}
+
+/* The TP_ status for a driver's refusal. */
+static uint16_t node_admin_status(int rc)
+{
+	switch (rc) {
+	case LEAD_ADMIN_STARTED:
+		return TP_OK;
+	case LEAD_ADMIN_NOT_LEADER:
+		return TP_ERR_NOT_LEADER;
+	case LEAD_ADMIN_VERSION:
+		return TP_ERR_CLUSTER_VERSION;
+	case LEAD_ADMIN_BACKWARDS:
+		return TP_ERR_BACKWARDS;
+	case LEAD_ADMIN_TOO_FAR:
+		return TP_ERR_TOO_FAR;
+	case LEAD_ADMIN_RANGE:
+		return TP_ERR_BAD_REQUEST;
+	case LEAD_ADMIN_REFUSED:
+		return TP_ERR_UNAVAILABLE;
+	default:
+		return TP_ERR_INTERNAL;
+	}
+}
+
+uint16_t node_advance(node *n, uint64_t floor_ms, uint64_t *value, uint64_t *value2, node_admin_cb cb,
+		      void *arg)
+{
+	node_admin *x = malloc(sizeof *x);
+	ta_clock clk = clock_now();
+	int rc;
+
+	*value = 0;
+	*value2 = n->cfg->max_reset_gap_ms;
+	if (x == NULL)
+		return TP_ERR_INTERNAL;
+	if (n->closing) {
+		free(x);
+		return TP_ERR_SHUTTING_DOWN;
+	}
+	*x = (node_admin){n, cb, arg};
+	rc = lead_advance(&n->lead, clk, floor_ms, n->cfg->max_reset_gap_ms, value, node_admin_done, x);
+	if (rc != LEAD_ADMIN_STARTED) {
+		free(x);
+		if (rc == LEAD_ADMIN_VERSION)
+			*value2 = fsm_cmd_command_set(FSM_CMD_ADVANCE);
+		log_info("advance-to %" PRIu64 " ms refused: %s", floor_ms,
+			 tp_status_str(node_admin_status(rc)));
+	}
+	return node_admin_status(rc);
+}
+
+uint16_t node_set_cluster_version(node *n, uint64_t version, uint64_t checked, uint64_t *value,
+				  node_admin_cb cb, void *arg)
+{
+	node_admin *x;
+	int rc;
+
+	*value = fsm_cluster_version(&n->fsm_state);
+	if (n->closing)
+		return TP_ERR_SHUTTING_DOWN;
+	if (raft_state(&n->raft) != RAFT_LEADER)
+		return TP_ERR_NOT_LEADER;
+	/* The client vouches for checked members; the configuration may hold
+	 * more (a member added since its config file was written). */
+	if (checked < n->raft.configuration.n) {
+		*value = n->raft.configuration.n;
+		log_info("cluster version %" PRIu64 " refused: %" PRIu64
+			 " member(s) checked, the Raft configuration has %u",
+			 version, checked, n->raft.configuration.n);
+		return TP_ERR_BAD_REQUEST;
+	}
+	x = malloc(sizeof *x);
+	if (x == NULL)
+		return TP_ERR_INTERNAL;
+	*x = (node_admin){n, cb, arg};
+	rc = lead_set_cluster_version(&n->lead, clock_now(), version, value, node_admin_done, x);
+	if (rc != LEAD_ADMIN_STARTED)
+		free(x);
+	return node_admin_status(rc);
+}
+
+void node_versions(node *n, uint64_t *known, uint64_t *cluster)
+{
+	*known = FSM_COMMAND_SET;
+	*cluster = fsm_cluster_version(&n->fsm_state);
 }
 
 uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_transfer_cb cb)

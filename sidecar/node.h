@@ -161,6 +161,25 @@ uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_tr
 /* Forgets req if it still waits: its cb will not run. */
 void node_transfer_cancel(node *n, node_transfer_req *req);
 
+/*
+ * The operator's commands (TP_ADMIN_REQ, common/proto.h). Each returns TP_OK
+ * when cb will run (once: from inside libraft's callback, where it may only
+ * answer its client), else the refusal with *value (and *value2) as
+ * TP_ADMIN_RESP says, and cb never runs. cb's status is TP_OK (committed
+ * and applied here: value is F, value2 the cluster version), or
+ * TP_ERR_UNAVAILABLE (leadership lost or closing first: it may still
+ * commit).
+ */
+typedef void (*node_admin_cb)(void *arg, uint16_t status, uint64_t value, uint64_t value2);
+uint16_t node_advance(node *n, uint64_t floor_ms, uint64_t *value, uint64_t *value2, node_admin_cb cb,
+		      void *arg);
+/* checked: how many members the client found to know version. */
+uint16_t node_set_cluster_version(node *n, uint64_t version, uint64_t checked, uint64_t *value,
+				  node_admin_cb cb, void *arg);
+/* The newest command set this build applies, and the cluster version this
+ * member has applied. */
+void node_versions(node *n, uint64_t *known, uint64_t *cluster);
+
 /* Stops Raft and releases everything; cb runs when all is closed. Handover
  * waiters are answered TP_ERR_SHUTTING_DOWN first. */
 void node_close(node *n, node_close_cb cb);

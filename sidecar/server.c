@@ -105,6 +105,20 @@ static void srv_send_transfer(srv_conn *c, uint64_t id, uint16_t status, uint64_
 	srv_conn_send(c, &m);
 }
 
+static void srv_send_admin(srv_conn *c, uint64_t id, uint16_t status, uint64_t leader_id, uint64_t value,
+			   uint64_t value2)
+{
+	tp_msg m;
+
+	m.type = TP_ADMIN_RESP;
+	m.u.admin_resp.id = id;
+	m.u.admin_resp.status = status;
+	m.u.admin_resp.leader_id = (uint32_t)leader_id;
+	m.u.admin_resp.value = value;
+	m.u.admin_resp.value2 = value2;
+	srv_conn_send(c, &m);
+}
+
 /* Queues TP_ERROR with text: the client can read why. */
 static void srv_send_error(srv_conn *c, uint16_t status, const char *text)
 {
@@ -737,6 +751,80 @@ static void srv_xfer_drop(srv *s, srv_conn *c)
 	}
 }
 
+/* ---- the operator's commands (TP_ADMIN_REQ) ----------------------------- */
+
+/* The node's answer (node.h): from inside libraft's callback, so it only
+ * queues the response. */
+static void srv_admin_cb(void *arg, uint16_t status, uint64_t value, uint64_t value2)
+{
+	srv_admin *x = arg;
+	srv *s = x->srv;
+
+	for (srv_admin **pp = &s->admins; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	}
+	if (x->conn != NULL) {
+		srv_send_admin(x->conn, x->id, status, node_leader_id(s->node), value, value2);
+		srv_conn_flush(x->conn);
+	}
+	free(x);
+}
+
+static void srv_handle_admin(srv_conn *c, const tp_msg *m)
+{
+	srv *s = c->srv;
+	uint64_t id = m->u.admin_req.id;
+	uint64_t value = 0, value2 = 0;
+	uint16_t status;
+	srv_admin *x;
+
+	if (m->u.admin_req.op == TP_ADMIN_VERSIONS) {
+		node_versions(s->node, &value, &value2);
+		srv_send_admin(c, id, TP_OK, node_leader_id(s->node), value, value2);
+		return;
+	}
+	if (m->u.admin_req.op != TP_ADMIN_ADVANCE && m->u.admin_req.op != TP_ADMIN_SET_CLUSTER_VERSION) {
+		srv_send_admin(c, id, TP_ERR_BAD_REQUEST, node_leader_id(s->node), 0, 0);
+		return;
+	}
+	if (s->stopping) {
+		srv_send_admin(c, id, TP_ERR_SHUTTING_DOWN, node_leader_id(s->node), 0, 0);
+		return;
+	}
+	x = calloc(1, sizeof *x);
+	if (x == NULL) {
+		srv_send_admin(c, id, TP_ERR_INTERNAL, node_leader_id(s->node), 0, 0);
+		return;
+	}
+	x->srv = s;
+	x->conn = c;
+	x->id = id;
+	if (m->u.admin_req.op == TP_ADMIN_ADVANCE)
+		status = node_advance(s->node, m->u.admin_req.arg, &value, &value2, srv_admin_cb, x);
+	else
+		status = node_set_cluster_version(s->node, m->u.admin_req.arg, m->u.admin_req.arg2, &value,
+						  srv_admin_cb, x);
+	if (status != TP_OK) {
+		free(x);
+		srv_send_admin(c, id, status, node_leader_id(s->node), value, value2);
+		return;
+	}
+	x->next = s->admins;
+	s->admins = x;
+}
+
+/* Connection c is closing (NULL: every connection, the server is
+ * stopping): its commands go on, their answers are dropped. */
+static void srv_admin_drop(srv *s, srv_conn *c)
+{
+	for (srv_admin *x = s->admins; x != NULL; x = x->next)
+		if (c == NULL || x->conn == c)
+			x->conn = NULL;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void srv_handle_hello(srv_conn *c, const tp_msg *m)
@@ -769,7 +857,7 @@ static void srv_handle_hello(srv_conn *c, const tp_msg *m)
  * leadership. Without TLS (the unix socket, or plaintext client-tcp on
  * loopback) there are no roles: local users, as they always were.
  */
-static const char *srv_forbidden(const srv_conn *c, uint8_t type)
+static const char *srv_forbidden(const srv_conn *c, uint8_t type, uint8_t m_op)
 {
 	if (c->tls == NULL)
 		return NULL;
@@ -778,6 +866,13 @@ static const char *srv_forbidden(const srv_conn *c, uint8_t type)
 		return c->peer.role == TLS_ROLE_ADMIN
 			   ? NULL
 			   : "transfer leadership: that needs an admin certificate (OU=admin)";
+	case TP_ADMIN_REQ:
+		/* Reading the versions is status; changing anything is an
+		 * admin's. */
+		return c->peer.role == TLS_ROLE_ADMIN || m_op == TP_ADMIN_VERSIONS
+			   ? NULL
+			   : "advance the oracle or raise the cluster version: that needs an admin "
+			     "certificate (OU=admin)";
 	default:
 		return NULL;
 	}
@@ -796,7 +891,8 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 			srv_conn_error(c, TP_ERR_PROTOCOL, "expected a hello, got message type %u", m->type);
 		return;
 	}
-	if ((forbidden = srv_forbidden(c, m->type)) != NULL) {
+	if ((forbidden = srv_forbidden(c, m->type, m->type == TP_ADMIN_REQ ? m->u.admin_req.op : 0)) !=
+	    NULL) {
 		srv_conn_forbid(c, "certificate CN=%s (role %s) may not %s", c->peer.cn,
 				tls_role_name(c->peer.role), forbidden);
 		return;
@@ -835,6 +931,9 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 		r.u.clock_resp.status = TP_OK;
 		r.u.clock_resp.wall_ms = clock_now().wall_ms;
 		srv_conn_send(c, &r);
+		return;
+	case TP_ADMIN_REQ:
+		srv_handle_admin(c, m);
 		return;
 	default:
 		srv_conn_error(c, TP_ERR_PROTOCOL, "unexpected message type %u from a client", m->type);
@@ -1065,6 +1164,7 @@ static void srv_conn_close(srv_conn *c)
 	c->q_len = 0;
 	srv_pending_prune(s);
 	srv_xfer_drop(s, c);
+	srv_admin_drop(s, c);
 	if (s->stopping) {
 		/* srv_close waits for this handle too. */
 		c->counted = true;
@@ -1469,6 +1569,7 @@ void srv_close(srv *s, void (*cb)(srv *s))
 	}
 	srv_pending_prune(s);
 	srv_xfer_drop(s, NULL);
+	srv_admin_drop(s, NULL);
 	while (s->conns != NULL)
 		srv_conn_close(s->conns);
 	if (s->unix_listener.active) {

@@ -131,6 +131,16 @@ typedef struct srv_conn {
 } srv_conn;
 
 /* A client's TP_TRANSFER_REQ, waiting for the handover to end. */
+/* An operator's command (advance-to, cluster version) waiting for its
+ * commit; conn is NULL once its connection has closed (the answer is then
+ * dropped: node.h's callback owns this until it runs). */
+typedef struct srv_admin {
+	struct srv *srv;
+	struct srv_conn *conn;
+	uint64_t id;
+	struct srv_admin *next;
+} srv_admin;
+
 typedef struct srv_xfer {
 	node_transfer_req req; /* req.data points back here */
 	struct srv *srv;
@@ -167,7 +177,8 @@ typedef struct srv {
 	srv_conn *pending_head, *pending_tail; /* the DRR round's order */
 	srv_conn *pick_head;                   /* pending_head before the last pick */
 	unsigned n_pending;
-	srv_xfer *xfers; /* transfer requests waiting for the node */
+	srv_xfer *xfers;   /* transfer requests waiting for the node */
+	srv_admin *admins; /* operator's commands waiting for their commit */
 	unsigned n_conns;
 	unsigned n_lingering;                /* refused, not closed yet (srv_conn_refuse_linger) */
 	srv_conn *linger_head, *linger_tail; /* oldest first */

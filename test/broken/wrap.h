@@ -23,5 +23,7 @@ ta_clock __real_lead_clock_observe(lead_driver *d, ta_clock raw, lead_clock_verd
 ta_clock __wrap_lead_clock_observe(lead_driver *d, ta_clock raw, lead_clock_verdict *verdict);
 ta_clock __wrap_lead_clock_view(const lead_driver *d, ta_clock raw);
 bool __wrap_lead_clock_member_supported(const lead_driver *d, uint64_t id, ta_clock raw);
+void __wrap_ta_set_start_floor(ta_alloc *a, uint64_t floor_ms, uint64_t slack_ms);
+void __wrap_ta_raise_floor(ta_alloc *a, uint64_t floor_ms);
 
 #endif /* TSORACLE_BROKEN_WRAP_H */

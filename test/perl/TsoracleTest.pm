@@ -11,7 +11,7 @@ use warnings;
 use Exporter 'import';
 use File::Basename ();
 use POSIX ();
-use Time::HiRes qw(usleep time);
+use Time::HiRes qw(usleep time clock_gettime CLOCK_MONOTONIC);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -20,7 +20,8 @@ our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_sig
   sidecar_wait_serving sidecar_status pg_node_for wait_until elapsed_ms
   check_increasing take_ts ctl bg_send bg_collect
   certs_new certs sidecar_tls_flags cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
-  $GUARD_OFF no_backward_grants pgbench_start pgbench_finish);
+  $GUARD_OFF no_backward_grants pgbench_start pgbench_finish write_clock_offset mono_ns
+  checker_history_across);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 
@@ -490,6 +491,44 @@ sub no_backward_grants
 	is(scalar(@found), 0, 'no server log reports a backward grant ('
 		  . join(', ', map { $_->name } @nodes) . ')')
 	  or diag(join("\n", @found[ 0 .. ($#found < 4 ? $#found : 4) ]));
+}
+
+# Writes a sidecar's clock-offset-file (sidecar/clock.c): ms added to its
+# wall clock, read every 50 ms.
+sub write_clock_offset
+{
+	my ($path, $ms) = @_;
+	open(my $f, '>', $path) or die "$path: $!";
+	print $f "$ms\n";
+	close($f) or die "$path: $!";
+}
+
+# This host's monotonic clock in ns: the clock of tsoracle-checker's
+# history (invoke_ns, complete_ns).
+sub mono_ns
+{
+	return int(clock_gettime(CLOCK_MONOTONIC) * 1e9);
+}
+
+# From a tsoracle-checker --history file: the largest value of a call that
+# completed before $before_ns, and the smallest of a call invoked after
+# $after_ns (undef if none), on mono_ns's clock.
+sub checker_history_across
+{
+	my ($history, $before_ns, $after_ns) = @_;
+	my ($last_before, $first_after) = (0, undef);
+	open(my $h, '<', $history) or die "$history: $!";
+	<$h>;    # the header line
+	while (<$h>)
+	{
+		chomp;
+		my ($session, $ok, $inv, $cmp, $lo, $hi) = split /\t/;
+		next unless $ok;
+		$last_before = $hi if $cmp < $before_ns && $hi > $last_before;
+		$first_after = $lo if $inv > $after_ns && (!defined $first_after || $lo < $first_after);
+	}
+	close($h);
+	return ($last_before, $first_after);
 }
 
 1;

@@ -328,6 +328,91 @@ static void test_lead_begin_clock_behind(void **state)
 	assert_int_equal(tso_physical(a.last + 1), high + 1);
 }
 
+/*
+ * I7: a start floor S above H + 1 and the clock is the fence's floor: the
+ * first grant is at S, and while S is past now + max_ahead grants wait for
+ * the clock (I6), then go on without another fence.
+ */
+static void test_lead_begin_start_floor(void **state)
+{
+	ta_alloc a;
+	const uint64_t offset_ms = 500;
+	const uint64_t start_floor = T0_MS + TA_DEFAULT_MAX_AHEAD_MS + offset_ms + 1;
+	ta_clock c = at(T0_MS, MONO0_MS);
+	uint64_t fence, first;
+
+	(void)state;
+	init_default(&a);
+	ta_set_start_floor(&a, start_floor, offset_ms + 1);
+	fence = ta_lead_begin(&a, 1, T0_MS - 1000, false, c);
+	assert_int_equal(fence, start_floor); /* the cap now + max_ahead is below it */
+	assert_int_equal(a.last, tso_first_of_ms(start_floor) - 1);
+	ta_extension_commit(&a, 1, fence, c.mono_ms);
+	c = later(c, DEFAULT_WAIT_MS);
+	ta_extension_commit(&a, 1, ta_extension_prepare(&a, c), c.mono_ms);
+	assert_true(ta_serving(&a, c));
+	/* Above the cap (I6): wait for the clock, up to offset + 1 ms. */
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_WAIT);
+	c = at(start_floor - TA_DEFAULT_MAX_AHEAD_MS, c.mono_ms);
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
+	assert_int_equal(first, tso_first_of_ms(start_floor));
+	/* A clock that stepped back an hour below its reading at the start:
+	 * the floor is capped at offset + 1 ms past now + max_ahead, so
+	 * grants wait no longer than that. */
+	init_default(&a);
+	ta_set_start_floor(&a, start_floor, offset_ms + 1);
+	c = at(T0_MS - 3600 * 1000, MONO0_MS);
+	fence = ta_lead_begin(&a, 1, 1000, false, c);
+	assert_int_equal(fence, c.wall_ms + TA_DEFAULT_MAX_AHEAD_MS + offset_ms + 1);
+	/* A floor below H + 1 or the clock changes nothing. */
+	init_default(&a);
+	ta_set_start_floor(&a, T0_MS - 1, offset_ms + 1);
+	assert_int_equal(ta_lead_begin(&a, 1, 1000, false, at(T0_MS, MONO0_MS)),
+			 T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
+	assert_int_equal(a.last, tso_first_of_ms(T0_MS) - 1);
+}
+
+/*
+ * The operator's floor F (an advance-to): grants start at F, and the cap
+ * I6 moves with it (now reads max(clock, F)) rather than stalling grants
+ * until the clock reaches F; a lower F changes nothing; a new leader
+ * starts at F too.
+ */
+static void test_floor_lifts_cap(void **state)
+{
+	ta_alloc a;
+	const uint64_t floor = T0_MS + 3600 * 1000; /* an hour ahead */
+	ta_clock c;
+	uint64_t first, mark;
+
+	(void)state;
+	init_default(&a);
+	c = serve(&a, 1, 0, at(T0_MS, MONO0_MS));
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
+	assert_true(tso_physical(first) < floor);
+	ta_raise_floor(&a, floor);
+	ta_raise_floor(&a, floor - 1); /* never lowers */
+	assert_int_equal(a.floor_ms, floor);
+	/* H is below F: the window is short, an extension is due at once and
+	 * reaches F + window, within F + max_ahead. */
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_WAIT);
+	assert_true(ta_extension_due(&a, c));
+	mark = ta_extension_prepare(&a, c);
+	assert_int_equal(mark, floor + TA_DEFAULT_WINDOW_AHEAD_MS);
+	ta_extension_commit(&a, 1, mark, c.mono_ms);
+	assert_int_equal(ta_grant(&a, c, 1, &first), TA_OK);
+	assert_int_equal(first, tso_first_of_ms(floor));
+	/* Every grant stays within max(clock, F) + max_ahead (I6). */
+	fill_to_high_water(&a, c);
+	assert_true(tso_physical(a.last) <= floor + TA_DEFAULT_MAX_AHEAD_MS);
+	/* A new leader that read F after its barrier starts at F, with its
+	 * fence within F + max_ahead. */
+	init_default(&a);
+	ta_raise_floor(&a, floor);
+	assert_int_equal(ta_lead_begin(&a, 2, 1000, false, c), floor + TA_DEFAULT_WINDOW_AHEAD_MS);
+	assert_int_equal(a.last, tso_first_of_ms(floor) - 1);
+}
+
 static void test_lead_begin_cap(void **state)
 {
 	ta_alloc a;
@@ -2099,6 +2184,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_lead_begin_after_release),
 	    cmocka_unit_test(test_lead_begin_clock_behind),
 	    cmocka_unit_test(test_lead_begin_cap),
+	    cmocka_unit_test(test_lead_begin_start_floor),
+	    cmocka_unit_test(test_floor_lifts_cap),
 	    cmocka_unit_test(test_lead_begin_keeps_known_high_water),
 	    cmocka_unit_test(test_lead_begin_refused),
 	    cmocka_unit_test(test_lead_begin_near_end),

@@ -180,13 +180,13 @@ static void test_unknown_type_halts(void **state)
 
 		fsm_init(&f.fsm, &f.st);
 		assert_int_equal(apply_high_water(&f, 500), 0);
-		assert_int_not_equal(apply(&f, raw_command(lens[i], 3, 900)), 0);
+		assert_int_not_equal(apply(&f, raw_command(lens[i], FSM_CMD_LAST + 1, 900)), 0);
 		assert_true(f.st.halted);
-		assert_non_null(strstr(f.st.halt_reason, "type 3"));
+		assert_non_null(strstr(f.st.halt_reason, "type 5"));
 		assert_non_null(strstr(f.st.halt_reason, "upgrade"));
 		assert_int_equal(f.st.high_water_ms, 500);
 		/* libraft offers the same entry again, then nothing else. */
-		assert_int_not_equal(apply(&f, raw_command(lens[i], 3, 900)), 0);
+		assert_int_not_equal(apply(&f, raw_command(lens[i], FSM_CMD_LAST + 1, 900)), 0);
 		assert_int_not_equal(apply_high_water(&f, 900), 0);
 		assert_int_equal(f.st.high_water_ms, 500);
 		assert_int_equal(f.st.applied, 1);
@@ -216,14 +216,67 @@ static void test_snapshot_round_trip(void **state)
 	fsm_init(&a.fsm, &a.st);
 	assert_int_equal(apply_high_water(&a, 777), 0);
 	assert_int_equal(apply_release(&a, 9), 0);
+	/* Cluster version 1: format 2, which members of command set 1 read. */
 	snap = take_snapshot(&a);
-	assert_int_equal(snap.len, FSM_SNAPSHOT_SIZE);
+	assert_int_equal(snap.len, FSM_SNAPSHOT_V2_SIZE);
+	assert_int_equal(((uint8_t *)snap.base)[4], FSM_SNAPSHOT_V2);
 
 	fsm_init(&b.fsm, &b.st);
 	assert_int_equal(apply_high_water(&b, 1000), 0);   /* replaced, not maxed */
 	assert_int_equal(b.fsm.restore(&b.fsm, &snap), 0); /* frees snap */
 	assert_int_equal(b.st.high_water_ms, 777);
 	assert_true(fsm_predecessor_released(&b.st, 10));
+	assert_int_equal(fsm_cluster_version(&b.st), FSM_COMMAND_SET_FIRST);
+
+	/* Cluster version 2, an advance: format 3 carries both. */
+	assert_int_equal(apply(&a, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, 2)), 0);
+	assert_int_equal(apply(&a, raw_command(FSM_CMD_SIZE, FSM_CMD_ADVANCE, 5000)), 0);
+	assert_int_equal(apply_release(&a, 11), 0);
+	snap = take_snapshot(&a);
+	assert_int_equal(snap.len, FSM_SNAPSHOT_SIZE);
+	assert_int_equal(((uint8_t *)snap.base)[4], FSM_SNAPSHOT_VERSION);
+	fsm_init(&b.fsm, &b.st);
+	assert_int_equal(b.fsm.restore(&b.fsm, &snap), 0);
+	assert_int_equal(b.st.high_water_ms, 777);
+	assert_int_equal(b.st.floor_ms, 5000);
+	assert_int_equal(fsm_cluster_version(&b.st), 2);
+	assert_true(fsm_predecessor_released(&b.st, 12));
+}
+
+/*
+ * Command set 2: Advance applies as max (the operator's floor only rises)
+ * and ClusterVersion as max; both end a release at the end of the log; an
+ * Advance past the format's end and a ClusterVersion(0) are refused; a
+ * ClusterVersion above this build's set halts, asking for an upgrade.
+ */
+static void test_command_set_2(void **state)
+{
+	fixture f;
+
+	(void)state;
+	fsm_init(&f.fsm, &f.st);
+	assert_int_equal(fsm_cluster_version(&f.st), FSM_COMMAND_SET_FIRST);
+	assert_int_equal(fsm_cmd_command_set(FSM_CMD_HIGH_WATER), 1);
+	assert_int_equal(fsm_cmd_command_set(FSM_CMD_RELEASE), 1);
+	assert_int_equal(fsm_cmd_command_set(FSM_CMD_ADVANCE), 2);
+	assert_int_equal(fsm_cmd_command_set(FSM_CMD_CLUSTER_VERSION), 2);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, 2)), 0);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, 1)), 0);
+	assert_int_equal(fsm_cluster_version(&f.st), 2);
+	assert_int_equal(apply_release(&f, 3), 0);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_ADVANCE, 9000)), 0);
+	assert_false(fsm_predecessor_released(&f.st, 4));
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_ADVANCE, 8000)), 0);
+	assert_int_equal(f.st.floor_ms, 9000);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_ADVANCE, TSO_PHYSICAL_MAX + 1)), 0);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, 0)), 0);
+	assert_int_equal(f.st.refused, 2);
+	assert_int_equal(f.st.floor_ms, 9000);
+	assert_int_not_equal(
+	    apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, FSM_COMMAND_SET + 1)), 0);
+	assert_true(f.st.halted);
+	assert_non_null(strstr(f.st.halt_reason, "ClusterVersion(3)"));
+	assert_non_null(strstr(f.st.halt_reason, "upgrade"));
 }
 
 /* A version 1 snapshot (H alone, before releases existed) still restores. */
@@ -287,7 +340,7 @@ static void test_snapshot_malformed(void **state)
 	snap = take_snapshot(&src);
 	assert_int_not_equal(restore_poked(&f, snap, 4, FSM_SNAPSHOT_VERSION + 1), 0);
 	assert_true(f.st.halted);
-	assert_non_null(strstr(f.st.halt_reason, "version 3"));
+	assert_non_null(strstr(f.st.halt_reason, "version 4"));
 	assert_non_null(strstr(f.st.halt_reason, "upgrade"));
 	assert_int_equal(f.st.high_water_ms, 777);
 
@@ -367,7 +420,7 @@ static void test_embedding_api(void **state)
 	assert_int_equal(copy.released_term, 0); /* a HighWater after the release */
 
 	/* A type this version does not know: halted, and stays so. */
-	fsm_cmd_put(cmd, FSM_CMD_RELEASE + 1, 1);
+	fsm_cmd_put(cmd, FSM_CMD_LAST + 1, 1);
 	assert_int_equal(fsm_apply_cmd(&host, cmd, sizeof cmd), RAFT_MALFORMED);
 	assert_true(host.halted);
 	fsm_cmd_put(cmd, FSM_CMD_HIGH_WATER, 900);
@@ -383,6 +436,7 @@ int main(void)
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_unknown_type_halts),
 	    cmocka_unit_test(test_snapshot_round_trip),
+	    cmocka_unit_test(test_command_set_2),
 	    cmocka_unit_test(test_snapshot_v1),
 	    cmocka_unit_test(test_snapshot_malformed),
 	    cmocka_unit_test(test_embedding_api),

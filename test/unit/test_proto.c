@@ -17,18 +17,22 @@
  */
 
 /* Frame sizes in bytes, from the layouts in proto.h (header + type + payload). */
-#define HDR              4
-#define SZ_HELLO         (HDR + 1 + 8)
-#define SZ_HELLO_OK      (HDR + 1 + 6)
-#define SZ_TS_REQ        (HDR + 1 + 12)
-#define SZ_TS_RESP       (HDR + 1 + 22)
-#define SZ_STATUS_REQ    (HDR + 1 + 8)
-#define SZ_STATUS_RESP   (HDR + 1 + 92)
-#define SZ_ERROR(len)    (HDR + 1 + 4 + (len))
-#define SZ_TRANSFER_REQ  (HDR + 1 + 12)
-#define SZ_TRANSFER_RESP (HDR + 1 + 14)
-#define SZ_CLOCK_REQ     (HDR + 1 + 8)
-#define SZ_CLOCK_RESP    (HDR + 1 + 18)
+#define HDR               4
+#define SZ_HELLO          (HDR + 1 + 8)
+#define SZ_HELLO_OK       (HDR + 1 + 6)
+#define SZ_TS_REQ         (HDR + 1 + 12)
+#define SZ_TS_RESP        (HDR + 1 + 22)
+#define SZ_STATUS_REQ     (HDR + 1 + 8)
+#define SZ_STATUS_RESP    (HDR + 1 + 92)
+/* An older member's status, before the clock fields (seven u64). */
+#define SZ_STATUS_RESP_V1 (HDR + 1 + 76)
+#define SZ_ERROR(len)     (HDR + 1 + 4 + (len))
+#define SZ_TRANSFER_REQ   (HDR + 1 + 12)
+#define SZ_TRANSFER_RESP  (HDR + 1 + 14)
+#define SZ_CLOCK_REQ      (HDR + 1 + 8)
+#define SZ_CLOCK_RESP     (HDR + 1 + 18)
+#define SZ_ADMIN_REQ      (HDR + 1 + 8 + 1 + 8 + 8)
+#define SZ_ADMIN_RESP     (HDR + 1 + 8 + 2 + 4 + 8 + 8)
 
 /* Byte offsets inside an encoded frame, for tests that corrupt one field. */
 #define OFF_TYPE                 HDR
@@ -195,6 +199,19 @@ static void assert_msg_equal(const tp_msg *a, const tp_msg *b)
 		assert_int_equal(a->u.clock_resp.status, b->u.clock_resp.status);
 		assert_int_equal(a->u.clock_resp.wall_ms, b->u.clock_resp.wall_ms);
 		break;
+	case TP_ADMIN_REQ:
+		assert_int_equal(a->u.admin_req.id, b->u.admin_req.id);
+		assert_int_equal(a->u.admin_req.op, b->u.admin_req.op);
+		assert_int_equal(a->u.admin_req.arg, b->u.admin_req.arg);
+		assert_int_equal(a->u.admin_req.arg2, b->u.admin_req.arg2);
+		break;
+	case TP_ADMIN_RESP:
+		assert_int_equal(a->u.admin_resp.id, b->u.admin_resp.id);
+		assert_int_equal(a->u.admin_resp.status, b->u.admin_resp.status);
+		assert_int_equal(a->u.admin_resp.leader_id, b->u.admin_resp.leader_id);
+		assert_int_equal(a->u.admin_resp.value, b->u.admin_resp.value);
+		assert_int_equal(a->u.admin_resp.value2, b->u.admin_resp.value2);
+		break;
 	default:
 		fail_msg("unexpected type %u", a->type);
 	}
@@ -316,6 +333,18 @@ static size_t make_samples(tp_msg *s)
 	s[n].u.transfer_resp.status = TP_ERR_NOT_LEADER;
 	s[n++].u.transfer_resp.leader_id = 2;
 
+	s[n].type = TP_ADMIN_REQ;
+	s[n].u.admin_req.id = 7;
+	s[n].u.admin_req.op = TP_ADMIN_ADVANCE;
+	s[n].u.admin_req.arg = UINT64_MAX;
+	s[n++].u.admin_req.arg2 = 1;
+	s[n].type = TP_ADMIN_RESP;
+	s[n].u.admin_resp.id = UINT64_MAX;
+	s[n].u.admin_resp.status = TP_STATUS_LAST;
+	s[n].u.admin_resp.leader_id = UINT32_MAX;
+	s[n].u.admin_resp.value = UINT64_MAX;
+	s[n++].u.admin_resp.value2 = 3;
+
 	set_text(&s[n++], TP_ERR_PROTOCOL, 0);
 	set_text(&s[n++], TP_OK, 1);
 	set_text(&s[n++], TP_ERR_VERSION, TP_MAX_ERRMSG);
@@ -353,6 +382,10 @@ static size_t frame_size(const tp_msg *m)
 		return SZ_CLOCK_REQ;
 	case TP_CLOCK_RESP:
 		return SZ_CLOCK_RESP;
+	case TP_ADMIN_REQ:
+		return SZ_ADMIN_REQ;
+	case TP_ADMIN_RESP:
+		return SZ_ADMIN_RESP;
 	default:
 		return 0;
 	}
@@ -431,6 +464,19 @@ static void random_msg(tp_msg *m)
 		m->u.clock_resp.id = rng_u64();
 		m->u.clock_resp.status = (uint16_t)rng_below(TP_STATUS_LAST + 1);
 		m->u.clock_resp.wall_ms = rng_u64();
+		break;
+	case TP_ADMIN_REQ:
+		m->u.admin_req.id = rng_u64();
+		m->u.admin_req.op = rng_u8();
+		m->u.admin_req.arg = rng_u64();
+		m->u.admin_req.arg2 = rng_u64();
+		break;
+	case TP_ADMIN_RESP:
+		m->u.admin_resp.id = rng_u64();
+		m->u.admin_resp.status = (uint16_t)rng_below(TP_STATUS_LAST + 1);
+		m->u.admin_resp.leader_id = rng_u32();
+		m->u.admin_resp.value = rng_u64();
+		m->u.admin_resp.value2 = rng_u64();
 		break;
 	default:
 		break;
@@ -1176,6 +1222,14 @@ static int feed_and_check(tp_reader *r, const uint8_t *in, size_t len, unsigned 
 			}
 			(*parsed)++;
 			n = tp_encode(&got, out, sizeof out);
+			if (got.type == TP_STATUS_RESP && r->start - before == SZ_STATUS_RESP_V1) {
+				/* An older member's status: re-encoded in the current,
+				 * longer form, the same up to its end. */
+				assert_int_equal(n, SZ_STATUS_RESP);
+				assert_memory_equal(out + HDR, r->buf + before + HDR,
+						    SZ_STATUS_RESP_V1 - HDR);
+				continue;
+			}
 			assert_int_equal(n, r->start - before);
 			assert_memory_equal(out, r->buf + before, n);
 		}
@@ -1271,6 +1325,44 @@ static void test_strings(void **state)
 	assert_string_equal(tp_reader_errstr(&r), "unknown reader error");
 }
 
+/* A status from a member of a build before the clock fields (seven u64)
+ * is read, those fields 0: a newer client keeps working with it during a
+ * rolling upgrade. A length between the two forms is still malformed. */
+static void test_status_v1(void **state)
+{
+	tp_msg m, got;
+	uint8_t frame[TP_MAX_FRAME];
+	size_t n;
+	tp_reader *r = reader_new();
+
+	(void)state;
+	memset(&m, 0, sizeof m);
+	m.type = TP_STATUS_RESP;
+	m.u.status_resp.id = 42;
+	m.u.status_resp.st.node_id = 3;
+	m.u.status_resp.st.role = TP_ROLE_LEADER;
+	m.u.status_resp.st.timestamps = 99;
+	m.u.status_resp.st.clock_offset_ms = -5;
+	m.u.status_resp.st.clock_ahead_ms = 7;
+	n = tp_encode(&m, frame, sizeof frame);
+	assert_int_equal(n, SZ_STATUS_RESP);
+	/* The older form: the same bytes without the last two u64. */
+	put_be32(frame, (uint32_t)(SZ_STATUS_RESP_V1 - HDR));
+	assert_int_equal(tp_reader_feed(r, frame, SZ_STATUS_RESP_V1), SZ_STATUS_RESP_V1);
+	assert_int_equal(tp_reader_next(r, &got), 1);
+	assert_int_equal(got.u.status_resp.id, 42);
+	assert_int_equal(got.u.status_resp.st.node_id, 3);
+	assert_int_equal(got.u.status_resp.st.timestamps, 99);
+	assert_int_equal(got.u.status_resp.st.clock_offset_ms, 0);
+	assert_int_equal(got.u.status_resp.st.clock_ahead_ms, 0);
+
+	tp_reader_init(r);
+	put_be32(frame, (uint32_t)(SZ_STATUS_RESP_V1 - HDR + 8));
+	assert_int_equal(tp_reader_feed(r, frame, SZ_STATUS_RESP_V1 + 8), SZ_STATUS_RESP_V1 + 8);
+	assert_int_equal(tp_reader_next(r, &got), -1);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1287,6 +1379,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_overflow),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_status_v1),
 	    cmocka_unit_test(test_strings),
 	};
 
