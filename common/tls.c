@@ -14,6 +14,8 @@
 
 #define TLS_DECIMAL_MAX 20 /* digits of the largest uint64_t */
 
+const char *const tls_daemon_names[TLS_N_SETTINGS] = {"tls-ca", "tls-cert", "tls-key", "tls-crl"};
+
 static int tls_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int tls_err(char *err, size_t errlen, const char *fmt, ...)
@@ -37,18 +39,29 @@ static const char *tls_last_reason(void)
 	return reason != NULL ? reason : "unknown OpenSSL error";
 }
 
+/* A file OpenSSL is about to read: a missing or unreadable one is named
+ * with the system's reason (OpenSSL's own would be "system lib"). */
+static int tls_check_readable(const char *name, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		return tls_err(err, errlen, "%s %s: %s", name, path, strerror(errno));
+	fclose(fp);
+	return 0;
+}
+
 /* A private key readable by anyone but its owner is a key others may hold:
  * refuse it, as PostgreSQL and ssh do. */
-static int tls_check_key_mode(const char *path, char *err, size_t errlen)
+static int tls_check_key_mode(const char *name, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 
 	if (stat(path, &st) != 0)
-		return tls_err(err, errlen, "tls-key %s: %s", path, strerror(errno));
+		return tls_err(err, errlen, "%s %s: %s", name, path, strerror(errno));
 	if ((st.st_mode & 077) != 0)
-		return tls_err(err, errlen,
-			       "tls-key %s can be read by group or others (mode %04o): chmod 600 %s", path,
-			       (unsigned)(st.st_mode & 07777), path);
+		return tls_err(err, errlen, "%s %s can be read by group or others (mode %04o): chmod 600 %s",
+			       name, path, (unsigned)(st.st_mode & 07777), path);
 	return 0;
 }
 
@@ -57,14 +70,21 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 	SSL_CTX *ctx;
 	X509_STORE *store;
 	tls_identity self;
+	const char *const *name = f->names != NULL ? f->names : tls_daemon_names;
 
 	ERR_clear_error();
 	if (f->ca == NULL || f->ca[0] == '\0' || f->cert == NULL || f->cert[0] == '\0' || f->key == NULL ||
 	    f->key[0] == '\0') {
-		tls_err(err, errlen, "TLS needs tls-ca, tls-cert and tls-key (scripts/certs.sh makes them)");
+		tls_err(err, errlen, "TLS needs %s, %s and %s (scripts/certs.sh makes them)",
+			name[TLS_SET_CA], name[TLS_SET_CERT], name[TLS_SET_KEY]);
 		return NULL;
 	}
-	if (tls_check_key_mode(f->key, err, errlen) != 0)
+	if (tls_check_readable(name[TLS_SET_CA], f->ca, err, errlen) != 0 ||
+	    tls_check_readable(name[TLS_SET_CERT], f->cert, err, errlen) != 0 ||
+	    tls_check_key_mode(name[TLS_SET_KEY], f->key, err, errlen) != 0 ||
+	    tls_check_readable(name[TLS_SET_KEY], f->key, err, errlen) != 0 ||
+	    (f->crl != NULL && f->crl[0] != '\0' &&
+	     tls_check_readable(name[TLS_SET_CRL], f->crl, err, errlen) != 0))
 		return NULL;
 	ctx = SSL_CTX_new(TLS_method());
 	if (ctx == NULL) {
@@ -83,17 +103,17 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1) {
-		tls_err(err, errlen, "tls-ca %s: %s", f->ca, tls_last_reason());
+		tls_err(err, errlen, "%s %s: %s", name[TLS_SET_CA], f->ca, tls_last_reason());
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1) {
-		tls_err(err, errlen, "tls-cert %s: %s", f->cert, tls_last_reason());
+		tls_err(err, errlen, "%s %s: %s", name[TLS_SET_CERT], f->cert, tls_last_reason());
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		tls_err(err, errlen, "tls-key %s: %s (or it is not the key of tls-cert %s)", f->key,
-			tls_last_reason(), f->cert);
+		tls_err(err, errlen, "%s %s: %s (or it is not the key of %s %s)", name[TLS_SET_KEY], f->key,
+			tls_last_reason(), name[TLS_SET_CERT], f->cert);
 		goto fail;
 	}
 	if (f->crl != NULL && f->crl[0] != '\0') {
@@ -102,7 +122,7 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 		store = SSL_CTX_get_cert_store(ctx);
 		lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
 		if (lookup == NULL || X509_load_crl_file(lookup, f->crl, X509_FILETYPE_PEM) < 1) {
-			tls_err(err, errlen, "tls-crl %s: %s", f->crl, tls_last_reason());
+			tls_err(err, errlen, "%s %s: %s", name[TLS_SET_CRL], f->crl, tls_last_reason());
 			goto fail;
 		}
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
@@ -111,9 +131,9 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	if (tls_ctx_identity(ctx, &self) != 0 || self.role == TLS_ROLE_NONE) {
 		tls_err(err, errlen,
-			"tls-cert %s names no role (its subject needs OU=member with CN=member-<id>, "
+			"%s %s names no role (its subject needs OU=member with CN=member-<id>, "
 			"OU=admin or OU=client; scripts/certs.sh makes such certificates)",
-			f->cert);
+			name[TLS_SET_CERT], f->cert);
 		goto fail;
 	}
 	return ctx;

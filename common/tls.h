@@ -42,13 +42,23 @@
 #define TLS_NAME_MAX         64  /* bytes of a subject's CN kept for logs */
 #define TLS_ERR_SIZE         256 /* bytes of a tls_conn's error message */
 
-/* The files a context is built from; crl may be NULL or "" (none). */
+/* The settings that name the files, in a tls_files' names (for messages). */
+enum tls_setting { TLS_SET_CA, TLS_SET_CERT, TLS_SET_KEY, TLS_SET_CRL, TLS_N_SETTINGS };
+
+/* The files a context is built from; crl may be NULL or "" (none). names:
+ * what the user calls each setting, so that a refusal names the one to
+ * change ("--ca" for tsoracle-ctl, "tsoracle.tls_ca" for PostgreSQL);
+ * NULL: tsoracled's (tls_daemon_names). */
 typedef struct tls_files {
 	const char *ca;
 	const char *cert;
 	const char *key;
 	const char *crl;
+	const char *const *names; /* TLS_N_SETTINGS entries, or NULL */
 } tls_files;
+
+/* tsoracled's setting names: tls-ca, tls-cert, tls-key, tls-crl. */
+extern const char *const tls_daemon_names[TLS_N_SETTINGS];
 
 enum tls_role {
 	TLS_ROLE_NONE = 0, /* no role: refused where one is needed */
@@ -74,8 +84,7 @@ enum tls_result {
 /* A context from the files (PEM): TLS 1.3 only, peer verification on both
  * sides, the CRL if given; checks that the key matches the certificate and
  * that the key file is not readable by group or others. NULL with a
- * message naming the file and the setting (tls-ca, tls-cert, tls-key,
- * tls-crl) in err. */
+ * message naming the file and the setting (f->names) in err. */
 SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen);
 
 /* The identity in this context's own certificate. */

@@ -742,11 +742,20 @@ static int ctl_optional_number(int argc, char **argv, int i, const char *name, u
  * no TLS. 0, or -1 with a message in err. */
 static int ctl_tls_setup(const cfg *members, const char *const opt[4], char *err, size_t errlen)
 {
+	/* A refusal names what the user wrote: the flag, or the --config
+	 * file's key the value came from. */
+	const char *names[TLS_N_SETTINGS] = {
+	    opt[0] != NULL ? "--ca" : tls_daemon_names[TLS_SET_CA],
+	    opt[1] != NULL ? "--cert" : tls_daemon_names[TLS_SET_CERT],
+	    opt[2] != NULL ? "--key" : tls_daemon_names[TLS_SET_KEY],
+	    opt[3] != NULL ? "--crl" : tls_daemon_names[TLS_SET_CRL],
+	};
 	tls_files f = {
 	    opt[0] != NULL ? opt[0] : members->tls_ca,
 	    opt[1] != NULL ? opt[1] : members->tls_cert,
 	    opt[2] != NULL ? opt[2] : members->tls_key,
 	    opt[3] != NULL ? opt[3] : members->tls_crl,
+	    names,
 	};
 
 	if (f.ca[0] == '\0' && f.cert[0] == '\0' && f.key[0] == '\0')

@@ -199,7 +199,7 @@ static bool node_peer_is_member_host(void *arg, const struct sockaddr *sa)
 
 SSL_CTX *node_tls_ctx_new(const cfg *c, char *err, size_t errlen)
 {
-	tls_files f = {c->tls_ca, c->tls_cert, c->tls_key, c->tls_crl};
+	tls_files f = {c->tls_ca, c->tls_cert, c->tls_key, c->tls_crl, tls_daemon_names};
 	tls_identity self;
 	SSL_CTX *ctx = tls_ctx_new(&f, err, errlen);
 

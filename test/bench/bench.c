@@ -1194,7 +1194,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (o.tls_ca != NULL || o.tls_cert != NULL || o.tls_key != NULL) {
-		tls_files f = {o.tls_ca, o.tls_cert, o.tls_key, NULL};
+		static const char *const names[TLS_N_SETTINGS] = {"--ca", "--cert", "--key", "--crl"};
+		tls_files f = {o.tls_ca, o.tls_cert, o.tls_key, NULL, names};
 		char err[TLS_ERR_SIZE];
 
 		if (o.tls_ca == NULL || o.tls_cert == NULL || o.tls_key == NULL)

@@ -149,7 +149,7 @@ static unsigned short tp_free_port(void)
 static SSL_CTX *tp_ctx_crl(const char *dir, const char *name, bool crl_too)
 {
 	char ca[TP_PATH], cert[TP_PATH], key[TP_PATH], crl[TP_PATH], err[TLS_ERR_SIZE];
-	tls_files f = {ca, cert, key, crl_too ? crl : NULL};
+	tls_files f = {ca, cert, key, crl_too ? crl : NULL, NULL};
 	SSL_CTX *ctx;
 
 	if (name == NULL)

@@ -80,7 +80,7 @@ static int tt_teardown(void **state)
 static SSL_CTX *tt_ctx_from(const char *dir, const char *name, const char *ca_dir, bool crl, char *err)
 {
 	char ca[TT_PATH], cert[TT_PATH], key[TT_PATH], crlp[TT_PATH], file[TT_PATH];
-	tls_files f;
+	tls_files f = {0};
 
 	tt_path(ca, ca_dir, "ca.crt");
 	if ((size_t)snprintf(file, sizeof file, "%s.crt", name) >= sizeof file)
@@ -378,7 +378,7 @@ static void test_ctx_errors(void **state)
 	tt_path(cert, tt_dir, "node1.crt");
 	tt_path(key, tt_dir, "node1.key");
 	tt_path(other_key, tt_dir, "node2.key");
-	f = (tls_files){ca, cert, key, NULL};
+	f = (tls_files){ca, cert, key, NULL, NULL};
 	/* Missing settings name them. */
 	f.ca = "";
 	assert_null(tls_ctx_new(&f, err, sizeof err));
@@ -402,6 +402,24 @@ static void test_ctx_errors(void **state)
 	assert_null(tls_ctx_new(&f, err, sizeof err));
 	assert_non_null(strstr(err, "tls-crl"));
 	f.crl = NULL;
+	/* A caller's own names for the settings (tsoracle-ctl's flags,
+	 * PostgreSQL's GUCs) are the ones a refusal names. */
+	{
+		static const char *const names[TLS_N_SETTINGS] = {"--ca", "--cert", "--key", "--crl"};
+
+		f.names = names;
+		f.key = other_key;
+		assert_null(tls_ctx_new(&f, err, sizeof err));
+		assert_non_null(strstr(err, "--key "));
+		assert_non_null(strstr(err, "not the key of --cert"));
+		assert_null(strstr(err, "tls-cert"));
+		f.key = key;
+		f.ca = "";
+		assert_null(tls_ctx_new(&f, err, sizeof err));
+		assert_non_null(strstr(err, "TLS needs --ca, --cert and --key"));
+		f.ca = ca;
+		f.names = NULL;
+	}
 	/* Positive control: the same files, put right, load. */
 	{
 		SSL_CTX *ctx = tls_ctx_new(&f, err, sizeof err);
