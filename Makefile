@@ -47,11 +47,15 @@ endif
 EXTENSION = tsoracle
 MODULE_big = tsoracle
 OBJS = src/tsoracle.o src/ring.o src/worker.o src/worker_conn.o \
-	src/worker_addr.o src/worker_trust.o src/funcs.o src/decode.o src/status.o common/proto.o
+	src/worker_addr.o src/worker_trust.o src/funcs.o src/decode.o src/status.o common/proto.o \
+	src/worker_tls.o common/tls.o common/tlsio.o
 # Every install and upgrade script (as pgvector does), named relative to
 # the checkout so that an out-of-tree build finds them too.
 DATA = $(patsubst $(TSO_SRCDIR)/%,%,$(wildcard $(TSO_SRCDIR)/sql/*--*.sql))
 PG_CPPFLAGS = -I$(TSO_SRCDIR)/common
+# The worker's TLS (src/worker_tls.c, common/tls.c): OpenSSL, the library
+# PostgreSQL itself links.
+SHLIB_LINK += $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 # pg_regress tests run by scripts/test.sh against a cluster it starts.
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/tsoracle--%,$(wildcard sql/*.sql)))
 
@@ -74,9 +78,10 @@ vpath %.sql $(TSO_SRCDIR)
 # (the objects' directories, which PGXS's rules do not make)
 $(shell mkdir -p $(sort $(dir $(OBJS))))
 endif
-# The protocol codec is linked into the module as well: its tp_* symbols
-# stay private to it, like the extension's own (TSO_PRIVATE, src/compat.h).
-common/proto.o: CFLAGS += -fvisibility=hidden
+# The protocol codec and the TLS layer are linked into the module as well:
+# their tp_*, tls_* and tlsio_* symbols stay private to it, like the
+# extension's own (TSO_PRIVATE, src/compat.h).
+common/proto.o common/tls.o common/tlsio.o: CFLAGS += -fvisibility=hidden
 .DEFAULT_GOAL := all
 
 ifeq ($(EXT_ONLY),)

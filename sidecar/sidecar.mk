@@ -17,7 +17,8 @@ LIB_SRCS = sidecar/alloc.c sidecar/fsm.c sidecar/lead.c sidecar/lead_clock.c
 LIB_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB = $(BUILD)/libtsoracle.a
 
-SIDECAR_SRCS = $(filter-out sidecar/ctl.c $(LIB_SRCS),$(wildcard sidecar/*.c)) common/proto.c common/tls.c
+SIDECAR_SRCS = $(filter-out sidecar/ctl.c $(LIB_SRCS),$(wildcard sidecar/*.c)) common/proto.c common/tls.c \
+	common/tlsio.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
 CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
 	$(BUILD)/common/dial.o $(BUILD)/common/proto.o $(BUILD)/common/tls.o

@@ -46,6 +46,10 @@ PG_MODULE_MAGIC;
 
 char	   *tsoracle_sidecar_address = NULL;
 char	   *tsoracle_sidecar_user = NULL;
+char	   *tsoracle_tls_ca = NULL;
+char	   *tsoracle_tls_cert = NULL;
+char	   *tsoracle_tls_key = NULL;
+char	   *tsoracle_tls_crl = NULL;
 int			tsoracle_timeout = TSORACLE_DEFAULT_TIMEOUT_MS;
 int			tsoracle_max_inflight = TSORACLE_DEFAULT_MAX_INFLIGHT;
 int			tsoracle_max_range = TSORACLE_DEFAULT_MAX_RANGE;
@@ -65,6 +69,7 @@ static bool tsoracle_check_sidecar_address(char **newval, void **extra,
 static bool tsoracle_check_sidecar_user(char **newval, void **extra,
 										GucSource source);
 static void tsoracle_define_gucs(void);
+static void tsoracle_define_tls_gucs(void);
 
 void
 _PG_init(void)
@@ -117,6 +122,8 @@ tsoracle_define_gucs(void)
 							   tsoracle_check_sidecar_user,
 							   NULL,
 							   NULL);
+
+	tsoracle_define_tls_gucs();
 
 	DefineCustomIntVariable("tsoracle.timeout",
 							"How long a tsoracle call waits for its timestamps.",
@@ -218,6 +225,64 @@ tsoracle_define_gucs(void)
 							 NULL);
 
 	tso_mark_guc_prefix_reserved("tsoracle");
+}
+
+/*
+ * The worker's TLS to a TCP sidecar address (worker_tls.c). Reloadable
+ * only from the configuration file (PGC_SIGHUP: superusers, through
+ * ALTER SYSTEM), and shown to superusers only, like PostgreSQL's own
+ * ssl_cert_file and ssl_key_file. The files are reread at every reload, so
+ * replacing them in place and reloading rotates them.
+ */
+static void
+tsoracle_define_tls_gucs(void)
+{
+	DefineCustomStringVariable("tsoracle.tls_ca",
+							   "CA certificate (PEM) the tsoracle worker trusts for a TCP sidecar address.",
+							   "The cluster's CA (tls-ca of tsoracled). With tsoracle.tls_cert and "
+							   "tsoracle.tls_key set, the worker speaks TLS 1.3 to a host:port "
+							   "tsoracle.sidecar_address and accepts only a sidecar whose certificate this "
+							   "CA signed for a member (OU=member, CN=member-<id>). Without TLS the worker "
+							   "refuses any address that is not loopback. Reread on reload.",
+							   &tsoracle_tls_ca,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+	DefineCustomStringVariable("tsoracle.tls_cert",
+							   "Certificate (PEM) the tsoracle worker presents to a TCP sidecar address.",
+							   "A client certificate from the cluster's CA (OU=client; scripts/certs.sh "
+							   "makes one). Reread on reload.",
+							   &tsoracle_tls_cert,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+	DefineCustomStringVariable("tsoracle.tls_key",
+							   "Private key (PEM) of tsoracle.tls_cert.",
+							   "Readable by this server's user only (mode 600), or it is refused. Reread "
+							   "on reload.",
+							   &tsoracle_tls_key,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+	DefineCustomStringVariable("tsoracle.tls_crl",
+							   "Certificate revocation list (PEM) of the cluster's CA; empty: none.",
+							   "A sidecar whose certificate it lists is refused. Reread on reload.",
+							   &tsoracle_tls_crl,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
 }
 
 /* Accepts only addresses the worker can parse; says why otherwise. */

@@ -19,6 +19,15 @@ extern char *tsoracle_sidecar_address;
  */
 extern char *tsoracle_sidecar_user;
 
+/*
+ * tsoracle.tls_ca, tls_cert, tls_key, tls_crl: the files of the worker's
+ * TLS to a sidecar's TCP address (worker_tls.c); all empty: none.
+ */
+extern char *tsoracle_tls_ca;
+extern char *tsoracle_tls_cert;
+extern char *tsoracle_tls_key;
+extern char *tsoracle_tls_crl;
+
 /* tsoracle.timeout: ms a call waits for its timestamps before an error. */
 extern int tsoracle_timeout;
 

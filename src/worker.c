@@ -258,6 +258,7 @@ worker_setup(void)
 
 	ring_worker_attach(MyLatch);
 	ring_status_connected(false, ws->address);
+	(void) worker_tls_reload(true);
 
 	/*
 	 * Requests a previous worker took but never answered go first in the
@@ -287,21 +288,30 @@ worker_setup(void)
 static void
 worker_reload(void)
 {
+	bool		tls_changed;
+
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
+	/* rereads the tsoracle.tls_* files (worker_tls.c) */
+	tls_changed = worker_tls_reload(false);
 
 	if (strcmp(tsoracle_sidecar_address, ws->address) == 0 &&
-		strcmp(tsoracle_sidecar_user, ws->sidecar_user) == 0)
+		strcmp(tsoracle_sidecar_user, ws->sidecar_user) == 0 &&
+		!tls_changed)
 		return;
 
 	if (strcmp(tsoracle_sidecar_address, ws->address) != 0)
 		ereport(LOG,
 				(errmsg("tsoracle worker switching sidecar address from \"%s\" to \"%s\"",
 						ws->address, tsoracle_sidecar_address)));
-	else
+	else if (strcmp(tsoracle_sidecar_user, ws->sidecar_user) != 0)
 		ereport(LOG,
 				(errmsg("tsoracle worker reconnecting to \"%s\": tsoracle.sidecar_user changed from \"%s\" to \"%s\"",
 						ws->address, ws->sidecar_user, tsoracle_sidecar_user)));
+	else
+		ereport(LOG,
+				(errmsg("tsoracle worker reconnecting to \"%s\": its tsoracle.tls_* settings changed",
+						ws->address)));
 	strlcpy(ws->sidecar_user, tsoracle_sidecar_user, sizeof(ws->sidecar_user));
 	worker_close();
 	strlcpy(ws->address, tsoracle_sidecar_address, sizeof(ws->address));
@@ -464,7 +474,7 @@ worker_socket_events(void)
 {
 	if (ws->conn == WORKER_CONNECTING)
 		return WL_SOCKET_CONNECTED;
-	return WL_SOCKET_READABLE | (ws->outlen > 0 ? WL_SOCKET_WRITEABLE : 0);
+	return WL_SOCKET_READABLE | (worker_want_write() ? WL_SOCKET_WRITEABLE : 0);
 }
 
 /*
@@ -527,7 +537,7 @@ worker_wait(TimestampTz now)
 			if (ev->events & WL_SOCKET_READABLE)
 				worker_read();
 			if ((ev->events & WL_SOCKET_WRITEABLE) &&
-				ws->sock != PGINVALID_SOCKET && ws->outlen > 0)
+				ws->sock != PGINVALID_SOCKET && worker_want_write())
 				worker_flush();
 		}
 	}

@@ -24,6 +24,8 @@
 
 #include "proto.h"
 #include "ring.h"
+#include "tls.h"
+#include "tlsio.h"
 #include "tsoracle.h"
 #include "worker.h"
 #include "worker_int.h"
@@ -41,6 +43,8 @@ static void worker_try_targets(void);
 static void worker_start_handshake(void);
 static void worker_requeue_inflight(void);
 static void worker_handle(const tp_msg *m);
+static bool worker_parse_frames(void);
+static void worker_read_tls(void);
 
 /* ---------------------------------------------------------------------
  * Connection
@@ -61,6 +65,13 @@ worker_attempt(void)
 		return;
 	}
 	if (!worker_resolve(err, sizeof(err)))
+	{
+		worker_fail("%s", err);
+		return;
+	}
+	/* plaintext leaves this host only over loopback (worker_tls.c) */
+	if (ws->addr.kind == WORKER_ADDR_TCP && ws->tls_ctx == NULL &&
+		!worker_tls_check_plaintext(err, sizeof(err)))
 	{
 		worker_fail("%s", err);
 		return;
@@ -260,7 +271,10 @@ worker_finish_connect(void)
 	}
 }
 
-/* Connected: queue TP_HELLO; TP_HELLO_OK moves to READY. */
+/*
+ * Connected: queue TP_HELLO; TP_HELLO_OK moves to READY. Over TLS the hello
+ * waits in outbuf until the session is up (worker_flush).
+ */
 static void
 worker_start_handshake(void)
 {
@@ -275,6 +289,12 @@ worker_start_handshake(void)
 	if (ws->addr.kind == WORKER_ADDR_UNIX &&
 		!worker_check_socket_peer(ws->sock, ws->addr.path, ws->sidecar_user,
 								  err, sizeof(err)))
+	{
+		worker_fail("%s", err);
+		return;
+	}
+	if (ws->addr.kind == WORKER_ADDR_TCP && ws->tls_ctx != NULL &&
+		!worker_tls_begin(err, sizeof(err)))
 	{
 		worker_fail("%s", err);
 		return;
@@ -299,6 +319,7 @@ worker_start_handshake(void)
 void
 worker_close(void)
 {
+	worker_tls_end();
 	if (ws->sock != PGINVALID_SOCKET)
 	{
 		closesocket(ws->sock);
@@ -422,40 +443,115 @@ worker_fail(const char *fmt,...)
  * ---------------------------------------------------------------------
  */
 
-/* Writes as much of the output buffer as the socket takes. */
-void
-worker_flush(void)
+/*
+ * Sends as much of buf[0, *len) as the socket takes, keeping the rest at
+ * the front. false if the connection failed (worker_fail has run).
+ */
+static bool
+worker_send_buffer(uint8 *buf, size_t *len)
 {
-	while (ws->outlen > 0)
+	while (*len > 0)
 	{
 		ssize_t		n;
 
 #ifdef MSG_NOSIGNAL
-		n = send(ws->sock, ws->outbuf, ws->outlen, MSG_NOSIGNAL);
+		n = send(ws->sock, buf, *len, MSG_NOSIGNAL);
 #else
-		n = send(ws->sock, ws->outbuf, ws->outlen, 0);
+		n = send(ws->sock, buf, *len, 0);
 #endif
 		if (n > 0)
 		{
-			ws->outlen -= (size_t) n;
-			if (ws->outlen > 0)
-				memmove(ws->outbuf, ws->outbuf + n, ws->outlen);
+			*len -= (size_t) n;
+			if (*len > 0)
+				memmove(buf, buf + n, *len);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;				/* the wait set watches for writability */
+			return true;		/* the wait set watches for writability */
 		worker_fail("write to \"%s\": %s", ws->address,
 					n < 0 ? strerror(errno) : "no progress");
-		return;
+		return false;
 	}
+	return true;
+}
+
+/*
+ * TLS: sends the session's ciphertext; once all of it is out (and the
+ * handshake done), encrypts what waits in outbuf and sends that. Plaintext
+ * is encrypted only behind an empty ciphertext backlog, so a sidecar that
+ * stops reading fills outbuf, which stops worker.c from queueing more.
+ */
+static void
+worker_flush_tls(void)
+{
+	for (;;)
+	{
+		if (ws->tls_outlen == 0)
+			ws->tls_outlen = tls_conn_out_take(ws->tls, ws->tls_out,
+											   sizeof(ws->tls_out));
+		if (ws->tls_outlen == 0)
+		{
+			if (!ws->tls->established || ws->outlen == 0)
+				return;
+			if (tls_conn_write(ws->tls, ws->outbuf, ws->outlen) != TLS_OK)
+			{
+				worker_fail("TLS with \"%s\" failed: %s", ws->address,
+							ws->tls->err);
+				return;
+			}
+			ws->outlen = 0;
+			continue;
+		}
+		if (!worker_send_buffer(ws->tls_out, &ws->tls_outlen) ||
+			ws->tls_outlen > 0)
+			return;
+	}
+}
+
+/* Writes as much of the output as the socket takes. */
+void
+worker_flush(void)
+{
+	if (ws->tls != NULL)
+		worker_flush_tls();
+	else
+		(void) worker_send_buffer(ws->outbuf, &ws->outlen);
+}
+
+/* Whether the output waits for the socket to become writable. */
+bool
+worker_want_write(void)
+{
+	if (ws->tls == NULL)
+		return ws->outlen > 0;
+	return ws->tls_outlen > 0 || tls_conn_out_pending(ws->tls) > 0 ||
+		(ws->tls->established && ws->outlen > 0);
+}
+
+/*
+ * A plaintext TCP connection that ends during the handshake: perhaps the
+ * port speaks TLS. The hint to append to the error ("" if none).
+ */
+static const char *
+worker_plaintext_hint(void)
+{
+	if (ws->addr.kind == WORKER_ADDR_TCP && ws->tls == NULL &&
+		ws->conn == WORKER_HANDSHAKE)
+		return " (if its client-tcp runs TLS, set tsoracle.tls_ca, tsoracle.tls_cert and tsoracle.tls_key)";
+	return "";
 }
 
 /* Reads and handles everything the socket has. */
 void
 worker_read(void)
 {
+	if (ws->tls != NULL)
+	{
+		worker_read_tls();
+		return;
+	}
 	for (;;)
 	{
 		size_t		room;
@@ -481,32 +577,124 @@ worker_read(void)
 		}
 		if (n == 0)
 		{
-			worker_fail("the sidecar at \"%s\" closed the connection",
-						ws->address);
+			worker_fail("the sidecar at \"%s\" closed the connection%s",
+						ws->address, worker_plaintext_hint());
 			return;
 		}
 		tp_reader_commit(ws->reader, (size_t) n);
-
-		for (;;)
-		{
-			tp_msg		m;
-			int			rc = tp_reader_next(ws->reader, &m);
-
-			if (rc == 0)
-				break;
-			if (rc < 0)
-			{
-				worker_fail("malformed message from \"%s\": %s", ws->address,
-							tp_reader_errstr(ws->reader));
-				return;
-			}
-			worker_handle(&m);
-			if (ws->conn == WORKER_DISCONNECTED)
-				return;
-		}
+		if (!worker_parse_frames())
+			return;
 
 		/* A short read drained the socket; level-triggered waits do the rest. */
 		if ((size_t) n < room)
+			return;
+	}
+}
+
+/* Handles every whole frame in the reader. false if the connection failed. */
+static bool
+worker_parse_frames(void)
+{
+	for (;;)
+	{
+		tp_msg		m;
+		int			rc = tp_reader_next(ws->reader, &m);
+
+		if (rc == 0)
+			return true;
+		if (rc < 0)
+		{
+			worker_fail("malformed message from \"%s\": %s%s", ws->address,
+						tp_reader_errstr(ws->reader), worker_plaintext_hint());
+			return false;
+		}
+		worker_handle(&m);
+		if (ws->conn == WORKER_DISCONNECTED)
+			return false;
+	}
+}
+
+/* The session failed: before TP_HELLO_OK, say which side refused whom. */
+static void
+worker_fail_tls(void)
+{
+	char		err[RING_ERROR_LEN];
+
+	if (ws->conn == WORKER_HANDSHAKE)
+	{
+		worker_tls_failed(err, sizeof(err));
+		worker_fail("%s", err);
+	}
+	else if (ws->tls->err[0] == '\0')
+		worker_fail("the sidecar at \"%s\" closed the connection", ws->address);
+	else
+		worker_fail("TLS with \"%s\" failed: %s", ws->address, ws->tls->err);
+}
+
+/*
+ * TLS: reads the ciphertext the socket has, feeds it to the session
+ * (completing the handshake when it can), and handles every frame of the
+ * plaintext. Each read is decrypted and parsed whole before the next, so
+ * the session never holds more than one read's worth.
+ */
+static void
+worker_read_tls(void)
+{
+	static uint8 cipher[WORKER_TLS_READ_SIZE];
+
+	for (;;)
+	{
+		ssize_t		n = recv(ws->sock, cipher, sizeof(cipher), 0);
+		bool		done_now;
+		char		err[RING_ERROR_LEN];
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			worker_fail("read from \"%s\": %s", ws->address, strerror(errno));
+			return;
+		}
+		if (n == 0)
+		{
+			if (ws->conn == WORKER_HANDSHAKE)
+				worker_fail_tls();
+			else
+				worker_fail("the sidecar at \"%s\" closed the connection",
+							ws->address);
+			return;
+		}
+		if (tlsio_feed(ws->tls, cipher, (size_t) n, &done_now) == TLS_ERROR)
+		{
+			worker_fail_tls();
+			return;
+		}
+		if (done_now && !worker_tls_established(err, sizeof(err)))
+		{
+			worker_fail("%s", err);
+			return;
+		}
+		/* the handshake's next message, or the hello once it is done */
+		worker_flush();
+		if (ws->conn == WORKER_DISCONNECTED)
+			return;
+		for (;;)
+		{
+			long		moved = tlsio_pull(ws->tls, ws->reader);
+
+			if (moved < 0)
+			{
+				worker_fail_tls();
+				return;
+			}
+			if (!worker_parse_frames())
+				return;
+			if (moved == 0)
+				break;
+		}
+		if ((size_t) n < sizeof(cipher))
 			return;
 	}
 }
@@ -536,6 +724,14 @@ worker_handle(const tp_msg *m)
 						(unsigned) TP_VERSION);
 			return;
 		}
+		/* over TLS, the node must be the member its certificate names */
+		if (ws->tls != NULL && m->u.hello_ok.node_id != ws->tls_member_id)
+		{
+			worker_fail("the sidecar at \"%s\" says it is node %u, but its certificate is member-%u's",
+						ws->address, (unsigned) m->u.hello_ok.node_id,
+						(unsigned) ws->tls_member_id);
+			return;
+		}
 		ws->conn = WORKER_READY;
 		ws->ready_at = GetCurrentTimestamp();
 		ws->served = false;
@@ -546,9 +742,10 @@ worker_handle(const tp_msg *m)
 			ws->last_logged[0] = '\0';
 		ring_status_connected(true, ws->address);
 		ereport(ws->flapping ? DEBUG1 : LOG,
-				(errmsg("tsoracle worker connected to the sidecar at \"%s\" (node %u, protocol version %u)",
+				(errmsg("tsoracle worker connected to the sidecar at \"%s\" (node %u, protocol version %u%s)",
 						ws->address, (unsigned) m->u.hello_ok.node_id,
-						(unsigned) m->u.hello_ok.version)));
+						(unsigned) m->u.hello_ok.version,
+						ws->tls != NULL ? ", TLS 1.3" : "")));
 		return;
 	}
 

@@ -33,6 +33,14 @@
 /* Output buffer, bytes: a TP_HELLO or a few dozen TP_TS_REQ frames. */
 #define WORKER_OUTBUF_SIZE			2048
 
+/*
+ * TLS (worker_tls.c): ciphertext read from the socket at once, and the
+ * ciphertext taken from the session for one send(); bytes. A TLS record
+ * holds at most 16 KiB of plaintext; the worker's writes are far smaller.
+ */
+#define WORKER_TLS_READ_SIZE		16384
+#define WORKER_TLS_OUT_SIZE			4096
+
 /* Resolved TCP addresses tried in turn for one connection attempt. */
 #define WORKER_MAX_TARGETS			8
 
@@ -103,8 +111,25 @@ typedef struct WorkerState
 
 	/* I/O buffers */
 	tp_reader  *reader;
-	uint8		outbuf[WORKER_OUTBUF_SIZE];
+	uint8		outbuf[WORKER_OUTBUF_SIZE];	/* plaintext frames */
 	size_t		outlen;
+
+	/*
+	 * TLS to a TCP address (worker_tls.c). tls_ctx: built from the
+	 * tsoracle.tls_* files at start and at every reload (NULL: none
+	 * configured, or none could be loaded: tls_ctx_err says why). tls: this
+	 * connection's session (NULL: plaintext); the plaintext in outbuf is
+	 * encrypted only once the ciphertext before it has gone out (tls_out),
+	 * so the worker's own backpressure on outbuf still holds.
+	 */
+	struct ssl_ctx_st *tls_ctx;
+	bool		tls_wanted;		/* some tsoracle.tls_* setting is set */
+	char		tls_ctx_err[RING_ERROR_LEN];
+	char		tls_settings[4][MAXPGPATH];	/* the settings tls_ctx came from */
+	struct tls_conn *tls;
+	uint32		tls_member_id;	/* the sidecar's id in its certificate */
+	uint8		tls_out[WORKER_TLS_OUT_SIZE];
+	size_t		tls_outlen;
 
 	/* requests */
 	WorkerRequest inflight[WORKER_MAX_INFLIGHT_LIMIT];
@@ -143,5 +168,14 @@ extern TSO_PRIVATE void worker_fail(const char *fmt,...) pg_attribute_printf(1, 
 extern TSO_PRIVATE void worker_close(void);
 extern TSO_PRIVATE void worker_flush(void);
 extern TSO_PRIVATE void worker_read(void);
+extern TSO_PRIVATE bool worker_want_write(void);
+
+/* worker_tls.c */
+extern TSO_PRIVATE bool worker_tls_reload(bool at_start);
+extern TSO_PRIVATE bool worker_tls_check_plaintext(char *err, size_t errlen);
+extern TSO_PRIVATE bool worker_tls_begin(char *err, size_t errlen);
+extern TSO_PRIVATE void worker_tls_end(void);
+extern TSO_PRIVATE bool worker_tls_established(char *err, size_t errlen);
+extern TSO_PRIVATE void worker_tls_failed(char *err, size_t errlen);
 
 #endif							/* TSORACLE_WORKER_INT_H */

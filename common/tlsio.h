@@ -1,4 +1,4 @@
-/* tlsio.h: a libuv stream's TLS session feeding the frame reader (the client port and forwarding). */
+/* tlsio.h: a TLS session feeding the frame reader (the client port, forwarding, the PostgreSQL worker). */
 #ifndef TSORACLE_TLSIO_H
 #define TSORACLE_TLSIO_H
 
@@ -8,11 +8,13 @@
 #include "tls.h"
 
 /*
- * The client port (server.c) and the follower's forwarding connection
- * (forward.c) run the client protocol inside TLS (common/tls.h): the read
- * callback hands the ciphertext it got to tlsio_feed, which completes the
- * handshake when it can; then tlsio_pull moves the plaintext into the
- * frame reader. The outgoing side is the outbuf's (ob_set_tls).
+ * The client port (sidecar/server.c), the follower's forwarding connection
+ * (sidecar/forward.c) and the PostgreSQL worker (src/worker_conn.c) run the
+ * client protocol inside TLS (common/tls.h): the read callback hands the
+ * ciphertext it got to tlsio_feed, which completes the handshake when it
+ * can; then tlsio_pull moves the plaintext into the frame reader. The
+ * outgoing side is the owner's (the sidecar's outbuf, ob_set_tls). Plain
+ * C over tls.h and proto.h, so the extension links it too.
  *
  * Backpressure: tlsio_pull moves no more than the reader has room for;
  * what stays decrypted-but-unread in the session is pulled when the owner

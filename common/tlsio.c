@@ -1,4 +1,4 @@
-/* tlsio.c: a libuv stream's TLS session feeding the frame reader (see tlsio.h). */
+/* tlsio.c: a TLS session feeding the frame reader (see tlsio.h). */
 #include "tlsio.h"
 
 int tlsio_feed(tls_conn *t, const void *data, size_t len, bool *done_now)
