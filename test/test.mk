@@ -30,12 +30,16 @@ all: $(BUILD)/tsoracle-checker
 unit: $(UNIT_TESTS)
 
 # ---- fuzzing (libFuzzer, clang; docs/building.md) ------------------------
-# Four targets in test/fuzz/, each built as $(BUILD)/fuzz_NAME with
+# Five targets in test/fuzz/, each built as $(BUILD)/fuzz_NAME with
 # AddressSanitizer and UndefinedBehaviorSanitizer:
 #   proto         the wire protocol codec (common/proto.c)
 #   fsm           the state machine's command decoding and apply (sidecar/fsm.c)
 #   fsm_snapshot  the state machine's snapshot restore
 #   config        the config file parser and checks (sidecar/config.c)
+#   tls_framing   the framing that follows the TLS layer (common/tlsio.c
+#                 into common/proto.c's reader): what the client port decodes
+#                 and what the worker and forwarder decode, through real
+#                 TLS 1.3 sessions (its certificates from scripts/certs.sh)
 # `make fuzz` runs each for FUZZ_RUNS executions (10 million) from its seed
 # corpus (test/fuzz/corpus/NAME, valid inputs) plus what earlier runs found
 # ($(BUILD)/fuzz/corpus/NAME); crash inputs land in $(BUILD)/fuzz/NAME-*.
@@ -44,7 +48,7 @@ unit: $(UNIT_TESTS)
 FUZZ_CC ?= clang
 FUZZ_RUNS ?= 10000000
 FUZZ_SEED ?= 1
-FUZZ_TARGETS ?= proto fsm fsm_snapshot config
+FUZZ_TARGETS ?= proto fsm fsm_snapshot config tls_framing
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-Iinclude -Icommon -Isidecar -Itest/fuzz -I$(DEPS_PREFIX)/include
