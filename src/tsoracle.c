@@ -237,52 +237,38 @@ tsoracle_define_gucs(void)
 static void
 tsoracle_define_tls_gucs(void)
 {
-	DefineCustomStringVariable("tsoracle.tls_ca",
-							   "CA certificate (PEM) the tsoracle worker trusts for a TCP sidecar address.",
-							   "The cluster's CA (tls-ca of tsoracled). With tsoracle.tls_cert and "
-							   "tsoracle.tls_key set, the worker speaks TLS 1.3 to a host:port "
-							   "tsoracle.sidecar_address and accepts only a sidecar whose certificate this "
-							   "CA signed for a member (OU=member, CN=member-<id>). Without TLS the worker "
-							   "refuses any address that is not loopback. Reread on reload.",
-							   &tsoracle_tls_ca,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL,
-							   NULL,
-							   NULL);
-	DefineCustomStringVariable("tsoracle.tls_cert",
-							   "Certificate (PEM) the tsoracle worker presents to a TCP sidecar address.",
-							   "A client certificate from the cluster's CA (OU=client; scripts/certs.sh "
-							   "makes one). Reread on reload.",
-							   &tsoracle_tls_cert,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL,
-							   NULL,
-							   NULL);
-	DefineCustomStringVariable("tsoracle.tls_key",
-							   "Private key (PEM) of tsoracle.tls_cert.",
-							   "Readable by this server's user only (mode 600), or it is refused. Reread "
-							   "on reload.",
-							   &tsoracle_tls_key,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL,
-							   NULL,
-							   NULL);
-	DefineCustomStringVariable("tsoracle.tls_crl",
-							   "Certificate revocation list (PEM) of the cluster's CA; empty: none.",
-							   "A sidecar whose certificate it lists is refused. Reread on reload.",
-							   &tsoracle_tls_crl,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL,
-							   NULL,
-							   NULL);
+	static const struct
+	{
+		const char *name;
+		char	  **var;
+		const char *short_desc;
+		const char *long_desc;
+	}			tls[] = {
+		{"tsoracle.tls_ca", &tsoracle_tls_ca,
+			"CA certificate (PEM) the tsoracle worker trusts for a TCP sidecar address.",
+			"The cluster's CA (tls-ca of tsoracled). With tsoracle.tls_cert and "
+			"tsoracle.tls_key set, the worker speaks TLS 1.3 to a host:port "
+			"tsoracle.sidecar_address and accepts only a sidecar whose certificate this "
+			"CA signed for a member (OU=member, CN=member-<id>). Without TLS the worker "
+			"refuses any address that is not loopback. Reread on reload."},
+		{"tsoracle.tls_cert", &tsoracle_tls_cert,
+			"Certificate (PEM) the tsoracle worker presents to a TCP sidecar address.",
+			"A client certificate from the cluster's CA (OU=client; scripts/certs.sh "
+			"makes one). Reread on reload."},
+		{"tsoracle.tls_key", &tsoracle_tls_key,
+			"Private key (PEM) of tsoracle.tls_cert.",
+			"Readable by this server's user only (mode 600), or it is refused. Reread "
+			"on reload."},
+		{"tsoracle.tls_crl", &tsoracle_tls_crl,
+			"Certificate revocation list (PEM) of the cluster's CA; empty: none.",
+			"A sidecar whose certificate it lists is refused. Reread on reload."},
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(tls); i++)
+		DefineCustomStringVariable(tls[i].name, tls[i].short_desc, tls[i].long_desc,
+								   tls[i].var, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
 }
 
 /* Accepts only addresses the worker can parse; says why otherwise. */

@@ -543,6 +543,27 @@ worker_plaintext_hint(void)
 	return "";
 }
 
+/*
+ * One recv(): the bytes read, 0 at the end of the stream, or -1 when there
+ * is nothing to read now or the read failed (worker_fail has run).
+ */
+static ssize_t
+worker_recv(void *buf, size_t cap)
+{
+	for (;;)
+	{
+		ssize_t		n = recv(ws->sock, buf, cap, 0);
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			worker_fail("read from \"%s\": %s", ws->address, strerror(errno));
+		return -1;
+	}
+}
+
 /* Reads and handles everything the socket has. */
 void
 worker_read(void)
@@ -565,16 +586,9 @@ worker_read(void)
 						ws->address);
 			return;
 		}
-		n = recv(ws->sock, space, room, 0);
+		n = worker_recv(space, room);
 		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			worker_fail("read from \"%s\": %s", ws->address, strerror(errno));
 			return;
-		}
 		if (n == 0)
 		{
 			worker_fail("the sidecar at \"%s\" closed the connection%s",
@@ -644,19 +658,12 @@ worker_read_tls(void)
 
 	for (;;)
 	{
-		ssize_t		n = recv(ws->sock, cipher, sizeof(cipher), 0);
+		ssize_t		n = worker_recv(cipher, sizeof(cipher));
 		bool		done_now;
 		char		err[RING_ERROR_LEN];
 
 		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			worker_fail("read from \"%s\": %s", ws->address, strerror(errno));
 			return;
-		}
 		if (n == 0)
 		{
 			if (ws->conn == WORKER_HANDSHAKE)

@@ -21,7 +21,7 @@ our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_sig
   check_increasing take_ts ctl bg_send bg_collect
   certs_new certs sidecar_tls_flags cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
   $GUARD_OFF no_backward_grants pgbench_start pgbench_finish write_clock_offset mono_ns
-  checker_history_across);
+  checker_history_across calls_distinct_increasing write_file_from);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 
@@ -529,6 +529,37 @@ sub checker_history_across
 	}
 	close($h);
 	return ($last_before, $first_after);
+}
+
+# Passes if 1000 tso_now() calls in one statement on $node are distinct and
+# increasing, and tso_range(1000) is contiguous ($how: "over TCP", ...).
+sub calls_distinct_increasing
+{
+	my ($node, $how) = @_;
+	is( $node->safe_psql(
+			'postgres', q{
+		SELECT count(*) = 1000 AND count(DISTINCT ts) = 1000
+		       AND count(*) FILTER (WHERE ts <= prev) = 0
+		FROM (SELECT ts, lag(ts) OVER (ORDER BY i) AS prev
+		      FROM (SELECT i, tso_now() AS ts FROM generate_series(1, 1000) AS i) s) t}),
+		't', "1000 tso_now() calls $how are distinct and increasing");
+	is( $node->safe_psql(
+			'postgres', q{SELECT count(*) = 1000 AND max(t) - min(t) = 999 FROM tso_range(1000) AS t}),
+		't', "tso_range(1000) $how is contiguous");
+}
+
+# Replaces $path at once (rename) with the concatenation of files @parts
+# (which may include $path itself): a certificate, CA or CRL rotated in
+# place, never seen half-written. A .key keeps mode 600.
+sub write_file_from
+{
+	my ($path, @parts) = @_;
+	my $text = join('', map { PostgreSQL::Test::Utils::slurp_file($_) } @parts);
+	open(my $fh, '>', "$path.new") or die "$path: $!";
+	print $fh $text;
+	close($fh) or die "$path: $!";
+	chmod(0600, "$path.new") if $path =~ /\.key$/;
+	rename("$path.new", $path) or die "rename $path: $!";
 }
 
 1;

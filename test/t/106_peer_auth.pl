@@ -256,18 +256,8 @@ copy("$tls/node3.crt", "$scratch/old3.crt") or die;
 copy("$tls/node3.key", "$scratch/old3.key") or die;
 chmod(0600, "$scratch/old3.key");
 
-sub write_file
-{
-	my ($path, @parts) = @_;
-	my $text = join('', map { PostgreSQL::Test::Utils::slurp_file($_) } @parts);
-	open(my $fh, '>', "$path.new") or die "$path: $!";
-	print $fh $text;
-	close($fh) or die "$path: $!";
-	rename("$path.new", $path) or die "rename $path: $!";
-}
-
-write_file("$tls/ca.crt", "$tls/ca.crt", "$ca2/ca.crt");
-write_file("$tls/ca.crl", "$tls/ca.crl", "$ca2/ca.crl");
+write_file_from("$tls/ca.crt", "$tls/ca.crt", "$ca2/ca.crt");
+write_file_from("$tls/ca.crl", "$tls/ca.crl", "$ca2/ca.crl");
 like(reload($_), qr/reloaded tls-ca/, "CA step 1: $_->{name} trusts the old CA and the new") for @sc;
 is(probe($leader, "$ca2/node3", 3), 'admitted', '... a member certificate of the new CA is admitted');
 is(probe($leader, "$scratch/old3", 3), 'admitted', '... and one of the old CA still is');
@@ -280,8 +270,8 @@ for my $sc (@sc)
 }
 like(reload($_), qr/reloaded tls-ca/, "CA step 2: $_->{name} presents a certificate of the new CA") for @sc;
 
-write_file("$tls/ca.crt", "$ca2/ca.crt");
-write_file("$tls/ca.crl", "$ca2/ca.crl");
+write_file_from("$tls/ca.crt", "$ca2/ca.crt");
+write_file_from("$tls/ca.crl", "$ca2/ca.crl");
 my %pos = map { $_->{name} => length(slurp($_)) } @sc;
 like(reload($_), qr/reloaded tls-ca/, "CA step 3: $_->{name} trusts the new CA alone") for @sc;
 # Whichever member reloads first closes the connections made with the old
@@ -309,7 +299,7 @@ $leader = cluster_leader(@sc);
 my ($revoked) = grep { $_ != $leader } @sc;
 my @kept = grep { $_ != $revoked } @sc;
 certs($ca2, 'revoke', "node$revoked->{id}");
-write_file("$tls/ca.crl", "$ca2/ca.crl");
+write_file_from("$tls/ca.crl", "$ca2/ca.crl");
 %pos = map { $_->{name} => length(slurp($_)) } @sc;
 like(reload($_), qr/reloaded tls-ca/, "$_->{name} reads the CRL revoking $revoked->{name}") for @kept;
 ok( wait_until(
