@@ -7,6 +7,7 @@
 #   make             build (needs `make deps` once)
 #   make install     the extension (PGXS: PG_CONFIG, DESTDIR) and tsoracled,
 #                    tsoracle-ctl (PREFIX, default /usr/local; DESTDIR)
+#   make deb         Debian packages into build/deb/
 #
 # This file is PGXS for the extension; the rest is in sidecar/sidecar.mk
 # (daemon, CLI, libtsoracle), test/test.mk (unit, simulation, fuzz,
@@ -94,7 +95,7 @@ include examples/examples.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 
-.PHONY: deps unit check-unit build test demo demo-cluster demo-stop bench format
+.PHONY: deps unit check-unit build test demo demo-cluster demo-stop bench format deb
 
 # make install: the extension (PGXS, above) and the daemon and ctl.
 install: install-sidecar
@@ -130,5 +131,9 @@ format:
 clean: clean-build
 clean-build:
 	rm -rf $(BUILD)
+
+# Debian packages (debian/; docs/building.md, "Packages") into build/deb/.
+deb: deps
+	@scripts/deb.sh
 
 endif # EXT_ONLY

@@ -37,7 +37,7 @@ packages=(
 	libpq-dev libipc-run-perl libio-socket-ssl-perl dpkg-dev iproute2 procps patch jq
 	clang libclang-rt-14-dev
 	libicu-dev libreadline-dev zlib1g-dev libzstd-dev libxml2-dev libxslt1-dev uuid-dev
-	bison flex debhelper postgresql-server-dev-all
+	bison flex debhelper postgresql-server-dev-all help2man
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

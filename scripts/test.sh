@@ -7,7 +7,7 @@
 # Environment: TESTS="t/001_x.pl ..." runs only those TAP files (and
 #              TESTS_ROOT="t/root/108_x.pl ..." only those run as root);
 #              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1,
-#              SKIP_EXAMPLES=1, SKIP_SANITIZE=1
+#              SKIP_EXAMPLES=1, SKIP_SANITIZE=1, SKIP_DEB=1
 #              skip a suite.
 #              SANITIZE=1 (make test SANITIZE=1): every suite runs the
 #              daemon, the tools and the C tests of build-san/ (AddressSanitizer
@@ -475,6 +475,11 @@ for v in $pg_versions; do
 	fi
 	PG_LABEL=
 done
+# The packages (root only: dpkg), on Debian's PostgreSQL 15.
+if [ -z "${SKIP_DEB:-}" ] && [ "$(id -u)" -eq 0 ] && [ -z "${TESTS:-}" ]; then
+	suite "Debian packages: make deb, dpkg -i, the unit's ExecStart, a timestamp, dpkg -r keeps the data" \
+		scripts/test-deb.sh
+fi
 # The nemesis runs (nemesis.sh installs for $PG) on the first version.
 if [ -n "$first_pg" ]; then select_pg "$first_pg" && export PG && STAGE=$STAGE_BASE/pg$first_pg; fi
 if [ -z "${SKIP_NEMESIS:-}" ]; then
