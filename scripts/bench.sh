@@ -4,8 +4,10 @@
 #
 #   - sidecar direct (tsoracle-bench): a single node, the leader and a
 #     follower of a 3-node cluster on 127.0.0.1, at 1, 16 and 64
-#     connections, pipeline depth 1 and 16; a unix socketpair ping-pong
-#     alternated with lone requests as the latency floor;
+#     connections, pipeline depth 1 and 16, on their unix sockets, and the
+#     leader's client-tcp under TLS 1.3 with a client certificate; a unix
+#     socketpair ping-pong alternated with lone requests as the latency
+#     floor;
 #   - syscalls per request (perf tracepoints, strace -c) and a CPU profile
 #     (perf record) of the leader under load;
 #   - PostgreSQL through pgbench -M prepared: SELECT tso_now() against
@@ -30,6 +32,9 @@
 #              BENCH_ONLY=inserts  only the single node and section_inserts
 #                              (a few minutes); prints the report and leaves
 #                              the document alone unless BENCH_DOC is set
+#              BENCH_ONLY=cluster  only the 3-node cluster's direct runs
+#                              (unix sockets and TLS) and the failover and
+#                              handover trials (a few minutes; the same)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 . scripts/common.sh
@@ -45,8 +50,8 @@ DOC=${BENCH_DOC:-$ROOT/docs/performance.md}
 QUICK=${BENCH_QUICK:-}
 ONLY=${BENCH_ONLY:-}
 case "$ONLY" in
-'' | inserts) ;;
-*) echo "bench: BENCH_ONLY=$ONLY: only \"inserts\" is known" >&2; exit 2 ;;
+'' | inserts | cluster) ;;
+*) echo "bench: BENCH_ONLY=$ONLY: only \"inserts\" and \"cluster\" are known" >&2; exit 2 ;;
 esac
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -63,6 +68,7 @@ if [ -n "$QUICK" ]; then
 	MODE="quick (BENCH_QUICK=1: short runs, indicative only)"
 	DIRECT_SECS=0.3 DIRECT_REPS=1 PAIRS=1 PAIR_SECS=0.3
 	DIRECT_SINGLE="1:1 16:16" DIRECT_LEADER="1:1 64:16" DIRECT_FOLLOWER="64:16"
+	DIRECT_LEADER_TLS="1:1 64:16"
 	PG_CLIENTS="16" PG_REPS=1 PG_SECS=1 COST_SECS=1
 	BULK_REPS=3
 	INS_ROWS=20000 INS_REPS=3 INS_SECS=1 INS_SCALE=2
@@ -72,6 +78,7 @@ else
 	DIRECT_SECS=1.5 DIRECT_REPS=2 PAIRS=5 PAIR_SECS=0.4
 	DIRECT_SINGLE="1:1 1:16 16:1 16:16 64:1 64:16"
 	DIRECT_LEADER=$DIRECT_SINGLE DIRECT_FOLLOWER=$DIRECT_SINGLE
+	DIRECT_LEADER_TLS="1:1 16:16 64:1 64:16"
 	PG_CLIENTS="1 4 16 64" PG_REPS=3 PG_SECS=3 COST_SECS=2
 	BULK_REPS=7
 	INS_ROWS=200000 INS_REPS=5 INS_SECS=3 INS_SCALE=16
@@ -98,7 +105,7 @@ BENCH=$W/bin/tsoracle-bench
 PG_UID=$(id -u "$PG_USER")
 PG_GID=$(id -g "$PG_USER")
 
-declare -A NODE_PID NODE_ARGS NODE_SOCK
+declare -A NODE_PID NODE_ARGS NODE_SOCK NODE_TCP
 GAP_PIDS=()
 PGDATA=
 # True if pid $1 is a live child of this script (never signal anything else).
@@ -199,6 +206,7 @@ cluster_start() {
 	scripts/certs.sh "$W/$c-tls" 3 >/dev/null && chown -R "$PG_UID:$PG_GID" "$W/$c-tls"
 	for i in 1 2 3; do
 		NODE_SOCK[${c}n$i]=$W/$c-n$i.sock
+		NODE_TCP[${c}n$i]=127.0.0.1:$((base + 2 * i - 1))
 		node_start "${c}n$i" --node-id "$i" --data-dir "$W/$c-n$i" \
 			--raft-address "127.0.0.1:$((base + 2 * i - 2))" --client-tcp "127.0.0.1:$((base + 2 * i - 1))" \
 			--client-socket "$W/$c-n$i.sock" --peers "$peers" \
@@ -250,10 +258,12 @@ node_stop() { # name: SIGTERM and wait
 
 # ---- sidecar direct -------------------------------------------------------------
 
-# One load run against node $2 (the leader being $3): label $1,
-# connections:depth $4; the best of DIRECT_REPS runs is kept.
+# One load run against node $2's unix socket (the leader being $3): label
+# $1, connections:depth $4; further arguments go to tsoracle-bench (e.g.
+# another --address, TLS). The best of DIRECT_REPS runs is kept.
 direct_run() {
 	local label=$1 node=$2 lnode=$3 cd=$4 c d rep best='' best_rps=-1 out secs
+	shift 4
 	c=${cd%%:*} d=${cd##*:}
 	secs=$(awk -v d="$DIRECT_SECS" 'BEGIN { print d + 0.2 }')
 	for ((rep = 1; rep <= DIRECT_REPS; rep++)); do
@@ -262,7 +272,7 @@ direct_run() {
 		t0=$(proc_ticks "${NODE_PID[$node]}")
 		t0l=$(proc_ticks "${NODE_PID[$lnode]}")
 		out=$("$BENCH" --address "${NODE_SOCK[$node]}" --connections "$c" --depth "$d" --count 1 \
-			--duration "$DIRECT_SECS" --warmup 0.2 --kv --label "$label")
+			--duration "$DIRECT_SECS" --warmup 0.2 --kv --label "$label" "$@")
 		t1=$(proc_ticks "${NODE_PID[$node]}")
 		t1l=$(proc_ticks "${NODE_PID[$lnode]}")
 		s1=$(node_status "$lnode")
@@ -355,13 +365,26 @@ section_direct() {
 	syscall_run single_64x16 sn sn 64:16
 	record "mode=mem label=single_after_load rss_kb=$(proc_kb "${NODE_PID[sn]}" VmRSS) hwm_kb=$(proc_kb "${NODE_PID[sn]}" VmHWM)"
 
+	section_direct_cluster
+}
+
+# The 3-node cluster: its leader and a follower on their unix sockets, and
+# the leader's client-tcp under TLS 1.3 with a client certificate of the
+# cluster's CA (as a PostgreSQL worker or tsoracle-ctl on another machine
+# reaches it).
+section_direct_cluster() {
+	local cd i lead fol tls=$W/d-tls
 	say "sidecar direct, 3-node cluster"
 	cluster_start d || return 1
-	local lead fol
 	lead=$(cluster_leader d 30) || return 1
 	fol=$((lead % 3 + 1))
 	for cd in $DIRECT_LEADER; do direct_run leader "dn$lead" "dn$lead" "$cd"; done
 	for cd in $DIRECT_FOLLOWER; do direct_run follower "dn$fol" "dn$lead" "$cd"; done
+	say "sidecar direct, the leader's client-tcp ${NODE_TCP[dn$lead]} over TLS 1.3 (client certificate)"
+	for cd in $DIRECT_LEADER_TLS; do
+		direct_run leader_tls "dn$lead" "dn$lead" "$cd" --address "${NODE_TCP[dn$lead]}" \
+			--ca "$tls/ca.crt" --cert "$tls/client.crt" --key "$tls/client.key"
+	done
 	syscall_run leader_1x1 "dn$lead" "dn$lead" 1:1
 	syscall_run leader_64x16 "dn$lead" "dn$lead" 64:16
 	syscall_run follower_64x16 "dn$fol" "dn$lead" 64:16
@@ -835,7 +858,7 @@ if (sel('load')) {
 	  "| target | conns × depth | requests/s | p50 | p99 | p99.9 | max | sidecar CPU | leader CPU | req/grant | errors | violations |",
 	  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 	my %best;
-	for my $r (grep { ($_->{label} // '') =~ /^(single|leader|follower)$/ } sel('load')) {
+	for my $r (grep { ($_->{label} // '') =~ /^(single|leader|follower|leader_tls)$/ } sel('load')) {
 		my $rpg = $r->{grants} ? $r->{stamps_total} / $r->{grants} : undef;
 		push @out, sprintf("| %s | %s × %s | %s | %s µs | %s µs | %s µs | %s µs | %s | %s | %s | %s | %s |",
 			$r->{label}, $r->{conns}, $r->{depth}, num($r->{rps}), num($r->{p50_us}, 1), num($r->{p99_us}, 1),
@@ -844,9 +867,11 @@ if (sel('load')) {
 		$best{$r->{label}} = $r->{rps} if !defined $best{$r->{label}} || $r->{rps} > $best{$r->{label}};
 		$best{"$r->{label}_d1"} = $r->{rps} if $r->{depth} == 1 && (!defined $best{"$r->{label}_d1"} || $r->{rps} > $best{"$r->{label}_d1"});
 	}
-	push @out, "";
+	push @out, "\"leader_tls\": the leader's client-tcp over TLS 1.3, the client presenting a `client` certificate of the cluster's CA.", "";
 	push @targets, ["leader of 3 nodes ≥ 1,000,000 requests/s (count 1), best configuration", "≥ 1,000,000/s",
 	  num($best{leader}) . "/s (" . rat(ratio($best{leader}, 1e6)) . ")", verdict(defined $best{leader} ? $best{leader} >= 1e6 : undef)];
+	push @targets, ["the same over TLS 1.3 (the leader's client-tcp, a client certificate)", "≥ 1,000,000/s",
+	  num($best{leader_tls}) . "/s (" . rat(ratio($best{leader_tls}, 1e6)) . ")", verdict(defined $best{leader_tls} ? $best{leader_tls} >= 1e6 : undef)];
 	push @targets, ["(for reference) the same without pipelining: depth 1, best of 1/16/64 connections", "",
 	  num($best{leader_d1}) . "/s (" . rat(ratio($best{leader_d1}, 1e6)) . ")", "informative"];
 }
@@ -1121,13 +1146,14 @@ write_doc() {
 # The commands, as run (addresses are of this run's scratch directory).
 commands() {
 	cat <<CMDS
-\$ make bench                # or: BENCH_QUICK=1 make bench
+\$ make bench                # or: BENCH_QUICK=1 make bench; BENCH_ONLY=cluster make bench: the cluster's direct and failover runs alone
 \$ scripts/bench.sh          # what make bench runs, after building and make install
 sidecars:  tsoracled --node-id 1 --data-dir D --raft-address 127.0.0.1:P --client-socket S --log-level warn
 cluster:   tsoracled --node-id I --data-dir D --raft-address 127.0.0.1:Ri --client-tcp 127.0.0.1:Ci --client-socket Si \\
              --peers 1=127.0.0.1:R1/127.0.0.1:C1,2=...,3=... --tls-ca ca.crt --tls-cert nodeI.crt --tls-key nodeI.key \\
              --tls-crl ca.crl [$TUNED_FLAGS]   (certificates from scripts/certs.sh)
 direct:    tsoracle-bench --address S --connections C --depth D --count 1 --duration $DIRECT_SECS --warmup 0.2 --kv  (best of $DIRECT_REPS)
+tls:       the same with --address 127.0.0.1:C_LEADER --ca ca.crt --cert client.crt --key client.key
 floor:     tsoracle-bench --pingpong [--cpus A,B] --duration $PAIR_SECS --warmup 0.1 --kv, alternated $PAIRS times with
              tsoracle-bench --address S [--cpus A] --duration $PAIR_SECS --warmup 0.1 --kv; pinned rows: taskset -a -p -c LAST SIDECAR_PID
 syscalls:  perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_{read,write,epoll_wait,writev},context-switches -p PID
@@ -1181,6 +1207,13 @@ if [ "$ONLY" = inserts ]; then
 	PGDATA=
 	node_stop sn
 	if [ -n "${BENCH_DOC:-}" ]; then write_doc; else render; fi
+	exit $rc
+fi
+if [ "$ONLY" = cluster ]; then
+	section_direct_cluster || rc=1
+	section_failover || rc=1
+	if [ -n "${BENCH_DOC:-}" ]; then write_doc; else render; fi
+	grep -q 'violations=[1-9]' "$R" && rc=1
 	exit $rc
 fi
 section_direct || rc=1
