@@ -119,6 +119,18 @@ SELECT pg_temp.mark('h');
 INSERT INTO ev (n) VALUES (5001);
 SELECT pg_temp.since('h') AS requests_after_error;
 
+-- an error while the executor starts (no privilege on ev) ends the
+-- statement too: the next one asks afresh, the one after that as well
+CREATE ROLE regress_tso_batching;
+SET ROLE regress_tso_batching;
+INSERT INTO ev (n) VALUES (5002);
+RESET ROLE;
+DROP ROLE regress_tso_batching;
+SELECT pg_temp.mark('h');
+INSERT INTO ev (n) VALUES (5003), (5004), (5005);
+INSERT INTO ev (n) VALUES (5006);
+SELECT pg_temp.since('h') AS requests_after_start_error;
+
 --
 -- 6. A transaction that ends inside a statement drops the leftovers: a
 --    procedure committing after each row asks once per row.
@@ -161,7 +173,38 @@ FROM (SELECT v, lag(v) OVER (ORDER BY k) AS prev
 WHERE prev IS NOT NULL;
 
 --
--- 8. The setting's values.
+-- 8. A top-level statement whose plan calls tso_now() asks for its first
+--    value when the executor starts (so the round trip overlaps the
+--    start-up); the statement's first call collects it. The plans below
+--    call tso_now() only in a branch never taken: the first waits (a
+--    bounded poll, inside the statement) until the worker has taken the
+--    early request, unused (a gap); with batching off there is none.
+--
+CREATE FUNCTION pg_temp.taken_since(mark_name text, polls int) RETURNS bool
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1..polls LOOP
+        IF pg_temp.since(mark_name) > 0 THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT pg_temp.mark('k');
+SELECT pg_temp.taken_since('k', 1000) AS early_request_taken,
+       CASE WHEN random() < 0 THEN tso_now() END IS NULL AS not_called;
+SELECT pg_temp.mark('k');
+SELECT tso_now() > 0 AS called;
+SELECT pg_temp.since('k') AS early_request_collected;
+SET tsoracle.batching = off;
+SELECT pg_temp.mark('k');
+SELECT pg_temp.taken_since('k', 50) AS request_when_off,
+       CASE WHEN random() < 0 THEN tso_now() END IS NULL AS not_called;
+RESET tsoracle.batching;
+
+--
+-- 9. The setting's values.
 --
 SET tsoracle.batching = statement;
 SET tsoracle.batching = per_call;
