@@ -55,6 +55,8 @@
 # PostgreSQL's postgresql.conf; NEMESIS_MIN_OK, the fewest successful calls
 # a run must have (default: MIN_OK_PER_SESSION_S per session and second);
 # NEMESIS_SEED, the checker's --seed (default 1, printed in its report);
+# NEMESIS_CHECKER_ARGS, more options for the checker (e.g. "--rows-max 40
+# --rows-percent 60": multi-row statements, each one operation);
 # NEMESIS_DIR, where the run's files go (default: a new directory
 # /tmp/tsoracle-nemesis.XXXXXX).
 #
@@ -420,8 +422,10 @@ log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s, at least $
 
 conns=()
 for i in 1 2 3; do conns+=(--conn "host=127.0.0.1 port=$((PG_BASE + i)) user=postgres dbname=postgres"); done
+# shellcheck disable=SC2086 # NEMESIS_CHECKER_ARGS: options, split on purpose
 "${BUILD_DIR:-build}"/tsoracle-checker "${conns[@]}" --clients "$clients" --duration "$seconds" --min-ok "$min_ok" \
-	--seed "${NEMESIS_SEED:-1}" --history "$NEMESIS_DIR/history.tsv" >"$NEMESIS_DIR/checker.out" 2>&1 &
+	--seed "${NEMESIS_SEED:-1}" --history "$NEMESIS_DIR/history.tsv" ${NEMESIS_CHECKER_ARGS:-} \
+	>"$NEMESIS_DIR/checker.out" 2>&1 &
 checker=$!
 
 # The plan: as many faults as fit the run at their nominal length.

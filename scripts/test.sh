@@ -133,8 +133,23 @@ old_daemon() {
 	return $rc
 }
 
+# The positive control of t/115_checker_statements.pl: the extension built
+# with tso_now()'s leftovers outliving their statement (src/funcs.c,
+# TSORACLE_CONTROL_LEAKY_CACHE), installed in the server copy beside the
+# real module as tsoracle-leaky-cache, which only that test preloads.
+control_ext() {
+	local d=build/pg$PG/ext-leaky-cache
+	mkdir -p "$d/src" "$d/common"
+	make -s --no-print-directory -C "$d" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
+		PG_CONFIG="$PG_SERVER_BINDIR/pg_config" \
+		EXT_CONTROL_CPPFLAGS='-DTSORACLE_CONTROL_LEAKY_CACHE -DTSORACLE_LIBRARY_NAME=\"tsoracle-leaky-cache\"' \
+		all >/dev/null &&
+		install -m 0644 "$d/tsoracle.so" "$("$PG_CONFIG" --pkglibdir)/tsoracle-leaky-cache.so"
+}
+
 stage() {
 	install_all || return 1
+	control_ext || return 1
 	echo "PostgreSQL $PG: $PG_BINDIR (a copy of $PG_SERVER_BINDIR), tsoracled in $SIDECAR_BINDIR"
 	# the server copy loads the extension just built for it
 	cmp "build/pg$PG/ext/tsoracle.so" "$("$PG_CONFIG" --pkglibdir)/tsoracle.so" || return 1
@@ -324,6 +339,14 @@ nemesis_partition() {
 	NEMESIS_DIR=$STAGE/nemesis scripts/nemesis.sh partition 20 2
 }
 
+# The same with multi-row statements (INSERTs of 2..40 rows keyed by
+# DEFAULT tso_now(), each statement one operation; t/115 has the positive
+# control of a cache that outlives its statement).
+nemesis_partition_statements() {
+	NEMESIS_DIR=$STAGE/nemesis-statements NEMESIS_CHECKER_ARGS="--rows-max 40 --rows-percent 60" \
+		scripts/nemesis.sh partition 20 2
+}
+
 # The fence of the real daemon: the leader's clock jumps 4 s ahead, it is
 # killed, and its successor (true clock) must serve above what it handed
 # out. The workers' guard is off (nemesis.sh), so the checker sees the
@@ -484,6 +507,7 @@ fi
 if [ -n "$first_pg" ]; then select_pg "$first_pg" && export PG && STAGE=$STAGE_BASE/pg$first_pg; fi
 if [ -z "${SKIP_NEMESIS:-}" ]; then
 	suite "nemesis: partition of the leader (checker, 20 s)" nemesis_partition
+	suite "nemesis: partition of the leader, multi-row statements (checker, 20 s)" nemesis_partition_statements
 	suite "nemesis: clock-kill of the real daemon (checker, 10 s)" nemesis_clock_kill
 	suite "nemesis: positive control (planted bug, 8 s)" nemesis_control
 	suite "nemesis: positive control (fence disabled, clock-kill, 10 s)" nemesis_fence_control

@@ -92,6 +92,16 @@
 #include "worker.h"
 #include "worker_int.h"
 
+/*
+ * The library the postmaster loads the worker's code from: this module's
+ * file name in the server's library directory. A control build installed
+ * under another name (scripts/test.sh) passes its own, or its worker would
+ * load the real module.
+ */
+#ifndef TSORACLE_LIBRARY_NAME
+#define TSORACLE_LIBRARY_NAME		"tsoracle"
+#endif
+
 /* Seconds the postmaster waits before restarting a worker that exited. */
 #define WORKER_RESTART_SECONDS		1
 
@@ -160,7 +170,7 @@ worker_init(void)
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
 	bgw.bgw_restart_time = WORKER_RESTART_SECONDS;
-	strlcpy(bgw.bgw_library_name, "tsoracle", BGW_MAXLEN);
+	strlcpy(bgw.bgw_library_name, TSORACLE_LIBRARY_NAME, BGW_MAXLEN);
 	strlcpy(bgw.bgw_function_name, "tsoracle_worker_main", BGW_MAXLEN);
 	strlcpy(bgw.bgw_name, "tsoracle worker", BGW_MAXLEN);
 	strlcpy(bgw.bgw_type, "tsoracle worker", BGW_MAXLEN);

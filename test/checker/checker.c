@@ -21,7 +21,12 @@
  * Starts --clients sessions on every node (each a thread with its own
  * connection); each session, until --duration passes, calls tso_now() or
  * (with probability --range-percent) tso_range(n), n uniform in
- * [1, --range-max], recording the invoke and completion times on this
+ * [1, --range-max], or (with probability --rows-percent, with
+ * --rows-max > 1) a multi-row statement: an INSERT of m rows, m uniform in
+ * [2, --rows-max], into a temporary table keyed by DEFAULT tso_now(),
+ * returning the keys in row order; the statement is one operation spanning
+ * its start and end, its values checked one by one (history.h). Each
+ * session records the invoke and completion times on this
  * process's monotonic clock (one clock for all nodes) and the values. Then
  * it checks the history (history.h) and prints operations, errors,
  * violations, availability and the longest time without service.
@@ -43,6 +48,10 @@
 #define CHK_DEFAULT_DURATION_S    10
 #define CHK_DEFAULT_RANGE_MAX     100
 #define CHK_DEFAULT_RANGE_PERCENT 20
+#define CHK_DEFAULT_ROWS_MAX      0 /* rows of a multi-row statement; <= 1: none */
+#define CHK_DEFAULT_ROWS_PERCENT  0
+#define CHK_ROWS_LIMIT            100000
+#define CHK_SQL_LEN               512
 #define CHK_RECONNECT_PAUSE_MS    50 /* between failed connection attempts */
 #define CHK_OPS_INITIAL           4096
 #define NS_PER_S                  1000000000ULL
@@ -65,6 +74,8 @@ typedef struct chk_config {
 	int duration_s;
 	int range_max;
 	int range_percent;
+	int rows_max;
+	int rows_percent;
 	long min_ok;
 	unsigned seed;
 	const char *history_path;
@@ -134,17 +145,90 @@ static void chk_count_error(chk_session *s, const char *sqlstate, const char *ms
 	}
 }
 
+/*
+ * The session's table for multi-row statements: temporary (no other
+ * session sees it), its rows gone at each commit, keyed by tso_now().
+ */
+static bool chk_rows_table(chk_session *s, PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "CREATE TEMP TABLE IF NOT EXISTS tsoracle_checker_rows "
+				     "(id bigint PRIMARY KEY DEFAULT tso_now(), n int NOT NULL) "
+				     "ON COMMIT DELETE ROWS");
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
+	PQclear(res);
+	return ok;
+}
+
+/*
+ * One multi-row statement of n rows: an INSERT whose keys come from
+ * DEFAULT tso_now(), returned in row order as one comma-separated list.
+ * Records it as one operation from before the statement was sent to after
+ * its result arrived, with every value; a result that is not n increasing
+ * values is recorded as malformed.
+ */
+static void chk_rows_statement(chk_session *s, PGconn *conn, int n)
+{
+	char sql[CHK_SQL_LEN];
+	hist_op op = {.session = s->id};
+	PGresult *res;
+
+	snprintf(sql, sizeof sql,
+		 "WITH r AS (INSERT INTO tsoracle_checker_rows (n) SELECT g FROM generate_series(1, %d) g "
+		 "RETURNING id, n) SELECT array_to_string(array_agg(id ORDER BY n), ','), count(*) FROM r",
+		 n);
+	op.invoke_ns = chk_now_ns();
+	res = PQexec(conn, sql);
+	op.complete_ns = chk_now_ns();
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+		int64_t *values = malloc((size_t)n * sizeof *values);
+		const char *p = PQgetvalue(res, 0, 0);
+		uint32_t k = 0;
+
+		if (values == NULL) {
+			fprintf(stderr, "tsoracle-checker: out of memory\n");
+			exit(CHK_EXIT_USAGE);
+		}
+		while (*p != '\0' && k < (uint32_t)n) {
+			char *end;
+
+			values[k++] = strtoll(p, &end, 10);
+			p = *end == ',' ? end + 1 : end;
+			if (end == p && *p != '\0')
+				break;
+		}
+		op.ok = true;
+		op.values = values;
+		op.n_values = k;
+		op.lo = values[0];
+		op.hi = values[k ? k - 1 : 0];
+		/* n values, increasing, or it is malformed (hist_check) */
+		if (k != (uint32_t)n || *p != '\0' || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != n)
+			op.lo = op.hi + 1;
+	} else if (strstr(PQerrorMessage(conn), CHK_REFUSED_MSG) != NULL) {
+		op.refused = true; /* a violation: counted by hist_check */
+	} else {
+		chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
+	}
+	PQclear(res);
+	chk_record(s, &op);
+}
+
 static void *chk_session_main(void *arg)
 {
 	chk_session *s = arg;
 	PGconn *conn = NULL;
-	char sql[64];
+	char sql[CHK_SQL_LEN];
 
 	while (!atomic_load(&chk_stop)) {
 		hist_op op = {.session = s->id};
 		PGresult *res;
 		int n = 1;
-		bool range = (int)(rand_r(&s->seed) % 100) < s->cfg->range_percent;
+		int dice = (int)(rand_r(&s->seed) % 100);
+		bool rows = s->cfg->rows_max > 1 && dice < s->cfg->rows_percent;
+		bool range = !rows && (int)(rand_r(&s->seed) % 100) < s->cfg->range_percent;
 
 		if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 			if (conn != NULL)
@@ -155,6 +239,17 @@ static void *chk_session_main(void *arg)
 				chk_sleep_ms(CHK_RECONNECT_PAUSE_MS);
 				continue;
 			}
+			if (s->cfg->rows_max > 1 && !chk_rows_table(s, conn)) {
+				PQfinish(conn);
+				conn = NULL;
+				chk_sleep_ms(CHK_RECONNECT_PAUSE_MS);
+				continue;
+			}
+		}
+		if (rows) {
+			n = 2 + (int)(rand_r(&s->seed) % (unsigned)(s->cfg->rows_max - 1));
+			chk_rows_statement(s, conn, n);
+			continue;
 		}
 		if (range) {
 			n = 1 + (int)(rand_r(&s->seed) % (unsigned)s->cfg->range_max);
@@ -191,8 +286,10 @@ static void chk_usage(FILE *out)
 	fprintf(out,
 		"Usage: tsoracle-checker --conn CONNINFO [--conn CONNINFO ...] [--clients N]\n"
 		"         [--duration S] [--range-max N] [--range-percent P] [--history FILE]\n"
-		"         [--min-ok N] [--seed S]\n"
+		"         [--rows-max M] [--rows-percent P] [--min-ok N] [--seed S]\n"
 		"Runs N sessions per node calling tso_now() and tso_range(n) for S seconds,\n"
+		"and, with --rows-max M > 1, multi-row INSERTs of 2..M rows keyed by\n"
+		"DEFAULT tso_now() (each statement one operation),\n"
 		"then checks: no value twice, per-session increase, real-time order, no\n"
 		"call refused by its worker as a backward grant.\n"
 		"Exit status: 0 none broken and at least --min-ok (default %d) successful\n"
@@ -221,6 +318,8 @@ int main(int argc, char **argv)
 			  .duration_s = CHK_DEFAULT_DURATION_S,
 			  .range_max = CHK_DEFAULT_RANGE_MAX,
 			  .range_percent = CHK_DEFAULT_RANGE_PERCENT,
+			  .rows_max = CHK_DEFAULT_ROWS_MAX,
+			  .rows_percent = CHK_DEFAULT_ROWS_PERCENT,
 			  .min_ok = CHK_DEFAULT_MIN_OK,
 			  .seed = CHK_DEFAULT_SEED};
 	chk_session *sessions;
@@ -252,6 +351,10 @@ int main(int argc, char **argv)
 			cfg.range_max = chk_int_arg(a, v, 1, 16777216);
 		else if (strcmp(a, "--range-percent") == 0)
 			cfg.range_percent = chk_int_arg(a, v, 0, 100);
+		else if (strcmp(a, "--rows-max") == 0)
+			cfg.rows_max = chk_int_arg(a, v, 0, CHK_ROWS_LIMIT);
+		else if (strcmp(a, "--rows-percent") == 0)
+			cfg.rows_percent = chk_int_arg(a, v, 0, 100);
 		else if (strcmp(a, "--history") == 0)
 			cfg.history_path = v;
 		else if (strcmp(a, "--min-ok") == 0)
@@ -347,6 +450,8 @@ int main(int argc, char **argv)
 		printf("too few successful calls: %zu, below the floor of %ld (--min-ok): the run tested too "
 		       "little\n",
 		       r.ops, cfg.min_ok);
+	for (size_t i = 0; i < n_all; i++)
+		free((void *)all[i].values);
 	for (int i = 0; i < n_sessions; i++)
 		free(sessions[i].ops);
 	free(sessions);

@@ -38,6 +38,19 @@ static int u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A value or a contiguous range of one call, for the duplicate check. */
+typedef struct hist_piece {
+	int64_t lo, hi;
+	const hist_op *op;
+} hist_piece;
+
+static int hist_piece_by_lo(const void *a, const void *b)
+{
+	const hist_piece *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
 /* A completion, for the real-time sweep. */
 typedef struct hist_done {
 	uint64_t complete_ns;
@@ -63,7 +76,8 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 {
 	hist_done *done;
 	uint64_t *completions;
-	size_t n_ok = 0, n_done = 0;
+	size_t n_ok = 0, n_done = 0, n_pieces = 0;
+	hist_piece *pieces;
 	uint64_t first_invoke = UINT64_MAX, last_complete = 0;
 
 	memset(r, 0, sizeof *r);
@@ -91,23 +105,55 @@ size_t hist_check(hist_op *ops, size_t n, hist_report *r)
 			ops[i].ok = false; /* not usable below */
 			continue;
 		}
+		if (ops[i].values != NULL) {
+			bool increasing = ops[i].n_values > 0;
+
+			for (uint32_t k = 1; k < ops[i].n_values && increasing; k++)
+				increasing = ops[i].values[k] > ops[i].values[k - 1];
+			if (!increasing || ops[i].lo != ops[i].values[0] ||
+			    ops[i].hi != ops[i].values[ops[i].n_values - 1]) {
+				r->malformed++;
+				ops[i].ok = false; /* not usable below */
+				continue;
+			}
+			n_pieces += ops[i].n_values;
+			r->timestamps += ops[i].n_values;
+		} else {
+			n_pieces++;
+			r->timestamps += (size_t)(ops[i].hi - ops[i].lo + 1);
+		}
 		n_ok++;
-		r->timestamps += (size_t)(ops[i].hi - ops[i].lo + 1);
 	}
 	r->ops = n_ok;
 	r->span_ns = n ? last_complete - first_invoke : 0;
 
-	/* 1. No value twice: sorted by lo, each range starts above the last. */
+	/*
+	 * 1. No value twice: the range of every call and each value of every
+	 * statement, sorted by lo; each starts above the end of the last.
+	 */
 	qsort(ops, n, sizeof *ops, hist_by_lo);
-	for (size_t i = 1; i < n_ok; i++) {
-		if (ops[i].lo <= ops[i - 1].hi) {
+	pieces = malloc((n_pieces ? n_pieces : 1) * sizeof *pieces);
+	if (pieces == NULL)
+		return (size_t)-1;
+	for (size_t i = 0, k = 0; i < n_ok; i++) {
+		if (ops[i].values == NULL) {
+			pieces[k++] = (hist_piece){ops[i].lo, ops[i].hi, &ops[i]};
+			continue;
+		}
+		for (uint32_t v = 0; v < ops[i].n_values; v++)
+			pieces[k++] = (hist_piece){ops[i].values[v], ops[i].values[v], &ops[i]};
+	}
+	qsort(pieces, n_pieces, sizeof *pieces, hist_piece_by_lo);
+	for (size_t i = 1; i < n_pieces; i++) {
+		if (pieces[i].lo <= pieces[i - 1].hi) {
 			r->duplicates++;
 			hist_note(r,
 				  "duplicate: session %u got [%" PRId64 ", %" PRId64 "], session %u [%" PRId64
 				  ", %" PRId64 "]",
-				  &ops[i - 1], &ops[i]);
+				  pieces[i - 1].op, pieces[i].op);
 		}
 	}
+	free(pieces);
 
 	/* 2. Per session, in invocation order, values increase. */
 	qsort(ops, n_ok, sizeof *ops, hist_by_session);

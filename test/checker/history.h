@@ -10,7 +10,10 @@
  * One call: a session asked for timestamps at invoke_ns and had its answer
  * (or its error) at complete_ns, both read from one monotonic clock shared
  * by all the checker's clients. A successful call got the contiguous range
- * [lo, hi] (tso_now(): lo == hi). A failed call is refused when its error
+ * [lo, hi] (tso_now(): lo == hi), or, for a statement (values != NULL), the
+ * n_values values in the order the statement evaluated them, lo the first
+ * and hi the last: one operation spanning the statement, whose values need
+ * not be contiguous (other sessions' values may fall between them). A failed call is refused when its error
  * was the worker's refusal of a backward grant: the sidecars granted a
  * value not above one granted before, which the worker caught (a broken
  * order the values alone no longer show, so it counts as a violation).
@@ -23,6 +26,8 @@ typedef struct hist_op {
 	int64_t lo;
 	int64_t hi;
 	bool refused;
+	const int64_t *values; /* a statement's values, increasing; NULL: [lo, hi] */
+	uint32_t n_values;
 } hist_op;
 
 typedef struct hist_report {
@@ -32,7 +37,7 @@ typedef struct hist_report {
 	size_t duplicates;        /* calls whose range overlaps another's */
 	size_t session_backwards; /* calls not above their session's previous */
 	size_t realtime;          /* calls not above a call completed before they began */
-	size_t malformed;         /* ranges with hi < lo */
+	size_t malformed;         /* ranges with hi < lo; statements not increasing */
 	size_t refused;           /* calls failed by the worker's refusal of a backward grant */
 	uint64_t longest_gap_ns;  /* longest time without a successful completion */
 	uint64_t span_ns;         /* first invoke to last completion */

@@ -39,6 +39,45 @@ static void test_good_history(void **state __attribute__((unused)))
 	assert_int_equal(r.timestamps, 1 + 10 + 10 + 1);
 }
 
+/* session, invoke, complete, then a statement's values in evaluation order */
+#define STMT(s_, i_, c_, v_)                                                                                 \
+	{                                                                                                    \
+		.session = (s_), .ok = true, .invoke_ns = (i_)*MS, .complete_ns = (c_)*MS, .lo = (v_)[0],    \
+		.hi = (v_)[sizeof(v_) / sizeof((v_)[0]) - 1], .values = (v_),                                \
+		.n_values = (uint32_t)(sizeof(v_) / sizeof((v_)[0]))                                         \
+	}
+
+static void test_statements_interleaved(void **state __attribute__((unused)))
+{
+	/* Two concurrent statements whose values interleave (their spans
+	 * overlap, no value is shared), then one after both, above them. */
+	static const int64_t a[] = {100, 102, 105}, b[] = {101, 103, 104}, c[] = {106, 110};
+	hist_op ops[] = {STMT(1, 0, 10, a), STMT(2, 1, 9, b), STMT(1, 11, 12, c)};
+	hist_report r;
+
+	assert_int_equal(hist_check(ops, 3, &r), 0);
+	assert_int_equal(r.timestamps, 8);
+}
+
+static void test_statement_violations(void **state __attribute__((unused)))
+{
+	/* A value of a statement that another call also got; a statement not
+	 * increasing; a statement that began after a call completed and
+	 * hands out a value below it (a cache outliving its statement). */
+	static const int64_t dup[] = {200, 205}, down[] = {310, 309}, stale[] = {399, 420};
+	hist_op dups[] = {STMT(1, 0, 5, dup), OP(2, true, 0, 5, 205, 205)};
+	hist_op downs[] = {STMT(1, 0, 5, down)};
+	hist_op stales[] = {OP(2, true, 0, 5, 400, 400), STMT(1, 6, 8, stale)};
+	hist_report r;
+
+	assert_int_equal(hist_check(dups, 2, &r), 1);
+	assert_int_equal(r.duplicates, 1);
+	assert_int_equal(hist_check(downs, 1, &r), 1);
+	assert_int_equal(r.malformed, 1);
+	assert_int_equal(hist_check(stales, 2, &r), 1);
+	assert_int_equal(r.realtime, 1);
+}
+
 static void test_duplicate(void **state __attribute__((unused)))
 {
 	hist_op ops[] = {OP(1, true, 0, 1, 100, 105), OP(2, true, 0, 1, 105, 108)};
@@ -140,6 +179,8 @@ int main(void)
 	    cmocka_unit_test(test_refused_is_violation),
 	    cmocka_unit_test(test_error_is_not_violation),
 	    cmocka_unit_test(test_longest_gap),
+	    cmocka_unit_test(test_statements_interleaved),
+	    cmocka_unit_test(test_statement_violations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
