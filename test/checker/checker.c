@@ -146,6 +146,18 @@ static void chk_count_error(chk_session *s, const char *sqlstate, const char *ms
 }
 
 /*
+ * A call or statement that failed: refused by its worker as a backward
+ * grant (a violation, counted by hist_check), or an error by SQLSTATE.
+ */
+static void chk_failed(chk_session *s, PGconn *conn, const PGresult *res, hist_op *op)
+{
+	if (strstr(PQerrorMessage(conn), CHK_REFUSED_MSG) != NULL)
+		op->refused = true;
+	else
+		chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
+}
+
+/*
  * The session's table for multi-row statements: temporary (no other
  * session sees it), its rows gone at each commit, keyed by tso_now().
  */
@@ -207,10 +219,8 @@ static void chk_rows_statement(chk_session *s, PGconn *conn, int n)
 		/* n values, increasing, or it is malformed (hist_check) */
 		if (k != (uint32_t)n || *p != '\0' || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != n)
 			op.lo = op.hi + 1;
-	} else if (strstr(PQerrorMessage(conn), CHK_REFUSED_MSG) != NULL) {
-		op.refused = true; /* a violation: counted by hist_check */
 	} else {
-		chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
+		chk_failed(s, conn, res, &op);
 	}
 	PQclear(res);
 	chk_record(s, &op);
@@ -268,10 +278,8 @@ static void *chk_session_main(void *arg)
 			 * malformed (hi < lo) so the check reports it. */
 			if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) != n || op.hi - op.lo + 1 != n)
 				op.hi = op.lo - 1;
-		} else if (strstr(PQerrorMessage(conn), CHK_REFUSED_MSG) != NULL) {
-			op.refused = true; /* a violation: counted by hist_check */
 		} else {
-			chk_count_error(s, PQresultErrorField(res, PG_DIAG_SQLSTATE), PQerrorMessage(conn));
+			chk_failed(s, conn, res, &op);
 		}
 		PQclear(res);
 		chk_record(s, &op);

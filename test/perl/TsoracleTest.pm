@@ -21,7 +21,7 @@ our @EXPORT = qw(sidecar_new sidecar_start sidecar_stop sidecar_kill sidecar_sig
   check_increasing take_ts ctl bg_send bg_collect
   certs_new certs sidecar_tls_flags cluster_new cluster_start sidecar_wait_ready cluster_leader sidecar_get
   $GUARD_OFF no_backward_grants pgbench_start pgbench_finish write_clock_offset mono_ns
-  checker_history_across calls_distinct_increasing write_file_from);
+  checker_history_across calls_distinct_increasing write_file_from kill_leader_under_load);
 
 my $tsoracled = $ENV{TSORACLED} || die "TSORACLED is not set";
 
@@ -477,6 +477,27 @@ sub cluster_leader
 # and with the guard on its callers got "tsoracle refused a timestamp that
 # was not above an earlier one". Either means the sidecars broke the order,
 # whatever the values the test looked at.
+# Once more than $min_grants grants have reached the leader of @sc, kills
+# it (kill -9), checks that a survivor serves under a new leader, and
+# starts the killed node again without waiting for it. Returns the killed
+# node and its successor.
+sub kill_leader_under_load
+{
+	my ($min_grants, @sc) = @_;
+	my $leader = cluster_leader(@sc);
+	Test::More::ok(wait_until(20, sub { (sidecar_status($leader)->{grants} || 0) > $min_grants }),
+		"the load reaches the leader ($min_grants grants)");
+	Test::More::note("kill -9 of the leader $leader->{name}");
+	sidecar_kill($leader);
+	my ($survivor) = grep { $_->{pid} } @sc;
+	sidecar_wait_ready($survivor);
+	my $successor = cluster_leader(grep { $_->{pid} } @sc);
+	Test::More::isnt($successor->{name}, $leader->{name},
+		"a new leader while $leader->{name} is down: $successor->{name}");
+	sidecar_start($leader, no_wait => 1);
+	return ($leader, $successor);
+}
+
 sub no_backward_grants
 {
 	my (@nodes) = @_;

@@ -38,16 +38,7 @@ my $run = IPC::Run::start(
 	  '--history', "$PostgreSQL::Test::Utils::tmp_check/history.tsv" ],
 	'>', \$out, '2>', \$err);
 
-my $leader = cluster_leader(@sc);
-ok(wait_until(20, sub { (sidecar_status($leader)->{grants} || 0) > 300 }),
-	'the checker\'s load reaches the leader (300 grants)');
-note "kill -9 of the leader $leader->{name}";
-sidecar_kill($leader);
-my ($survivor) = grep { $_->{pid} } @sc;
-sidecar_wait_ready($survivor);
-my $successor = cluster_leader(grep { $_->{pid} } @sc);
-isnt($successor->{name}, $leader->{name}, "a new leader while $leader->{name} is down: $successor->{name}");
-sidecar_start($leader, no_wait => 1);
+kill_leader_under_load(300, @sc);
 
 my $clean = $run->finish;
 note $out;
