@@ -545,7 +545,8 @@ bool fsm_predecessor_released(const fsm_state *s, uint64_t term);
  *   - Jumps. The driver remembers wall - mono at its last trusted reading.
  *     A wall clock more than max_offset_ms ahead of that projection (it
  *     jumped forward: the monotonic clock never jumps) is followed only if
- *     supported; otherwise the allocator is given the projection instead
+ *     supported by readings of the others taken since the jump; otherwise
+ *     the allocator is given the projection instead
  *     (the clock as it was, advanced by the monotonic clock), so no mark
  *     follows the jump, and a multi-member leader hands over as above. A
  *     jump back is always followed (the allocator never goes back, I1).
@@ -601,7 +602,10 @@ typedef struct lead_clock {
 	uint64_t max_start_gap_ms; /* sole voter at start */
 	bool trust_clock;          /* the operator's word: the start gap is fine */
 	bool have_base;
-	int64_t base_ms;       /* wall - mono at the last trusted reading */
+	int64_t base_ms; /* wall - mono at the last trusted reading */
+	bool jump_seen;  /* a jump is held, since jump_mono_ms: only readings
+			  * of the others since may vouch for it */
+	uint64_t jump_mono_ms;
 	bool start_checked;    /* the start gap was judged (at the first fence) */
 	bool start_refused;    /* ... and refused: no serving in this process */
 	uint64_t start_gap_ms; /* what it was (status) */

@@ -47,13 +47,15 @@ static uint64_t lc_absdiff(uint64_t a, uint64_t b)
  * false if there is none. A peer's clock advances with ours between
  * readings (both run at the true rate within the drift margin), so the
  * estimate is its reading plus the monotonic time since. */
-static bool lc_estimate(const lead_driver *d, uint64_t id, uint64_t mono, uint64_t *wall)
+static bool lc_estimate(const lead_driver *d, uint64_t id, uint64_t mono, uint64_t min_mid, uint64_t *wall)
 {
 	for (unsigned i = 0; i < LEAD_CLOCK_MAX_MEMBERS; i++) {
 		const lead_clock_sample *s = &d->clock.samples[i];
 
 		if (s->id != id)
 			continue;
+		if (s->mid_mono_ms < min_mid)
+			return false;
 		if (mono >= s->mid_mono_ms) {
 			if (mono - s->mid_mono_ms > LEAD_CLOCK_SAMPLE_TTL_MS)
 				return false;
@@ -69,10 +71,10 @@ static bool lc_estimate(const lead_driver *d, uint64_t id, uint64_t mono, uint64
 }
 
 /* Each voter's clock now as this member knows it (its own reading for
- * itself; a fresh estimate for the others). Returns how many are known;
- * *voters counts them all. */
-static unsigned lc_voter_clocks(const lead_driver *d, ta_clock raw, uint64_t ids[], uint64_t walls[],
-				unsigned *voters)
+ * itself; a fresh estimate, read at min_mid or later, for the others).
+ * Returns how many are known; *voters counts them all. */
+static unsigned lc_voter_clocks(const lead_driver *d, ta_clock raw, uint64_t min_mid, uint64_t ids[],
+				uint64_t walls[], unsigned *voters)
 {
 	const struct raft_configuration *conf = &d->raft->configuration;
 	unsigned known = 0;
@@ -87,7 +89,7 @@ static unsigned lc_voter_clocks(const lead_driver *d, ta_clock raw, uint64_t ids
 		(*voters)++;
 		if (id == d->raft->id)
 			wall = raw.wall_ms;
-		else if (!lc_estimate(d, id, raw.mono_ms, &wall))
+		else if (!lc_estimate(d, id, raw.mono_ms, min_mid, &wall))
 			continue;
 		if (known < LEAD_CLOCK_MAX_MEMBERS) {
 			ids[known] = id;
@@ -119,6 +121,8 @@ void lead_clock_judge(const lead_driver *d, ta_clock raw, lead_clock_verdict *v)
 	const lead_clock *k = &d->clock;
 	uint64_t ids[LEAD_CLOCK_MAX_MEMBERS], walls[LEAD_CLOCK_MAX_MEMBERS], sorted[LEAD_CLOCK_MAX_MEMBERS];
 	unsigned known;
+	int64_t proj = 0;
+	bool jumped = false;
 
 	memset(v, 0, sizeof *v);
 	v->clk = raw;
@@ -126,7 +130,20 @@ void lead_clock_judge(const lead_driver *d, ta_clock raw, lead_clock_verdict *v)
 	if (k->max_offset_ms == 0)
 		return;
 	v->checked = true;
-	known = lc_voter_clocks(d, raw, ids, walls, &v->voters);
+	/*
+	 * A jump forward: the reading is past the last trusted one advanced by
+	 * the monotonic clock (which never jumps) by more than the limit. Only
+	 * readings of the others taken since the jump may vouch for it (an
+	 * older one describes a clock that may have jumped back since); the
+	 * first reading of a jump has none, so it is held at least until the
+	 * next measurement.
+	 */
+	if (k->have_base) {
+		proj = k->base_ms + (int64_t)raw.mono_ms;
+		jumped = proj > 0 && raw.wall_ms > (uint64_t)proj + k->max_offset_ms;
+	}
+	known = lc_voter_clocks(d, raw, jumped ? (k->jump_seen ? k->jump_mono_ms : raw.mono_ms) : 0, ids,
+				walls, &v->voters);
 	v->support = lc_support(d, raw.wall_ms, walls, known);
 	v->supported = v->voters > 0 && v->support >= lc_quorum(v->voters);
 	/* The median of the known clocks, for people: how far this one is off. */
@@ -140,22 +157,14 @@ void lead_clock_judge(const lead_driver *d, ta_clock raw, lead_clock_verdict *v)
 		}
 	if (known > 0)
 		v->offset_ms = (int64_t)raw.wall_ms - (int64_t)sorted[known / 2];
-	/*
-	 * A jump forward: the reading is past the last trusted one advanced by
-	 * the monotonic clock (which never jumps) by more than the limit. It
-	 * is followed only if a majority of the voters' clocks support it (so
-	 * never by a sole voter, which nothing else supports); otherwise the
-	 * allocator gets the projection, and no mark follows the jump.
-	 */
-	if (k->have_base) {
-		int64_t proj = k->base_ms + (int64_t)raw.mono_ms;
-
-		if (proj > 0 && raw.wall_ms > (uint64_t)proj + k->max_offset_ms &&
-		    (v->voters <= 1 || !v->supported)) {
-			v->held = true;
-			v->ahead_ms = raw.wall_ms - (uint64_t)proj;
-			v->clk.wall_ms = (uint64_t)proj;
-		}
+	/* The jump is followed only if a majority of the voters' clocks
+	 * support it (so never by a sole voter, which nothing else supports);
+	 * otherwise the allocator gets the projection, and no mark follows the
+	 * jump. */
+	if (jumped && (v->voters <= 1 || !v->supported)) {
+		v->held = true;
+		v->ahead_ms = raw.wall_ms - (uint64_t)proj;
+		v->clk.wall_ms = (uint64_t)proj;
 	}
 	v->start_gap = k->start_refused;
 }
@@ -169,6 +178,10 @@ ta_clock lead_clock_observe(lead_driver *d, ta_clock raw, lead_clock_verdict *v)
 		/* Trusted: the base follows slews and jumps back. */
 		k->base_ms = (int64_t)raw.wall_ms - (int64_t)raw.mono_ms;
 		k->have_base = true;
+		k->jump_seen = false;
+	} else if (v->held && !k->jump_seen) {
+		k->jump_seen = true; /* readings from now on may vouch for it */
+		k->jump_mono_ms = raw.mono_ms;
 	}
 	k->last = *v;
 	return v->clk;
@@ -191,7 +204,7 @@ bool lead_clock_member_supported(const lead_driver *d, uint64_t id, ta_clock raw
 {
 	uint64_t ids[LEAD_CLOCK_MAX_MEMBERS], walls[LEAD_CLOCK_MAX_MEMBERS];
 	unsigned voters;
-	unsigned known = lc_voter_clocks(d, raw, ids, walls, &voters);
+	unsigned known = lc_voter_clocks(d, raw, 0, ids, walls, &voters);
 
 	for (unsigned i = 0; i < known; i++)
 		if (ids[i] == id)
@@ -203,7 +216,7 @@ uint64_t lead_clock_pick_target(const lead_driver *d, ta_clock raw)
 {
 	uint64_t ids[LEAD_CLOCK_MAX_MEMBERS], walls[LEAD_CLOCK_MAX_MEMBERS];
 	unsigned voters;
-	unsigned known = lc_voter_clocks(d, raw, ids, walls, &voters);
+	unsigned known = lc_voter_clocks(d, raw, 0, ids, walls, &voters);
 	uint64_t best = 0;
 	unsigned best_support = 0;
 

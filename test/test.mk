@@ -188,10 +188,11 @@ bench: deps
 # compiled to expect the violation that bug causes: they pass only if the
 # simulation catches it.
 SIM_LIB_OBJS = $(patsubst test/sim/%.c,$(BUILD)/sim/%.o,$(filter-out test/sim/sim.c,$(wildcard test/sim/*.c)))
-SIM_BROKEN_KINDS = lease fence release
+SIM_BROKEN_KINDS = lease fence release clock
 SIM_EXPECT_lease = SIM_P_REALTIME
 SIM_EXPECT_fence = SIM_P_DUPLICATE
 SIM_EXPECT_release = SIM_P_REALTIME
+SIM_EXPECT_clock = SIM_P_CLOCK
 SIM_TESTS = $(BUILD)/test/sim $(patsubst %,$(BUILD)/test/sim_broken_%,$(SIM_BROKEN_KINDS))
 UNIT_TESTS += $(SIM_TESTS)
 # `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.

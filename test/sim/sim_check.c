@@ -188,6 +188,8 @@ const char *sim_property_name(enum sim_property p)
 		return "durability";
 	case SIM_P_LIVENESS:
 		return "liveness";
+	case SIM_P_CLOCK:
+		return "clock";
 	default:
 		return "unknown";
 	}

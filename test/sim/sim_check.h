@@ -20,6 +20,10 @@
  *                    committed in the cluster (read from the FSMs);
  *   SIM_P_LIVENESS   once every fault is healed, the cluster serves again
  *                    within a bound (checked by the schedule, reported here).
+ *   SIM_P_CLOCK      with the clock check on, no high-water mark is proposed
+ *                    more than max-ahead + max-clock-offset past the clock of
+ *                    a majority of the nodes (checked by sim_cluster.c at each
+ *                    proposal, reported here).
  */
 enum sim_property {
 	SIM_P_DUPLICATE,
@@ -27,6 +31,7 @@ enum sim_property {
 	SIM_P_NODE_ORDER,
 	SIM_P_DURABLE,
 	SIM_P_LIVENESS,
+	SIM_P_CLOCK,
 	SIM_N_PROPERTIES
 };
 

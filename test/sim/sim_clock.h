@@ -2,6 +2,7 @@
 #ifndef TSORACLE_SIM_CLOCK_H
 #define TSORACLE_SIM_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tsoracle.h"
@@ -17,6 +18,7 @@
  *                                                  the schedule chose)
  *   wall = wall_base + (mono - mono_base) + offset  offset jumps when the
  *                                                  schedule says so (a bad NTP)
+ *          (wall_base + t + offset with wall_true_rate)
  *
  * Both survive a process restart, as the machine's clocks do.
  */
@@ -25,6 +27,10 @@ typedef struct sim_clock {
 	int64_t skew_ppm; /* > -10^6 */
 	uint64_t wall_base_ms;
 	int64_t offset_ms; /* the wall clock's error, set by jumps */
+	/* The wall clock runs at the true rate (NTP disciplines it), not at
+	 * the monotonic clock's: the schedules with the clock check on, where
+	 * a wall clock must stay within max-clock-offset of the others'. */
+	bool wall_true_rate;
 } sim_clock;
 
 /* The readings at true time t_ms. */

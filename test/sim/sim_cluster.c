@@ -53,6 +53,8 @@ static void sim_cluster_add_metronome(sim_cluster *c)
 	raft_fixture_set_randomized_election_timeout(&c->f, m, SIM_METRONOME_ELECTION_MS);
 }
 
+static void sim_cluster_check_mark(void *arg, unsigned node, uint64_t mark, uint64_t high_water_ms);
+
 void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *election_timeouts,
 		      sim_check *check)
 {
@@ -104,9 +106,109 @@ void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *elect
 	if (rv != 0)
 		sim_cluster_die("raft_fixture_start", rv);
 	c->now_ms = c->f.time;
-	for (unsigned i = 0; i < p->n; i++)
+	for (unsigned i = 0; i < p->n; i++) {
 		sim_node_init(&c->nodes[i], i, raft_fixture_get(&c->f, i), &c->fsm_states[i], &c->clocks[i],
-			      &c->now_ms, &p->alloc);
+			      &c->now_ms, &p->alloc, p->max_clock_offset_ms);
+		c->nodes[i].check_mark = sim_cluster_check_mark;
+		c->nodes[i].check_arg = c;
+	}
+}
+
+/* ---- the clock check: measurements and the property ------------------------ */
+
+/*
+ * clockprobe.c, simulated: every LEAD_CLOCK_PROBE_MS, each node that is up
+ * reads the wall clock of each other node it can reach (both up, no cut
+ * either way), at this moment, with a round trip of their two latencies.
+ */
+static void sim_cluster_probe(sim_cluster *c)
+{
+	if (c->p.max_clock_offset_ms == 0 || c->now_ms < c->next_probe_ms)
+		return;
+	c->next_probe_ms = c->now_ms + LEAD_CLOCK_PROBE_MS;
+	for (unsigned i = 0; i < c->p.n; i++) {
+		ta_clock own = sim_node_clock(&c->nodes[i]);
+
+		if (c->proc[i] != SIM_UP)
+			continue;
+		for (unsigned j = 0; j < c->p.n; j++) {
+			if (j == i || c->proc[j] != SIM_UP || c->cut[i][j] || c->cut[j][i])
+				continue;
+			lead_clock_sample_add(sim_node_driver(&c->nodes[i]), (uint64_t)j + 1,
+					      sim_node_clock(&c->nodes[j]).wall_ms, own.mono_ms,
+					      (uint64_t)c->p.net_latency_ms[i] + c->p.net_latency_ms[j]);
+		}
+	}
+}
+
+void sim_cluster_set_offset(sim_cluster *c, unsigned i, int64_t offset_ms)
+{
+	sim_offset_change *h = &c->offset_history[i][c->offset_changes[i] % SIM_OFFSET_HISTORY];
+
+	h->at_ms = c->now_ms;
+	h->before_ms = c->clocks[i].offset_ms;
+	c->offset_changes[i]++;
+	c->clocks[i].offset_ms = offset_ms;
+}
+
+/* The highest offset node i's wall clock had at any time in the last
+ * window_ms (its readings within the window may stand for it now). */
+int64_t sim_cluster_recent_offset(const sim_cluster *c, unsigned i, uint64_t window_ms)
+{
+	int64_t high = c->clocks[i].offset_ms;
+	unsigned n = c->offset_changes[i] < SIM_OFFSET_HISTORY ? c->offset_changes[i] : SIM_OFFSET_HISTORY;
+
+	for (unsigned k = 0; k < n; k++) {
+		const sim_offset_change *h = &c->offset_history[i][k];
+
+		if (h->at_ms + window_ms >= c->now_ms && h->before_ms > high)
+			high = h->before_ms;
+	}
+	return high;
+}
+
+/*
+ * The clock property (SIM_P_CLOCK): no HighWater is proposed more than
+ * max_ahead + max_clock_offset past the clock of a majority, nor past the
+ * proposer's own H + 1 (a fence must clear what is committed, wherever it
+ * is). "The clock of a majority": the quorum-th highest of the nodes' wall
+ * clocks, each at its highest within the age a measurement may have
+ * (LEAD_CLOCK_SAMPLE_TTL_MS and a probe interval), plus what the
+ * monotonic clock's skew may add to an estimate over that age. A leader
+ * whose clock a majority supports is within max_clock_offset of that, and
+ * a leader that follows a clock they do not support (the check off) is
+ * caught here. Wall clocks run at the true rate in these schedules.
+ */
+static void sim_cluster_check_mark(void *arg, unsigned node, uint64_t mark, uint64_t high_water_ms)
+{
+	sim_cluster *c = arg;
+	uint64_t window = LEAD_CLOCK_SAMPLE_TTL_MS + LEAD_CLOCK_PROBE_MS;
+	int64_t recent[SIM_MAX_NODES];
+	unsigned quorum = c->p.n / 2 + 1;
+	uint64_t slack = window * c->p.alloc.drift_permille / 1000 + 1;
+	int64_t majority;
+	uint64_t bound;
+	char msg[SIM_CHECK_MSG];
+
+	if (c->p.max_clock_offset_ms == 0)
+		return;
+	for (unsigned i = 0; i < c->p.n; i++) {
+		int64_t v = sim_cluster_recent_offset(c, i, window);
+		unsigned k = i;
+
+		for (; k > 0 && recent[k - 1] < v; k--) /* descending */
+			recent[k] = recent[k - 1];
+		recent[k] = v;
+	}
+	majority = (int64_t)c->clocks[0].wall_base_ms + (int64_t)c->now_ms + recent[quorum - 1];
+	bound = (uint64_t)majority + c->p.alloc.max_ahead_ms + c->p.max_clock_offset_ms + slack;
+	if (mark <= bound || mark <= high_water_ms + 1)
+		return;
+	snprintf(msg, sizeof msg,
+		 "n%u at %" PRIu64 " proposed high-water %" PRIu64 " ms, %" PRIu64
+		 " ms past the majority's clocks (%" PRId64 " ms) + max-ahead + max-clock-offset + slack",
+		 node, c->now_ms, mark, mark - bound, majority);
+	sim_check_fail(c->check, SIM_P_CLOCK, msg);
 }
 
 void sim_cluster_close(sim_cluster *c)
@@ -130,6 +232,7 @@ void sim_cluster_step(sim_cluster *c)
 	 * their restart replays them). */
 	for (unsigned i = 0; i < c->p.n; i++)
 		sim_check_committed(c->check, c->fsm_states[i].high_water_ms);
+	sim_cluster_probe(c);
 	for (unsigned i = 0; i < c->p.n; i++)
 		if (c->proc[i] == SIM_UP)
 			sim_node_after_step(&c->nodes[i]);
@@ -223,7 +326,8 @@ void sim_cluster_restart(sim_cluster *c, unsigned i)
 	if (rv != 0)
 		sim_cluster_die("raft_start (restart)", rv);
 	sim_node_add_counters(&c->nodes[i], &c->retired);
-	sim_node_init(&c->nodes[i], i, r, &c->fsm_states[i], &c->clocks[i], &c->now_ms, &c->p.alloc);
+	sim_node_init(&c->nodes[i], i, r, &c->fsm_states[i], &c->clocks[i], &c->now_ms, &c->p.alloc,
+		      c->p.max_clock_offset_ms);
 	sim_cluster_start(c, i);
 	c->n_restarts++;
 	SIM_TRACE_KEY("%6" PRIu64 " n%u restarted after %" PRIu64 " ms down (term %llu, last index %llu)",

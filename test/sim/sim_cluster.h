@@ -40,6 +40,8 @@ typedef struct sim_params {
 	unsigned net_latency_ms[SIM_MAX_NODES];
 	unsigned disk_latency_ms[SIM_MAX_NODES];
 	ta_config alloc;
+	/* The driver's clock check (lead_clock_configure); 0: off. */
+	uint64_t max_clock_offset_ms;
 } sim_params;
 
 enum sim_proc { SIM_UP, SIM_PAUSED, SIM_CRASHED };
@@ -60,6 +62,14 @@ enum sim_proc { SIM_UP, SIM_PAUSED, SIM_CRASHED };
  */
 #define SIM_METRONOME_MS LEAD_TICK_MS
 
+/* Wall clock offsets each node had lately, for the clock property
+ * (sim_cluster.c): a change, and the offset it replaced. */
+#define SIM_OFFSET_HISTORY 16
+typedef struct sim_offset_change {
+	uint64_t at_ms;
+	int64_t before_ms;
+} sim_offset_change;
+
 typedef struct sim_cluster {
 	struct raft_fixture f;
 	sim_params p;
@@ -75,6 +85,10 @@ typedef struct sim_cluster {
 	uint64_t n_steps; /* fixture steps */
 	uint64_t n_restarts;
 	lead_counters retired; /* counters of the processes restarts replaced */
+	/* The clock check's measurements (clockprobe.c's, simulated). */
+	uint64_t next_probe_ms;
+	sim_offset_change offset_history[SIM_MAX_NODES][SIM_OFFSET_HISTORY];
+	unsigned offset_changes[SIM_MAX_NODES]; /* changes recorded, ever */
 } sim_cluster;
 
 /* Builds, bootstraps and starts the cluster; clocks must be set in c->clocks
@@ -99,5 +113,13 @@ void sim_cluster_crash(sim_cluster *c, unsigned i);
 /* Only once it has been down SIM_MIN_DOWN_MS. */
 bool sim_cluster_can_restart(const sim_cluster *c, unsigned i);
 void sim_cluster_restart(sim_cluster *c, unsigned i);
+
+/* Node i's wall clock jumps to offset_ms from the true time (a bad NTP, or
+ * its repair). */
+void sim_cluster_set_offset(sim_cluster *c, unsigned i, int64_t offset_ms);
+
+/* The highest offset node i's wall clock had at any time in the last
+ * window_ms. */
+int64_t sim_cluster_recent_offset(const sim_cluster *c, unsigned i, uint64_t window_ms);
 
 #endif /* TSORACLE_SIM_CLUSTER_H */

@@ -34,14 +34,32 @@ static void sim_node_log(void *arg, int level, const char *msg)
 		SIM_TRACE_KEY("%6" PRIu64 " n%u %s", *n->now_ms, n->index, msg);
 }
 
+/* lead_host.propose: the daemon's default (the command as the whole
+ * entry), after showing every HighWater to the clock property. */
+static int sim_node_propose(void *arg, struct raft *raft, struct raft_apply *req, const uint8_t *cmd,
+			    size_t len, raft_apply_cb cb)
+{
+	sim_node *n = arg;
+	uint64_t mark = 0;
+
+	if (len == FSM_CMD_SIZE && cmd[0] == FSM_CMD_HIGH_WATER && n->check_mark != NULL) {
+		for (size_t i = FSM_CMD_ARG_OFFSET; i < FSM_CMD_SIZE; i++)
+			mark = mark << 8 | cmd[i];
+		n->check_mark(n->check_arg, n->index, mark, sim_node_driver(n)->alloc.high_water_ms);
+	}
+	return lead_host_propose_default(arg, raft, req, cmd, len, cb);
+}
+
 void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_state *fsm,
-		   const sim_clock *clock, const uint64_t *now_ms, const ta_config *cfg)
+		   const sim_clock *clock, const uint64_t *now_ms, const ta_config *cfg,
+		   uint64_t max_clock_offset_ms)
 {
 	sim_process *p = malloc(sizeof *p);
 	/* Lines are formatted only while a schedule is traced (sim_trace.h). */
 	lead_host host = {
 	    .arg = n,
 	    .kick = sim_node_kick,
+	    .propose = sim_node_propose,
 	    .log = sim_node_log,
 	    .log_level = sim_trace_on ? TSORACLE_LOG_DEBUG : TSORACLE_LOG_ERROR + 1,
 	};
@@ -60,6 +78,8 @@ void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_sta
 	n->kicked = false;
 	n->next_watch_ms = *now_ms + LEAD_TICK_MS;
 	lead_init(&p->d, raft, fsm, cfg, &host);
+	if (max_clock_offset_ms > 0)
+		lead_clock_configure(&p->d, max_clock_offset_ms, LEAD_CLOCK_DEFAULT_MAX_START_GAP_MS, false);
 }
 
 void sim_node_crash(sim_node *n)

@@ -36,6 +36,10 @@ typedef struct sim_process {
 	struct sim_process *prev;
 } sim_process;
 
+/* Judges a HighWater(mark) node is about to propose, its allocator's H
+ * being high_water_ms (sim_cluster.c: the clock property). */
+typedef void (*sim_mark_check_fn)(void *arg, unsigned node, uint64_t mark, uint64_t high_water_ms);
+
 typedef struct sim_node {
 	unsigned index;
 	struct raft *raft;
@@ -46,12 +50,15 @@ typedef struct sim_node {
 	sim_process *proc; /* the running process's driver (proc->d) */
 	bool kicked;       /* node.c's kick: sync after this step */
 	uint64_t next_watch_ms;
+	sim_mark_check_fn check_mark; /* every HighWater proposed, before raft_apply */
+	void *check_arg;
 } sim_node;
 
 /* A fresh process: a new driver (no leadership, a new allocator). The
  * previous one, if any, is kept until sim_node_free. */
 void sim_node_init(sim_node *n, unsigned index, struct raft *raft, const fsm_state *fsm,
-		   const sim_clock *clock, const uint64_t *now_ms, const ta_config *cfg);
+		   const sim_clock *clock, const uint64_t *now_ms, const ta_config *cfg,
+		   uint64_t max_clock_offset_ms);
 
 /* The process died: its driver stops (lead_stop). */
 void sim_node_crash(sim_node *n);

@@ -59,6 +59,10 @@
  * never take two clocks' rate ratio past it. */
 #define SKEW_USE_PERMILLE 990
 #define P_INITIAL_OFFSET  300
+/* Share of schedules with the clock check on (max-clock-offset at its
+ * default); the others keep wall clocks that drift with the monotonic
+ * clock, and leaders that follow any clock. */
+#define P_CLOCK_CHECK     700
 #define INITIAL_OFFSET_MS 2000
 
 static void sim_params_pick_cluster(sim_rng *g, sim_params *p)
@@ -97,6 +101,7 @@ static void sim_params_pick_cluster(sim_rng *g, sim_params *p)
 		p->net_latency_ms[i] = sim_rng_range_u(g, 1, SIM_NET_LATENCY_MAX_MS);
 		p->disk_latency_ms[i] = sim_rng_range_u(g, 1, SIM_DISK_LATENCY_MAX_MS);
 	}
+	p->max_clock_offset_ms = sim_rng_chance(g, P_CLOCK_CHECK) ? LEAD_CLOCK_DEFAULT_MAX_OFFSET_MS : 0;
 }
 
 /* Skews within the drift margin: any two clocks' rates differ by a factor
@@ -113,6 +118,7 @@ static void sim_params_pick_clocks(sim_rng *g, const sim_params *p, sim_clock *c
 		k->mono_base_ms = sim_rng_chance(g, P_MONO_AT_ZERO) ? 0 : sim_rng_below(g, MONO_SPREAD_MS);
 		k->skew_ppm = (int64_t)sim_rng_below(g, 2 * max_skew_ppm + 1) - (int64_t)max_skew_ppm;
 		k->wall_base_ms = wall;
+		k->wall_true_rate = p->max_clock_offset_ms > 0;
 		k->offset_ms = sim_rng_chance(g, P_INITIAL_OFFSET)
 				   ? (int64_t)sim_rng_below(g, 2 * INITIAL_OFFSET_MS + 1) - INITIAL_OFFSET_MS
 				   : 0;

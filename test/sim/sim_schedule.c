@@ -18,6 +18,12 @@
 /* Clock rates are in parts per million. */
 #define SIM_PPM     UINT64_C(1000000)
 #define P_RESYNC    300
+/* The clock faults of the clock check's tests (t/111), among the jumps: a
+ * year forward, and 10 s either way. */
+#define P_JUMP_YEAR 100
+#define P_JUMP_TEN  200
+#define YEAR_MS     (INT64_C(365) * 24 * 3600 * 1000)
+#define TEN_S_MS    10000
 
 /* ---- the actions of a step, with their weights ------------------------------ */
 
@@ -299,17 +305,39 @@ static unsigned sim_pick_in(sim_schedule *s, enum sim_proc proc, bool prefer_bel
 	return k == 0 ? s->c.p.n : cand[sim_pick(s, k)];
 }
 
+/* A year forward only with the clock check on (followed, it would make the
+ * end's catch-up take a simulated year), and only while no other node's
+ * clock is a year off too: two nodes whose clocks agree on the year are a
+ * majority of three, which the check follows (a shared bad NTP source
+ * would do that; two independent jumps to the same ms would not). */
+static bool sim_year_jump_allowed(const sim_schedule *s, unsigned i)
+{
+	if (s->c.p.max_clock_offset_ms == 0)
+		return false;
+	for (unsigned j = 0; j < s->c.p.n; j++)
+		if (j != i && sim_cluster_recent_offset(
+				  &s->c, j, LEAD_CLOCK_SAMPLE_TTL_MS + LEAD_CLOCK_PROBE_MS) > YEAR_MS / 2)
+			return false;
+	return true;
+}
+
 static void sim_clock_jump(sim_schedule *s)
 {
 	unsigned i = sim_pick(s, s->c.p.n);
-	sim_clock *k = &s->c.clocks[i];
+	unsigned r = sim_pick(s, PERMILLE);
+	int64_t offset;
 
-	if (sim_rng_chance(&s->rng, P_RESYNC))
-		k->offset_ms = 0;
+	if (r < P_RESYNC)
+		offset = 0;
+	else if (r < P_RESYNC + P_JUMP_YEAR && sim_year_jump_allowed(s, i))
+		offset = YEAR_MS;
+	else if (r < P_RESYNC + P_JUMP_YEAR + P_JUMP_TEN)
+		offset = sim_rng_chance(&s->rng, PERMILLE / 2) ? TEN_S_MS : -TEN_S_MS;
 	else
-		k->offset_ms = (int64_t)sim_rng_below(&s->rng, 2 * JUMP_MAX_MS + 1) - (int64_t)JUMP_MAX_MS;
+		offset = (int64_t)sim_rng_below(&s->rng, 2 * JUMP_MAX_MS + 1) - (int64_t)JUMP_MAX_MS;
+	sim_cluster_set_offset(&s->c, i, offset);
 	SIM_TRACE_KEY("%6" PRIu64 " nemesis: n%u wall clock offset now %+" PRId64 " ms", s->c.now_ms, i,
-		      k->offset_ms);
+		      offset);
 }
 
 /* Resumes node i, which first serves the client calls that queued up while
@@ -476,6 +504,10 @@ static void sim_step(sim_schedule *s)
 		break;
 	}
 	sim_advance(s, sim_hold_ms(s));
+	/* The clock property is checked at proposals (sim_cluster.c), not at
+	 * grants: note its first violation in the step it happened in. */
+	if (s->check.violations[SIM_P_CLOCK] > 0 && !s->res->broke[SIM_P_CLOCK])
+		sim_note_failure(s);
 }
 
 /* ---- the end: heal everything, then the cluster must serve ----------------- */
@@ -489,7 +521,7 @@ static void sim_heal_all(sim_schedule *s)
 	for (unsigned i = 0; i < n; i++) {
 		if (s->c.proc[i] == SIM_PAUSED)
 			sim_cluster_resume(&s->c, i);
-		s->c.clocks[i].offset_ms = 0;
+		sim_cluster_set_offset(&s->c, i, 0);
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (s->c.proc[i] != SIM_CRASHED)
@@ -515,8 +547,10 @@ static uint64_t sim_catch_up_ms(sim_schedule *s, uint64_t margin_ms)
 		uint64_t wall = sim_node_clock(nd).wall_ms;
 		uint64_t reach = wall + margin_ms;
 		uint64_t behind = s->check.committed_max_ms > reach ? s->check.committed_max_ms - reach : 0;
-		/* behind / rate, rate = 1 + skew_ppm / 10^6 (> 0), rounded up */
-		uint64_t rate_ppm = (uint64_t)((int64_t)SIM_PPM + nd->clock->skew_ppm);
+		/* behind / rate, rate = 1 + skew_ppm / 10^6 (> 0), rounded up;
+		 * a wall clock at the true rate: 1 */
+		uint64_t rate_ppm =
+		    nd->clock->wall_true_rate ? SIM_PPM : (uint64_t)((int64_t)SIM_PPM + nd->clock->skew_ppm);
 		uint64_t t = (behind * SIM_PPM + rate_ppm - 1) / rate_ppm;
 
 		if (t > longest)
@@ -625,7 +659,9 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_a
 
 	for (s.step = 0; s.step < steps && !sim_stop(&s); s.step++)
 		sim_step(&s);
-	if (!sim_stop(&s)) {
+	/* After a clock violation marks may be a year ahead: waiting for the
+	 * clocks to catch up would take a simulated year, and says nothing. */
+	if (!sim_stop(&s) && s.check.violations[SIM_P_CLOCK] == 0) {
 		sim_heal_all(&s);
 		sim_check_liveness(&s);
 	}
