@@ -252,6 +252,10 @@ cluster_up() {
 			echo "tls-cert = $dir/tls/node$i.crt"
 			echo "tls-key = $dir/tls/node$i.key"
 			echo "tls-crl = $dir/tls/ca.crl"
+			# Prometheus metrics on 127.0.0.1:CLUSTER_METRICS_BASE+i, if set
+			if [ -n "${CLUSTER_METRICS_BASE:-}" ]; then
+				echo "metrics-address = 127.0.0.1:$((CLUSTER_METRICS_BASE + i))"
+			fi
 			local line
 			for line in "$@"; do echo "${line//NODE/$node}"; done
 		} | as_pg tee "$node/tsoracled.conf" >/dev/null

@@ -3,9 +3,11 @@
 # processes as the postgres user, PostgreSQL on 127.0.0.1 with trust
 # authentication for database and user postgres:
 #
-#   scripts/demo.sh start    (make demo)          one sidecar, PostgreSQL on 5499
+#   scripts/demo.sh start    (make demo)          one sidecar, PostgreSQL on 5499,
+#                                                 metrics on 127.0.0.1:9499
 #   scripts/demo.sh cluster  (make demo-cluster)  three sidecars in one Raft
-#                                                 cluster, PostgreSQL on 5501-5503
+#                                                 cluster, PostgreSQL on 5501-5503,
+#                                                 metrics on 127.0.0.1:9501-9503
 #   scripts/demo.sh stop     (make demo-stop)     stop every process of both
 #
 # Starting again is quick and safe: what runs is left alone, what is down
@@ -17,6 +19,10 @@ cd "$(dirname "$0")/.."
 DEMO_DIR=${DEMO_DIR:-/tmp/tsoracle-demo}
 SINGLE_PORT=5499
 SINGLE_RAFT=7499
+# Prometheus metrics (docs/operations.md): the single node's one TCP
+# listener; the cluster's members on METRICS_BASE+1..3.
+SINGLE_METRICS=9499
+METRICS_BASE=9500
 
 start_single() {
 	local dir=$DEMO_DIR/single sock=$DEMO_DIR/single/tsoracled.sock
@@ -29,6 +35,7 @@ node-id = 1
 data-dir = $dir/data
 raft-address = 127.0.0.1:$SINGLE_RAFT
 client-socket = $sock
+metrics-address = 127.0.0.1:$SINGLE_METRICS
 CONF
 	echo "demo: tsoracled (single node) in $dir"
 	start_sidecar "$dir" "$dir/tsoracled.conf"
@@ -43,6 +50,7 @@ tsoracle demo is running:
   connect:  psql -h 127.0.0.1 -p $SINGLE_PORT -U postgres postgres
   try:      SELECT tso_now();  SELECT * FROM tso_range(10);
   sidecar:  $SIDECAR_BINDIR/tsoracle-ctl --address $sock status
+  metrics:  curl http://127.0.0.1:$SINGLE_METRICS/metrics
   logs:     $dir/tsoracled.log, $dir/postgresql.log
   stop:     make demo-stop
 MSG
@@ -51,7 +59,7 @@ MSG
 start_cluster() {
 	install_all
 	prepare_dir "$DEMO_DIR"
-	cluster_up "$DEMO_DIR" 5500 7500 7600
+	CLUSTER_METRICS_BASE=$METRICS_BASE cluster_up "$DEMO_DIR" 5500 7500 7600
 	echo
 	"$SIDECAR_BINDIR/tsoracle-ctl" --config "$DEMO_DIR/node1/tsoracled.conf" status
 	echo
@@ -63,6 +71,7 @@ start_cluster() {
 tsoracle cluster demo is running:
   connect:  psql -h 127.0.0.1 -p 5501 -U postgres postgres   (also 5502, 5503)
   status:   $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf status
+  metrics:  curl http://127.0.0.1:$((METRICS_BASE + 1))/metrics   (also $((METRICS_BASE + 2)), $((METRICS_BASE + 3)))
   handover: $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf \\
               --cert $DEMO_DIR/tls/admin.crt --key $DEMO_DIR/tls/admin.key transfer-leader
   failover: kill -9 the leader (pid in $DEMO_DIR/nodeN/data/tsoracled.pid); the others go on

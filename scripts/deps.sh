@@ -38,6 +38,10 @@ packages=(
 	clang libclang-rt-14-dev
 	libicu-dev libreadline-dev zlib1g-dev libzstd-dev libxml2-dev libxslt1-dev uuid-dev
 	bison flex debhelper postgresql-server-dev-all help2man
+	# the metrics endpoint (sidecar/metrics.h), and promtool, which checks its
+	# text and docs/alerts.yml (Debian ships promtool only in prometheus,
+	# which also installs and enables the Prometheus server's unit)
+	libmicrohttpd-dev prometheus
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

@@ -82,6 +82,29 @@ fuzz_brief() {
 	make --no-print-directory fuzz-brief FUZZ_SEED="$seed"
 }
 
+# The example alert rules (docs/alerts.yml, docs/operations.md): promtool
+# accepts them and their unit tests pass (docs/alerts_test.yml: each alert
+# fires on its failure, none on a healthy cluster); the positive control, a
+# copy whose no-leader rule can never fire, must fail those tests.
+alert_rules() {
+	local tmp rc=0
+	promtool check rules docs/alerts.yml && promtool test rules docs/alerts_test.yml || return 1
+	tmp=$(mktemp -d)
+	cp docs/alerts_test.yml "$tmp/"
+	sed 's/sum by (job) (tsoracle_serving) == 0/sum by (job) (tsoracle_serving) < 0/' docs/alerts.yml >"$tmp/alerts.yml"
+	if cmp -s docs/alerts.yml "$tmp/alerts.yml"; then
+		echo "control: the planted change did not apply to docs/alerts.yml"
+		rc=1
+	elif promtool test rules "$tmp/alerts_test.yml" >"$tmp/out" 2>&1; then
+		echo "control: a no-leader rule that never fires passed docs/alerts_test.yml"
+		rc=1
+	else
+		echo "control: a no-leader rule that never fires fails docs/alerts_test.yml, as it must"
+	fi
+	rm -rf "$tmp"
+	return $rc
+}
+
 # Each version's tests are staged in $STAGE_BASE/pgN ($STAGE while it runs).
 STAGE_BASE=$(mktemp -d /tmp/tsoracle-test.XXXXXX)
 chmod 0711 "$STAGE_BASE"
@@ -170,6 +193,7 @@ stage() {
 	cp $b/control/tsoracled-broken-startfloor $b/control/tsoracled-broken-floor "$STAGE/bin/"
 	old_daemon && cp "build/old/tsoracled-$OLD_REF" "$STAGE/bin/tsoracled-old"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
+	cp docs/postgres_exporter.yml "$STAGE/bin/" # t/140_metrics.pl runs its query
 	chown -R "$PG_USER": "$STAGE"
 	chmod 0700 "$STAGE"
 }
@@ -446,6 +470,7 @@ san_tap() {
 	[ -n "${SKIP_UNIT:-}" ] || suite "sanitizers: unit tests and the simulation (${SAN_SIM_SCHEDULES:-300} schedules)" san_unit
 }
 [ -n "${SKIP_UNIT:-}" ] || suite "positive controls: libraft patches (pre-vote term, InstallSnapshot leak)" raft_patch_controls
+[ -n "${SKIP_UNIT:-}" ] || suite "alert rules (promtool)" alert_rules
 # (the fuzz targets are built with the sanitizers either way)
 [ -n "${SKIP_FUZZ:-}" ] || [ -n "$SANITIZE" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief
 [ -n "${SKIP_EXAMPLES:-}" ] || suite "examples: kvd, the piggyback pattern, 3 replicas and 2 controls (~40 s)" \

@@ -31,7 +31,7 @@
 /* max-start-gap, ms: a hundred years is more than any downtime. */
 #define CFG_START_GAP_MAX   (UINT64_C(100) * 365 * 24 * 3600 * 1000)
 
-enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE, CFG_FLAG };
+enum cfg_kind { CFG_UINT, CFG_U64, CFG_STRING, CFG_LEVEL, CFG_PEERS, CFG_FILE, CFG_FLAG, CFG_BOOL };
 
 typedef struct cfg_option {
 	const char *name;
@@ -138,6 +138,12 @@ static const cfg_option cfg_options[] = {
      "command line only, once, on the one surviving member after a lost\n"
      "                                     quorum: rewrite the configuration to this member alone,\n"
      "                                     keeping its log (docs/cluster.md, \"Disaster recovery\")"},
+    OPT_STR("metrics-address", metrics_address, "IP:PORT",
+	    "serve Prometheus metrics (GET /metrics, plain HTTP) there (default:\n"
+	    "                                     none); loopback only, unless metrics-allow-plaintext"),
+    {"metrics-allow-plaintext", CFG_BOOL, offsetof(cfg, metrics_allow_plaintext), 0, 0, 0, "true|false",
+     "true: allow a metrics-address off loopback, unencrypted and\n"
+     "                                     unauthenticated (default false)"},
 };
 #define CFG_N_OPTIONS (sizeof cfg_options / sizeof cfg_options[0])
 
@@ -311,6 +317,15 @@ int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errle
 		 * command line). */
 		return err_set(err, errlen,
 			       "%s is a command-line flag for one start, not a setting for a file", name);
+	case CFG_BOOL:
+		if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+			*(bool *)field = true;
+		else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+			*(bool *)field = false;
+		else
+			return err_set(err, errlen, "%s: \"%s\" is not true or false (or 1 or 0)", name,
+				       value);
+		return 0;
 	}
 	return err_set(err, errlen, "%s: unhandled setting", name);
 }
@@ -452,6 +467,24 @@ static int cfg_check_tls(const cfg *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The metrics endpoint is plain HTTP (libmicrohttpd's TLS is GnuTLS, not
+ * the OpenSSL the rest uses): on loopback only, unless the operator says
+ * in so many words that the network may read it (docs/operations.md). */
+static int cfg_check_metrics(const cfg *c, char *err, size_t errlen)
+{
+	if (c->metrics_address[0] == '\0')
+		return 0;
+	if (cfg_check_ip_port("metrics-address", c->metrics_address, err, errlen) != 0)
+		return -1;
+	if (!cfg_is_loopback(c->metrics_address) && !c->metrics_allow_plaintext)
+		return err_set(err, errlen,
+			       "metrics-address %s is not loopback: the metrics endpoint is plain HTTP "
+			       "without authentication; set metrics-allow-plaintext = true to serve it "
+			       "there anyway, or use a loopback address (docs/operations.md)",
+			       c->metrics_address);
+	return 0;
+}
+
 int cfg_check(cfg *c, char *err, size_t errlen)
 {
 	char msg[CFG_ERR_SIZE];
@@ -511,6 +544,8 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 		return -1;
 	if (c->client_socket[0] == '\0' && c->client_tcp[0] == '\0')
 		return err_set(err, errlen, "no client listener: set client-socket or client-tcp");
+	if (cfg_check_metrics(c, err, errlen) != 0)
+		return -1;
 
 	if (c->heartbeat_ms * 2 > c->election_timeout_ms)
 		return err_set(err, errlen,

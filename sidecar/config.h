@@ -41,6 +41,10 @@ typedef struct cfg {
 	char tls_key[CFG_PATH_SIZE];
 	char tls_crl[CFG_PATH_SIZE];           /* "" : no revocation list */
 	char clock_offset_file[CFG_PATH_SIZE]; /* tests only: skews the wall clock */
+	/* The Prometheus endpoint (metrics.h): "" : none. Plain HTTP, so off
+	 * loopback only with metrics_allow_plaintext. */
+	char metrics_address[CFG_ADDR_SIZE];
+	bool metrics_allow_plaintext;
 	int log_level;
 
 	/* Raft timing, ms. */

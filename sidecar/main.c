@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "server.h"
 
@@ -31,6 +32,7 @@ typedef struct daemon_state {
 	cfg cfg;
 	node node;
 	srv srv;
+	metrics metrics; /* metrics-address: started last, stopped first */
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	uv_signal_t sighup;
@@ -222,6 +224,7 @@ static void main_close(daemon_state *d)
 		return;
 	d->closing = true;
 	log_info("stopping");
+	metrics_stop(&d->metrics);
 	/* A start that failed before the server existed has only the node
 	 * (and the loop's handles) to close. */
 	if (d->srv_ready)
@@ -331,6 +334,23 @@ static int main_srv_init(daemon_state *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* A scrape's sample (metrics.h), on the loop. */
+static void main_metrics_collect(void *arg, metrics_sample *out)
+{
+	daemon_state *d = arg;
+
+	srv_metrics(&d->srv, out);
+	node_metrics(&d->node, out);
+}
+
+static int main_metrics_start(daemon_state *d, char *err, size_t errlen)
+{
+	if (d->cfg.metrics_address[0] == '\0')
+		return 0;
+	return metrics_start(&d->metrics, &d->loop, &d->cfg, TSORACLED_VERSION, main_metrics_collect, d, err,
+			     errlen);
+}
+
 static int main_signals(daemon_state *d)
 {
 	uv_signal_t *hs[] = {&d->sigterm, &d->sigint, &d->sighup};
@@ -391,7 +411,8 @@ int main(int argc, char **argv)
 	    main_lock_pid_file(&d, err, sizeof err) != 0 ||
 	    node_init(&d.node, &d.loop, &d.cfg, err, sizeof err) != 0 ||
 	    main_srv_init(&d, err, sizeof err) != 0 || main_signals(&d) != 0 ||
-	    node_start(&d.node, err, sizeof err) != 0 || srv_start(&d.srv, err, sizeof err) != 0) {
+	    node_start(&d.node, err, sizeof err) != 0 || srv_start(&d.srv, err, sizeof err) != 0 ||
+	    main_metrics_start(&d, err, sizeof err) != 0) {
 		log_error("%s", err);
 		d.exit_code = 1;
 		main_stop(&d);

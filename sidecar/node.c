@@ -21,6 +21,7 @@
 
 /* libraft's delay before another connection attempt to a member, ms. */
 #define NODE_CONNECT_RETRY_MS 250
+#define NODE_NS_PER_MS        1000000
 
 /* The driver's host interface (include/tsoracle.h). */
 static void node_kick(void *arg);
@@ -70,6 +71,33 @@ static void node_transfer_answer(node *n, uint64_t ended, uint64_t now_ms)
 	}
 }
 
+/*
+ * The metrics' view of leadership, after each lead_sync (so within
+ * LEAD_TICK_MS of a change): a new leader known, and this member's
+ * leaderships timed from the sync that saw it lead to the sync that saw
+ * it serve (lead_sync is where serving starts). A leadership lost before
+ * it served is not timed.
+ */
+static void node_watch_leadership(node *n, uint64_t mono_ms)
+{
+	uint64_t leader = node_leader_id(n);
+
+	if (leader != 0 && leader != n->seen_leader) {
+		n->stats.leader_changes++;
+		n->seen_leader = leader;
+	}
+	if (n->lead.leading && !n->was_leading)
+		n->fence_start_ms = mono_ms;
+	else if (!n->lead.leading)
+		n->fence_start_ms = 0;
+	n->was_leading = n->lead.leading;
+	if (n->fence_start_ms != 0 && n->lead.was_serving) {
+		metrics_hist_observe(&n->stats.fence, METRICS_HIST_FENCE,
+				     (mono_ms - n->fence_start_ms) * NODE_NS_PER_MS, 1);
+		n->fence_start_ms = 0;
+	}
+}
+
 /* The driver's watch at this moment, then the handover waiters that are
  * due. From the loop only (the timers), never inside a libraft callback. */
 static void node_sync(node *n)
@@ -78,6 +106,7 @@ static void node_sync(node *n)
 	uint64_t ended;
 
 	lead_sync(&n->lead, clk);
+	node_watch_leadership(n, clk.mono_ms);
 	if (n->fsm_state.halted) {
 		/* The FSM cannot apply the log (tsoracle.h): the driver serves
 		 * nothing more; the daemon stops, outside libraft's callbacks. */
@@ -536,6 +565,26 @@ void node_clock_sample(node *n, uint64_t id, uint64_t wall_ms, uint64_t sent_mon
 	 * off by at most half of it either way. */
 	lead_clock_sample_add(&n->lead, id, wall_ms, sent_mono_ms + (recv_mono_ms - sent_mono_ms) / 2,
 			      recv_mono_ms - sent_mono_ms);
+}
+
+void node_metrics(node *n, metrics_sample *out)
+{
+	tp_status st;
+
+	node_status(n, &st);
+	out->lead = n->stats;
+	out->is_leader = st.role == TP_ROLE_LEADER;
+	out->serving = (st.flags & TP_FLAG_SERVING) != 0;
+	out->term = st.term;
+	out->commit_index = st.commit_index;
+	out->applied_index = st.applied_index;
+	out->high_water_ms = st.high_water_ms;
+	out->clock_ms = clock_now().wall_ms;
+	out->clock_offset_ms = st.clock_offset_ms;
+	out->clock_unsupported = (st.flags & TP_FLAG_CLOCK_UNSUPPORTED) != 0;
+	out->clock_held = (st.flags & TP_FLAG_CLOCK_HELD) != 0;
+	out->clock_start_gap = (st.flags & TP_FLAG_CLOCK_START_GAP) != 0;
+	out->peer_connections = n->transport_initialized ? peer_transport_connections(&n->transport) : 0;
 }
 
 static void node_tick_close_cb(uv_handle_t *h)

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "proto.h"
 #include "tsoracle.h"
 
@@ -95,6 +96,12 @@ typedef struct node {
 	void *halt_arg;
 	bool halt_reported;
 
+	/* The metrics' view of leadership (node_watch_leadership). */
+	metrics_leadership stats;
+	uint64_t seen_leader;    /* the last leader this member knew (0: none yet) */
+	bool was_leading;        /* lead.leading at the last sync */
+	uint64_t fence_start_ms; /* monotonic: when this leadership began; 0: not timing one */
+
 	bool closing;
 	node_close_cb close_cb;
 } node;
@@ -141,6 +148,10 @@ void node_status(node *n, tp_status *st);
  * member's monotonic readings sent_mono_ms and recv_mono_ms (clockprobe.h):
  * for the driver's clock check. */
 void node_clock_sample(node *n, uint64_t id, uint64_t wall_ms, uint64_t sent_mono_ms, uint64_t recv_mono_ms);
+
+/* Leadership counters and gauges (term, indexes, H, clock, Raft
+ * connections), into a metrics sample. */
+void node_metrics(node *n, metrics_sample *out);
 
 /* Raft's view: this node is leader (serving or about to). */
 bool node_is_leader(node *n);

@@ -1019,6 +1019,17 @@ void peer_transport_set_ctx(struct raft_uv_transport *transport, SSL_CTX *ctx)
 	}
 }
 
+unsigned peer_transport_connections(struct raft_uv_transport *transport)
+{
+	peer_transport *t = transport->impl;
+	unsigned n = 0;
+
+	for (peer_conn *c = t != NULL ? t->conns : NULL; c != NULL; c = c->next)
+		if (c->stage == PEER_RELAY && !c->done)
+			n++;
+	return n;
+}
+
 void peer_transport_release(struct raft_uv_transport *transport)
 {
 	peer_transport *t = transport->impl;

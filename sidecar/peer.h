@@ -131,6 +131,9 @@ int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, SS
  * reconnects the others when they close). */
 void peer_transport_set_ctx(struct raft_uv_transport *transport, SSL_CTX *ctx);
 
+/* Connections admitted and open (either direction), for the metrics. */
+unsigned peer_transport_connections(struct raft_uv_transport *transport);
+
 /* Releases the transport's memory, after libraft has closed it. */
 void peer_transport_release(struct raft_uv_transport *transport);
 

@@ -28,6 +28,7 @@
 #define SRV_LINGER_CAP      64   /* ... this many at a time */
 #define SRV_SOCKET_MODE     0660 /* unix socket: owner and group may connect */
 #define SRV_SOCKET_DIR_MODE 0750 /* its directory, if tsoracled creates it */
+#define SRV_NS_PER_US       1000
 
 static void srv_conn_close(srv_conn *c);
 static void srv_conn_drop_unread(srv_conn *c);
@@ -81,9 +82,17 @@ static void srv_conn_send(srv_conn *c, const tp_msg *m)
 	}
 }
 
+/* Every timestamp answer goes through here, and is counted here. */
 static void srv_send_ts(srv_conn *c, uint64_t id, uint16_t status, uint64_t first, uint32_t count)
 {
+	metrics_requests *st = &c->srv->stats;
 	tp_msg m;
+
+	st->requests++;
+	if (status == TP_OK)
+		st->timestamps += count;
+	else if (status <= TP_STATUS_LAST)
+		st->errors[status]++;
 
 	m.type = TP_TS_RESP;
 	m.u.ts_resp.id = id;
@@ -125,6 +134,8 @@ static void srv_send_error(srv_conn *c, uint16_t status, const char *text)
 	tp_msg m;
 	size_t len = strlen(text);
 
+	if (status <= TP_STATUS_LAST)
+		c->srv->stats.errors[status]++;
 	m.type = TP_ERROR;
 	m.u.error.status = status;
 	if (len > TP_MAX_ERRMSG)
@@ -321,6 +332,7 @@ static void srv_q_push(srv_conn *c, uint64_t id, uint32_t count, uint64_t deadli
 	r->count = count;
 	r->deadline_ms = deadline;
 	r->batch = 0;
+	r->received_ns = c->read_ns;
 	c->q_len++;
 }
 
@@ -460,6 +472,33 @@ static void srv_batch_unpick(srv *s)
 		srv_pending_rotate(s);
 }
 
+/* Requests of one connection answered at now_ns (uv_hrtime), timed: those
+ * that arrived in one read share received_ns, so a run of them is one
+ * observation (a pipelining client's batch costs one, not one each). */
+typedef struct srv_timing {
+	uint64_t now_ns;
+	uint64_t received_ns; /* of the current run */
+	uint64_t n;           /* requests in it */
+} srv_timing;
+
+static void srv_timing_flush(srv *s, srv_timing *t)
+{
+	if (t->n > 0)
+		metrics_hist_observe(&s->stats.duration, METRICS_HIST_REQUEST,
+				     t->now_ns > t->received_ns ? t->now_ns - t->received_ns : 0, t->n);
+	t->n = 0;
+}
+
+/* Answers queued request r of c, timing it in t. */
+static void srv_answer(srv_conn *c, const srv_req *r, uint16_t status, uint64_t first, srv_timing *t)
+{
+	if (t->n > 0 && r->received_ns != t->received_ns)
+		srv_timing_flush(c->srv, t);
+	t->received_ns = r->received_ns;
+	t->n++;
+	srv_send_ts(c, r->id, status, first, r->count);
+}
+
 /*
  * Removes from every queue the requests of `batch` (picked by
  * srv_batch_pick, then granted here or forwarded), answering each: with
@@ -468,6 +507,8 @@ static void srv_batch_unpick(srv *s)
  */
 static void srv_batch_answer(srv *s, uint64_t batch, uint64_t total, uint16_t status, uint64_t first)
 {
+	srv_timing t = {.now_ns = uv_hrtime()}; /* one reading per batch, for the metrics */
+
 	for (srv_conn *c = s->pending_head; c != NULL && total > 0; c = c->pending_next) {
 		unsigned kept = 0;
 		bool answered = false;
@@ -476,7 +517,7 @@ static void srv_batch_answer(srv *s, uint64_t batch, uint64_t total, uint16_t st
 			srv_req r = *srv_q_at(c, i);
 
 			if (r.batch == batch && r.count <= total) {
-				srv_send_ts(c, r.id, status, first, r.count);
+				srv_answer(c, &r, status, first, &t);
 				if (status == TP_OK)
 					first += r.count;
 				total -= r.count;
@@ -486,6 +527,7 @@ static void srv_batch_answer(srv *s, uint64_t batch, uint64_t total, uint16_t st
 			}
 		}
 		c->q_len = kept;
+		srv_timing_flush(s, &t);
 		if (answered)
 			srv_conn_flush(c);
 	}
@@ -544,6 +586,7 @@ static void srv_dispatch_forward(srv *s)
 		}
 		/* The picked requests are this batch's. */
 		srv_batch_relabel(s, SRV_BATCH_LOCAL, batch);
+		s->stats.forwarded++;
 	}
 }
 
@@ -615,15 +658,19 @@ static void srv_expire_cb(uv_timer_t *t)
 	srv *s = t->data;
 	uint64_t now = uv_now(s->loop);
 	uint16_t status = node_wait_status(s->node);
+	srv_timing timing = {0};
 
 	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
 		bool answered = false;
 
 		while (c->q_len > 0 && srv_q_head(c)->deadline_ms <= now) {
-			srv_send_ts(c, srv_q_head(c)->id, status, 0, 0);
+			if (timing.now_ns == 0)
+				timing.now_ns = uv_hrtime();
+			srv_answer(c, srv_q_head(c), status, 0, &timing);
 			srv_q_pop(c);
 			answered = true;
 		}
+		srv_timing_flush(s, &timing);
 		if (answered)
 			srv_conn_flush(c);
 	}
@@ -1088,6 +1135,9 @@ static void srv_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	c->active_ms = uv_now(c->srv->loop);
+	/* The receipt of the requests in these bytes, for the duration
+	 * histogram: one clock reading per read, not per request. */
+	c->read_ns = uv_hrtime();
 	if (c->tls != NULL) {
 		srv_conn_tls_input(c, buf, (size_t)nread);
 		srv_conn_flush(c);
@@ -1552,6 +1602,13 @@ static void srv_fwd_closed_cb(fwd *f)
 
 	if (--s->closing_handles == 0 && s->close_cb != NULL)
 		s->close_cb(s);
+}
+
+void srv_metrics(const srv *s, metrics_sample *out)
+{
+	out->req = s->stats;
+	/* Refused connections still lingering are not open for service. */
+	out->client_connections = s->n_conns - s->n_lingering;
 }
 
 void srv_close(srv *s, void (*cb)(srv *s))

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "clockprobe.h"
 #include "forward.h"
+#include "metrics.h"
 #include "node.h"
 #include "outbuf.h"
 #include "peercred.h"
@@ -84,6 +85,7 @@ typedef struct srv_req {
 	uint32_t count;
 	uint64_t deadline_ms; /* monotonic */
 	uint64_t batch;       /* forwarded in this batch; 0: not sent */
+	uint64_t received_ns; /* uv_hrtime of the read that brought it (metrics) */
 } srv_req;
 
 struct srv;
@@ -113,6 +115,7 @@ typedef struct srv_conn {
 	bool counted;         /* srv_close waits for its close */
 	uint64_t accepted_ms; /* loop time of the accept: the hello timeout */
 	uint64_t active_ms;   /* loop time of its last input: the idle timeout */
+	uint64_t read_ns;     /* uv_hrtime of its last read: its requests' receipt */
 	bool refused;         /* told why it may not stay; closed SRV_LINGER_MS later */
 	uint64_t refused_ms;
 	struct srv_conn *linger_next; /* the FIFO of lingering refusals */
@@ -183,9 +186,10 @@ typedef struct srv {
 	unsigned n_lingering;                /* refused, not closed yet (srv_conn_refuse_linger) */
 	srv_conn *linger_head, *linger_tail; /* oldest first */
 	srv_ratelog log_accept, log_refused, log_timeout, log_dropped, log_peer;
-	pc_allow allow;   /* who may use the unix socket (client-socket-allow) */
-	SSL_CTX *tls_ctx; /* client-tcp's TLS context (node_tls_ctx_new); NULL: plaintext */
-	ratelog refusals; /* refused client connections, for the log */
+	pc_allow allow;         /* who may use the unix socket (client-socket-allow) */
+	SSL_CTX *tls_ctx;       /* client-tcp's TLS context (node_tls_ctx_new); NULL: plaintext */
+	ratelog refusals;       /* refused client connections, for the log */
+	metrics_requests stats; /* counted on the loop; read by metrics.c's sample */
 	uint8_t tls_rbuf[SRV_TLS_READ_SIZE]; /* ciphertext of the read in progress */
 	bool stopping;
 	int closing_handles;
@@ -200,6 +204,9 @@ int srv_start(srv *s, char *err, size_t errlen);
 /* Reads the tls-* files again (SIGHUP): new client connections and the
  * next forwarding connection use them; a failure keeps the old ones. */
 void srv_reload_tls(srv *s);
+
+/* The client port's counters and open connections, into a metrics sample. */
+void srv_metrics(const srv *s, metrics_sample *out);
 
 /* Answers queued requests (and waiting transfer requests) with
  * TP_ERR_SHUTTING_DOWN, closes every connection and listener; cb runs when

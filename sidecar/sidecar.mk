@@ -8,7 +8,8 @@ SC_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wconversion \
 	-Wno-sign-conversion -Werror=implicit-function-declaration \
 	-Iinclude -Icommon -Isidecar -I$(DEPS_PREFIX)/include -MMD -MP
 # OpenSSL (Debian's libssl): TLS on the peer transport and the client port (common/tls.h).
-SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lssl -lcrypto -lm
+# libmicrohttpd (Debian's): the metrics endpoint's HTTP (sidecar/metrics.h).
+SC_LIBS = $(DEPS_PREFIX)/lib/libraft.a -luv -llz4 -lssl -lcrypto -lmicrohttpd -lpthread -lm
 
 # libtsoracle (include/tsoracle.h): the allocator, its log commands and the
 # leadership driver; its sources stay in sidecar/ beside the daemon's

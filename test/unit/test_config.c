@@ -239,6 +239,12 @@ static const cfg_case refusals[] = {
     {"junk after a value in a file", "lease = 100 ms\n", {DD}, CFG_ERROR, "test.conf:1: lease: \"100 ms\""},
     {"a file including another", "config = /etc/other.conf\n", {DD}, CFG_ERROR, "test.conf:1: a config file cannot include another"},
     {"an empty name in a file", " = 5\n", {DD}, CFG_ERROR, "test.conf:1: unknown setting \"\""},
+    /* metrics (docs/operations.md): plain HTTP, so loopback unless said otherwise */
+    {"metrics-address, a host name", NULL, {DD, "--metrics-address", "localhost:9499"}, CFG_ERROR, "metrics-address \"localhost:9499\": \"localhost\" is not an IP address"},
+    {"metrics-address without a port", NULL, {DD, "--metrics-address", "127.0.0.1"}, CFG_ERROR, "metrics-address \"127.0.0.1\" is not of the form IP:PORT"},
+    {"metrics-address off loopback", NULL, {DD, "--metrics-address", "10.0.0.1:9499"}, CFG_ERROR, "metrics-address 10.0.0.1:9499 is not loopback: the metrics endpoint is plain HTTP without authentication; set metrics-allow-plaintext = true"},
+    {"metrics-address on all addresses", NULL, {DD, "--metrics-address", "0.0.0.0:9499", "--metrics-allow-plaintext", "false"}, CFG_ERROR, "is not loopback"},
+    {"metrics-allow-plaintext, not a boolean", NULL, {DD, "--metrics-allow-plaintext", "yes"}, CFG_ERROR, "metrics-allow-plaintext: \"yes\" is not true or false (or 1 or 0)"},
     {"a NUL byte in a file", "lease = 100\n\0\n", {DD}, CFG_ERROR, NULL}, /* strlen stops: accepted below */
 };
 /* clang-format on */
@@ -298,6 +304,9 @@ static const cfg_case accepted[] = {
     {"heartbeat at half the election timeout", NULL, {DD, "--heartbeat", "150"}, CFG_OK, NULL},
     {"a file with comments, blanks, quotes and spaces", "# tsoracled\n\n  data-dir   =   /srv/tso   # where\nclient-socket = \"\"\nclient-tcp=127.0.0.1:7401\n" "\tlog-level = warn\n", {NULL}, CFG_OK, NULL},
     {"a key twice in a file: the last wins", "data-dir = /a\nlease = 100\nlease = 150\n", {NULL}, CFG_OK, NULL},
+    {"metrics on loopback", NULL, {DD, "--metrics-address", "127.0.0.1:9499"}, CFG_OK, NULL},
+    {"metrics on IPv6 loopback", NULL, {DD, "--metrics-address", "[::1]:9499"}, CFG_OK, NULL},
+    {"metrics off loopback, plaintext allowed", "metrics-address = 0.0.0.0:9499\nmetrics-allow-plaintext = true\n", {DD}, CFG_OK, NULL},
 };
 /* clang-format on */
 
