@@ -237,10 +237,16 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 	/* Format 3 carries what command set 2 added (F, the cluster version).
 	 * Until the cluster version is 2, every member may still be of command
 	 * set 1 and read only formats 1 and 2 (libraft sends snapshots to
-	 * lagging followers), and F is 0 (Advance needs version 2), so format
-	 * 2 says it all. */
+	 * lagging followers), and F is 0 (a leader proposes Advance only at
+	 * version 2), so format 2 says it all. A log that holds an Advance
+	 * before any ClusterVersion(2) (no leader writes one, but apply takes
+	 * it) still gets format 3: a snapshot must hold all the state apply
+	 * made, or a member restoring it would diverge from the others. */
 	(*bufs)[0].len = fsm_snapshot_write(
-	    s, fsm_cluster_version(s) >= FSM_COMMAND_SET_ADVANCE ? FSM_SNAPSHOT_VERSION : FSM_SNAPSHOT_V2, p);
+	    s,
+	    fsm_cluster_version(s) >= FSM_COMMAND_SET_ADVANCE || s->floor_ms != 0 ? FSM_SNAPSHOT_VERSION
+										  : FSM_SNAPSHOT_V2,
+	    p);
 	*n_bufs = 1;
 	return 0;
 }

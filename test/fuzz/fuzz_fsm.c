@@ -23,9 +23,10 @@
  *   3. A refusal changes nothing but the refusal count; a halt changes
  *      nothing but the halt, and once halted every apply fails and
  *      changes nothing.
- *   4. An accepted command is a well-formed HighWater or Release (checked
- *      here against the format in fsm.h, independently of fsm.c) and has
- *      exactly its effect.
+ *   4. An accepted command is a well-formed HighWater, Release, Advance or
+ *      ClusterVersion (checked here against the format in tsoracle.h,
+ *      independently of fsm.c) and has exactly its effect; a halt comes
+ *      only from a well-formed command this build cannot apply.
  *
  * At the end, unless halted, a snapshot of the state restores to the same
  * state in a third machine.
@@ -37,6 +38,7 @@
 static bool same_state(const fsm_state *a, const fsm_state *b)
 {
 	return a->high_water_ms == b->high_water_ms && a->released_term == b->released_term &&
+	       a->floor_ms == b->floor_ms && fsm_cluster_version(a) == fsm_cluster_version(b) &&
 	       a->applied == b->applied && a->refused == b->refused && a->halted == b->halted &&
 	       strcmp(a->halt_reason, b->halt_reason) == 0;
 }
@@ -63,19 +65,51 @@ static int apply_copy(replica *r, const uint8_t *p, size_t len)
 	return rv;
 }
 
-/* The format of fsm.h, read independently of fsm.c. */
+/* A type of the command sets this build applies (tsoracle.h). */
+static bool known_type(uint8_t type)
+{
+	return type == FSM_CMD_HIGH_WATER || type == FSM_CMD_RELEASE || type == FSM_CMD_ADVANCE ||
+	       type == FSM_CMD_CLUSTER_VERSION;
+}
+
+/* The format of tsoracle.h, read independently of fsm.c: a command this
+ * build applies. */
 static bool well_formed_known(const uint8_t *p, size_t len)
 {
-	if (len != FSM_CMD_SIZE || (p[0] != FSM_CMD_HIGH_WATER && p[0] != FSM_CMD_RELEASE))
+	uint64_t arg;
+
+	if (len != FSM_CMD_SIZE || !known_type(p[0]))
 		return false;
 	for (size_t i = 1; i < FSM_CMD_HEADER_SIZE; i++)
 		if (p[i] != 0)
 			return false;
-	return p[0] != FSM_CMD_HIGH_WATER || bytes_get_u64(p + FSM_CMD_ARG_OFFSET) <= TSO_PHYSICAL_MAX;
+	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
+	if (p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_ADVANCE)
+		return arg <= TSO_PHYSICAL_MAX;
+	if (p[0] == FSM_CMD_CLUSTER_VERSION)
+		return arg >= FSM_COMMAND_SET_FIRST && arg <= FSM_COMMAND_SET;
+	return true;
+}
+
+/* A well-formed command this build cannot apply: an unknown type, or a
+ * ClusterVersion of a newer command set. */
+static bool well_formed_unknown(const uint8_t *p, size_t len)
+{
+	if (len < FSM_CMD_HEADER_SIZE || len % FSM_CMD_ALIGN != 0 || p[0] == 0)
+		return false;
+	for (size_t i = 1; i < FSM_CMD_HEADER_SIZE; i++)
+		if (p[i] != 0)
+			return false;
+	if (!known_type(p[0]))
+		return true;
+	return p[0] == FSM_CMD_CLUSTER_VERSION && len == FSM_CMD_SIZE &&
+	       bytes_get_u64(p + FSM_CMD_ARG_OFFSET) > FSM_COMMAND_SET;
 }
 
 static void check_step(const fsm_state *prev, const fsm_state *now, int rv, const uint8_t *p, size_t len)
 {
+	uint64_t arg;
+
 	FUZZ_CHECK(now->high_water_ms >= prev->high_water_ms);
 	FUZZ_CHECK(now->high_water_ms <= TSO_PHYSICAL_MAX);
 	if (prev->halted) {
@@ -85,30 +119,33 @@ static void check_step(const fsm_state *prev, const fsm_state *now, int rv, cons
 	if (rv != 0) {
 		/* A halt: a well-formed envelope of an unknown type. */
 		FUZZ_CHECK(now->halted && now->halt_reason[0] != '\0');
-		FUZZ_CHECK(len >= FSM_CMD_HEADER_SIZE && len % FSM_CMD_ALIGN == 0);
-		FUZZ_CHECK(p[0] != 0 && p[0] != FSM_CMD_HIGH_WATER && p[0] != FSM_CMD_RELEASE);
+		FUZZ_CHECK(well_formed_unknown(p, len));
 		FUZZ_CHECK(now->high_water_ms == prev->high_water_ms &&
-			   now->released_term == prev->released_term && now->applied == prev->applied &&
+			   now->released_term == prev->released_term && now->floor_ms == prev->floor_ms &&
+			   now->cluster_version == prev->cluster_version && now->applied == prev->applied &&
 			   now->refused == prev->refused);
 		return;
 	}
-	FUZZ_CHECK(!now->halted);
+	FUZZ_CHECK(!now->halted && !well_formed_unknown(p, len));
 	if (now->refused != prev->refused) {
 		FUZZ_CHECK(now->refused == prev->refused + 1 && !well_formed_known(p, len));
 		FUZZ_CHECK(now->high_water_ms == prev->high_water_ms &&
-			   now->released_term == prev->released_term && now->applied == prev->applied);
+			   now->released_term == prev->released_term && now->floor_ms == prev->floor_ms &&
+			   now->cluster_version == prev->cluster_version && now->applied == prev->applied);
 		return;
 	}
 	FUZZ_CHECK(well_formed_known(p, len) && now->applied == prev->applied + 1);
-	if (p[0] == FSM_CMD_HIGH_WATER) {
-		uint64_t mark = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
-
-		FUZZ_CHECK(now->high_water_ms == (mark > prev->high_water_ms ? mark : prev->high_water_ms));
-		FUZZ_CHECK(now->released_term == 0);
-	} else {
-		FUZZ_CHECK(now->high_water_ms == prev->high_water_ms);
-		FUZZ_CHECK(now->released_term == bytes_get_u64(p + FSM_CMD_ARG_OFFSET));
-	}
+	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
+	/* Each command changes its own part (as a max, but Release) and
+	 * nothing else; every one but Release says the log no longer ends in
+	 * a release. */
+	FUZZ_CHECK(now->high_water_ms ==
+		   (p[0] == FSM_CMD_HIGH_WATER && arg > prev->high_water_ms ? arg : prev->high_water_ms));
+	FUZZ_CHECK(now->floor_ms == (p[0] == FSM_CMD_ADVANCE && arg > prev->floor_ms ? arg : prev->floor_ms));
+	FUZZ_CHECK(
+	    now->cluster_version ==
+	    (p[0] == FSM_CMD_CLUSTER_VERSION && arg > prev->cluster_version ? arg : prev->cluster_version));
+	FUZZ_CHECK(now->released_term == (p[0] == FSM_CMD_RELEASE ? arg : 0));
 }
 
 static void check_snapshot_round_trip(replica *a)
@@ -121,7 +158,9 @@ static void check_snapshot_round_trip(replica *a)
 	fsm_init(&c.fsm, &c.st);
 	FUZZ_CHECK(c.fsm.restore(&c.fsm, &bufs[0]) == 0); /* frees bufs[0].base */
 	raft_free(bufs);
-	FUZZ_CHECK(c.st.high_water_ms == a->st.high_water_ms && c.st.released_term == a->st.released_term);
+	FUZZ_CHECK(c.st.high_water_ms == a->st.high_water_ms && c.st.released_term == a->st.released_term &&
+		   c.st.floor_ms == a->st.floor_ms &&
+		   fsm_cluster_version(&c.st) == fsm_cluster_version(&a->st));
 	FUZZ_CHECK(!c.st.halted);
 }
 

@@ -16,7 +16,7 @@
  * The input is a snapshot as libraft would hand it over (a buffer of its
  * exact size), restored into a state machine that already holds a state.
  * Either restore succeeds, and the snapshot was one of the formats of
- * fsm.h (checked here independently of fsm.c), the state is exactly what
+ * tsoracle.h (checked here independently of fsm.c), the state is exactly what
  * it says, and a snapshot of that state restores to it again; or it fails,
  * the machine is halted with a reason, its state is unchanged, and nothing
  * applies after it.
@@ -35,16 +35,34 @@ static void apply_ok(replica *r, int (*encode)(uint64_t, struct raft_buffer *), 
 	raft_free(buf.base);
 }
 
-/* Whether the bytes are a snapshot fsm.h describes, and what they hold. */
-static bool valid_snapshot(const uint8_t *p, size_t len, uint64_t *h, uint64_t *released)
+/* What a snapshot holds. */
+typedef struct snap {
+	uint64_t h, released, floor, cluster_version;
+} snap;
+
+/* Whether the bytes are a snapshot tsoracle.h describes (versions 1 to 3,
+ * each of its exact size, with H and F within the format and a cluster
+ * version this build knows), and what they hold. */
+static bool valid_snapshot(const uint8_t *p, size_t len, snap *s)
 {
 	if (len < FSM_SNAPSHOT_HEADER || bytes_get_u32(p) != FSM_SNAPSHOT_MAGIC)
 		return false;
-	if (!(p[4] == 1 && len == FSM_SNAPSHOT_V1_SIZE) && !(p[4] == 2 && len == FSM_SNAPSHOT_SIZE))
+	if (!(p[4] == 1 && len == FSM_SNAPSHOT_V1_SIZE) && !(p[4] == 2 && len == FSM_SNAPSHOT_V2_SIZE) &&
+	    !(p[4] == 3 && len == FSM_SNAPSHOT_SIZE))
 		return false;
-	*h = bytes_get_u64(p + FSM_SNAPSHOT_HEADER);
-	*released = p[4] == 2 ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
-	return *h <= TSO_PHYSICAL_MAX;
+	s->h = bytes_get_u64(p + FSM_SNAPSHOT_HEADER);
+	s->released = p[4] >= 2 ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
+	s->floor = p[4] >= 3 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) : 0;
+	s->cluster_version = p[4] >= 3 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + 8) : FSM_COMMAND_SET_FIRST;
+	return s->h <= TSO_PHYSICAL_MAX && s->floor <= TSO_PHYSICAL_MAX &&
+	       s->cluster_version <= FSM_COMMAND_SET;
+}
+
+static bool holds(const fsm_state *st, const snap *s)
+{
+	return st->high_water_ms == s->h && st->released_term == s->released && st->floor_ms == s->floor &&
+	       fsm_cluster_version(st) ==
+		   (s->cluster_version > FSM_COMMAND_SET_FIRST ? s->cluster_version : FSM_COMMAND_SET_FIRST);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -53,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct raft_buffer buf = {.base = NULL, .len = size};
 	struct raft_buffer *bufs = NULL;
 	unsigned n = 0;
-	uint64_t h = 0, released = 0;
-	bool valid = valid_snapshot(data, size, &h, &released);
+	snap want = {0, 0, 0, 0};
+	bool valid = valid_snapshot(data, size, &want);
 	void *result;
 	int rv;
 
@@ -78,11 +96,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	FUZZ_CHECK(valid && !r.st.halted);
-	FUZZ_CHECK(r.st.high_water_ms == h && r.st.released_term == released);
+	FUZZ_CHECK(holds(&r.st, &want));
 	FUZZ_CHECK(r.fsm.snapshot(&r.fsm, &bufs, &n) == 0 && n == 1);
 	fsm_init(&again.fsm, &again.st);
 	FUZZ_CHECK(again.fsm.restore(&again.fsm, &bufs[0]) == 0);
 	raft_free(bufs);
-	FUZZ_CHECK(again.st.high_water_ms == h && again.st.released_term == released);
+	FUZZ_CHECK(holds(&again.st, &want));
 	return 0;
 }
