@@ -309,6 +309,20 @@ tap_clock_control() {
 # answer goes to whatever call its slot holds) is installed for this run
 # only, and the test must fail on the session whose next call would get
 # the abandoned call's answer; then the real extension is installed again.
+# Positive control of t/130_force_new_cluster.pl and t/131_restore_old_copy.pl
+# (tap_startfloor_control FILE): against the build without a start floor
+# (I7), the survivor that was behind, or the cluster restored from an old
+# copy, serves below what was handed out before, and the test must say so.
+# Its own test directory, so the real run's logs stay.
+tap_startfloor_control() {
+	local out rc=0 dir
+	dir="$STAGE/sf$(basename "$1" | cut -c1-3)" # short: unix socket paths live under it
+	as_pg mkdir -p "$dir"
+	out=$(TAP_TESTDIR="$dir" run_prove "$STAGE/bin/tsoracled-broken-startfloor" -v "$1" 2>&1) || rc=$?
+	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
+	[ $rc -ne 0 ] && grep -Eq '^not ok .*above every earlier value' <<<"$out"
+}
+
 # Positive control of t/132_advance_to.pl: against the build whose
 # allocator ignores the operator's floor (ta_raise_floor does nothing), a
 # timestamp after advance-to is below its time, and the test must say so.
@@ -506,6 +520,18 @@ for v in $pg_versions; do
 		*" t/111_clock_sanity.pl "*)
 			suite "TAP positive control: t/111 against the clock-check-disabled build must fail" \
 				tap_clock_control
+			;;
+		esac
+		case " ${TESTS:-t/130_force_new_cluster.pl} " in
+		*" t/130_force_new_cluster.pl "*)
+			suite "TAP positive control: t/130 without the start floor must fail" \
+				tap_startfloor_control t/130_force_new_cluster.pl
+			;;
+		esac
+		case " ${TESTS:-t/131_restore_old_copy.pl} " in
+		*" t/131_restore_old_copy.pl "*)
+			suite "TAP positive control: t/131 without the start floor must fail" \
+				tap_startfloor_control t/131_restore_old_copy.pl
 			;;
 		esac
 		case " ${TESTS:-t/132_advance_to.pl} " in
