@@ -16,31 +16,34 @@
 #define TP_U64 8
 
 /* Payload sizes in bytes, i.e. body_len minus the type byte. */
-#define TP_TYPE_SIZE             TP_U8
-#define TP_HELLO_SIZE            (TP_U32 + TP_U16 + TP_U16)
-#define TP_HELLO_OK_SIZE         (TP_U16 + TP_U32)
-#define TP_TS_REQ_SIZE           (TP_U64 + TP_U32)
-#define TP_TS_RESP_SIZE          (TP_U64 + TP_U16 + TP_U64 + TP_U32)
-#define TP_STATUS_REQ_SIZE       TP_U64
-#define TP_TRANSFER_REQ_SIZE     (TP_U64 + TP_U32)
-#define TP_TRANSFER_RESP_SIZE    (TP_U64 + TP_U16 + TP_U32)
-#define TP_CLOCK_REQ_SIZE        TP_U64
-#define TP_CLOCK_RESP_SIZE       (TP_U64 + TP_U16 + TP_U64)
+#define TP_TYPE_SIZE              TP_U8
+#define TP_HELLO_SIZE             (TP_U32 + TP_U16 + TP_U16)
+#define TP_HELLO_OK_SIZE          (TP_U16 + TP_U32)
+#define TP_TS_REQ_SIZE            (TP_U64 + TP_U32)
+#define TP_TS_RESP_SIZE           (TP_U64 + TP_U16 + TP_U64 + TP_U32)
+#define TP_STATUS_REQ_SIZE        TP_U64
+#define TP_TRANSFER_REQ_SIZE      (TP_U64 + TP_U32)
+#define TP_TRANSFER_RESP_SIZE     (TP_U64 + TP_U16 + TP_U32)
+#define TP_CLOCK_REQ_SIZE         TP_U64
+#define TP_CLOCK_RESP_SIZE        (TP_U64 + TP_U16 + TP_U64)
 /* struct tp_status, packed: two u32, two u8, nine u64 (the offset as its
  * two's complement). */
-#define TP_STATUS_FIELDS_SIZE    (2 * TP_U32 + 2 * TP_U8 + 9 * TP_U64)
-#define TP_ADMIN_REQ_SIZE        (TP_U64 + TP_U8 + TP_U64 + TP_U64)
-#define TP_ADMIN_RESP_SIZE       (TP_U64 + TP_U16 + TP_U32 + TP_U64 + TP_U64)
-#define TP_STATUS_RESP_SIZE      (TP_U64 + TP_U16 + TP_STATUS_FIELDS_SIZE)
+#define TP_STATUS_FIELDS_SIZE     (2 * TP_U32 + 2 * TP_U8 + 9 * TP_U64)
+#define TP_ADMIN_REQ_SIZE         (TP_U64 + TP_U8 + TP_U64 + TP_U64)
+#define TP_ADMIN_RESP_SIZE        (TP_U64 + TP_U16 + TP_U32 + TP_U64 + TP_U64)
+#define TP_STATUS_RESP_SIZE       (TP_U64 + TP_U16 + TP_STATUS_FIELDS_SIZE)
 /* The status of a tsoracled from before the clock fields (seven u64): read
  * with those fields 0, so that a newer client (the extension's worker,
  * tsoracle-ctl) keeps talking to an older member during a rolling upgrade
  * (docs/cluster.md, "Upgrades"). */
-#define TP_STATUS_V1_FIELDS_SIZE (2 * TP_U32 + 2 * TP_U8 + 7 * TP_U64)
-#define TP_STATUS_RESP_V1_SIZE   (TP_U64 + TP_U16 + TP_STATUS_V1_FIELDS_SIZE)
+#define TP_STATUS_V1_FIELDS_SIZE  (2 * TP_U32 + 2 * TP_U8 + 7 * TP_U64)
+#define TP_STATUS_RESP_V1_SIZE    (TP_U64 + TP_U16 + TP_STATUS_V1_FIELDS_SIZE)
 /* u16 status, u16 len; then len bytes of text. */
-#define TP_ERROR_FIXED_SIZE      (TP_U16 + TP_U16)
-#define TP_ERROR_MAX_BODY        (TP_TYPE_SIZE + TP_ERROR_FIXED_SIZE + TP_MAX_ERRMSG)
+#define TP_ERROR_FIXED_SIZE       (TP_U16 + TP_U16)
+#define TP_ERROR_MAX_BODY         (TP_TYPE_SIZE + TP_ERROR_FIXED_SIZE + TP_MAX_ERRMSG)
+/* The fixed parts of the membership messages; then len bytes of text. */
+#define TP_MEMBER_REQ_FIXED_SIZE  (TP_U64 + 2 * TP_U8 + TP_U32 + TP_U16)
+#define TP_MEMBER_RESP_FIXED_SIZE (TP_U64 + TP_U16 + 3 * TP_U32 + 2 * TP_U8 + TP_U64 + TP_U16)
 
 /* Offset of the payload from the frame's start. */
 #define TP_PAYLOAD_OFF (TP_HEADER_SIZE + TP_TYPE_SIZE)
@@ -58,8 +61,11 @@
  * TP_MAX_FRAME; with a buffer of at least two frames, a full buffer then
  * always has tail <= start and gets compacted, so the room is never 0.
  */
-typedef char tp_reader_cap_holds_two_frames
-    [(TP_READER_CAP >= 2 * TP_MAX_FRAME && TP_ERROR_MAX_BODY <= TP_MAX_BODY) ? 1 : -1];
+typedef char
+    tp_reader_cap_holds_two_frames[(TP_READER_CAP >= 2 * TP_MAX_FRAME && TP_ERROR_MAX_BODY <= TP_MAX_BODY &&
+				    TP_TYPE_SIZE + TP_MEMBER_RESP_FIXED_SIZE + TP_MAX_ERRMSG <= TP_MAX_BODY)
+				       ? 1
+				       : -1];
 
 /*
  * Big-endian accessors over a cursor that they advance. Static inline, so
@@ -122,8 +128,8 @@ static inline uint8_t *tp_put64(uint8_t *p, uint64_t v)
 }
 
 /*
- * The payload size of a fixed-size type, TP_ERROR_FIXED_SIZE for TP_ERROR
- * (its minimum), or 0 for an unknown type.
+ * The payload size of a fixed-size type, the fixed part for a type with
+ * text (TP_ERROR, TP_MEMBER_*: its minimum), or 0 for an unknown type.
  */
 static size_t tp_payload_size(uint8_t type)
 {
@@ -154,9 +160,19 @@ static size_t tp_payload_size(uint8_t type)
 		return TP_ADMIN_REQ_SIZE;
 	case TP_ADMIN_RESP:
 		return TP_ADMIN_RESP_SIZE;
+	case TP_MEMBER_REQ:
+		return TP_MEMBER_REQ_FIXED_SIZE;
+	case TP_MEMBER_RESP:
+		return TP_MEMBER_RESP_FIXED_SIZE;
 	default:
 		return 0;
 	}
+}
+
+/* The types whose payload ends in u16 len and len bytes of text. */
+static bool tp_has_text(uint8_t type)
+{
+	return type == TP_ERROR || type == TP_MEMBER_REQ || type == TP_MEMBER_RESP;
 }
 
 /* struct tp_status, field by field, in declaration order. */
@@ -244,6 +260,17 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		if (m->u.admin_resp.status > TP_STATUS_LAST)
 			return 0;
 		break;
+	case TP_MEMBER_REQ:
+		if (!tp_errtext_ok(m->u.member_req.text, m->u.member_req.len))
+			return 0;
+		payload += m->u.member_req.len;
+		break;
+	case TP_MEMBER_RESP:
+		if (m->u.member_resp.status > TP_STATUS_LAST || m->u.member_resp.role > TP_MEMBER_ROLE_LAST ||
+		    !tp_errtext_ok(m->u.member_resp.text, m->u.member_resp.len))
+			return 0;
+		payload += m->u.member_resp.len;
+		break;
 	default:
 		break;
 	}
@@ -316,6 +343,26 @@ size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 		p = tp_put32(p, m->u.admin_resp.leader_id);
 		p = tp_put64(p, m->u.admin_resp.value);
 		tp_put64(p, m->u.admin_resp.value2);
+		break;
+	case TP_MEMBER_REQ:
+		p = tp_put64(p, m->u.member_req.id);
+		p = tp_put8(p, m->u.member_req.op);
+		p = tp_put8(p, m->u.member_req.flags);
+		p = tp_put32(p, m->u.member_req.member);
+		p = tp_put16(p, m->u.member_req.len);
+		memcpy(p, m->u.member_req.text, m->u.member_req.len);
+		break;
+	case TP_MEMBER_RESP:
+		p = tp_put64(p, m->u.member_resp.id);
+		p = tp_put16(p, m->u.member_resp.status);
+		p = tp_put32(p, m->u.member_resp.leader_id);
+		p = tp_put32(p, m->u.member_resp.count);
+		p = tp_put32(p, m->u.member_resp.member);
+		p = tp_put8(p, m->u.member_resp.role);
+		p = tp_put8(p, m->u.member_resp.flags);
+		p = tp_put64(p, m->u.member_resp.match_index);
+		p = tp_put16(p, m->u.member_resp.len);
+		memcpy(p, m->u.member_resp.text, m->u.member_resp.len);
 		break;
 	default:
 		break;
@@ -410,14 +457,28 @@ static int tp_check_type_len(uint8_t type, uint32_t body_len)
 
 	if (payload == 0)
 		return TP_RERR_BAD_TYPE;
-	if (type == TP_ERROR) {
+	if (tp_has_text(type)) {
 		/* The exact length needs the u16 len: checked when decoding. */
-		if (body_len < TP_TYPE_SIZE + TP_ERROR_FIXED_SIZE || body_len > TP_ERROR_MAX_BODY)
+		if (body_len < TP_TYPE_SIZE + payload || body_len > TP_TYPE_SIZE + payload + TP_MAX_ERRMSG)
 			return TP_RERR_BAD_LENGTH;
 	} else if (body_len != TP_TYPE_SIZE + payload &&
 		   !(type == TP_STATUS_RESP && body_len == TP_TYPE_SIZE + TP_STATUS_RESP_V1_SIZE)) {
 		return TP_RERR_BAD_LENGTH;
 	}
+	return TP_RERR_NONE;
+}
+
+/* The text at p of a frame of body_len whose fixed part is fixed bytes,
+ * len announced: the exact length and no NUL inside (the length is bounded
+ * by TP_MAX_ERRMSG through tp_check_type_len). */
+static int tp_get_text(uint32_t body_len, size_t fixed, const uint8_t *p, uint16_t len, char *text)
+{
+	if (body_len != TP_TYPE_SIZE + fixed + (size_t)len)
+		return TP_RERR_BAD_LENGTH;
+	if (memchr(p, '\0', len) != NULL)
+		return TP_RERR_BAD_VALUE;
+	memcpy(text, p, len);
+	text[len] = '\0';
 	return TP_RERR_NONE;
 }
 
@@ -511,6 +572,29 @@ static int tp_decode(uint8_t type, uint32_t body_len, const uint8_t *p, tp_msg *
 		if (m->u.admin_resp.status > TP_STATUS_LAST)
 			return TP_RERR_BAD_VALUE;
 		return TP_RERR_NONE;
+	case TP_MEMBER_REQ:
+		/* op, member and the text are the server's to judge. */
+		m->u.member_req.id = tp_get64(&p);
+		m->u.member_req.op = tp_get8(&p);
+		m->u.member_req.flags = tp_get8(&p);
+		m->u.member_req.member = tp_get32(&p);
+		m->u.member_req.len = tp_get16(&p);
+		return tp_get_text(body_len, TP_MEMBER_REQ_FIXED_SIZE, p, m->u.member_req.len,
+				   m->u.member_req.text);
+	case TP_MEMBER_RESP:
+		m->u.member_resp.id = tp_get64(&p);
+		m->u.member_resp.status = tp_get16(&p);
+		m->u.member_resp.leader_id = tp_get32(&p);
+		m->u.member_resp.count = tp_get32(&p);
+		m->u.member_resp.member = tp_get32(&p);
+		m->u.member_resp.role = tp_get8(&p);
+		m->u.member_resp.flags = tp_get8(&p);
+		m->u.member_resp.match_index = tp_get64(&p);
+		m->u.member_resp.len = tp_get16(&p);
+		if (m->u.member_resp.status > TP_STATUS_LAST || m->u.member_resp.role > TP_MEMBER_ROLE_LAST)
+			return TP_RERR_BAD_VALUE;
+		return tp_get_text(body_len, TP_MEMBER_RESP_FIXED_SIZE, p, m->u.member_resp.len,
+				   m->u.member_resp.text);
 	default:
 		return TP_RERR_BAD_TYPE;
 	}
@@ -602,6 +686,10 @@ const char *tp_status_str(uint16_t status)
 		return "refused: beyond max-reset-gap ahead of the leader's clock";
 	case TP_ERR_CLUSTER_VERSION:
 		return "refused: the cluster version is too low";
+	case TP_ERR_BUSY:
+		return "another membership change is under way";
+	case TP_ERR_REFUSED:
+		return "refused: the change would break the cluster";
 	default:
 		return "unknown status";
 	}
@@ -618,6 +706,20 @@ const char *tp_role_str(uint8_t role)
 		return "candidate";
 	case TP_ROLE_LEADER:
 		return "leader";
+	default:
+		return "unknown";
+	}
+}
+
+const char *tp_member_role_str(uint8_t role)
+{
+	switch (role) {
+	case TP_MEMBER_VOTER:
+		return "voter";
+	case TP_MEMBER_LEARNER:
+		return "learner";
+	case TP_MEMBER_SPARE:
+		return "spare";
 	default:
 		return "unknown";
 	}

@@ -45,6 +45,21 @@
  * check) taken when the request was handled. Members measure each other's
  * clocks with it (sidecar/clockprobe.c: the offset is the reading minus
  * the midpoint of the round trip, to within half the round trip).
+ * A TP_MEMBER_REQ reads or changes the Raft configuration (tsoracle-ctl
+ * member, docs/cluster.md "Membership"). op TP_MEMBER_LIST asks for member
+ * number `member` (0, 1, ...) of the configuration this member knows: any
+ * member answers, with count (the members in all), that member's id, role,
+ * match index (the leader's knowledge; 0 elsewhere) and its address
+ * "RAFT_IP:PORT/CLIENT_IP:PORT" as text; an index past the end gets
+ * TP_ERR_BAD_REQUEST. TP_MEMBER_ADD (text: the new member's address, as
+ * above) and TP_MEMBER_REMOVE go to the leader, and are answered when the
+ * change has ended: TP_OK once it is committed (an added member then
+ * votes), else a TP_ERR_* with a text that names the cause: TP_ERR_BUSY
+ * when another change is under way, TP_ERR_REFUSED when the change would
+ * break the cluster (a removal that leaves no quorum of members that are
+ * up, unless TP_MEMBER_FORCE), TP_ERR_TIMEOUT when the new member did not
+ * catch up in time (it is removed again: no change). A member that is not
+ * the leader answers TP_ERR_NOT_LEADER with the leader it knows.
  *
  * The codec below is pure (no I/O, no allocation): an encoder that writes
  * into a caller's buffer, and a reader fed bytes (in any split) that yields
@@ -76,13 +91,29 @@ enum tp_type {
 	TP_ERROR = 7,         /* s->c  u16 status, u16 len, len bytes of text */
 	TP_TRANSFER_REQ = 8,  /* c->s  u64 id, u32 target (0: any caught-up voter) */
 	TP_TRANSFER_RESP = 9, /* s->c  u64 id, u16 status, u32 leader_id (0: unknown) */
-	/* (10 and 11 are kept for the membership messages.) */
-	TP_CLOCK_REQ = 12,  /* c->s  u64 id */
-	TP_CLOCK_RESP = 13, /* s->c  u64 id, u16 status, u64 wall_ms */
-	TP_ADMIN_REQ = 14,  /* c->s  u64 id, u8 op (enum tp_admin_op), u64 arg, u64 arg2 */
-	TP_ADMIN_RESP = 15, /* s->c  u64 id, u16 status, u32 leader_id, u64 value, u64 value2 */
+	TP_MEMBER_REQ = 10,   /* c->s  u64 id, u8 op, u8 flags, u32 member, u16 len, text */
+	TP_MEMBER_RESP = 11,  /* s->c  u64 id, u16 status, u32 leader_id, u32 count,
+			       *       u32 member, u8 role, u8 flags, u64 match_index,
+			       *       u16 len, text */
+	TP_CLOCK_REQ = 12,    /* c->s  u64 id */
+	TP_CLOCK_RESP = 13,   /* s->c  u64 id, u16 status, u64 wall_ms */
+	TP_ADMIN_REQ = 14,    /* c->s  u64 id, u8 op (enum tp_admin_op), u64 arg, u64 arg2 */
+	TP_ADMIN_RESP = 15,   /* s->c  u64 id, u16 status, u32 leader_id, u64 value, u64 value2 */
 	TP_TYPE_LAST = TP_ADMIN_RESP
 };
+
+/* TP_MEMBER_REQ ops, flags, and TP_MEMBER_RESP roles and flags. */
+enum tp_member_op { TP_MEMBER_LIST = 1, TP_MEMBER_ADD = 2, TP_MEMBER_REMOVE = 3, TP_MEMBER_OP_LAST = 3 };
+#define TP_MEMBER_FORCE 0x01 /* remove even if no quorum of members that are up remains */
+enum tp_member_role {
+	TP_MEMBER_VOTER = 1,   /* votes and counts for the quorum */
+	TP_MEMBER_LEARNER = 2, /* receives the log, does not vote (being added) */
+	TP_MEMBER_SPARE = 3,   /* in the configuration, receives nothing (being added) */
+	TP_MEMBER_ROLE_LAST = 3
+};
+#define TP_MEMBER_IS_LEADER 0x01 /* TP_MEMBER_RESP flags: this member leads */
+#define TP_MEMBER_IS_SELF   0x02 /* TP_MEMBER_RESP flags: the member that answered */
+#define TP_MEMBER_IS_UP     0x04 /* TP_MEMBER_RESP flags: the leader heard from it within an election timeout */
 
 /*
  * Response statuses. The extension (src/funcs.c) maps the codes a timestamp
@@ -107,7 +138,9 @@ enum tp_status_code {
 	TP_ERR_BACKWARDS = 12,       /* an admin request that would not move forward */
 	TP_ERR_TOO_FAR = 13,         /* advance-to beyond max-reset-gap past the clock */
 	TP_ERR_CLUSTER_VERSION = 14, /* the cluster version is below what it needs */
-	TP_STATUS_LAST = TP_ERR_CLUSTER_VERSION
+	TP_ERR_BUSY = 15,            /* another membership change is under way */
+	TP_ERR_REFUSED = 16,         /* the change would break the cluster (text says how) */
+	TP_STATUS_LAST = TP_ERR_REFUSED
 };
 
 /*
@@ -158,6 +191,8 @@ enum tp_role {
  * its stored mark, not serving until the operator says (--trust-clock):
  * clock_ahead_ms is that gap. */
 #define TP_FLAG_CLOCK_START_GAP   0x08
+#define TP_FLAG_JOINING           0x10 /* started with join: in no configuration yet, waits to be added */
+#define TP_FLAG_REMOVED           0x20 /* not in the configuration it knows: removed */
 
 /* A sidecar's view of the world (TP_STATUS_RESP after id and status). */
 typedef struct tp_status {
@@ -241,6 +276,26 @@ typedef struct tp_msg {
 			uint16_t status;
 			uint64_t wall_ms;
 		} clock_resp;
+		struct {
+			uint64_t id;
+			uint8_t op;      /* enum tp_member_op */
+			uint8_t flags;   /* TP_MEMBER_FORCE */
+			uint32_t member; /* LIST: the index; ADD, REMOVE: the member id */
+			uint16_t len;
+			char text[TP_MAX_ERRMSG + 1]; /* ADD: "RAFT_IP:PORT/CLIENT_IP:PORT" */
+		} member_req;
+		struct {
+			uint64_t id;
+			uint16_t status;
+			uint32_t leader_id; /* 0: unknown */
+			uint32_t count;     /* LIST: members in the configuration */
+			uint32_t member;    /* LIST: its id; ADD, REMOVE: the member changed */
+			uint8_t role;       /* LIST: enum tp_member_role */
+			uint8_t flags;      /* LIST: TP_MEMBER_IS_* */
+			uint64_t match_index;
+			uint16_t len;
+			char text[TP_MAX_ERRMSG + 1]; /* LIST: the address; an error: why */
+		} member_resp;
 	} u;
 } tp_msg;
 
@@ -303,8 +358,9 @@ size_t tp_reader_feed(tp_reader *r, const void *data, size_t len);
  * TP_RERR_BAD_VALUE; other bytes pass unchecked (not necessarily UTF-8 or
  * printable: sanitize before logging or ereport). Unknown tp_status.flags
  * bits pass. HELLO magic and versions, a TS_REQ count of 0 or above
- * TP_MAX_COUNT, and a TRANSFER_REQ target that is no member, are not
- * framing errors: the server answers them.
+ * TP_MAX_COUNT, a TRANSFER_REQ target that is no member, and a MEMBER_REQ's
+ * op, member and text, are not framing errors: the server answers them. A
+ * MEMBER_RESP's role and text are checked like TP_ERROR's.
  */
 int tp_reader_next(tp_reader *r, tp_msg *m);
 
@@ -316,5 +372,8 @@ const char *tp_status_str(uint16_t status);
 
 /* "leader", "follower", ...; "unknown" outside the enum. */
 const char *tp_role_str(uint8_t role);
+
+/* "voter", "learner", "spare"; "unknown" outside enum tp_member_role. */
+const char *tp_member_role_str(uint8_t role);
 
 #endif /* TSORACLE_PROTO_H */

@@ -42,12 +42,11 @@ int cprobe_init(cprobe *p, uv_loop_t *loop, const cfg *c, node *n)
 	if (rv != 0)
 		return rv;
 	p->timer.data = p;
-	for (unsigned i = 0; i < c->n_peers; i++) {
-		fwd *f;
+	/* A slot for every member the configuration may hold: members come
+	 * and go (member.h), and the slots follow the configuration. */
+	for (unsigned i = 0; i < CFG_MAX_PEERS; i++) {
+		fwd *f = &p->conns[p->n_conns];
 
-		if (c->peers[i].id == c->node_id || c->peers[i].client[0] == '\0')
-			continue;
-		f = &p->conns[p->n_conns];
 		rv = fwd_init(f, loop, c, cprobe_noop_grant_cb, cprobe_noop_cb, cprobe_noop_cb, p);
 		if (rv != 0)
 			return rv;
@@ -63,21 +62,62 @@ void cprobe_set_ctx(cprobe *p, SSL_CTX *ctx)
 		fwd_set_ctx(&p->conns[i], ctx);
 }
 
+/* The slot probing member id, or NULL. */
+static fwd *cprobe_slot(cprobe *p, uint64_t id)
+{
+	for (unsigned i = 0; i < p->n_conns; i++)
+		if (p->conns[i].target_id == id)
+			return &p->conns[i];
+	return NULL;
+}
+
+/*
+ * Points the slots at the other members of the replicated configuration,
+ * at their client addresses from it (member.h), not at the peers line: a
+ * member added since the start is measured too, and a removed one no
+ * longer (the driver counts the voters of the configuration).
+ */
+static void cprobe_follow_members(cprobe *p)
+{
+	member_info info;
+	unsigned count = 0;
+
+	for (unsigned i = 0; i < p->n_conns; i++) {
+		fwd *f = &p->conns[i];
+		bool member = false;
+
+		for (unsigned k = 0; f->target_id != 0 && member_get(p->node, k, &info, &count) == 0; k++)
+			member = member || info.id == f->target_id;
+		if (f->target_id != 0 && !member)
+			fwd_set_target(f, 0, NULL);
+	}
+	for (unsigned k = 0; member_get(p->node, k, &info, &count) == 0; k++) {
+		char client[CFG_ADDR_SIZE];
+		fwd *f;
+
+		if (info.id == p->cfg->node_id || cprobe_slot(p, info.id) != NULL ||
+		    (f = cprobe_slot(p, 0)) == NULL)
+			continue;
+		member_client_address(p->node, info.id, client, sizeof client);
+		if (client[0] != '\0')
+			fwd_set_target(f, info.id, client);
+	}
+}
+
 static void cprobe_tick_cb(uv_timer_t *t)
 {
 	cprobe *p = t->data;
 
+	cprobe_follow_members(p);
 	for (unsigned i = 0; i < p->n_conns; i++)
-		fwd_send_clock(&p->conns[i], (uint64_t)LEAD_CLOCK_PROBE_MS * CPROBE_TIMEOUT_INTERVALS);
+		if (p->conns[i].target_id != 0)
+			fwd_send_clock(&p->conns[i],
+				       (uint64_t)LEAD_CLOCK_PROBE_MS * CPROBE_TIMEOUT_INTERVALS);
 }
 
 int cprobe_start(cprobe *p)
 {
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < p->cfg->n_peers; i++)
-		if (p->cfg->peers[i].id != p->cfg->node_id && p->cfg->peers[i].client[0] != '\0')
-			fwd_set_target(&p->conns[k++], p->cfg->peers[i].id);
+	cprobe_follow_members(p);
 	p->started = true;
 	return uv_timer_start(&p->timer, cprobe_tick_cb, LEAD_CLOCK_PROBE_MS, LEAD_CLOCK_PROBE_MS);
 }

@@ -12,8 +12,9 @@
 #include "node.h"
 
 /*
- * Every LEAD_CLOCK_PROBE_MS, this member asks each other member of peers
- * for its wall clock (TP_CLOCK_REQ, common/proto.h) and hands the answer,
+ * Every LEAD_CLOCK_PROBE_MS, this member asks each other member of the
+ * replicated Raft configuration (member.h: members come and go, and the
+ * probes follow) for its wall clock (TP_CLOCK_REQ, common/proto.h) and hands the answer,
  * with the midpoint and length of the round trip on its own monotonic
  * clock, to the leadership driver (node_clock_sample, lead_clock_sample_add),
  * which judges its own clock against the majority's (include/tsoracle.h,
@@ -40,7 +41,7 @@
 typedef struct cprobe {
 	const cfg *cfg;
 	node *node;
-	fwd conns[CFG_MAX_PEERS]; /* one per other member of peers */
+	fwd conns[CFG_MAX_PEERS]; /* slots: one per other member of the configuration */
 	unsigned n_conns;
 	uv_timer_t timer;
 	bool started;
@@ -48,7 +49,8 @@ typedef struct cprobe {
 	void (*close_cb)(struct cprobe *p);
 } cprobe;
 
-/* Sets up a probe per other member of c's peers (none for a sole member). */
+/* Sets up CFG_MAX_PEERS probe slots, pointed at the other members of the
+ * configuration at start and at every probe. */
 int cprobe_init(cprobe *p, uv_loop_t *loop, const cfg *c, node *n);
 
 /* Connections from now on use TLS with ctx (NULL: plaintext, loopback only). */

@@ -21,7 +21,6 @@
 #define CFG_PORT_MAX        65535
 #define CFG_MS_MAX          3600000u /* any timing above an hour is a typo */
 #define CFG_COUNT_MAX       100000000u
-#define CFG_NODE_ID_MAX     UINT32_MAX /* ids travel as u32 in the protocol */
 /* max-connections: a million open files is more than any host allows. */
 #define CFG_CONNECTIONS_MAX 1000000u
 /* client-output-max, bytes: at least a few of the largest frames; at most
@@ -66,6 +65,12 @@ static const cfg_option cfg_options[] = {
      "initial voters, this node included (default: this node alone);\n"
      "                                     in a cluster, ID=RAFT_IP:PORT/CLIENT_IP:PORT, the client address\n"
      "                                     being that member's client-tcp, where followers forward"},
+    {"join", CFG_BOOL, offsetof(cfg, join), 0, 0, 0, "",
+     "start empty and wait to be added (tsoracle-ctl member add); never\n"
+     "                                     bootstrap from peers (a file says join = true)"},
+    OPT_UINT("catch-up-timeout", catch_up_timeout_ms, 1, CFG_MS_MAX, "MS",
+	     "how long the leader waits for a member being added to catch up\n"
+	     "                                     before it removes it again (default 30000)"),
     OPT_STR("client-socket", client_socket, "PATH",
 	    "unix socket for clients (default " CFG_DEFAULT_CLIENT_SOCKET "; \"\" for none)"),
     OPT_STR("client-socket-allow", client_socket_allow, "USER,@GROUP,...",
@@ -152,6 +157,7 @@ void cfg_defaults(cfg *c)
 	memset(c, 0, sizeof *c);
 	c->node_id = 1;
 	snprintf(c->raft_address, sizeof c->raft_address, "%s", CFG_DEFAULT_RAFT_ADDRESS);
+	c->catch_up_timeout_ms = CFG_DEFAULT_CATCH_UP_TIMEOUT_MS;
 	snprintf(c->client_socket, sizeof c->client_socket, "%s", CFG_DEFAULT_CLIENT_SOCKET);
 	c->log_level = LOG_INFO;
 	c->election_timeout_ms = CFG_DEFAULT_ELECTION_TIMEOUT_MS;
@@ -485,9 +491,50 @@ static int cfg_check_metrics(const cfg *c, char *err, size_t errlen)
 	return 0;
 }
 
-int cfg_check(cfg *c, char *err, size_t errlen)
+/* The checks that do not depend on the membership settings: timings, the
+ * allocator's rules, the pid file. */
+static int cfg_check_rest(cfg *c, char *err, size_t errlen)
 {
 	char msg[CFG_ERR_SIZE];
+
+	if (c->heartbeat_ms * 2 > c->election_timeout_ms)
+		return err_set(err, errlen,
+			       "heartbeat (%u ms) must be at most half the election timeout (%u ms)",
+			       c->heartbeat_ms, c->election_timeout_ms);
+	/* docs/allocator.md (the lease): the lease must run out before followers time out
+	 * and elect a new leader, so a healthy handover is not delayed. */
+	if (c->alloc.lease_ms >= c->election_timeout_ms)
+		return err_set(err, errlen,
+			       "lease (%" PRIu64 " ms) must be shorter than the election timeout (%u ms)",
+			       c->alloc.lease_ms, c->election_timeout_ms);
+	if (c->snapshot_trailing >= c->snapshot_threshold)
+		return err_set(err, errlen, "snapshot-trailing (%u) must be below snapshot-threshold (%u)",
+			       c->snapshot_trailing, c->snapshot_threshold);
+	/* The allocator's own rules (alloc.c), said with the settings' names. */
+	if (c->alloc.extend_margin_ms >= c->alloc.window_ahead_ms)
+		return err_set(err, errlen,
+			       "extend-margin (%" PRIu64 " ms) must be below window-ahead (%" PRIu64 " ms)",
+			       c->alloc.extend_margin_ms, c->alloc.window_ahead_ms);
+	if (c->alloc.window_ahead_ms > c->alloc.max_ahead_ms)
+		return err_set(err, errlen,
+			       "window-ahead (%" PRIu64 " ms) must be at most max-ahead (%" PRIu64 " ms)",
+			       c->alloc.window_ahead_ms, c->alloc.max_ahead_ms);
+	if (ta_config_check(&c->alloc, msg, sizeof msg) != 0)
+		return err_set(err, errlen, "%s", msg);
+	if (c->pid_file[0] == '\0') {
+		if ((size_t)snprintf(c->pid_file, sizeof c->pid_file, "%s/%s", c->data_dir,
+				     CFG_PID_FILE_NAME) >= sizeof c->pid_file)
+			return err_set(
+			    err, errlen,
+			    "data-dir is too long (%zu bytes): DATA-DIR/tsoracled.pid must fit in %d; "
+			    "use a shorter path or set pid-file",
+			    strlen(c->data_dir), CFG_PATH_SIZE - 1);
+	}
+	return 0;
+}
+
+int cfg_check(cfg *c, char *err, size_t errlen)
+{
 	bool self_found = false;
 
 	if (c->data_dir[0] == '\0')
@@ -503,6 +550,26 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 			    err, errlen,
 			    "client-socket \"%s\" is longer than a unix socket path may be (%zu bytes)",
 			    c->client_socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	}
+	if (c->join) {
+		/* Nothing to bootstrap: the leader that adds this member gives
+		 * it the configuration, with every member's addresses; peers,
+		 * if set, only tells tsoracle-ctl where to look. */
+		if (c->client_tcp[0] == '\0')
+			return err_set(err, errlen,
+				       "join: set client-tcp (the members forward to the leader at its "
+				       "client address; give the same in tsoracle-ctl member add "
+				       "ID=RAFT_IP:PORT/CLIENT_IP:PORT)");
+		if (cfg_check_ip_port("client-tcp", c->client_tcp, err, errlen) != 0)
+			return -1;
+		if (!cfg_has_tls(c) && !cfg_is_loopback(c->raft_address))
+			return err_set(err, errlen,
+				       "raft-address %s is not loopback: set tls-ca, tls-cert and tls-key "
+				       "(Raft between machines runs only over TLS)",
+				       c->raft_address);
+		if (cfg_check_tls(c, err, errlen) != 0 || cfg_check_metrics(c, err, errlen) != 0)
+			return -1;
+		return cfg_check_rest(c, err, errlen);
 	}
 	if (c->n_peers == 0) {
 		c->n_peers = 1;
@@ -547,40 +614,7 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 	if (cfg_check_metrics(c, err, errlen) != 0)
 		return -1;
 
-	if (c->heartbeat_ms * 2 > c->election_timeout_ms)
-		return err_set(err, errlen,
-			       "heartbeat (%u ms) must be at most half the election timeout (%u ms)",
-			       c->heartbeat_ms, c->election_timeout_ms);
-	/* docs/allocator.md (the lease): the lease must run out before followers time out
-	 * and elect a new leader, so a healthy handover is not delayed. */
-	if (c->alloc.lease_ms >= c->election_timeout_ms)
-		return err_set(err, errlen,
-			       "lease (%" PRIu64 " ms) must be shorter than the election timeout (%u ms)",
-			       c->alloc.lease_ms, c->election_timeout_ms);
-	if (c->snapshot_trailing >= c->snapshot_threshold)
-		return err_set(err, errlen, "snapshot-trailing (%u) must be below snapshot-threshold (%u)",
-			       c->snapshot_trailing, c->snapshot_threshold);
-	/* The allocator's own rules (alloc.c), said with the settings' names. */
-	if (c->alloc.extend_margin_ms >= c->alloc.window_ahead_ms)
-		return err_set(err, errlen,
-			       "extend-margin (%" PRIu64 " ms) must be below window-ahead (%" PRIu64 " ms)",
-			       c->alloc.extend_margin_ms, c->alloc.window_ahead_ms);
-	if (c->alloc.window_ahead_ms > c->alloc.max_ahead_ms)
-		return err_set(err, errlen,
-			       "window-ahead (%" PRIu64 " ms) must be at most max-ahead (%" PRIu64 " ms)",
-			       c->alloc.window_ahead_ms, c->alloc.max_ahead_ms);
-	if (ta_config_check(&c->alloc, msg, sizeof msg) != 0)
-		return err_set(err, errlen, "%s", msg);
-	if (c->pid_file[0] == '\0') {
-		if ((size_t)snprintf(c->pid_file, sizeof c->pid_file, "%s/%s", c->data_dir,
-				     CFG_PID_FILE_NAME) >= sizeof c->pid_file)
-			return err_set(
-			    err, errlen,
-			    "data-dir is too long (%zu bytes): DATA-DIR/tsoracled.pid must fit in %d; "
-			    "use a shorter path or set pid-file",
-			    strlen(c->data_dir), CFG_PATH_SIZE - 1);
-	}
-	return 0;
+	return cfg_check_rest(c, err, errlen);
 }
 
 /* One pass over argv: pass 0 applies only --config, pass 1 everything else,
@@ -594,6 +628,7 @@ static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, siz
 		const char *value;
 		char name[64];
 		const char *eq;
+		const cfg_option *o;
 
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
 			return CFG_HELP;
@@ -614,6 +649,12 @@ static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, siz
 		if (eq != NULL) {
 			snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
 			value = eq + 1;
+		} else if ((o = cfg_find(arg)) != NULL && o->kind == CFG_BOOL &&
+			   (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+			/* A switch: --join alone means true (--join false and
+			 * --join=false, too). */
+			snprintf(name, sizeof name, "%s", arg);
+			value = "true";
 		} else {
 			snprintf(name, sizeof name, "%s", arg);
 			if (i + 1 >= argc) {
@@ -668,6 +709,28 @@ bool cfg_is_loopback(const char *addr)
 	if (ss.ss_family == AF_INET)
 		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
 	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+}
+
+int cfg_member_split(const char *addr, char *raft, size_t raftlen, char *client, size_t clientlen)
+{
+	const char *slash = strchr(addr, '/');
+	size_t rlen = slash != NULL ? (size_t)(slash - addr) : strlen(addr);
+
+	if (rlen >= raftlen || (slash != NULL && strlen(slash + 1) >= clientlen))
+		return -1;
+	memcpy(raft, addr, rlen);
+	raft[rlen] = '\0';
+	snprintf(client, clientlen, "%s", slash != NULL ? slash + 1 : "");
+	return 0;
+}
+
+int cfg_member_raft_address(const char *addr, struct sockaddr_storage *ss)
+{
+	char raft[CFG_ADDR_SIZE], client[CFG_ADDR_SIZE];
+
+	if (cfg_member_split(addr, raft, sizeof raft, client, sizeof client) != 0)
+		return -1;
+	return cfg_sockaddr(raft, ss);
 }
 
 int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss)

@@ -11,10 +11,11 @@
 #include "tsoracle.h"
 #include "tso.h"
 
-#define CFG_MAX_PEERS 7   /* Raft voters: clusters of 1, 3, 5 or 7 */
-#define CFG_ADDR_SIZE 128 /* "host:port" */
-#define CFG_PATH_SIZE 256
-#define CFG_ERR_SIZE  256
+#define CFG_MAX_PEERS   7          /* Raft voters: clusters of 1, 3, 5 or 7 */
+#define CFG_ADDR_SIZE   128        /* "host:port" */
+#define CFG_NODE_ID_MAX UINT32_MAX /* ids travel as u32 in the protocol */
+#define CFG_PATH_SIZE   256
+#define CFG_ERR_SIZE    256
 
 typedef struct cfg_peer {
 	uint64_t id;
@@ -27,7 +28,11 @@ typedef struct cfg {
 	uint64_t node_id;
 	char data_dir[CFG_PATH_SIZE];
 	char raft_address[CFG_ADDR_SIZE];
-	cfg_peer peers[CFG_MAX_PEERS]; /* the initial voters, this node included */
+	cfg_peer peers[CFG_MAX_PEERS]; /* the initial voters, this node included;
+					* read once, to bootstrap (with join: seeds
+					* for tsoracle-ctl only) */
+	bool join;                     /* start empty, wait to be added */
+	unsigned catch_up_timeout_ms;  /* a member being added must catch up by then */
 	unsigned n_peers;
 	char client_socket[CFG_PATH_SIZE]; /* "" : no unix listener */
 	/* Who else may connect to it (peercred.h): "user,@group,..." */
@@ -96,6 +101,7 @@ typedef struct cfg {
 /* max-reset-gap, ms: 24 h, as TiDB PD's max-reset-ts-gap; at most a year. */
 #define CFG_DEFAULT_MAX_RESET_GAP_MS      (24ull * 3600 * 1000)
 #define CFG_RESET_GAP_MAX_MS              (366ull * 24 * 3600 * 1000)
+#define CFG_DEFAULT_CATCH_UP_TIMEOUT_MS   30000
 /* max-ahead's least value, ms: the largest request (TA_MAX_GRANT, 2^24
  * timestamps) spans 64 ms of the clock, and no grant may reach past the
  * clock + max-ahead (I6, docs/allocator.md), so below this such a request
@@ -138,6 +144,19 @@ int cfg_parse_peers(cfg *c, const char *text, char *err, size_t errlen);
 /* "IP:PORT" or "[IPv6]:PORT" (as cfg_check accepts) to a socket address;
  * 0, or -1 if it is not one. */
 int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss);
+
+/*
+ * A member's address in the replicated Raft configuration: "RAFT_IP:PORT/
+ * CLIENT_IP:PORT". Both parts ride in the configuration entry that adds the
+ * member (and in every snapshot), so every member learns every other's
+ * client address from the log, whatever its own peers line says: peers is
+ * read once, to bootstrap (docs/cluster.md, "Membership"). A configuration
+ * bootstrapped by an older tsoracled holds "RAFT_IP:PORT" alone (client
+ * then ""). cfg_member_split copies the parts (0, or -1 if one does not
+ * fit); cfg_member_raft_address is cfg_sockaddr of the Raft part.
+ */
+int cfg_member_split(const char *addr, char *raft, size_t raftlen, char *client, size_t clientlen);
+int cfg_member_raft_address(const char *addr, struct sockaddr_storage *ss);
 
 /* True for an "IP:PORT" whose IP is 127.0.0.0/8 or ::1. */
 bool cfg_is_loopback(const char *addr);

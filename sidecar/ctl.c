@@ -1,4 +1,5 @@
-/* ctl.c: tsoracle-ctl, the operator's command line: status, timestamps on demand, leadership transfer. */
+/* ctl.c: tsoracle-ctl, the operator's command line: status, timestamps on demand, leadership transfer,
+ * members. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -26,6 +27,10 @@
 #define CTL_EXIT_USAGE         2 /* bad usage (--help: "Exit status") */
 #define MS_PER_S               1000
 #define NS_PER_MS              1000000
+/* How long member add and member remove wait for the leader's answer, ms:
+ * beyond the default catch-up-timeout (30 s) and libraft's promotion
+ * rounds, unless --timeout asks for longer. */
+#define CTL_MEMBER_WAIT_MS     120000
 
 /* One connection to one node, with a deadline for the whole exchange. */
 typedef struct ctl_conn {
@@ -52,7 +57,11 @@ static void ctl_usage(FILE *out)
 	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] transfer-leader [ID]\n"
 	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] advance-to UNIX_MS\n"
 	    "       tsoracle-ctl (--peers SPEC | --config FILE) [--timeout MS] [TLS] cluster-version "
-	    "[raise]\n\n"
+	    "[raise]\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [TLS] member list [--json]\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [TLS] member add "
+	    "ID=RAFT_IP:PORT/CLIENT_IP:PORT\n"
+	    "       tsoracle-ctl (--peers SPEC | --config FILE) [TLS] member remove ID [--force]\n\n"
 	    "Commands:\n"
 	    "  status [--json]   a node's role, term, leader, high-water mark, commit and applied\n"
 	    "                    index; with --peers or --config, every member's, over TCP, with\n"
@@ -69,15 +78,30 @@ static void ctl_usage(FILE *out)
 	    "  cluster-version [raise]\n"
 	    "                    (with --peers or --config) every member's command set and the\n"
 	    "                    cluster version; raise: once all run a newer one, commit it\n"
-	    "                    (admin; docs/cluster.md, \"Upgrades\")\n\n"
+	    "                    (admin; docs/cluster.md, \"Upgrades\")\n"
+	    "  member list [--json]\n"
+	    "                    the members of the replicated configuration: id, Raft and client\n"
+	    "                    address, role (voter, learner, spare), whether it answers from\n"
+	    "                    here, its match index (the leader's view)\n"
+	    "  member add ID=RAFT_IP:PORT/CLIENT_IP:PORT\n"
+	    "                    add a member started with join = true: it joins as a learner,\n"
+	    "                    catches up, then votes; exit 0 once it votes. If it does not\n"
+	    "                    catch up within the leader's catch-up-timeout it is removed\n"
+	    "                    again (nothing changed, exit 1)\n"
+	    "  member remove ID [--force]\n"
+	    "                    remove a member (the leader hands over first); refused if the\n"
+	    "                    voters left that are up would be no quorum, unless --force.\n"
+	    "                    One membership change at a time (docs/cluster.md)\n\n"
+	    "With --peers or --config, the members are read from the replicated configuration\n"
+	    "of the first member that answers: the list only needs one member that is up.\n\n"
 	    "ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
 	    "default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
 	    "(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n\n"
 	    "TLS (for TCP addresses of a cluster with tls-* set; docs/cluster.md):\n"
 	    "  --ca FILE     the cluster's CA certificate (PEM)\n"
 	    "  --cert FILE   this client's certificate: OU=client takes timestamps and reads\n"
-	    "                status; transfer-leader, advance-to and cluster-version raise need\n"
-	    "                OU=admin (scripts/certs.sh: admin.crt)\n"
+	    "                status; transfer-leader, advance-to, cluster-version raise and\n"
+	    "                member add/remove need OU=admin (scripts/certs.sh: admin.crt)\n"
 	    "  --key FILE    its private key (mode 600)\n"
 	    "  --crl FILE    revoked certificates (optional)\n"
 	    "With --config, the file's tls-ca, tls-cert, tls-key and tls-crl are used unless\n"
@@ -244,10 +268,11 @@ static void ctl_json_status(const char *address, const tp_status *st)
 	printf("\"address\": \"%s\", \"node_id\": %" PRIu32 ", \"role\": \"%s\", \"serving\": %s, "
 	       "\"term\": %" PRIu64 ", \"leader_id\": %" PRIu32 ", \"high_water_ms\": %" PRIu64
 	       ", \"commit_index\": %" PRIu64 ", \"applied_index\": %" PRIu64 ", \"last_issued\": %" PRIu64
-	       ", \"grants\": %" PRIu64 ", \"timestamps\": %" PRIu64,
+	       ", \"grants\": %" PRIu64 ", \"timestamps\": %" PRIu64 ", \"joining\": %s, \"removed\": %s",
 	       address, st->node_id, tp_role_str(st->role), (st->flags & TP_FLAG_SERVING) ? "true" : "false",
 	       st->term, st->leader_id, st->high_water_ms, st->commit_index, st->applied_index,
-	       st->last_issued, st->grants, st->timestamps);
+	       st->last_issued, st->grants, st->timestamps, (st->flags & TP_FLAG_JOINING) ? "true" : "false",
+	       (st->flags & TP_FLAG_REMOVED) ? "true" : "false");
 	printf(", \"clock_offset_ms\": %" PRId64 ", \"clock_unsupported\": %s, \"clock_held\": %s, "
 	       "\"clock_start_gap\": %s, \"clock_ahead_ms\": %" PRIu64,
 	       st->clock_offset_ms, (st->flags & TP_FLAG_CLOCK_UNSUPPORTED) ? "true" : "false",
@@ -302,6 +327,11 @@ static int ctl_status_one(const char *address, int timeout_ms, bool json)
 	printf("  last issued    %" PRIu64 "\n", st.last_issued);
 	printf("  grants         %" PRIu64 " (%" PRIu64 " timestamps)\n", st.grants, st.timestamps);
 	ctl_print_clock(&st);
+	if (st.flags & TP_FLAG_JOINING)
+		printf("  membership     joining: in no configuration yet, waits to be added "
+		       "(tsoracle-ctl member add on any member)\n");
+	else if (st.flags & TP_FLAG_REMOVED)
+		printf("  membership     not in the configuration it knows (removed)\n");
 	return 0;
 }
 
@@ -771,6 +801,355 @@ static int ctl_tls_setup(const cfg *members, const char *const opt[4], char *err
 	return ctl_tls != NULL ? 0 : -1;
 }
 
+/* ---- membership (docs/cluster.md, "Membership") ------------------------- */
+
+/* The replicated configuration as one member sees it. */
+typedef struct ctl_member {
+	uint32_t id;
+	uint8_t role;
+	bool leader;
+	bool up; /* the leader's view */
+	uint64_t match_index;
+	char raft[CFG_ADDR_SIZE];
+	char client[CFG_ADDR_SIZE];
+} ctl_member;
+
+typedef struct ctl_members {
+	ctl_member m[CFG_MAX_PEERS];
+	unsigned n;
+	uint32_t leader_id;   /* as the member that answered knows it */
+	uint32_t answered_by; /* that member */
+} ctl_members;
+
+/* Member after member of c's node's configuration. 0, or -1 with c->err. */
+static int ctl_query_members(ctl_conn *c, ctl_members *out)
+{
+	unsigned count = 1;
+
+	memset(out, 0, sizeof *out);
+	for (unsigned i = 0; i < count; i++) {
+		tp_msg m;
+		ctl_member *x;
+
+		memset(&m, 0, sizeof m);
+		m.type = TP_MEMBER_REQ;
+		m.u.member_req.id = i + 1;
+		m.u.member_req.op = TP_MEMBER_LIST;
+		m.u.member_req.member = i;
+		if (ctl_send(c, &m) != 0 || ctl_recv(c, &m) != 0)
+			return -1;
+		if (m.type == TP_ERROR)
+			return ctl_fail(c, "member list: %s", m.u.error.text);
+		if (m.type != TP_MEMBER_RESP || m.u.member_resp.status != TP_OK)
+			return ctl_fail(c, "member list: %s",
+					m.type == TP_MEMBER_RESP ? m.u.member_resp.text
+								 : "unexpected answer");
+		count = m.u.member_resp.count;
+		if (count > CFG_MAX_PEERS)
+			return ctl_fail(c, "member list: %u members, more than the %d supported", count,
+					CFG_MAX_PEERS);
+		out->leader_id = m.u.member_resp.leader_id;
+		x = &out->m[out->n++];
+		x->id = m.u.member_resp.member;
+		x->role = m.u.member_resp.role;
+		x->leader = (m.u.member_resp.flags & TP_MEMBER_IS_LEADER) != 0;
+		x->up = (m.u.member_resp.flags & TP_MEMBER_IS_UP) != 0;
+		x->match_index = m.u.member_resp.match_index;
+		if (cfg_member_split(m.u.member_resp.text, x->raft, sizeof x->raft, x->client,
+				     sizeof x->client) != 0)
+			return ctl_fail(c, "member list: malformed address \"%s\"", m.u.member_resp.text);
+		if (count == 0)
+			break;
+	}
+	out->answered_by = c->node_id;
+	return 0;
+}
+
+/* The configuration from the first seed that answers, then, if that one
+ * is not the leader, from the leader (whose match indexes mean something).
+ * The seeds are the peers of --peers or --config: only one needs to be a
+ * member still. 0, or -1 after saying why on stderr. */
+static int ctl_discover(const cfg *seeds, int timeout_ms, bool quiet, ctl_members *out)
+{
+	ctl_conn c;
+
+	for (unsigned i = 0; i < seeds->n_peers; i++) {
+		const cfg_peer *p = &seeds->peers[i];
+
+		if (p->client[0] == '\0')
+			continue;
+		if (ctl_open(&c, p->client, timeout_ms) != 0 || ctl_query_members(&c, out) != 0) {
+			if (!quiet)
+				fprintf(stderr, "tsoracle-ctl: member %" PRIu64 " at %s: %s\n", p->id,
+					p->client, c.err);
+			ctl_close(&c);
+			continue;
+		}
+		ctl_close(&c);
+		if (out->n == 0)
+			continue; /* a member waiting to join knows nothing yet */
+		for (unsigned k = 0; k < out->n; k++) {
+			ctl_members from_leader;
+
+			if (!out->m[k].leader || out->m[k].id == out->answered_by ||
+			    out->m[k].client[0] == '\0')
+				continue;
+			if (ctl_open(&c, out->m[k].client, timeout_ms) == 0 &&
+			    ctl_query_members(&c, &from_leader) == 0 && from_leader.n > 0)
+				*out = from_leader;
+			ctl_close(&c);
+			break;
+		}
+		return 0;
+	}
+	if (!quiet)
+		fprintf(stderr,
+			"tsoracle-ctl: no member in the peers list answered with the configuration\n");
+	return -1;
+}
+
+/* The members as a peers list, for the commands that walk it. */
+static void ctl_members_to_cfg(const ctl_members *ms, cfg *c)
+{
+	c->n_peers = 0;
+	for (unsigned i = 0; i < ms->n; i++) {
+		cfg_peer *p = &c->peers[c->n_peers++];
+
+		p->id = ms->m[i].id;
+		snprintf(p->address, sizeof p->address, "%s", ms->m[i].raft);
+		snprintf(p->client, sizeof p->client, "%s", ms->m[i].client);
+	}
+}
+
+/* Whether a member answers a status request at its client address. */
+static bool ctl_reachable(const char *client, int timeout_ms)
+{
+	ctl_conn c;
+	tp_status st;
+	bool ok =
+	    client[0] != '\0' && ctl_open(&c, client, timeout_ms) == 0 && ctl_query_status(&c, &st) == 0;
+
+	if (client[0] != '\0')
+		ctl_close(&c);
+	return ok;
+}
+
+static int ctl_member_list(const cfg *seeds, int timeout_ms, bool json)
+{
+	ctl_members ms;
+
+	if (ctl_discover(seeds, timeout_ms, false, &ms) != 0)
+		return 1;
+	if (json)
+		printf("{\"leader_id\": %" PRIu32 ", \"members\": [", ms.leader_id);
+	else
+		printf("%-4s %-22s %-22s %-8s %-9s %-7s %-11s %s\n", "id", "raft", "client", "role",
+		       "reachable", "leader", "match index", "leader hears it");
+	for (unsigned i = 0; i < ms.n; i++) {
+		const ctl_member *x = &ms.m[i];
+		bool up = ctl_reachable(x->client, timeout_ms);
+
+		if (json)
+			printf("%s{\"id\": %" PRIu32 ", \"role\": \"%s\", \"raft_address\": \"%s\", "
+			       "\"client_address\": \"%s\", \"reachable\": %s, \"leader\": %s, "
+			       "\"match_index\": %" PRIu64 ", \"leader_hears\": %s}",
+			       i ? ", " : "", x->id, tp_member_role_str(x->role), x->raft, x->client,
+			       up ? "true" : "false", x->leader ? "true" : "false", x->match_index,
+			       x->up ? "true" : "false");
+		else
+			printf("%-4" PRIu32 " %-22s %-22s %-8s %-9s %-7s %-11" PRIu64 " %s\n", x->id, x->raft,
+			       x->client, tp_member_role_str(x->role), up ? "yes" : "no",
+			       x->leader ? "yes" : "", x->match_index, x->up ? "yes" : "no");
+	}
+	if (json)
+		printf("]}\n");
+	return 0;
+}
+
+/* The client address of the leader in ms, or NULL with why. */
+static const char *ctl_members_leader(const ctl_members *ms, char *why, size_t whylen)
+{
+	for (unsigned i = 0; i < ms->n; i++)
+		if (ms->m[i].leader && ms->m[i].client[0] != '\0')
+			return ms->m[i].client;
+	snprintf(why, whylen, "the leader, node %" PRIu32 ", has no client address in the configuration",
+		 ms->leader_id);
+	return NULL;
+}
+
+/* Sends one add or remove to the leader at address and waits for the
+ * answer: 0 done, 1 refused or failed (said on stderr), 2 worth another try
+ * (that member does not lead, or still fences after an election; why in
+ * retry_why). */
+static int ctl_member_send(const char *address, int timeout_ms, uint8_t op, uint32_t id, const char *text,
+			   bool force, char *retry_why, size_t whylen)
+{
+	ctl_conn c;
+	tp_msg m;
+	uint64_t t0 = ctl_now_ms();
+	int rc = 1;
+
+	memset(&m, 0, sizeof m);
+	m.type = TP_MEMBER_REQ;
+	m.u.member_req.id = 1;
+	m.u.member_req.op = op;
+	m.u.member_req.flags = force ? TP_MEMBER_FORCE : 0;
+	m.u.member_req.member = id;
+	snprintf(m.u.member_req.text, sizeof m.u.member_req.text, "%s", text);
+	m.u.member_req.len = (uint16_t)strlen(m.u.member_req.text);
+	if (ctl_open(&c, address, timeout_ms) != 0) {
+		snprintf(retry_why, whylen, "%s", c.err);
+		ctl_close(&c);
+		return 2;
+	}
+	/* The answer comes when the change has ended: catching up may take
+	 * up to the leader's catch-up-timeout. */
+	c.deadline_ms = t0 + (uint64_t)(timeout_ms > CTL_MEMBER_WAIT_MS ? timeout_ms : CTL_MEMBER_WAIT_MS);
+	if (ctl_send(&c, &m) != 0 || ctl_recv(&c, &m) != 0) {
+		fprintf(stderr, "tsoracle-ctl: %s (the change may still be under way: see member list)\n",
+			c.err);
+	} else if (m.type == TP_ERROR) {
+		fprintf(stderr, "tsoracle-ctl: %s\n", m.u.error.text);
+	} else if (m.type != TP_MEMBER_RESP) {
+		fprintf(stderr, "tsoracle-ctl: unexpected answer from %s\n", address);
+	} else if (m.u.member_resp.status == TP_OK) {
+		printf("%s (%" PRIu64 " ms)\n", m.u.member_resp.text, ctl_now_ms() - t0);
+		rc = 0;
+	} else if (m.u.member_resp.status == TP_ERR_NOT_LEADER ||
+		   m.u.member_resp.status == TP_ERR_UNAVAILABLE) {
+		rc = 2;
+		snprintf(retry_why, whylen, "%s", m.u.member_resp.text);
+	} else {
+		fprintf(stderr, "tsoracle-ctl: member %s %" PRIu32 ": %s: %s\n",
+			op == TP_MEMBER_ADD ? "add" : "remove", id, tp_status_str(m.u.member_resp.status),
+			m.u.member_resp.text);
+	}
+	ctl_close(&c);
+	return rc;
+}
+
+/* How long a change is tried again while no member leads, or the one that
+ * leads still fences (after an election, or after the handover of a
+ * leader being removed), ms; and the pause between tries. */
+#define CTL_MEMBER_RETRY_MS 10000
+#define CTL_MEMBER_PAUSE_MS 100
+
+static int ctl_member_change(const cfg *seeds, int timeout_ms, uint8_t op, uint32_t id, const char *text,
+			     bool force)
+{
+	uint64_t deadline = ctl_now_ms() + CTL_MEMBER_RETRY_MS;
+	char why[CTL_ERR_SIZE] = "no member answered";
+
+	for (;;) {
+		ctl_members ms;
+		const char *leader = NULL;
+		int rc = 2;
+
+		if (ctl_discover(seeds, timeout_ms, true, &ms) != 0) {
+			snprintf(why, sizeof why, "no member in the peers list answered");
+		} else if (ms.leader_id == 0) {
+			snprintf(why, sizeof why, "no leader is known (is a quorum of voters up?)");
+		} else if ((leader = ctl_members_leader(&ms, why, sizeof why)) == NULL) {
+			/* why says it */
+		} else if (op == TP_MEMBER_REMOVE && ms.leader_id == id) {
+			/* The leader cannot remove itself and go on leading:
+			 * it hands over first, then the new leader removes it. */
+			printf("node %" PRIu32 " leads: handing leadership over first\n", id);
+			if (ctl_transfer_leader(leader, timeout_ms, 0) != 0)
+				snprintf(why, sizeof why, "node %" PRIu32 " did not hand leadership over",
+					 id);
+		} else {
+			rc = ctl_member_send(leader, timeout_ms, op, id, text, force, why, sizeof why);
+		}
+		if (rc != 2)
+			return rc;
+		if (ctl_now_ms() >= deadline)
+			break;
+		poll(NULL, 0, CTL_MEMBER_PAUSE_MS);
+	}
+	fprintf(stderr, "tsoracle-ctl: member %s %" PRIu32 ": gave up after %d ms: %s\n",
+		op == TP_MEMBER_ADD ? "add" : "remove", id, CTL_MEMBER_RETRY_MS, why);
+	return 1;
+}
+
+/* "ID=RAFT_IP:PORT/CLIENT_IP:PORT" into *id and the address; -1 with a
+ * message on stderr if it is not one. */
+static int ctl_parse_member(const char *arg, uint32_t *id, char *address, size_t len)
+{
+	cfg one;
+	char err[CTL_ERR_SIZE];
+
+	cfg_defaults(&one);
+	if (cfg_parse_peers(&one, arg, err, sizeof err) != 0 || one.n_peers != 1 ||
+	    one.peers[0].client[0] == '\0') {
+		fprintf(stderr,
+			"tsoracle-ctl: member add: \"%s\" is not ID=RAFT_IP:PORT/CLIENT_IP:PORT%s%s\n", arg,
+			one.n_peers == 1 ? "" : ": ", one.n_peers == 1 ? "" : err);
+		return -1;
+	}
+	*id = (uint32_t)one.peers[0].id;
+	snprintf(address, len, "%s/%s", one.peers[0].address, one.peers[0].client);
+	return 0;
+}
+
+static int ctl_member_cmd(const cfg *seeds, bool cluster, int timeout_ms, int argc, char **argv, int i)
+{
+	const char *sub = i + 1 < argc ? argv[i + 1] : "";
+
+	if (!cluster) {
+		fprintf(stderr, "tsoracle-ctl: member needs --config FILE or --peers SPEC (where to find "
+				"the members)\n");
+		return CTL_EXIT_USAGE;
+	}
+	if (strcmp(sub, "list") == 0) {
+		bool json = i + 2 < argc && strcmp(argv[i + 2], "--json") == 0;
+
+		if (ctl_extra_args(argc, argv, i, json ? 3 : 2) != 0)
+			return CTL_EXIT_USAGE;
+		return ctl_member_list(seeds, timeout_ms, json);
+	}
+	if (strcmp(sub, "add") == 0) {
+		char address[2 * CFG_ADDR_SIZE];
+		uint32_t id;
+
+		if (i + 2 >= argc) {
+			fprintf(stderr, "tsoracle-ctl: member add needs ID=RAFT_IP:PORT/CLIENT_IP:PORT\n");
+			return CTL_EXIT_USAGE;
+		}
+		if (ctl_extra_args(argc, argv, i, 3) != 0 ||
+		    ctl_parse_member(argv[i + 2], &id, address, sizeof address) != 0)
+			return CTL_EXIT_USAGE;
+		return ctl_member_change(seeds, timeout_ms, TP_MEMBER_ADD, id, address, false);
+	}
+	if (strcmp(sub, "remove") == 0) {
+		unsigned long id = 0;
+		bool force = i + 3 < argc && strcmp(argv[i + 3], "--force") == 0;
+
+		if (i + 2 >= argc) {
+			fprintf(stderr, "tsoracle-ctl: member remove needs ID\n");
+			return CTL_EXIT_USAGE;
+		}
+		if (ctl_optional_number(argc, argv, i + 1, "ID", UINT32_MAX, &id) != 0 ||
+		    ctl_extra_args(argc, argv, i, force ? 4 : 3) != 0)
+			return CTL_EXIT_USAGE;
+		return ctl_member_change(seeds, timeout_ms, TP_MEMBER_REMOVE, (uint32_t)id, "", force);
+	}
+	fprintf(stderr, "tsoracle-ctl: member: expected list, add or remove, not \"%s\"\n", sub);
+	return CTL_EXIT_USAGE;
+}
+
+/* The peers of --peers or --config are seeds: the members are those of
+ * the replicated configuration, as the members say (a member added since
+ * the file was written is there too). If none answers, the seeds stay. */
+static void ctl_refresh_members(cfg *members, int timeout_ms)
+{
+	ctl_members ms;
+
+	/* Quiet: the command itself says what it finds unreachable. */
+	if (ctl_discover(members, timeout_ms, true, &ms) == 0 && ms.n > 0)
+		ctl_members_to_cfg(&ms, members);
+}
+
 int main(int argc, char **argv)
 {
 	const char *address = getenv("TSORACLE_ADDRESS") ? getenv("TSORACLE_ADDRESS") : CTL_DEFAULT_ADDRESS;
@@ -845,6 +1224,8 @@ int main(int argc, char **argv)
 		if (ctl_extra_args(argc, argv, i, json ? 2 : 1) != 0)
 			return CTL_EXIT_USAGE;
 
+		if (cluster)
+			ctl_refresh_members(&members, timeout_ms);
 		return cluster ? ctl_status_cluster(&members, timeout_ms, json)
 			       : ctl_status_one(address, timeout_ms, json);
 	}
@@ -863,6 +1244,8 @@ int main(int argc, char **argv)
 		    ctl_extra_args(argc, argv, i, 2) != 0)
 			return CTL_EXIT_USAGE;
 		/* With the members' list, ask whichever of them leads. */
+		if (cluster)
+			ctl_refresh_members(&members, timeout_ms);
 		if (cluster && (address = ctl_find_leader(&members, timeout_ms)) == NULL)
 			return 1;
 		return ctl_transfer_leader(address, timeout_ms, (uint32_t)id);
@@ -907,6 +1290,8 @@ int main(int argc, char **argv)
 		}
 		return ctl_cluster_version(&members, timeout_ms, raise);
 	}
+	if (strcmp(argv[i], "member") == 0)
+		return ctl_member_cmd(&members, cluster, timeout_ms, argc, argv, i);
 	fprintf(stderr, "tsoracle-ctl: unknown command \"%s\"\n", argv[i]);
 	ctl_usage(stderr);
 	return CTL_EXIT_USAGE;

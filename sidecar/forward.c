@@ -17,14 +17,6 @@
 static void fwd_connect(fwd *f);
 static void fwd_drop(fwd *f, const char *why);
 
-static const char *fwd_peer_client(const fwd *f, uint64_t id)
-{
-	for (unsigned i = 0; i < f->cfg->n_peers; i++)
-		if (f->cfg->peers[i].id == id)
-			return f->cfg->peers[i].client;
-	return NULL;
-}
-
 static void fwd_retry_cb(uv_timer_t *t)
 {
 	fwd *f = t->data;
@@ -403,10 +395,8 @@ void fwd_set_ctx(fwd *f, SSL_CTX *ctx)
 	}
 }
 
-void fwd_set_target(fwd *f, uint64_t leader_id)
+void fwd_set_target(fwd *f, uint64_t leader_id, const char *addr)
 {
-	const char *addr;
-
 	if (f->closed || leader_id == f->target_id)
 		return;
 	fwd_drop(f, "the leader changed");
@@ -416,9 +406,10 @@ void fwd_set_target(fwd *f, uint64_t leader_id)
 	f->backoff_ms = FWD_BACKOFF_MIN_MS;
 	if (leader_id == 0)
 		return;
-	addr = fwd_peer_client(f, leader_id);
 	if (addr == NULL || addr[0] == '\0') {
-		log_warn("leader %" PRIu64 " has no client address in peers: cannot forward", leader_id);
+		log_warn("leader %" PRIu64 " has no client address in the Raft configuration nor in peers: "
+			 "cannot forward",
+			 leader_id);
 		return;
 	}
 	f->target_id = leader_id;

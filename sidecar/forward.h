@@ -98,8 +98,10 @@ int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_r
  * plaintext, loopback only). */
 void fwd_set_ctx(fwd *f, SSL_CTX *ctx);
 
-/* Forward to member leader_id (0: to nobody). Reconnects if it changed. */
-void fwd_set_target(fwd *f, uint64_t leader_id);
+/* Forward to member leader_id (0: to nobody) at its client address addr
+ * (the caller reads it from the replicated configuration, member.h; NULL or
+ * "": unknown, nothing is forwarded). Reconnects if the leader changed. */
+void fwd_set_target(fwd *f, uint64_t leader_id, const char *addr);
 
 /* Ready, and room for another batch in flight. */
 bool fwd_can_send(const fwd *f);

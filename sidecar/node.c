@@ -116,6 +116,10 @@ static void node_sync(node *n)
 		}
 		return;
 	}
+	member_sync(n);
+	/* A member just removed is cut off now (peer.h). */
+	if (n->transport_initialized)
+		peer_transport_prune(&n->transport);
 	ended = lead_handover_ended(&n->lead);
 	if (ended != 0) {
 		log_info("handover ended after %" PRIu64 " ms: leader is node %" PRIu64 " (term %" PRIu64 ")",
@@ -154,6 +158,11 @@ static void node_kick(void *arg)
 		uv_timer_start(&n->kick, node_kick_cb, 0, 0);
 }
 
+void node_request_sync(node *n)
+{
+	node_kick(n);
+}
+
 static void node_ready(void *arg)
 {
 	node *n = arg;
@@ -189,6 +198,11 @@ static bool node_peer_is_member(void *arg, uint64_t id)
 {
 	node *n = arg;
 
+	/* Waiting to be added (join): any member certificate of the CA may
+	 * be the leader that adds this node, and there is nothing here yet to
+	 * protect (peer.h). */
+	if (n->raft.configuration.n == 0)
+		return true;
 	for (unsigned i = 0; i < n->raft.configuration.n; i++)
 		if (n->raft.configuration.servers[i].id == id)
 			return true;
@@ -199,6 +213,9 @@ static bool node_peer_has_others(void *arg)
 {
 	node *n = arg;
 
+	/* Waiting to be added: the leader must be able to reach it. */
+	if (n->raft.configuration.n == 0)
+		return true;
 	for (unsigned i = 0; i < n->raft.configuration.n; i++)
 		if (n->raft.configuration.servers[i].id != n->cfg->node_id)
 			return true;
@@ -212,7 +229,7 @@ static bool node_peer_is_member_host(void *arg, const struct sockaddr *sa)
 	for (unsigned i = 0; i < n->raft.configuration.n; i++) {
 		struct sockaddr_storage ss;
 
-		if (cfg_sockaddr(n->raft.configuration.servers[i].address, &ss) != 0 ||
+		if (cfg_member_raft_address(n->raft.configuration.servers[i].address, &ss) != 0 ||
 		    ss.ss_family != sa->sa_family)
 			continue;
 		if (sa->sa_family == AF_INET && ((const struct sockaddr_in *)sa)->sin_addr.s_addr ==
@@ -415,15 +432,22 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 		goto timing;
 	}
 	raft_configuration_init(&conf);
-	for (unsigned i = 0; i < c->n_peers; i++) {
-		rv = raft_configuration_add(&conf, c->peers[i].id, c->peers[i].address, RAFT_VOTER);
+	for (unsigned i = 0; i < c->n_peers && !c->join; i++) {
+		/* The client address rides in the configuration, so that every
+		 * member learns it from the log (config.h). */
+		char address[MEMBER_ADDRESS_SIZE];
+
+		snprintf(address, sizeof address, "%s%s%s", c->peers[i].address,
+			 c->peers[i].client[0] != '\0' ? "/" : "", c->peers[i].client);
+		rv = raft_configuration_add(&conf, c->peers[i].id, address, RAFT_VOTER);
 		if (rv != 0) {
 			raft_configuration_close(&conf);
 			return err_set(err, errlen, "raft_configuration_add: %s", raft_strerror(rv));
 		}
 	}
-	/* Bootstraps only a pristine directory; a restart reuses its log. */
-	rv = raft_bootstrap(&n->raft, &conf);
+	/* Bootstraps only a pristine directory; a restart reuses its log. A
+	 * joining member never does: it waits for the leader's log. */
+	rv = c->join ? RAFT_CANTBOOTSTRAP : raft_bootstrap(&n->raft, &conf);
 	raft_configuration_close(&conf);
 	if (rv == 0)
 		log_info("bootstrapped a new cluster of %u member(s) in %s", c->n_peers, c->data_dir);
@@ -462,6 +486,10 @@ int node_start(node *n, char *err, size_t errlen)
 	log_info("raft started: node %" PRIu64 " at %s, high-water %" PRIu64 " ms, last index %" PRIu64,
 		 n->cfg->node_id, n->cfg->raft_address, n->fsm_state.high_water_ms,
 		 (uint64_t)raft_last_index(&n->raft));
+	if (n->raft.configuration.n == 0)
+		log_info("join: node %" PRIu64 " is in no configuration yet and waits to be added: on any "
+			 "member, tsoracle-ctl --config FILE member add %" PRIu64 "=%s/%s",
+			 n->cfg->node_id, n->cfg->node_id, n->cfg->raft_address, n->cfg->client_tcp);
 	return 0;
 }
 
@@ -535,6 +563,10 @@ void node_status(node *n, tp_status *st)
 	}
 	if (lead_serving(&n->lead, clock_now()))
 		st->flags |= TP_FLAG_SERVING;
+	if (n->raft.configuration.n == 0)
+		st->flags |= TP_FLAG_JOINING;
+	else if (!node_peer_is_member(n, n->cfg->node_id))
+		st->flags |= TP_FLAG_REMOVED;
 	st->term = raft_current_term(&n->raft);
 	st->high_water_ms =
 	    n->fsm_state.high_water_ms > a->high_water_ms ? n->fsm_state.high_water_ms : a->high_water_ms;
@@ -627,6 +659,7 @@ void node_close(node *n, node_close_cb cb)
 		w->next = NULL;
 		w->cb(w, TP_ERR_SHUTTING_DOWN, 0);
 	}
+	member_close(n);
 	lead_stop(&n->lead);
 	if (n->tick.data != NULL)
 		uv_timer_stop(&n->tick);

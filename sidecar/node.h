@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "member.h"
 #include "proto.h"
 #include "tsoracle.h"
 
@@ -102,12 +103,17 @@ typedef struct node {
 	bool was_leading;        /* lead.leading at the last sync */
 	uint64_t fence_start_ms; /* monotonic: when this leadership began; 0: not timing one */
 
+	member_change members; /* the membership change under way (member.h) */
+
 	bool closing;
 	node_close_cb close_cb;
 } node;
 
 /* Opens the data directory, sets up libraft and bootstraps the initial
- * configuration if the directory is pristine. */
+ * configuration from peers if the directory is pristine (never with join:
+ * the leader that adds this member gives it the configuration). Each
+ * member's address in the configuration is "RAFT_IP:PORT/CLIENT_IP:PORT"
+ * (config.h, cfg_member_split). */
 int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen);
 
 /* A TLS context from the tls-* files whose certificate is this member's
@@ -152,6 +158,10 @@ void node_clock_sample(node *n, uint64_t id, uint64_t wall_ms, uint64_t sent_mon
 /* Leadership counters and gauges (term, indexes, H, clock, Raft
  * connections), into a metrics sample. */
 void node_metrics(node *n, metrics_sample *out);
+
+/* Asks for the driver's watch (and the membership change's) at the start
+ * of the next loop iteration; safe from inside libraft's callbacks. */
+void node_request_sync(node *n);
 
 /* Raft's view: this node is leader (serving or about to). */
 bool node_is_leader(node *n);

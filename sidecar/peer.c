@@ -80,6 +80,7 @@ typedef struct peer_conn {
 	bool done;             /* failed or ending: later events are ignored */
 	bool tcp_paused;       /* relay: not reading the peer while libraft's side is backed up */
 	bool pipe_paused;      /* relay: not reading libraft while the peer's side is backed up */
+	uint64_t heard_ms;     /* relay: the loop's time when the peer last sent bytes */
 	unsigned open_handles; /* handles whose uv_close callback is still due */
 } peer_conn;
 
@@ -465,6 +466,7 @@ static void peer_admit(peer_conn *c)
 	}
 	if (peer_send(c, &verdict, sizeof verdict) != 0)
 		return;
+	c->heard_ms = uv_now(t->loop);
 	stream = peer_relay_start(c);
 	if (stream == NULL)
 		return;
@@ -627,6 +629,8 @@ static void peer_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t 
 				      : why);
 		return;
 	}
+	if (c->stage == PEER_RELAY)
+		c->heard_ms = uv_now(c->t->loop);
 	if (!c->has_tls) {
 		peer_plain_in(c, (const uint8_t *)buf->base, (size_t)nread);
 		return;
@@ -918,7 +922,9 @@ static int peer_connect(struct raft_uv_transport *transport, struct raft_uv_conn
 	peer_conn *c;
 	int rv;
 
-	if (strlen(address) > PEER_ADDRESS_MAX || cfg_sockaddr(address, &ss) != 0) {
+	/* The configuration's address is "RAFT_IP:PORT/CLIENT_IP:PORT"
+	 * (cfg_member_raft_address): dial the Raft part. */
+	if (strlen(address) > PEER_ADDRESS_MAX || cfg_member_raft_address(address, &ss) != 0) {
 		snprintf(transport->errmsg, sizeof transport->errmsg,
 			 "Raft address \"%.200s\" is not IP:PORT", address);
 		return RAFT_NOCONNECTION;
@@ -1039,4 +1045,37 @@ void peer_transport_release(struct raft_uv_transport *transport)
 	SSL_CTX_free(t->ctx);
 	free(t);
 	transport->impl = NULL;
+}
+
+uint64_t peer_transport_heard(struct raft_uv_transport *transport, uint64_t id)
+{
+	peer_transport *t = transport->impl;
+	uint64_t heard = 0;
+
+	for (peer_conn *c = t->conns; c != NULL; c = c->next)
+		if (!c->done && c->stage == PEER_RELAY && c->peer_id == id && c->heard_ms > heard)
+			heard = c->heard_ms;
+	return heard;
+}
+
+unsigned peer_transport_prune(struct raft_uv_transport *transport)
+{
+	peer_transport *t = transport->impl;
+	unsigned closed = 0;
+	char why[PEER_FROM_SIZE + 64];
+
+	/* A member the configuration no longer holds is cut off in both
+	 * directions: libraft would stop writing to it, but its own
+	 * connections to us would stay up until they broke. */
+	for (peer_conn *c = t->conns; c != NULL; c = c->next) {
+		if (c->done || c->stage != PEER_RELAY || t->members.is_member(t->members.arg, c->peer_id))
+			continue;
+		snprintf(why, sizeof why, "node %" PRIu64 " is no longer a member of the Raft configuration",
+			 c->peer_id);
+		log_info("closing the Raft connection %s node %" PRIu64 ": %s",
+			 c->kind == PEER_ACCEPT ? "from" : "to", c->peer_id, why);
+		peer_end(c, why);
+		closed++;
+	}
+	return closed;
 }

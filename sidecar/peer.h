@@ -13,7 +13,11 @@
  * connection only if the connector's certificate is a member certificate
  * ("member-<id>", common/tls.h) naming the very id the connector speaks
  * for, and that id is a member of the current Raft configuration (asked of
- * the node through peer_members); otherwise it closes it and logs why. The
+ * the node through peer_members); otherwise it closes it and logs why. (A
+ * member started with join, whose configuration is still empty, admits any
+ * member certificate of the CA: it holds nothing yet, and the leader that
+ * adds it is the first to reach it. node.c.) When a member is removed, its
+ * admitted connections are closed too (peer_transport_prune). The
  * connector goes on only if the acceptor's certificate is the member
  * certificate of the id it meant to reach. So no member can pose as
  * another, nothing without the CA's word can speak Raft, and the bytes
@@ -133,6 +137,17 @@ void peer_transport_set_ctx(struct raft_uv_transport *transport, SSL_CTX *ctx);
 
 /* Connections admitted and open (either direction), for the metrics. */
 unsigned peer_transport_connections(struct raft_uv_transport *transport);
+
+/* The loop's time (uv_now, ms) when member id last sent bytes on an
+ * admitted connection, in either direction's connection; 0: never, or no
+ * connection is up. The leader's heartbeats are answered every heartbeat,
+ * so a member that is up was heard from within an election timeout. */
+uint64_t peer_transport_heard(struct raft_uv_transport *transport, uint64_t id);
+
+/* Closes every admitted connection, in either direction, of an id that is
+ * no longer a member (peer_members.is_member): a removed member is cut off
+ * at once, not when its connections happen to break. Returns how many. */
+unsigned peer_transport_prune(struct raft_uv_transport *transport);
 
 /* Releases the transport's memory, after libraft has closed it. */
 void peer_transport_release(struct raft_uv_transport *transport);

@@ -128,6 +128,22 @@ static void srv_send_admin(srv_conn *c, uint64_t id, uint16_t status, uint64_t l
 	srv_conn_send(c, &m);
 }
 
+static void srv_send_member(srv_conn *c, uint64_t id, uint16_t status, uint32_t member, const char *text)
+{
+	tp_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = TP_MEMBER_RESP;
+	m.u.member_resp.id = id;
+	m.u.member_resp.status = status;
+	m.u.member_resp.leader_id = (uint32_t)node_leader_id(c->srv->node);
+	m.u.member_resp.member = member;
+	m.u.member_resp.role = TP_MEMBER_VOTER;
+	snprintf(m.u.member_resp.text, sizeof m.u.member_resp.text, "%s", text);
+	m.u.member_resp.len = (uint16_t)strlen(m.u.member_resp.text);
+	srv_conn_send(c, &m);
+}
+
 /* Queues TP_ERROR with text: the client can read why. */
 static void srv_send_error(srv_conn *c, uint16_t status, const char *text)
 {
@@ -597,12 +613,21 @@ static void srv_dispatch(srv *s)
 	if (s->stopping)
 		return;
 	if (node_is_leader(s->node)) {
-		fwd_set_target(&s->fwd, 0);
+		fwd_set_target(&s->fwd, 0, NULL);
 		srv_dispatch_local(s);
 		return;
 	}
 	leader = node_leader_id(s->node);
-	fwd_set_target(&s->fwd, leader == s->cfg->node_id ? 0 : leader);
+	if (leader != 0 && leader != s->cfg->node_id && leader != s->fwd.target_id) {
+		/* From the replicated configuration: a member added since this
+		 * one started is not in its peers line (member.h). */
+		char addr[CFG_ADDR_SIZE];
+
+		member_client_address(s->node, leader, addr, sizeof addr);
+		fwd_set_target(&s->fwd, leader, addr);
+	} else if (leader == 0 || leader == s->cfg->node_id) {
+		fwd_set_target(&s->fwd, 0, NULL);
+	}
 	srv_dispatch_forward(s);
 }
 
@@ -773,12 +798,120 @@ static void srv_handle_transfer(srv_conn *c, const tp_msg *m)
 	c->n_xfers++;
 }
 
+/* ---- membership --------------------------------------------------------- */
+
+/* The change a client asked for has ended (member.h). */
+static void srv_member_cb(member_req *req, uint16_t status, const char *text)
+{
+	srv *s = req->data;
+	srv_member *w = &s->member_wait;
+	srv_conn *c = w->conn;
+
+	w->conn = NULL;
+	if (c == NULL)
+		return;
+	c->n_xfers--;
+	srv_send_member(c, w->id, status, w->member, text);
+	srv_conn_flush(c);
+}
+
+static void srv_member_list(srv_conn *c, const tp_msg *m)
+{
+	srv *s = c->srv;
+	member_info info;
+	unsigned count = 0;
+	tp_msg r;
+
+	if (member_get(s->node, m->u.member_req.member, &info, &count) != 0) {
+		char text[TP_MAX_ERRMSG + 1];
+
+		snprintf(text, sizeof text, "the configuration has %u members, no member number %" PRIu32,
+			 count, m->u.member_req.member);
+		srv_send_member(c, m->u.member_req.id, TP_ERR_BAD_REQUEST, 0, text);
+		return;
+	}
+	memset(&r, 0, sizeof r);
+	r.type = TP_MEMBER_RESP;
+	r.u.member_resp.id = m->u.member_req.id;
+	r.u.member_resp.status = TP_OK;
+	r.u.member_resp.leader_id = (uint32_t)node_leader_id(s->node);
+	r.u.member_resp.count = count;
+	r.u.member_resp.member = (uint32_t)info.id;
+	r.u.member_resp.role = info.role;
+	r.u.member_resp.flags =
+	    (uint8_t)((info.leader ? TP_MEMBER_IS_LEADER : 0) |
+		      (info.id == s->cfg->node_id ? TP_MEMBER_IS_SELF : 0) | (info.up ? TP_MEMBER_IS_UP : 0));
+	r.u.member_resp.match_index = info.match_index;
+	snprintf(r.u.member_resp.text, sizeof r.u.member_resp.text, "%.200s", info.address);
+	r.u.member_resp.len = (uint16_t)strlen(r.u.member_resp.text);
+	srv_conn_send(c, &r);
+}
+
+static void srv_handle_member(srv_conn *c, const tp_msg *m)
+{
+	srv *s = c->srv;
+	srv_member *w = &s->member_wait;
+	char text[TP_MAX_ERRMSG + 1] = "";
+	uint16_t status;
+
+	if (m->u.member_req.op == TP_MEMBER_LIST) {
+		srv_member_list(c, m);
+		return;
+	}
+	if (s->stopping) {
+		srv_send_member(c, m->u.member_req.id, TP_ERR_SHUTTING_DOWN, m->u.member_req.member,
+				"the server is stopping");
+		return;
+	}
+	if (w->conn != NULL) {
+		snprintf(text, sizeof text,
+			 "another membership change (of node %" PRIu32 ") is under way; one change at a time",
+			 w->member);
+		srv_send_member(c, m->u.member_req.id, TP_ERR_BUSY, m->u.member_req.member, text);
+		return;
+	}
+	w->req.data = s;
+	if (m->u.member_req.op == TP_MEMBER_ADD)
+		status = member_add(s->node, &w->req, m->u.member_req.member, m->u.member_req.text,
+				    srv_member_cb, text, sizeof text);
+	else if (m->u.member_req.op == TP_MEMBER_REMOVE)
+		status = member_remove(s->node, &w->req, m->u.member_req.member,
+				       (m->u.member_req.flags & TP_MEMBER_FORCE) != 0, srv_member_cb, text,
+				       sizeof text);
+	else {
+		status = TP_ERR_BAD_REQUEST;
+		snprintf(text, sizeof text, "unknown membership operation %u", m->u.member_req.op);
+	}
+	if (status != TP_OK) {
+		srv_send_member(c, m->u.member_req.id, status, m->u.member_req.member, text);
+		return;
+	}
+	w->conn = c;
+	w->id = m->u.member_req.id;
+	w->member = m->u.member_req.member;
+	c->n_xfers++;
+}
+
 /* Forgets the transfer requests of connection c, which is closing; or,
  * with c NULL, of every connection, answering them TP_ERR_SHUTTING_DOWN
  * (the server is stopping). The handover itself goes on. */
 static void srv_xfer_drop(srv *s, srv_conn *c)
 {
 	srv_xfer **pp = &s->xfers;
+	srv_member *w = &s->member_wait;
+
+	/* The membership change a client waits for goes on too. */
+	if (w->conn != NULL && (c == NULL || w->conn == c)) {
+		srv_conn *wc = w->conn;
+
+		member_cancel(s->node, &w->req);
+		w->conn = NULL;
+		wc->n_xfers--;
+		if (c == NULL) {
+			srv_send_member(wc, w->id, TP_ERR_SHUTTING_DOWN, w->member, "the server is stopping");
+			srv_conn_flush(wc);
+		}
+	}
 
 	while (*pp != NULL) {
 		srv_xfer *x = *pp;
@@ -900,15 +1033,15 @@ static void srv_handle_hello(srv_conn *c, const tp_msg *m)
 /*
  * What a TLS client's role may not ask (docs/cluster.md, "Roles"): NULL if
  * it may, else what it would need. `client` and `member` (a forwarding
- * follower) take timestamps and read status; `admin` may also transfer
- * leadership. Without TLS (the unix socket, or plaintext client-tcp on
- * loopback) there are no roles: local users, as they always were.
+ * follower) take timestamps, read status and list the members; `admin`
+ * may also transfer leadership and add or remove members. Without TLS (the unix socket, or plaintext
+ * client-tcp on loopback) there are no roles: local users, as they always were.
  */
-static const char *srv_forbidden(const srv_conn *c, uint8_t type, uint8_t m_op)
+static const char *srv_forbidden(const srv_conn *c, const tp_msg *m)
 {
 	if (c->tls == NULL)
 		return NULL;
-	switch (type) {
+	switch (m->type) {
 	case TP_TRANSFER_REQ:
 		return c->peer.role == TLS_ROLE_ADMIN
 			   ? NULL
@@ -916,10 +1049,14 @@ static const char *srv_forbidden(const srv_conn *c, uint8_t type, uint8_t m_op)
 	case TP_ADMIN_REQ:
 		/* Reading the versions is status; changing anything is an
 		 * admin's. */
-		return c->peer.role == TLS_ROLE_ADMIN || m_op == TP_ADMIN_VERSIONS
+		return c->peer.role == TLS_ROLE_ADMIN || m->u.admin_req.op == TP_ADMIN_VERSIONS
 			   ? NULL
 			   : "advance the oracle or raise the cluster version: that needs an admin "
 			     "certificate (OU=admin)";
+	case TP_MEMBER_REQ:
+		return c->peer.role == TLS_ROLE_ADMIN || m->u.member_req.op == TP_MEMBER_LIST
+			   ? NULL
+			   : "add or remove members: that needs an admin certificate (OU=admin)";
 	default:
 		return NULL;
 	}
@@ -938,8 +1075,7 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 			srv_conn_error(c, TP_ERR_PROTOCOL, "expected a hello, got message type %u", m->type);
 		return;
 	}
-	if ((forbidden = srv_forbidden(c, m->type, m->type == TP_ADMIN_REQ ? m->u.admin_req.op : 0)) !=
-	    NULL) {
+	if ((forbidden = srv_forbidden(c, m)) != NULL) {
 		srv_conn_forbid(c, "certificate CN=%s (role %s) may not %s", c->peer.cn,
 				tls_role_name(c->peer.role), forbidden);
 		return;
@@ -981,6 +1117,9 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 		return;
 	case TP_ADMIN_REQ:
 		srv_handle_admin(c, m);
+		return;
+	case TP_MEMBER_REQ:
+		srv_handle_member(c, m);
 		return;
 	default:
 		srv_conn_error(c, TP_ERR_PROTOCOL, "unexpected message type %u from a client", m->type);

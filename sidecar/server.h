@@ -122,7 +122,7 @@ typedef struct srv_conn {
 
 	srv_req q[SRV_QUEUE_CAP]; /* FIFO ring */
 	unsigned q_head, q_len;
-	unsigned n_xfers; /* its transfer requests waiting (srv_xfer) */
+	unsigned n_xfers; /* its transfer and membership requests waiting */
 
 	outbuf ob; /* responses */
 
@@ -151,6 +151,15 @@ typedef struct srv_xfer {
 	uint64_t id;
 	struct srv_xfer *next;
 } srv_xfer;
+
+/* A client's TP_MEMBER_REQ add or remove, waiting for the change to end
+ * (the node runs one change at a time, so the server waits for one). */
+typedef struct srv_member {
+	member_req req; /* req.data points to the srv */
+	srv_conn *conn; /* NULL: none waits */
+	uint64_t id;
+	uint32_t member;
+} srv_member;
 
 /* One kind of rate-limited log line (srv_log_limited). */
 typedef struct srv_ratelog {
@@ -182,6 +191,7 @@ typedef struct srv {
 	unsigned n_pending;
 	srv_xfer *xfers;   /* transfer requests waiting for the node */
 	srv_admin *admins; /* operator's commands waiting for their commit */
+	srv_member member_wait;
 	unsigned n_conns;
 	unsigned n_lingering;                /* refused, not closed yet (srv_conn_refuse_linger) */
 	srv_conn *linger_head, *linger_tail; /* oldest first */

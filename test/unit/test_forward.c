@@ -234,7 +234,7 @@ static void test_answers_checked(void **state)
 	c.peers[1].id = TF_LEADER;
 	snprintf(c.peers[1].client, sizeof c.peers[1].client, "127.0.0.1:%u", ntohs(sin.sin_port));
 	assert_int_equal(fwd_init(&f, &tf_loop, &c, tf_grant, tf_reset, tf_ready, &seen), 0);
-	fwd_set_target(&f, TF_LEADER);
+	fwd_set_target(&f, TF_LEADER, c.peers[1].client);
 
 	/* Answers the forwarder must not take: each drops the connection,
 	 * gives the batch back and delivers nothing. */
