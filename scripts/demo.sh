@@ -7,7 +7,9 @@
 #                                                 metrics on 127.0.0.1:9499
 #   scripts/demo.sh cluster  (make demo-cluster)  three sidecars in one Raft
 #                                                 cluster, PostgreSQL on 5501-5503,
-#                                                 metrics on 127.0.0.1:9501-9503
+#                                                 metrics on 127.0.0.1:9501-9503;
+#                                                 configs for spares 4 and 5
+#                                                 (join = true, not started)
 #   scripts/demo.sh stop     (make demo-stop)     stop every process of both
 #
 # Starting again is quick and safe: what runs is left alone, what is down
@@ -56,10 +58,43 @@ tsoracle demo is running:
 MSG
 }
 
+# The configs of spare members 4 and 5 (certificates node4, node5 are in
+# $DEMO_DIR/tls already): join = true, so a started spare waits until
+# tsoracle-ctl member add adds it. peers only tells tsoracle-ctl --config
+# where to find the members.
+write_spares() {
+	local i node peers=""
+	for i in 1 2 3; do
+		peers+="${peers:+,}$i=$(member_ip "$i"):$((7500 + i))/$(member_ip "$i"):$((7600 + i))"
+	done
+	for i in 4 5; do
+		node=$DEMO_DIR/node$i
+		as_pg mkdir -p "$node"
+		as_pg tee "$node/tsoracled.conf" >/dev/null <<CONF
+# tsoracled, spare member $i: starts empty and waits to be added
+# (tsoracle-ctl member add $i=127.0.0.1:$((7500 + i))/127.0.0.1:$((7600 + i)))
+node-id = $i
+join = true
+data-dir = $node/data
+raft-address = 127.0.0.1:$((7500 + i))
+client-socket = $node/tsoracled.sock
+client-tcp = 127.0.0.1:$((7600 + i))
+peers = $peers
+tls-ca = $DEMO_DIR/tls/ca.crt
+tls-cert = $DEMO_DIR/tls/node$i.crt
+tls-key = $DEMO_DIR/tls/node$i.key
+tls-crl = $DEMO_DIR/tls/ca.crl
+CONF
+	done
+}
+
 start_cluster() {
 	install_all
 	prepare_dir "$DEMO_DIR"
 	CLUSTER_METRICS_BASE=$METRICS_BASE cluster_up "$DEMO_DIR" 5500 7500 7600
+	write_spares
+	local as_user=""
+	if [ "$(id -u)" -eq 0 ]; then as_user="runuser -u $PG_USER -- "; fi
 	echo
 	"$SIDECAR_BINDIR/tsoracle-ctl" --config "$DEMO_DIR/node1/tsoracled.conf" status
 	echo
@@ -78,6 +113,12 @@ tsoracle cluster demo is running:
   TLS:      Raft and the client ports run over TLS 1.3 (transfer-leader needs the admin
             certificate, timestamps and status a client one); CA, member (node1-5), admin and
             client certificates in $DEMO_DIR/tls (scripts/certs.sh, docs/cluster.md)
+  members:  $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf member list
+  add one:  spares 4 and 5 have configs (join = true) in $DEMO_DIR/node4, node5:
+              ${as_user}$SIDECAR_BINDIR/tsoracled --config $DEMO_DIR/node4/tsoracled.conf >>$DEMO_DIR/node4/tsoracled.log 2>&1 &
+              $SIDECAR_BINDIR/tsoracle-ctl --config $DEMO_DIR/node1/tsoracled.conf \\
+                --cert $DEMO_DIR/tls/admin.crt --key $DEMO_DIR/tls/admin.key member add 4=127.0.0.1:7504/127.0.0.1:7604
+            and member remove 4 takes it out again (docs/cluster.md, "Membership")
   logs:     $DEMO_DIR/node{1,2,3}/tsoracled.log, postgresql.log
   stop:     make demo-stop
 MSG
@@ -85,7 +126,8 @@ MSG
 
 stop_all() {
 	local dir
-	for dir in "$DEMO_DIR"/single "$DEMO_DIR"/node1 "$DEMO_DIR"/node2 "$DEMO_DIR"/node3; do
+	for dir in "$DEMO_DIR"/single "$DEMO_DIR"/node1 "$DEMO_DIR"/node2 "$DEMO_DIR"/node3 \
+		"$DEMO_DIR"/node4 "$DEMO_DIR"/node5; do
 		[ -d "$dir" ] && stop_dir "$dir"
 	done
 	echo "demo: stopped (data kept in $DEMO_DIR; remove it for a fresh start)"
