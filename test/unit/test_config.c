@@ -348,6 +348,41 @@ static void test_accepted(void **state)
 	assert_int_equal(c.alloc.lease_ms, 150);
 }
 
+/* ---- join (docs/cluster.md, "Membership") ------------------------------- */
+
+/* clang-format off */
+static const cfg_case joins[] = {
+    {"--join alone is a switch", NULL, {DD, "--join", "--client-tcp", "127.0.0.1:7404"}, CFG_OK, NULL},
+    {"join = true in a file", "data-dir = /d\njoin = true\nclient-tcp = 127.0.0.1:7404\n", {NULL}, CFG_OK, NULL},
+    {"join = false in a file", "data-dir = /d\njoin = false\n", {NULL}, CFG_OK, NULL},
+    {"--join=false", NULL, {DD, "--join=false"}, CFG_OK, NULL},
+    {"join needs client-tcp", NULL, {DD, "--join"}, CFG_ERROR, "join: set client-tcp"},
+    {"join = maybe", "data-dir = /d\njoin = maybe\n", {NULL}, CFG_ERROR, "join: \"maybe\" is not true or false"},
+    {"join off loopback without TLS", NULL, {DD, "--join", "--raft-address", "10.0.0.4:7400", "--client-tcp", "127.0.0.1:7404"}, CFG_ERROR, "not loopback: set tls-ca"},
+    {"join: peers need not name this node (seeds for tsoracle-ctl)", NULL, {DD, "--join", "--node-id", "4", "--client-tcp", "127.0.0.1:7404", "--peers", CLUSTER3}, CFG_OK, NULL},
+    {"catch-up-timeout", NULL, {DD, "--catch-up-timeout", "5000"}, CFG_OK, NULL},
+    {"catch-up-timeout 0", NULL, {DD, "--catch-up-timeout", "0"}, CFG_ERROR, "catch-up-timeout"},
+};
+/* clang-format on */
+
+static void test_join(void **state)
+{
+	static cfg c;
+	char err[CFG_ERR_SIZE];
+
+	(void)state;
+	run_table(joins, sizeof joins / sizeof joins[0]);
+	assert_int_equal(run_case(&joins[0], &c, err, sizeof err), CFG_OK);
+	assert_true(c.join);
+	assert_int_equal(c.catch_up_timeout_ms, CFG_DEFAULT_CATCH_UP_TIMEOUT_MS);
+	assert_int_equal(run_case(&joins[1], &c, err, sizeof err), CFG_OK);
+	assert_true(c.join);
+	assert_int_equal(run_case(&joins[3], &c, err, sizeof err), CFG_OK);
+	assert_false(c.join);
+	assert_int_equal(run_case(&joins[8], &c, err, sizeof err), CFG_OK);
+	assert_int_equal(c.catch_up_timeout_ms, 5000);
+}
+
 /* --config reads a real file, and flags win over it wherever --config
  * stands on the command line. */
 static void test_config_file_and_flags(void **state)
@@ -395,6 +430,7 @@ int main(void)
 	    cmocka_unit_test(test_numeric_ranges), cmocka_unit_test(test_strings_and_levels),
 	    cmocka_unit_test(test_refusals),       cmocka_unit_test(test_file_bytes),
 	    cmocka_unit_test(test_accepted),       cmocka_unit_test(test_config_file_and_flags),
+	    cmocka_unit_test(test_join),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
