@@ -865,6 +865,17 @@ static int ctl_query_members(ctl_conn *c, ctl_members *out)
 	return 0;
 }
 
+/* A configuration entry without a client address (written by an older
+ * tsoracled) takes the seeds' for that id. */
+static void ctl_fill_clients(ctl_members *ms, const cfg *seeds)
+{
+	for (unsigned i = 0; i < ms->n; i++)
+		for (unsigned k = 0; ms->m[i].client[0] == '\0' && k < seeds->n_peers; k++)
+			if (seeds->peers[k].id == ms->m[i].id)
+				snprintf(ms->m[i].client, sizeof ms->m[i].client, "%s",
+					 seeds->peers[k].client);
+}
+
 /* The configuration from the first seed that answers, then, if that one
  * is not the leader, from the leader (whose match indexes mean something).
  * The seeds are the peers of --peers or --config: only one needs to be a
@@ -888,6 +899,7 @@ static int ctl_discover(const cfg *seeds, int timeout_ms, bool quiet, ctl_member
 		ctl_close(&c);
 		if (out->n == 0)
 			continue; /* a member waiting to join knows nothing yet */
+		ctl_fill_clients(out, seeds);
 		for (unsigned k = 0; k < out->n; k++) {
 			ctl_members from_leader;
 
@@ -895,8 +907,10 @@ static int ctl_discover(const cfg *seeds, int timeout_ms, bool quiet, ctl_member
 			    out->m[k].client[0] == '\0')
 				continue;
 			if (ctl_open(&c, out->m[k].client, timeout_ms) == 0 &&
-			    ctl_query_members(&c, &from_leader) == 0 && from_leader.n > 0)
+			    ctl_query_members(&c, &from_leader) == 0 && from_leader.n > 0) {
 				*out = from_leader;
+				ctl_fill_clients(out, seeds);
+			}
 			ctl_close(&c);
 			break;
 		}

@@ -169,6 +169,21 @@ static uint16_t member_can_change(struct node *n, char *text, size_t textlen)
 	return TP_OK;
 }
 
+/* The configuration holds an address without a client part: written by a
+ * tsoracled from before client addresses were replicated (command set 1),
+ * which may still run on some member (a rolling upgrade). */
+static bool member_config_predates(const struct node *n)
+{
+	/* A member alone is this one: it runs this build (and a lone member
+	 * started without client-tcp has no client part either). */
+	if (n->raft.configuration.n < 2)
+		return false;
+	for (unsigned i = 0; i < n->raft.configuration.n; i++)
+		if (strchr(n->raft.configuration.servers[i].address, '/') == NULL)
+			return true;
+	return false;
+}
+
 uint16_t member_add(struct node *n, member_req *req, uint64_t id, const char *address, member_cb cb,
 		    char *text, size_t textlen)
 {
@@ -213,6 +228,15 @@ uint16_t member_add(struct node *n, member_req *req, uint64_t id, const char *ad
 				 (uint64_t)s->id, strcmp(other, raft_addr) == 0 ? raft_addr : client);
 			return TP_ERR_REFUSED;
 		}
+	}
+	if (member_config_predates(n) && fsm_cluster_version(&n->fsm_state) < FSM_COMMAND_SET_ADVANCE) {
+		snprintf(
+		    text, textlen,
+		    "this cluster was bootstrapped by an older tsoracled and its cluster version is %" PRIu64
+		    ": a member of that build cannot dial an address RAFT/CLIENT. Upgrade every member, "
+		    "then run tsoracle-ctl --config FILE cluster-version raise",
+		    fsm_cluster_version(&n->fsm_state));
+		return TP_ERR_CLUSTER_VERSION;
 	}
 	i = member_index(n, id);
 	if (i >= 0) {

@@ -346,6 +346,7 @@ static int node_force_new_cluster(node *n, char *err, size_t errlen)
 {
 	const cfg *c = n->cfg;
 	struct raft_configuration conf;
+	char address[MEMBER_ADDRESS_SIZE];
 	int rv;
 
 	if (!node_has_raft_log(c->data_dir))
@@ -354,8 +355,12 @@ static int node_force_new_cluster(node *n, char *err, size_t errlen)
 			       "(a new or wiped member); run it on the surviving member whose data "
 			       "directory is intact, or start without --force-new-cluster",
 			       c->data_dir);
+	/* With its client address, as every configuration entry (member.h):
+	 * the members added back forward to it, and tsoracle-ctl finds it. */
+	snprintf(address, sizeof address, "%s%s%s", c->raft_address, c->client_tcp[0] != '\0' ? "/" : "",
+		 c->client_tcp);
 	raft_configuration_init(&conf);
-	rv = raft_configuration_add(&conf, c->node_id, c->raft_address, RAFT_VOTER);
+	rv = raft_configuration_add(&conf, c->node_id, address, RAFT_VOTER);
 	if (rv == 0)
 		rv = raft_recover(&n->raft, &conf);
 	raft_configuration_close(&conf);
