@@ -85,6 +85,11 @@ endif
 # their tp_*, tls_* and tlsio_* symbols stay private to it, like the
 # extension's own (TSO_PRIVATE, src/compat.h).
 common/proto.o common/tls.o common/tlsio.o: CFLAGS += -fvisibility=hidden
+# PGXS tracks no header dependencies (without --enable-depend): every
+# object depends on every header of the extension and of common/, so that
+# a changed struct (common/proto.h's status, say) never leaves an object
+# of the old layout behind (seen: a stale status.o smashing the stack).
+$(OBJS): $(wildcard $(TSO_SRCDIR)/src/*.h) $(wildcard $(TSO_SRCDIR)/common/*.h)
 .DEFAULT_GOAL := all
 
 ifeq ($(EXT_ONLY),)
