@@ -75,6 +75,15 @@ cmp_ok(physical_ms($high) - now_ms(), '>', $CLOCK_AHEAD_MS / 2,
 
 sidecar_kill($sc);
 unlink($offset) or die "$offset: $!";
+# Its start floor (I7: its clock at start + max-ahead + start-floor-margin)
+# put the first start's fence max-ahead past the clock that ran ahead; a
+# restart with the true clock and the same max-ahead could only serve
+# once that clock caught up (I6), a minute from now. It comes back
+# allowed further ahead: its floor is then above everything handed out by
+# its fence (H read back from its log) and by its own start floor alike,
+# and the control, which ignores both, must still hand out values below.
+$sc->{extra} = [ grep { $_ ne '--clock-offset-file' && $_ ne $offset } @{ $sc->{extra} } ];
+push @{ $sc->{extra} }, '--max-ahead', 4 * $CLOCK_AHEAD_MS;
 sidecar_start($sc);
 cmp_ok(now_ms(), '<', physical_ms($high),
 	'the restart, with a true clock, lands inside the range already handed out');
