@@ -21,8 +21,11 @@ sub worker_pid
 sub ts_when_ready
 {
 	return wait_until(60, sub {
-		my ($rc, $out) = $node->psql('postgres', 'SELECT tso_now()');
-		return $rc == 0 ? $out : undef;
+		# While the postmaster reinitializes after the crash, psql may
+		# exit before it reads its input (seen on PostgreSQL 18), and
+		# IPC::Run dies writing to it (EPIPE): a try that failed.
+		my ($rc, $out) = eval { $node->psql('postgres', 'SELECT tso_now()') };
+		return defined $rc && $rc == 0 ? $out : undef;
 	});
 }
 
