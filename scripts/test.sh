@@ -191,6 +191,7 @@ stage() {
 		cp build-san/tsoracled build-san/tsoracle-ctl "$STAGE/bin/san/"
 	fi
 	cp $b/control/tsoracled-broken-startfloor $b/control/tsoracled-broken-floor "$STAGE/bin/"
+	cp $b/control/tsoracled-broken-peergate "$STAGE/bin/"
 	old_daemon && cp "build/old/tsoracled-$OLD_REF" "$STAGE/bin/tsoracled-old"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	cp docs/postgres_exporter.yml "$STAGE/bin/" # t/140_metrics.pl runs its query
@@ -333,6 +334,19 @@ tap_floor_control() {
 		t/132_advance_to.pl 2>&1) || rc=$?
 	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
 	[ $rc -ne 0 ] && grep -Eq '^not ok .*at least the time advanced to' <<<"$out"
+}
+
+# Positive control of t/108_peer_flood.pl: against the build whose Raft
+# handshake gate is one global cap (test/broken/broken_peergate.c: no limit
+# per source, no room kept for members), the stranger's flood keeps the
+# restarted member out beyond 2 s, and the test must say so.
+tap_peergate_control() {
+	local out rc=0
+	as_pg mkdir -p "$STAGE/peergate-control"
+	out=$(TAP_TESTDIR="$STAGE/peergate-control" run_prove "$STAGE/bin/tsoracled-broken-peergate" -v \
+		t/108_peer_flood.pl 2>&1) || rc=$?
+	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
+	[ $rc -ne 0 ] && grep -Eq '^not ok .*rejoins within 2 s' <<<"$out"
 }
 
 tap_generation_control() {
@@ -538,6 +552,12 @@ for v in $pg_versions; do
 		*" t/132_advance_to.pl "*)
 			suite "TAP positive control: t/132 ignoring the operator's floor must fail" \
 				tap_floor_control
+			;;
+		esac
+		case " ${TESTS:-t/108_peer_flood.pl} " in
+		*" t/108_peer_flood.pl "*)
+			suite "TAP positive control: t/108 against a Raft gate with no room for members must fail" \
+				tap_peergate_control
 			;;
 		esac
 		case " ${TESTS:-t/002_sidecar_down.pl} " in

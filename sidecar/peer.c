@@ -785,31 +785,20 @@ static void peer_describe_source(peer_conn *c)
 	c->member_host = t->members.is_member_host(t->members.arg, (struct sockaddr *)&ss);
 }
 
-/* The gate (peer.h): NULL to let c into the handshake, else why not. */
+/* The gate (peer.h, peer_gate.c): NULL to let c into the handshake, else
+ * why not. Counts the accepted connections still before the relay. */
 static const char *peer_gate(peer_conn *c, char *why, size_t whylen)
 {
-	unsigned all = 0, same = 0, strangers = 0;
+	peer_pending p = {0, 0, 0};
 
 	for (peer_conn *o = c->t->conns; o != NULL; o = o->next) {
 		if (o == c || o->kind != PEER_ACCEPT || o->done || o->stage == PEER_RELAY)
 			continue;
-		all++;
-		same += strcmp(o->host, c->host) == 0;
-		strangers += !o->member_host;
+		p.all++;
+		p.same_source += strcmp(o->host, c->host) == 0;
+		p.strangers += !o->member_host;
 	}
-	if (same >= PEER_MAX_PENDING_PER_SOURCE)
-		snprintf(why, whylen, "%u other connections from %s are still in the handshake", same,
-			 c->host);
-	else if (all >= PEER_MAX_PENDING)
-		snprintf(why, whylen, "%u other connections are still in the handshake", all);
-	else if (!c->member_host && strangers >= PEER_MAX_PENDING - PEER_RESERVED_FOR_MEMBERS)
-		snprintf(why, whylen,
-			 "%u connections from addresses that are no member's host are still in the handshake "
-			 "(the rest is kept for members)",
-			 strangers);
-	else
-		return NULL;
-	return why;
+	return peer_gate_judge(&p, c->member_host, c->host, why, whylen);
 }
 
 static void peer_connection_cb(uv_stream_t *listener, int status)

@@ -98,6 +98,20 @@
 #define PEER_MAX_PENDING_PER_SOURCE 8
 #define PEER_RESERVED_FOR_MEMBERS   16
 
+/* The connections accepted and still before the relay (in the TLS
+ * handshake or the exchange), other than the one at the gate. */
+typedef struct peer_pending {
+	unsigned all;
+	unsigned same_source; /* from the same source IP address */
+	unsigned strangers;   /* from addresses that are no member's host */
+} peer_pending;
+
+/* The gate's rule (peer_gate.c): NULL to let a connection from host (a
+ * member's host or not) into the handshake while p are pending, else why
+ * not, written into why. */
+const char *peer_gate_judge(const peer_pending *p, bool member_host, const char *host, char *why,
+			    size_t whylen);
+
 /* Bytes queued for writing on one side of a relay before it stops reading
  * the other side (libuv's write queue would otherwise grow without bound
  * when a peer reads slower than libraft writes). */

@@ -2,6 +2,7 @@
 #ifndef TSORACLE_BROKEN_WRAP_H
 #define TSORACLE_BROKEN_WRAP_H
 
+#include "peer.h"
 #include "tsoracle.h"
 
 /*
@@ -25,5 +26,7 @@ ta_clock __wrap_lead_clock_view(const lead_driver *d, ta_clock raw);
 bool __wrap_lead_clock_member_supported(const lead_driver *d, uint64_t id, ta_clock raw);
 void __wrap_ta_set_start_floor(ta_alloc *a, uint64_t floor_ms, uint64_t slack_ms);
 void __wrap_ta_raise_floor(ta_alloc *a, uint64_t floor_ms);
+const char *__wrap_peer_gate_judge(const peer_pending *p, bool member_host, const char *host, char *why,
+				   size_t whylen);
 
 #endif /* TSORACLE_BROKEN_WRAP_H */
