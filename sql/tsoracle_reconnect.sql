@@ -33,6 +33,35 @@ BEGIN
 END
 $$;
 
+-- waits (up to 30 s) until process p waits on the extension's wait event
+-- named want, and shows it as pg_stat_activity does (the worker is
+-- briefly busy between waits, with no wait event)
+CREATE FUNCTION pg_temp.wait_for_wait_event(p integer, want text)
+RETURNS TABLE (wait_event_type text, wait_event text) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. 3000 LOOP
+        RETURN QUERY SELECT a.wait_event_type, a.wait_event
+            FROM pg_stat_activity a
+            WHERE a.pid = p AND a.wait_event_type = 'Extension' AND a.wait_event = want;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.01);
+        -- pg_stat_activity is a snapshot kept until the transaction ends
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END
+$$;
+SELECT pid AS worker_pid FROM pg_stat_activity
+WHERE backend_type = 'tsoracle worker' \gset
+-- the wait event the extension names name (src/compat.h) as this version
+-- shows it: by its name from PostgreSQL 17 on, "Extension" before
+CREATE FUNCTION pg_temp.wait_event_shown(name text) RETURNS text
+LANGUAGE sql AS $$
+    SELECT CASE WHEN current_setting('server_version_num')::int >= 170000
+                THEN name ELSE 'Extension' END
+$$;
+
 SELECT current_setting('tsoracle.sidecar_address') AS good_address \gset
 SELECT pg_temp.wait_worker(:'good_address', true) AS connected_at_start;
 SELECT tso_now() AS before \gset
@@ -41,6 +70,11 @@ SELECT tso_now() AS before \gset
 ALTER SYSTEM SET tsoracle.sidecar_address = '/nonexistent/tsoracled.sock';
 SELECT pg_reload_conf();
 SELECT pg_temp.wait_worker('/nonexistent/tsoracled.sock', false) AS switched;
+
+-- disconnected, the worker waits to reconnect (backing off): its wait event
+-- is TsoracleWorkerReconnect
+SELECT * FROM pg_temp.wait_for_wait_event(:worker_pid,
+    pg_temp.wait_event_shown('TsoracleWorkerReconnect'));
 
 -- fails after tsoracle.timeout, class 08, with the worker's last error
 SET tsoracle.timeout = 300;
@@ -119,23 +153,8 @@ SELECT dblink_connect('waiter',
 SELECT pid AS waiter_pid FROM dblink('waiter', 'SELECT pg_backend_pid()') AS t(pid integer) \gset
 SELECT dblink_exec('waiter', 'SET tsoracle.timeout = 30000') AS set_timeout;
 SELECT dblink_send_query('waiter', 'SELECT tso_now()') AS sent;
-CREATE FUNCTION pg_temp.wait_for_wait_event(p integer)
-RETURNS TABLE (wait_event_type text, wait_event text) LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 3000 LOOP
-        RETURN QUERY SELECT a.wait_event_type, a.wait_event
-            FROM pg_stat_activity a
-            WHERE a.pid = p AND a.state = 'active' AND a.wait_event_type = 'Extension';
-        IF FOUND THEN
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-        -- pg_stat_activity is a snapshot kept until the transaction ends
-        PERFORM pg_stat_clear_snapshot();
-    END LOOP;
-END
-$$;
-SELECT * FROM pg_temp.wait_for_wait_event(:waiter_pid);
+SELECT * FROM pg_temp.wait_for_wait_event(:waiter_pid,
+    pg_temp.wait_event_shown('TsoracleTimestamp'));
 SELECT pg_cancel_backend(:waiter_pid) AS cancelled;
 SELECT count(*) AS rows FROM dblink_get_result('waiter', false) AS t(ts bigint);
 SELECT dblink_disconnect('waiter') AS disconnected;
@@ -151,6 +170,9 @@ RESET statement_timeout;
 ALTER SYSTEM RESET tsoracle.sidecar_address;
 SELECT pg_reload_conf();
 SELECT pg_temp.wait_worker(:'good_address', true, true) AS reconnected;
+-- connected, it waits for the sidecar and for requests: TsoracleWorkerMain
+SELECT * FROM pg_temp.wait_for_wait_event(:worker_pid,
+    pg_temp.wait_event_shown('TsoracleWorkerMain'));
 SELECT connected, sidecar_role, sidecar_serving FROM tso_status();
 
 -- calls work again, the abandoned ones left no trace, order still holds

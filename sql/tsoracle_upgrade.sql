@@ -118,6 +118,34 @@ SELECT * FROM
 ORDER BY object COLLATE "C", where_;
 SELECT count(*) AS members_compared FROM tso_members;
 
+-- every older version, updated by ALTER EXTENSION ... UPDATE through
+-- whichever update scripts lead from it to the default version, has the
+-- very objects of a fresh install of the default version
+DO $$
+DECLARE
+    v text;
+    got text;
+    differences bigint;
+BEGIN
+    FOR v IN SELECT version FROM pg_available_extension_versions
+             WHERE name = 'tsoracle' AND version <>
+                   (SELECT default_version FROM pg_available_extensions
+                    WHERE name = 'tsoracle')
+             ORDER BY string_to_array(version, '.')::int[]
+    LOOP
+        DROP EXTENSION tsoracle;
+        EXECUTE format('CREATE EXTENSION tsoracle VERSION %L', v);
+        ALTER EXTENSION tsoracle UPDATE;
+        SELECT extversion INTO got FROM pg_extension WHERE extname = 'tsoracle';
+        SELECT count(*) INTO differences FROM
+            ((SELECT * FROM tso_members EXCEPT SELECT * FROM fresh_1_1)
+             UNION ALL
+             (SELECT * FROM fresh_1_1 EXCEPT SELECT * FROM tso_members)) AS diff;
+        RAISE NOTICE 'from %: updated to %, % differences from a fresh install', v, got, differences;
+    END LOOP;
+END
+$$;
+
 -- already at the newest version
 ALTER EXTENSION tsoracle UPDATE;
 ALTER EXTENSION tsoracle UPDATE TO '1.0';
