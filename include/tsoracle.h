@@ -757,14 +757,17 @@ void lead_sync(lead_driver *d, ta_clock clk);
 
 /* One allocator call (ta_grant): an enum ta_result; on TA_OK the grant is
  * [*first, *first + n). A grant that hit H proposes an extension at once.
- * From the host's loop only. */
+ * TA_NOT_LEADER as soon as libraft no longer says this member leads (a
+ * step-down in the same term, as a leader's own removal commits, included),
+ * before the next sync. From the host's loop only. */
 int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first);
 
 /* How many timestamps one lead_grant could take at clk without waiting
  * (ta_room): a host that batches requests sizes its batch by it. */
 uint64_t lead_room(const lead_driver *d, ta_clock clk);
 
-/* True if a grant could succeed at clk (ta_serving). */
+/* True if a grant could succeed at clk (ta_serving, and libraft says this
+ * member leads). */
 bool lead_serving(const lead_driver *d, ta_clock clk);
 
 /*

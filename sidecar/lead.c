@@ -815,6 +815,13 @@ int lead_grant(lead_driver *d, ta_clock clk, uint32_t n, uint64_t *first)
 	/* Halted between two syncs (an apply just now): not one more grant. */
 	if (d->state->halted && d->alloc.epoch != 0)
 		lead_lose(d);
+	/* Stepped down by libraft since the last sync (a higher term seen, its
+	 * own removal committed, no quorum heard from): not one more grant,
+	 * though the lease may not be over; the next sync ends the leadership
+	 * and says why. Without this, a removed leader served until that sync
+	 * (up to LEAD_TICK_MS: the simulation's SIM_P_REMOVED found it). */
+	if (d->alloc.epoch != 0 && raft_state(d->raft) != RAFT_LEADER)
+		return TA_NOT_LEADER;
 	/* An Advance applied since the last sync counts from this grant on
 	 * (tsoracle.h: every grant after its apply is at F or above). */
 	ta_raise_floor(&d->alloc, d->state->floor_ms);
@@ -839,6 +846,9 @@ uint64_t lead_room(const lead_driver *d, ta_clock clk)
 
 bool lead_serving(const lead_driver *d, ta_clock clk)
 {
+	/* As lead_grant: a member libraft stepped down serves nothing more. */
+	if (raft_state(d->raft) != RAFT_LEADER)
+		return false;
 	return ta_serving(&d->alloc, lead_clock_view(d, clk));
 }
 

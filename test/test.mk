@@ -194,6 +194,9 @@ SIM_EXPECT_lease = SIM_P_REALTIME
 SIM_EXPECT_fence = SIM_P_DUPLICATE
 SIM_EXPECT_release = SIM_P_REALTIME
 SIM_EXPECT_clock = SIM_P_CLOCK
+# Planted in the driver's object rather than wrapped (below).
+SIM_RENAMED_KINDS = removed
+SIM_EXPECT_removed = SIM_P_REMOVED
 SIM_TESTS = $(BUILD)/test/sim $(patsubst %,$(BUILD)/test/sim_broken_%,$(SIM_BROKEN_KINDS))
 UNIT_TESTS += $(SIM_TESTS)
 # `unit: $(UNIT_TESTS)` above was expanded before this +=, so name them too.
@@ -205,7 +208,7 @@ $(BUILD)/sim/%.o: test/sim/%.c
 
 # Static patterns: their prerequisites do not depend on the stem, so an open
 # pattern would also "make" the included .d files (via make's %: %.o).
-$(patsubst %,$(BUILD)/sim/sim_expect_%.o,$(SIM_BROKEN_KINDS)): $(BUILD)/sim/sim_expect_%.o: test/sim/sim.c
+$(patsubst %,$(BUILD)/sim/sim_expect_%.o,$(SIM_BROKEN_KINDS) $(SIM_RENAMED_KINDS)): $(BUILD)/sim/sim_expect_%.o: test/sim/sim.c
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(SC_CFLAGS) -DTSO_SIM_EXPECT_VIOLATION=$(SIM_EXPECT_$*) -c -o $@ $<
 
@@ -217,6 +220,24 @@ $(filter-out $(BUILD)/test/sim,$(SIM_TESTS)): $(BUILD)/test/sim_broken_%: $(BUIL
 		$(SIM_LIB_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
+
+# sim_broken_removed (docs/simulation.md, "Membership"): a leader removed
+# from the configuration keeps serving from its lease. Not a --wrap: the
+# simulation itself and libraft's fixture read raft_state too, and must read
+# the truth. The leadership driver's object has its calls to raft_state
+# renamed (objcopy) to the planted bug's, and comes before the library, so
+# the library's own lead.o is not linked.
+SIM_RENAMED_TESTS = $(patsubst %,$(BUILD)/test/sim_broken_%,$(SIM_RENAMED_KINDS))
+UNIT_TESTS += $(SIM_RENAMED_TESTS)
+unit: $(SIM_RENAMED_TESTS)
+
+$(BUILD)/sim/lead_removed.o: $(BUILD)/sidecar/lead.o
+	objcopy --redefine-sym raft_state=broken_removed_raft_state $< $@
+
+$(SIM_RENAMED_TESTS): $(BUILD)/test/sim_broken_%: $(BUILD)/sim/sim_expect_%.o $(SIM_LIB_OBJS) \
+		$(BUILD)/sim/lead_%.o $(BUILD)/test/broken/broken_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
 
 # ---- test only: positive controls of the libraft patches ------------------
 # test_raft_prevote and test_raft_snapshot_leak linked with a libraft built

@@ -22,11 +22,13 @@
  *   TSO_SIM_ALL=1      positive controls: run every schedule rather than stop
  *                      at the first that catches the bug, and report how fast
  *                      they catch it
- *   TSO_SIM_LIBRAFT_AS_IS=1  leave libraft's InstallSnapshot term bug in
- *                      (sim_io.h): the run then dies where it strikes
+ *   TSO_SIM_LIBRAFT_AS_IS=1  leave libraft's InstallSnapshot term bug and
+ *                      its configuration index bug in (sim_io.h): the run
+ *                      then dies, or breaks SIM_P_REMOVED, where they strike
  *   TSO_SIM_HANDOVERS=0  no planned handovers: the same schedule otherwise
  *                      (handovers draw from a stream of their own), to see
  *                      whether a failure needs one
+ *   TSO_SIM_MEMBERSHIP=0  no membership changes (nor spare nodes): likewise
  *
  * Built with -DTSO_SIM_EXPECT_VIOLATION=<an enum sim_property> and linked
  * with a deliberately broken allocator (the Makefile's sim_broken_*), the
@@ -48,6 +50,8 @@ typedef struct sim_totals {
 	uint64_t first_raft_stuck_seed;
 	unsigned long term_fixes; /* libraft's InstallSnapshot term bug (sim_io.h) */
 	uint64_t first_term_fix_seed;
+	unsigned long change_fixes; /* libraft's configuration index bug (sim_io.h) */
+	uint64_t first_change_fix_seed;
 	uint64_t steps;
 	uint64_t fixture_steps;
 	uint64_t simulated_ms;
@@ -59,6 +63,8 @@ typedef struct sim_totals {
 	uint64_t released_leads;
 	uint64_t restarts;
 	uint64_t apply_errors;
+	unsigned membership; /* schedules with membership changes */
+	sim_member_counters members;
 	uint64_t violations[SIM_N_PROPERTIES];
 	unsigned schedules_broken[SIM_N_PROPERTIES];
 	uint64_t steps_to_break[SIM_N_PROPERTIES]; /* sum of first steps, for the mean */
@@ -98,6 +104,9 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	if (sim_io_snapshot_term_fixes() > t->term_fixes && t->term_fixes == 0)
 		t->first_term_fix_seed = seed;
 	t->term_fixes = sim_io_snapshot_term_fixes();
+	if (sim_io_change_index_fixes() > t->change_fixes && t->change_fixes == 0)
+		t->first_change_fix_seed = seed;
+	t->change_fixes = sim_io_change_index_fixes();
 	t->steps += steps;
 	t->fixture_steps += r->fixture_steps;
 	t->simulated_ms += r->simulated_ms;
@@ -109,6 +118,15 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	t->released_leads += r->released_leads;
 	t->restarts += r->restarts;
 	t->apply_errors += r->apply_errors;
+	t->membership += r->membership;
+	for (int k = 0; k < SIM_N_OPS; k++)
+		t->members.started[k] += r->members.started[k];
+	t->members.added += r->members.added;
+	t->members.added_by_snapshot += r->members.added_by_snapshot;
+	t->members.undone += r->members.undone;
+	t->members.removed += r->members.removed;
+	t->members.refused += r->members.refused;
+	t->members.abandoned += r->members.abandoned;
 	for (int p = 0; p < SIM_N_PROPERTIES; p++) {
 		t->violations[p] += r->violations[p];
 		if (!r->broke[p])
@@ -120,19 +138,22 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	}
 }
 
-/* TSO_SIM_HANDOVERS: planned handovers in the schedules (sim_schedule.c). */
+/* TSO_SIM_HANDOVERS, TSO_SIM_MEMBERSHIP: planned handovers and membership
+ * changes in the schedules (sim_schedule.c). */
 static bool sim_handovers = true;
+static bool sim_membership = true;
 
 /* Replays a failing schedule with tracing on: it must fail the same way. */
 static void sim_replay(const char *argv0, uint64_t seed, unsigned steps, const sim_result *r)
 {
 	sim_result again;
 
-	printf("  reproduce: TSO_SIM_SEED=%" PRIu64 " TSO_SIM_SCHEDULES=1 TSO_SIM_STEPS=%u%s %s"
+	printf("  reproduce: TSO_SIM_SEED=%" PRIu64 " TSO_SIM_SCHEDULES=1 TSO_SIM_STEPS=%u%s%s %s"
 	       "   (TSO_SIM_TRACE=1: the whole trace)\n",
-	       seed, steps, sim_handovers ? "" : " TSO_SIM_HANDOVERS=0", argv0);
+	       seed, steps, sim_handovers ? "" : " TSO_SIM_HANDOVERS=0",
+	       sim_membership ? "" : " TSO_SIM_MEMBERSHIP=0", argv0);
 	sim_trace_start(false);
-	sim_schedule_run(seed, steps, sim_handovers, true, &again);
+	sim_schedule_run(seed, steps, sim_handovers, sim_membership, true, &again);
 	sim_trace_stop();
 	fflush(stdout);
 	sim_trace_dump(stdout);
@@ -164,6 +185,19 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 	printf("sim: %" PRIu64 " planned handovers, %" PRIu64 " of them with a release; %" PRIu64
 	       " leaders served without the new-leader wait\n",
 	       t->handovers, t->releases, t->released_leads);
+	printf("sim: %u schedules with membership changes: %" PRIu64 " adds asked, %" PRIu64
+	       " voters added (%" PRIu64 " caught up by snapshot), %" PRIu64 " undone; %" PRIu64
+	       " removals asked (%" PRIu64 " of a follower, %" PRIu64
+	       " of the leader after a handover, %" PRIu64 " of the leader by itself, %" PRIu64
+	       " replacements), %" PRIu64 " committed, %" PRIu64 " refused (quorum); %" PRIu64
+	       " changes abandoned\n",
+	       t->membership, t->members.started[SIM_OP_ADD], t->members.added, t->members.added_by_snapshot,
+	       t->members.undone,
+	       t->members.started[SIM_OP_REMOVE] + t->members.started[SIM_OP_REMOVE_LEADER] +
+		   t->members.started[SIM_OP_REMOVE_SELF] + t->members.started[SIM_OP_REPLACE],
+	       t->members.started[SIM_OP_REMOVE], t->members.started[SIM_OP_REMOVE_LEADER],
+	       t->members.started[SIM_OP_REMOVE_SELF], t->members.started[SIM_OP_REPLACE], t->members.removed,
+	       t->members.refused, t->members.abandoned);
 	if (t->raft_stuck > 0)
 		printf(
 		    "sim: libraft elected no leader after every fault was healed in %u schedules (the first: "
@@ -174,6 +208,11 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 		       "     the first: TSO_SIM_SEED=%" PRIu64
 		       ", add TSO_SIM_LIBRAFT_AS_IS=1 to leave it in)\n",
 		       t->term_fixes, t->first_term_fix_seed);
+	if (t->change_fixes > 0)
+		printf("sim: libraft's configuration index bug struck %lu times, corrected (sim_io.h;\n"
+		       "     the first: TSO_SIM_SEED=%" PRIu64
+		       ", add TSO_SIM_LIBRAFT_AS_IS=1 to leave it in)\n",
+		       t->change_fixes, t->first_change_fix_seed);
 	for (int p = 0; p < SIM_N_PROPERTIES; p++) {
 		if (t->schedules_broken[p] == 0)
 			continue;
@@ -199,6 +238,7 @@ int main(int argc, char **argv)
 
 	sim_io_fix_snapshot_terms(env_u64("TSO_SIM_LIBRAFT_AS_IS", 0) == 0);
 	sim_handovers = env_u64("TSO_SIM_HANDOVERS", 1) != 0;
+	sim_membership = env_u64("TSO_SIM_MEMBERSHIP", 1) != 0;
 #ifdef TSO_SIM_EXPECT_VIOLATION
 	const enum sim_property expect = TSO_SIM_EXPECT_VIOLATION;
 	bool caught = false;
@@ -219,7 +259,7 @@ int main(int argc, char **argv)
 
 		if (trace_all)
 			sim_trace_start(true);
-		sim_schedule_run(seed + k, steps, sim_handovers, false, &r);
+		sim_schedule_run(seed + k, steps, sim_handovers, sim_membership, false, &r);
 		sim_trace_stop();
 		sim_add(&t, &r, seed + k, steps);
 #ifdef TSO_SIM_EXPECT_VIOLATION

@@ -175,6 +175,46 @@ unsigned sim_check_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t fi
 	return broken;
 }
 
+void sim_check_removed(sim_check *k, unsigned node, uint64_t t_ms, uint64_t term, uint64_t lease_until_ms)
+{
+	k->removed[node] = true;
+	k->removed_at_ms[node] = t_ms;
+	k->removed_term[node] = term;
+	k->removed_lease_until_ms[node] = lease_until_ms;
+}
+
+unsigned sim_check_removed_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t epoch)
+{
+	if (!k->removed[node])
+		return 0;
+	if (epoch >= k->removed_term[node]) {
+		sim_check_note(k, SIM_P_REMOVED,
+			       "removed member: node %u granted at %" PRIu64 " ms as leader of term %" PRIu64
+			       ", but its removal committed at %" PRIu64 " ms in term %" PRIu64,
+			       node, t_ms, epoch, k->removed_at_ms[node], k->removed_term[node]);
+		return 1;
+	}
+	if (t_ms > k->removed_lease_until_ms[node]) {
+		sim_check_note(k, SIM_P_REMOVED,
+			       "removed member: node %u granted at %" PRIu64 " ms (term %" PRIu64
+			       "), after any lease from before its removal (committed at %" PRIu64
+			       " ms) could last (%" PRIu64 " ms)",
+			       node, t_ms, epoch, k->removed_at_ms[node], k->removed_lease_until_ms[node]);
+		return 1;
+	}
+	return 0;
+}
+
+unsigned sim_check_servers(sim_check *k, uint64_t t_ms, const unsigned *nodes, unsigned n)
+{
+	if (n < 2)
+		return 0;
+	sim_check_note(k, SIM_P_ONE_SERVER,
+		       "one server: nodes %u and %u both serve at %" PRIu64 " ms (%u serving in all)",
+		       nodes[0], nodes[1], t_ms, n);
+	return 1;
+}
+
 const char *sim_property_name(enum sim_property p)
 {
 	switch (p) {
@@ -190,6 +230,10 @@ const char *sim_property_name(enum sim_property p)
 		return "liveness";
 	case SIM_P_CLOCK:
 		return "clock";
+	case SIM_P_ONE_SERVER:
+		return "one server";
+	case SIM_P_REMOVED:
+		return "removed member";
 	default:
 		return "unknown";
 	}

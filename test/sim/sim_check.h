@@ -24,6 +24,16 @@
  *                    more than max-ahead + max-clock-offset past the clock of
  *                    a majority of the nodes (checked by sim_cluster.c at each
  *                    proposal, reported here).
+ *   SIM_P_ONE_SERVER at most one node serves (its driver's lead_serving) at
+ *                    any moment of simulated time: the nodes that are up,
+ *                    after every fixture step and at every grant (I4: a
+ *                    new leader serves only once every earlier lease is
+ *                    over, or released).
+ *   SIM_P_REMOVED    a node whose removal from the configuration committed
+ *                    grants nothing as leader of that term or a later one
+ *                    (a leader removed by its own commit stops at once), and
+ *                    nothing after the longest lease it could still hold
+ *                    from before (sim_member.h).
  */
 enum sim_property {
 	SIM_P_DUPLICATE,
@@ -32,6 +42,8 @@ enum sim_property {
 	SIM_P_DURABLE,
 	SIM_P_LIVENESS,
 	SIM_P_CLOCK,
+	SIM_P_ONE_SERVER,
+	SIM_P_REMOVED,
 	SIM_N_PROPERTIES
 };
 
@@ -65,6 +77,13 @@ typedef struct sim_check {
 
 	uint64_t committed_max_ms; /* highest mark seen applied by any FSM */
 
+	/* Removals committed: when, in which term, and until when a lease
+	 * from before may last (true ms). */
+	bool removed[SIM_CHECK_MAX_NODES];
+	uint64_t removed_at_ms[SIM_CHECK_MAX_NODES];
+	uint64_t removed_term[SIM_CHECK_MAX_NODES];
+	uint64_t removed_lease_until_ms[SIM_CHECK_MAX_NODES];
+
 	/* Results. */
 	uint64_t grants;
 	uint64_t timestamps;
@@ -84,6 +103,17 @@ void sim_check_committed(sim_check *k, uint64_t mark_ms);
 /* Node node handed out [first, first + n) at true time t_ms. Returns the
  * number of properties it broke (0 if none). */
 unsigned sim_check_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t first, uint32_t n);
+
+/* Node node's removal committed at t_ms in term term; a lease it took
+ * before may last until lease_until_ms. */
+void sim_check_removed(sim_check *k, unsigned node, uint64_t t_ms, uint64_t term, uint64_t lease_until_ms);
+
+/* Node node, leading in term epoch, grants at t_ms: SIM_P_REMOVED. Returns
+ * the number of properties it broke (0 or 1). */
+unsigned sim_check_removed_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t epoch);
+
+/* The n nodes serving at t_ms (SIM_P_ONE_SERVER); 1 if that broke it. */
+unsigned sim_check_servers(sim_check *k, uint64_t t_ms, const unsigned *nodes, unsigned n);
 
 /* Records a violation found outside a grant (liveness). */
 void sim_check_fail(sim_check *k, enum sim_property p, const char *msg);

@@ -9,6 +9,7 @@
 #include "sim_io.h"
 #include "sim_trace.h"
 
+#define SIM_PERMILLE          1000
 /* Entries a bootstrapped server holds: its configuration. */
 #define SIM_BOOTSTRAP_ENTRIES 1
 /* The fixture names server i "i + 1" (its id, printed). */
@@ -38,7 +39,7 @@ static void sim_cluster_configure(sim_cluster *c, struct raft *r)
 
 static void sim_cluster_add_metronome(sim_cluster *c)
 {
-	unsigned m = c->p.n;
+	unsigned m = c->n;
 	struct raft *r;
 	int rv;
 
@@ -69,12 +70,13 @@ void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *elect
 	memset(c, 0, sizeof *c);
 	memcpy(c->clocks, clocks, sizeof clocks);
 	c->p = *p;
+	c->n = p->n + p->spares;
 	c->check = check;
 	sim_io_reset();
 	rv = raft_fixture_init(&c->f);
 	if (rv != 0)
 		sim_cluster_die("raft_fixture_init", rv);
-	for (unsigned i = 0; i < p->n; i++) {
+	for (unsigned i = 0; i < c->n; i++) {
 		fsm_init(&c->fsms[i], &c->fsm_states[i]);
 		rv = raft_fixture_grow(&c->f, &c->fsms[i]);
 		if (rv != 0)
@@ -100,13 +102,25 @@ void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *elect
 	raft_configuration_close(&conf);
 	if (rv != 0)
 		sim_cluster_die("raft_bootstrap", rv);
-	for (unsigned i = 0; i < p->n; i++)
-		sim_io_wrap(raft_fixture_get(&c->f, i)->io, SIM_BOOTSTRAP_ENTRIES);
+	for (unsigned i = 0; i < c->n; i++)
+		sim_io_wrap(raft_fixture_get(&c->f, i), i < p->n ? SIM_BOOTSTRAP_ENTRIES : 0);
 	rv = raft_fixture_start(&c->f);
 	if (rv != 0)
 		sim_cluster_die("raft_fixture_start", rv);
 	c->now_ms = c->f.time;
-	for (unsigned i = 0; i < p->n; i++) {
+	/* The spares are not running until sim_cluster_join; the voters' first
+	 * committed configuration is the bootstrap's, at index 1. */
+	for (unsigned i = 0; i < c->n; i++) {
+		c->member[i] = i < p->n ? SIM_M_MEMBER : SIM_M_SPARE;
+		c->seen_index[i] = i < p->n ? SIM_BOOTSTRAP_ENTRIES : 0;
+		if (i >= p->n) {
+			raft_fixture_kill(&c->f, i);
+			c->proc[i] = SIM_CRASHED;
+		}
+	}
+	if (p->spares > 0)
+		sim_cluster_apply_links(c);
+	for (unsigned i = 0; i < c->n; i++) {
 		sim_node_init(&c->nodes[i], i, raft_fixture_get(&c->f, i), &c->fsm_states[i], &c->clocks[i],
 			      &c->now_ms, &p->alloc, p->max_clock_offset_ms);
 		c->nodes[i].check_mark = sim_cluster_check_mark;
@@ -126,12 +140,12 @@ static void sim_cluster_probe(sim_cluster *c)
 	if (c->p.max_clock_offset_ms == 0 || c->now_ms < c->next_probe_ms)
 		return;
 	c->next_probe_ms = c->now_ms + LEAD_CLOCK_PROBE_MS;
-	for (unsigned i = 0; i < c->p.n; i++) {
+	for (unsigned i = 0; i < c->n; i++) {
 		ta_clock own = sim_node_clock(&c->nodes[i]);
 
 		if (c->proc[i] != SIM_UP)
 			continue;
-		for (unsigned j = 0; j < c->p.n; j++) {
+		for (unsigned j = 0; j < c->n; j++) {
 			if (j == i || c->proc[j] != SIM_UP || c->cut[i][j] || c->cut[j][i])
 				continue;
 			lead_clock_sample_add(sim_node_driver(&c->nodes[i]), (uint64_t)j + 1,
@@ -184,7 +198,8 @@ static void sim_cluster_check_mark(void *arg, unsigned node, uint64_t mark, uint
 	sim_cluster *c = arg;
 	uint64_t window = LEAD_CLOCK_SAMPLE_TTL_MS + LEAD_CLOCK_PROBE_MS;
 	int64_t recent[SIM_MAX_NODES];
-	unsigned quorum = c->p.n / 2 + 1;
+	const struct raft_configuration *conf = &c->nodes[node].raft->configuration;
+	unsigned voters = 0, quorum;
 	uint64_t slack = window * c->p.alloc.drift_permille / 1000 + 1;
 	int64_t majority;
 	uint64_t bound;
@@ -192,14 +207,22 @@ static void sim_cluster_check_mark(void *arg, unsigned node, uint64_t mark, uint
 
 	if (c->p.max_clock_offset_ms == 0)
 		return;
-	for (unsigned i = 0; i < c->p.n; i++) {
+	/* The voters of the proposer's configuration (the ones its clock check
+	 * counts: lead_clock.c). */
+	for (unsigned i = 0; i < c->n; i++) {
 		int64_t v = sim_cluster_recent_offset(c, i, window);
-		unsigned k = i;
+		unsigned k = voters;
 
+		if (!sim_conf_voter(conf, sim_cluster_id(i)))
+			continue;
 		for (; k > 0 && recent[k - 1] < v; k--) /* descending */
 			recent[k] = recent[k - 1];
 		recent[k] = v;
+		voters++;
 	}
+	if (voters == 0)
+		return;
+	quorum = voters / 2 + 1;
 	majority = (int64_t)c->clocks[0].wall_base_ms + (int64_t)c->now_ms + recent[quorum - 1];
 	bound = (uint64_t)majority + c->p.alloc.max_ahead_ms + c->p.max_clock_offset_ms + slack;
 	if (mark <= bound || mark <= high_water_ms + 1)
@@ -215,11 +238,83 @@ void sim_cluster_close(sim_cluster *c)
 {
 	/* Fires the callbacks still pending (their memory is freed there)
 	 * into the drivers, stopped first: nothing runs after the schedule. */
-	for (unsigned i = 0; i < c->p.n; i++)
+	for (unsigned i = 0; i < c->n; i++)
 		lead_stop(sim_node_driver(&c->nodes[i]));
 	raft_fixture_close(&c->f);
-	for (unsigned i = 0; i < c->p.n; i++)
+	for (unsigned i = 0; i < c->n; i++)
 		sim_node_free(&c->nodes[i]);
+}
+
+bool sim_conf_voter(const struct raft_configuration *conf, raft_id id)
+{
+	for (unsigned k = 0; k < conf->n; k++)
+		if (conf->servers[k].id == id)
+			return conf->servers[k].role == RAFT_VOTER;
+	return false;
+}
+
+static bool sim_conf_has(const struct raft_configuration *conf, raft_id id)
+{
+	for (unsigned k = 0; k < conf->n; k++)
+		if (conf->servers[k].id == id)
+			return true;
+	return false;
+}
+
+unsigned sim_cluster_node_of(const sim_cluster *c, raft_id id)
+{
+	return id >= 1 && id <= c->n ? (unsigned)(id - 1) : c->n;
+}
+
+/*
+ * Removals, as they commit: a committed configuration (any node's, the
+ * leader knows first) at a higher index than the last committed one that
+ * held member x, without x, says x's removal has committed (ids are never
+ * added back). Its lease from before lasts at most a lease of its
+ * monotonic clock, at most lease * (1 + drift) of true time, from a
+ * proposal made before the removal's leader was elected: before now.
+ */
+static void sim_cluster_track_removals(sim_cluster *c)
+{
+	uint64_t lease = c->p.alloc.lease_ms;
+	uint64_t lease_until = c->now_ms + lease + lease * c->p.alloc.drift_permille / SIM_PERMILLE + 1;
+
+	for (unsigned j = 0; j < c->n; j++) {
+		const struct raft *r = c->nodes[j].raft;
+		uint64_t index = r->configuration_committed_index;
+
+		if (index == 0 || c->member[j] == SIM_M_SPARE)
+			continue;
+		for (unsigned x = 0; x < c->n; x++) {
+			if (c->member[x] != SIM_M_MEMBER)
+				continue;
+			if (sim_conf_has(&r->configuration_committed, sim_cluster_id(x))) {
+				if (index > c->seen_index[x])
+					c->seen_index[x] = index;
+				continue;
+			}
+			if (c->seen_index[x] == 0 || index <= c->seen_index[x])
+				continue;
+			c->member[x] = SIM_M_REMOVED;
+			sim_check_removed(c->check, x, c->now_ms, raft_current_term(r), lease_until);
+			SIM_TRACE_KEY("%6" PRIu64
+				      " n%u: its removal is committed (n%u's configuration at index "
+				      "%" PRIu64 ", term %llu)",
+				      c->now_ms, x, j, index, (unsigned long long)raft_current_term(r));
+		}
+	}
+}
+
+/* At most one node serves at any moment (SIM_P_ONE_SERVER). */
+void sim_cluster_check_servers(sim_cluster *c)
+{
+	unsigned serving[SIM_MAX_NODES], k = 0;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->proc[i] == SIM_UP &&
+		    lead_serving(sim_node_driver(&c->nodes[i]), sim_node_clock(&c->nodes[i])))
+			serving[k++] = i;
+	sim_check_servers(c->check, c->now_ms, serving, k);
 }
 
 void sim_cluster_step(sim_cluster *c)
@@ -230,12 +325,16 @@ void sim_cluster_step(sim_cluster *c)
 	/* Applied means committed: the highest mark any FSM holds is a lower
 	 * bound of what Raft has committed (crashed nodes' FSMs included, until
 	 * their restart replays them). */
-	for (unsigned i = 0; i < c->p.n; i++)
+	for (unsigned i = 0; i < c->n; i++)
 		sim_check_committed(c->check, c->fsm_states[i].high_water_ms);
+	sim_cluster_track_removals(c);
+	if (c->after_step != NULL)
+		c->after_step(c->after_step_arg);
 	sim_cluster_probe(c);
-	for (unsigned i = 0; i < c->p.n; i++)
+	for (unsigned i = 0; i < c->n; i++)
 		if (c->proc[i] == SIM_UP)
 			sim_node_after_step(&c->nodes[i]);
+	sim_cluster_check_servers(c);
 }
 
 void sim_cluster_set_election_timeout(sim_cluster *c, unsigned i, unsigned ms)
@@ -245,8 +344,8 @@ void sim_cluster_set_election_timeout(sim_cluster *c, unsigned i, unsigned ms)
 
 void sim_cluster_apply_links(sim_cluster *c)
 {
-	for (unsigned i = 0; i < c->p.n; i++) {
-		for (unsigned j = 0; j < c->p.n; j++) {
+	for (unsigned i = 0; i < c->n; i++) {
+		for (unsigned j = 0; j < c->n; j++) {
 			bool drop = c->cut[i][j] || c->proc[i] != SIM_UP || c->proc[j] != SIM_UP;
 
 			if (i == j)
@@ -301,7 +400,8 @@ void sim_cluster_crash(sim_cluster *c, unsigned i)
 
 bool sim_cluster_can_restart(const sim_cluster *c, unsigned i)
 {
-	return c->proc[i] == SIM_CRASHED && c->now_ms >= c->down_since_ms[i] + SIM_MIN_DOWN_MS;
+	return c->proc[i] == SIM_CRASHED && c->member[i] == SIM_M_MEMBER &&
+	       c->now_ms >= c->down_since_ms[i] + SIM_MIN_DOWN_MS;
 }
 
 void sim_cluster_restart(sim_cluster *c, unsigned i)
@@ -333,4 +433,11 @@ void sim_cluster_restart(sim_cluster *c, unsigned i)
 	SIM_TRACE_KEY("%6" PRIu64 " n%u restarted after %" PRIu64 " ms down (term %llu, last index %llu)",
 		      c->now_ms, i, c->now_ms - c->down_since_ms[i], (unsigned long long)raft_current_term(r),
 		      (unsigned long long)raft_last_index(r));
+}
+
+void sim_cluster_join(sim_cluster *c, unsigned i)
+{
+	c->member[i] = SIM_M_MEMBER;
+	sim_cluster_start(c, i);
+	SIM_TRACE_KEY("%6" PRIu64 " n%u started with join (empty, outside the configuration)", c->now_ms, i);
 }

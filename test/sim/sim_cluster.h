@@ -12,7 +12,12 @@
 #include "sim_node.h"
 #include "tsoracle.h"
 
-#define SIM_MAX_NODES 5
+/* The voters a schedule starts with, at most; the membership schedules
+ * (sim_member.h) add SIM_SPARES nodes that start outside the configuration;
+ * with the metronome (below) they fill the fixture's RAFT_FIXTURE_MAX_SERVERS. */
+#define SIM_MAX_VOTERS 5
+#define SIM_SPARES     2
+#define SIM_MAX_NODES  (SIM_MAX_VOTERS + SIM_SPARES)
 
 /*
  * What is real: libraft 0.22.1 (the fixture's raft instances) and
@@ -32,7 +37,8 @@
  */
 
 typedef struct sim_params {
-	unsigned n;
+	unsigned n;      /* the voters bootstrapped */
+	unsigned spares; /* nodes that start empty, outside the configuration */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_ms;
 	unsigned snapshot_threshold;
@@ -45,6 +51,16 @@ typedef struct sim_params {
 } sim_params;
 
 enum sim_proc { SIM_UP, SIM_PAUSED, SIM_CRASHED };
+
+/*
+ * A node's place in the membership (sim_member.h): a spare that was never
+ * started; a member (bootstrapped, or started with join and added: from its
+ * start on, whatever the configuration says of it); removed, once a
+ * committed configuration no longer holds it (it may still run, forgotten,
+ * until the nemesis stops it; it never restarts: its data directory is
+ * wiped, and a replacement gets a new id).
+ */
+enum sim_member { SIM_M_SPARE, SIM_M_MEMBER, SIM_M_REMOVED };
 
 /* A crashed node stays down at least this long (true ms) before it can
  * restart: by then the fixture has finished the I/O it had started (its
@@ -73,6 +89,7 @@ typedef struct sim_offset_change {
 typedef struct sim_cluster {
 	struct raft_fixture f;
 	sim_params p;
+	unsigned n;                              /* nodes: p.n + p.spares; the metronome is node n */
 	uint64_t now_ms;                         /* f.time, as the nodes read it */
 	struct raft_fsm fsms[SIM_MAX_NODES + 1]; /* the last: the metronome's */
 	fsm_state fsm_states[SIM_MAX_NODES + 1];
@@ -89,6 +106,14 @@ typedef struct sim_cluster {
 	uint64_t next_probe_ms;
 	sim_offset_change offset_history[SIM_MAX_NODES][SIM_OFFSET_HISTORY];
 	unsigned offset_changes[SIM_MAX_NODES]; /* changes recorded, ever */
+	/* Membership. seen_index: the highest index of a committed
+	 * configuration that held the node, as any node knew it. */
+	enum sim_member member[SIM_MAX_NODES];
+	uint64_t seen_index[SIM_MAX_NODES];
+	/* Runs after every fixture step, before the drivers sync (sim_member.c
+	 * moves its change on). */
+	void (*after_step)(void *arg);
+	void *after_step_arg;
 } sim_cluster;
 
 /* Builds, bootstraps and starts the cluster; clocks must be set in c->clocks
@@ -101,6 +126,10 @@ void sim_cluster_close(sim_cluster *c);
 /* One fixture event, then the drivers of the nodes that are up. */
 void sim_cluster_step(sim_cluster *c);
 
+/* At most one node serves now (SIM_P_ONE_SERVER); after every step, and
+ * the schedule calls it at its grants. */
+void sim_cluster_check_servers(sim_cluster *c);
+
 /* Sets the election timeout node i will draw next (fixture's knob). */
 void sim_cluster_set_election_timeout(sim_cluster *c, unsigned i, unsigned ms);
 
@@ -110,9 +139,22 @@ void sim_cluster_apply_links(sim_cluster *c);
 void sim_cluster_pause(sim_cluster *c, unsigned i);
 void sim_cluster_resume(sim_cluster *c, unsigned i);
 void sim_cluster_crash(sim_cluster *c, unsigned i);
-/* Only once it has been down SIM_MIN_DOWN_MS. */
+/* Only a member, once it has been down SIM_MIN_DOWN_MS. */
 bool sim_cluster_can_restart(const sim_cluster *c, unsigned i);
 void sim_cluster_restart(sim_cluster *c, unsigned i);
+
+/* Starts spare i, empty, outside the configuration (tsoracled --join). */
+void sim_cluster_join(sim_cluster *c, unsigned i);
+
+/* Node i's raft id, and the node of an id (c->n if none). */
+static inline raft_id sim_cluster_id(unsigned i)
+{
+	return (raft_id)i + 1;
+}
+unsigned sim_cluster_node_of(const sim_cluster *c, raft_id id);
+
+/* Whether id is a voter of conf. */
+bool sim_conf_voter(const struct raft_configuration *conf, raft_id id);
 
 /* Node i's wall clock jumps to offset_ms from the true time (a bad NTP, or
  * its repair). */

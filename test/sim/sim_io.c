@@ -33,6 +33,7 @@ typedef struct sim_io_queue {
 } sim_io_queue;
 
 typedef struct sim_io {
+	struct raft *raft;
 	struct raft_io *io;
 	raft_index base; /* the stored entries are base + 1 .. base + stored */
 	raft_index stored;
@@ -49,12 +50,14 @@ typedef struct sim_io {
 	bool loaded; /* a snapshot was just loaded for sending: its index, term */
 	raft_index loaded_index;
 	raft_term loaded_term;
+	unsigned long installs; /* snapshots installed */
 } sim_io;
 
 static sim_io sim_ios[RAFT_FIXTURE_MAX_SERVERS];
 static unsigned sim_n_ios;
 static bool sim_io_fix_terms = true;
 static unsigned long sim_io_term_fixes;
+static unsigned long sim_io_change_fixes;
 
 static void sim_io_die(const char *what)
 {
@@ -174,11 +177,39 @@ static void sim_io_append_cb(struct raft_io_append *req, int status)
 	((raft_io_append_cb)r.cb)(req, status);
 }
 
+/*
+ * libraft's follower recorded the batch's last configuration change at the
+ * batch's first index (sim_io.h): the entries are persisted right after
+ * they joined the in-memory log, so they end at raft_last_index.
+ */
+static void sim_io_fix_change_index(sim_io *s, const struct raft_entry entries[], unsigned n)
+{
+	struct raft *r = s->raft;
+	raft_index first, change;
+	unsigned last_change = n;
+
+	for (unsigned i = 0; i < n; i++)
+		if (entries[i].type == RAFT_CHANGE)
+			last_change = i;
+	if (last_change == n || last_change == 0 || raft_last_index(r) + 1 < n)
+		return;
+	first = raft_last_index(r) + 1 - n;
+	change = first + last_change;
+	if (r->configuration_uncommitted_index != first)
+		return; /* a leader's own entries, or already right */
+	r->configuration_uncommitted_index = change;
+	sim_io_change_fixes++;
+}
+
 static int sim_io_append(struct raft_io *io, struct raft_io_append *req, const struct raft_entry entries[],
 			 unsigned n, raft_io_append_cb cb)
 {
 	sim_io *s = sim_io_of(io);
-	int rv = s->append(io, req, entries, n, sim_io_append_cb);
+	int rv;
+
+	if (sim_io_fix_terms)
+		sim_io_fix_change_index(s, entries, n);
+	rv = s->append(io, req, entries, n, sim_io_append_cb);
 
 	if (rv == 0)
 		sim_io_push(&s->queues[SIM_IO_APPEND],
@@ -196,6 +227,7 @@ static void sim_io_put_cb(struct raft_io_snapshot_put *req, int status)
 		 * sim_io_truncate) and now counts from the snapshot. */
 		s->base = r.index;
 		s->stored = 0;
+		s->installs++;
 	}
 	((raft_io_snapshot_put_cb)r.cb)(req, status);
 }
@@ -269,14 +301,21 @@ unsigned long sim_io_snapshot_term_fixes(void)
 	return sim_io_term_fixes;
 }
 
-void sim_io_wrap(struct raft_io *io, unsigned n_stored)
+unsigned long sim_io_change_index_fixes(void)
 {
+	return sim_io_change_fixes;
+}
+
+void sim_io_wrap(struct raft *r, unsigned n_stored)
+{
+	struct raft_io *io = r->io;
 	sim_io *s;
 
 	if (sim_n_ios == RAFT_FIXTURE_MAX_SERVERS)
 		sim_io_die("too many servers");
 	s = &sim_ios[sim_n_ios++];
 	memset(s, 0, sizeof *s);
+	s->raft = r;
 	s->io = io;
 	s->stored = n_stored;
 	s->load = io->load;
@@ -291,6 +330,11 @@ void sim_io_wrap(struct raft_io *io, unsigned n_stored)
 	io->snapshot_put = sim_io_snapshot_put;
 	io->snapshot_get = sim_io_snapshot_get;
 	io->send = sim_io_send;
+}
+
+unsigned long sim_io_installs(struct raft_io *io)
+{
+	return sim_io_of(io)->installs;
 }
 
 void sim_io_reset(void)

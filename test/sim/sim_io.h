@@ -50,11 +50,31 @@
 void sim_io_fix_snapshot_terms(bool fix);
 unsigned long sim_io_snapshot_term_fixes(void);
 
-/* Wraps io's methods; call once per server, after raft_fixture_bootstrap()
- * (n_stored: the entries it holds then). */
-void sim_io_wrap(struct raft_io *io, unsigned n_stored);
+/*
+ * A second bug of libraft 0.22.1, found by the membership schedules
+ * (docs/simulation.md, Findings): a follower that receives a batch of
+ * entries whose configuration change is not the first one records the
+ * change at the batch's first index (replicationAppend in src/replication.c
+ * passes index, not index + i, to membershipUncommittedChange; the leader's
+ * path in client.c passes index + i). When the change commits, its index
+ * does not match, so the follower never marks it committed; the snapshots
+ * it takes then carry the configuration from before, and after a restart
+ * it counts a removed member as a voter again: that member can be elected
+ * and serve. Wrapping append(), this layer sets the uncommitted index to
+ * the change's own index, as a fixed libraft would, and counts how often it
+ * had to; sim_io_fix_snapshot_terms(false) leaves this bug in too.
+ */
+unsigned long sim_io_change_index_fixes(void);
+
+/* Wraps the methods of r's io; call once per server, after
+ * raft_fixture_bootstrap() (n_stored: the entries it holds then). r stays
+ * the same struct raft across restarts (raft_close, raft_init). */
+void sim_io_wrap(struct raft *r, unsigned n_stored);
 
 /* Forgets every wrapped raft_io (a new fixture). */
 void sim_io_reset(void);
+
+/* Snapshots a wrapped io installed (sent by a leader), since sim_io_wrap. */
+unsigned long sim_io_installs(struct raft_io *io);
 
 #endif /* TSORACLE_SIM_IO_H */

@@ -106,29 +106,42 @@ static void sim_params_pick_cluster(sim_rng *g, sim_params *p)
 
 /* Skews within the drift margin: any two clocks' rates differ by a factor
  * of at most (1 + skew) / (1 - skew) <= 1 + drift, i.e. skew <= d / (2 + d). */
-static void sim_params_pick_clocks(sim_rng *g, const sim_params *p, sim_clock *clocks)
+static void sim_params_pick_clock(sim_rng *g, const sim_params *p, uint64_t wall, sim_clock *k)
 {
 	uint64_t d = p->alloc.drift_permille;
 	uint64_t max_skew_ppm = d * PPM / (2 * PERMILLE + d) * SKEW_USE_PERMILLE / PERMILLE;
+
+	k->mono_base_ms = sim_rng_chance(g, P_MONO_AT_ZERO) ? 0 : sim_rng_below(g, MONO_SPREAD_MS);
+	k->skew_ppm = (int64_t)sim_rng_below(g, 2 * max_skew_ppm + 1) - (int64_t)max_skew_ppm;
+	k->wall_base_ms = wall;
+	k->wall_true_rate = p->max_clock_offset_ms > 0;
+	k->offset_ms = sim_rng_chance(g, P_INITIAL_OFFSET)
+			   ? (int64_t)sim_rng_below(g, 2 * INITIAL_OFFSET_MS + 1) - INITIAL_OFFSET_MS
+			   : 0;
+}
+
+static void sim_params_pick_clocks(sim_rng *g, const sim_params *p, sim_clock *clocks)
+{
 	uint64_t wall = WALL_BASE_MS + sim_rng_below(g, WALL_SPREAD_MS);
 
-	for (unsigned i = 0; i < p->n; i++) {
-		sim_clock *k = &clocks[i];
-
-		k->mono_base_ms = sim_rng_chance(g, P_MONO_AT_ZERO) ? 0 : sim_rng_below(g, MONO_SPREAD_MS);
-		k->skew_ppm = (int64_t)sim_rng_below(g, 2 * max_skew_ppm + 1) - (int64_t)max_skew_ppm;
-		k->wall_base_ms = wall;
-		k->wall_true_rate = p->max_clock_offset_ms > 0;
-		k->offset_ms = sim_rng_chance(g, P_INITIAL_OFFSET)
-				   ? (int64_t)sim_rng_below(g, 2 * INITIAL_OFFSET_MS + 1) - INITIAL_OFFSET_MS
-				   : 0;
-	}
+	for (unsigned i = 0; i < p->n; i++)
+		sim_params_pick_clock(g, p, wall, &clocks[i]);
 }
 
 void sim_params_pick(sim_rng *g, sim_params *p, sim_clock *clocks)
 {
 	sim_params_pick_cluster(g, p);
 	sim_params_pick_clocks(g, p, clocks);
+}
+
+void sim_params_pick_spares(sim_rng *g, sim_params *p, sim_clock *clocks)
+{
+	p->spares = SIM_SPARES;
+	for (unsigned i = p->n; i < p->n + p->spares; i++) {
+		p->net_latency_ms[i] = sim_rng_range_u(g, 1, SIM_NET_LATENCY_MAX_MS);
+		p->disk_latency_ms[i] = sim_rng_range_u(g, 1, SIM_DISK_LATENCY_MAX_MS);
+		sim_params_pick_clock(g, p, clocks[0].wall_base_ms, &clocks[i]);
+	}
 }
 
 unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p)

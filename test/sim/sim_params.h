@@ -22,6 +22,12 @@
 /* Fills p and the n clocks from g. */
 void sim_params_pick(sim_rng *g, sim_params *p, sim_clock *clocks);
 
+/* The membership schedules' spare members (sim_member.h): SIM_SPARES more
+ * nodes, drawn from g (the membership stream) as the first n were, so that
+ * the main stream, and with it the schedule without membership, is not
+ * changed. */
+void sim_params_pick_spares(sim_rng *g, sim_params *p, sim_clock *clocks);
+
 /* One election timeout as libraft draws them: in [et, 2 et]. */
 unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sim_cluster.h"
+#include "sim_member.h"
 #include "sim_params.h"
 #include "sim_rng.h"
 #include "sim_trace.h"
@@ -94,10 +95,21 @@ static const unsigned action_weight[N_ACTIONS] = {
 #define LIVENESS_ELECTIONS 20
 #define LIVENESS_LEASES    4
 
+/* Membership changes (sim_member.h) come from a third stream (member_rng),
+ * for the same reason: with them off (TSO_SIM_MEMBERSHIP=0) a schedule is
+ * what it was without them. P_MEMBERSHIP of the schedules have two spare
+ * nodes and changes; before each of their steps a change is asked for with
+ * probability P_MEMBER_CHANGE. */
+#define P_MEMBERSHIP    500
+#define P_MEMBER_CHANGE 150
+
 typedef struct sim_schedule {
 	sim_rng rng;
 	sim_rng handover_rng;
+	sim_rng member_rng;
 	bool handovers;
+	bool membership;
+	sim_members members;
 	sim_cluster c;
 	sim_check check;
 	unsigned step;
@@ -151,7 +163,7 @@ static unsigned sim_pick_up_node(sim_schedule *s, bool prefer_believer)
 	unsigned up[SIM_MAX_NODES], believers[SIM_MAX_NODES];
 	unsigned n_up = 0, n_believers = 0;
 
-	for (unsigned i = 0; i < s->c.p.n; i++) {
+	for (unsigned i = 0; i < s->c.n; i++) {
 		if (s->c.proc[i] != SIM_UP)
 			continue;
 		up[n_up++] = i;
@@ -160,7 +172,7 @@ static unsigned sim_pick_up_node(sim_schedule *s, bool prefer_believer)
 	}
 	if (prefer_believer && n_believers > 0 && sim_rng_chance(&s->rng, P_PREFER_BELIEVER))
 		return believers[sim_pick(s, n_believers)];
-	return n_up == 0 ? s->c.p.n : up[sim_pick(s, n_up)];
+	return n_up == 0 ? s->c.n : up[sim_pick(s, n_up)];
 }
 
 static uint32_t sim_pick_count(sim_schedule *s)
@@ -196,6 +208,11 @@ static bool sim_client_call(sim_schedule *s, unsigned i, uint32_t count)
 		  clk.mono_ms, sim_node_driver(n)->alloc.high_water_ms);
 	if (sim_check_grant(&s->check, i, s->c.now_ms, first, count) != 0)
 		sim_note_failure(s);
+	if (sim_check_removed_grant(&s->check, i, s->c.now_ms, sim_node_driver(n)->alloc.epoch) != 0)
+		sim_note_failure(s);
+	sim_cluster_check_servers(&s->c);
+	if (s->check.failed)
+		sim_note_failure(s);
 	return true;
 }
 
@@ -203,7 +220,7 @@ static void sim_client(sim_schedule *s)
 {
 	unsigned i = sim_pick_up_node(s, true);
 
-	if (i < s->c.p.n)
+	if (i < s->c.n)
 		sim_client_call(s, i, sim_pick_count(s));
 }
 
@@ -229,7 +246,7 @@ static void sim_clear_cuts(sim_schedule *s)
 /* Cuts every link of node x: in, out or both. */
 static void sim_isolate(sim_schedule *s, unsigned x, bool in, bool out)
 {
-	for (unsigned j = 0; j < s->c.p.n; j++) {
+	for (unsigned j = 0; j < s->c.n; j++) {
 		if (j == x)
 			continue;
 		s->c.cut[x][j] = out;
@@ -241,7 +258,7 @@ enum partition_kind { PART_ISOLATE, PART_ISOLATE_IN, PART_ISOLATE_OUT, PART_SPLI
 
 static void sim_partition(sim_schedule *s)
 {
-	unsigned n = s->c.p.n;
+	unsigned n = s->c.n;
 	unsigned x = sim_pick_up_node(s, true);
 	enum partition_kind kind = (enum partition_kind)sim_pick(s, N_PARTS);
 
@@ -299,10 +316,10 @@ static unsigned sim_pick_in(sim_schedule *s, enum sim_proc proc, bool prefer_bel
 
 	if (proc == SIM_UP)
 		return sim_pick_up_node(s, prefer_believer);
-	for (unsigned i = 0; i < s->c.p.n; i++)
+	for (unsigned i = 0; i < s->c.n; i++)
 		if (s->c.proc[i] == proc && (proc != SIM_CRASHED || sim_cluster_can_restart(&s->c, i)))
 			cand[k++] = i;
-	return k == 0 ? s->c.p.n : cand[sim_pick(s, k)];
+	return k == 0 ? s->c.n : cand[sim_pick(s, k)];
 }
 
 /* A year forward only with the clock check on (followed, it would make the
@@ -314,7 +331,7 @@ static bool sim_year_jump_allowed(const sim_schedule *s, unsigned i)
 {
 	if (s->c.p.max_clock_offset_ms == 0)
 		return false;
-	for (unsigned j = 0; j < s->c.p.n; j++)
+	for (unsigned j = 0; j < s->c.n; j++)
 		if (j != i && sim_cluster_recent_offset(
 				  &s->c, j, LEAD_CLOCK_SAMPLE_TTL_MS + LEAD_CLOCK_PROBE_MS) > YEAR_MS / 2)
 			return false;
@@ -323,7 +340,7 @@ static bool sim_year_jump_allowed(const sim_schedule *s, unsigned i)
 
 static void sim_clock_jump(sim_schedule *s)
 {
-	unsigned i = sim_pick(s, s->c.p.n);
+	unsigned i = sim_pick(s, s->c.n);
 	unsigned r = sim_pick(s, PERMILLE);
 	int64_t offset;
 
@@ -353,7 +370,7 @@ static void sim_wake(sim_schedule *s, unsigned i)
  * leader) asked of node i, to another member or to Raft's pick. */
 static void sim_transfer_from(sim_schedule *s, unsigned i)
 {
-	int target = (int)sim_rng_below(&s->handover_rng, s->c.p.n + 1) - 1;
+	int target = (int)sim_rng_below(&s->handover_rng, s->c.n + 1) - 1;
 
 	if (target == (int)i)
 		target = -1;
@@ -368,11 +385,11 @@ static unsigned sim_pick_raft_leader(sim_schedule *s, unsigned except, bool fenc
 {
 	unsigned leaders[SIM_MAX_NODES], k = 0;
 
-	for (unsigned i = 0; i < s->c.p.n; i++)
+	for (unsigned i = 0; i < s->c.n; i++)
 		if (i != except && s->c.proc[i] == SIM_UP && raft_state(s->c.nodes[i].raft) == RAFT_LEADER &&
 		    (!fencing || sim_node_driver(&s->c.nodes[i])->alloc.epoch != 0))
 			leaders[k++] = i;
-	return k == 0 ? s->c.p.n : leaders[sim_rng_below(&s->handover_rng, k)];
+	return k == 0 ? s->c.n : leaders[sim_rng_below(&s->handover_rng, k)];
 }
 
 /* Lets ms pass with clients; if another node than i comes to lead
@@ -385,7 +402,7 @@ static void sim_advance_handing_over(sim_schedule *s, unsigned i, uint64_t ms)
 
 	while (s->c.now_ms < until && !sim_stop(s)) {
 		sim_advance(s, 1);
-		if ((j = sim_pick_raft_leader(s, i, true)) < s->c.p.n) {
+		if ((j = sim_pick_raft_leader(s, i, true)) < s->c.n) {
 			sim_transfer_from(s, j);
 			break;
 		}
@@ -436,12 +453,14 @@ static void sim_step(sim_schedule *s)
 {
 	unsigned total = 0, r;
 	enum action a = A_NOTHING;
-	unsigned n = s->c.p.n;
+	unsigned n = s->c.n;
 	unsigned i;
 
 	if (s->handovers && sim_rng_chance(&s->handover_rng, P_HANDOVER) &&
 	    (i = sim_pick_raft_leader(s, n, false)) < n)
 		sim_transfer_from(s, i);
+	if (s->membership && sim_rng_chance(&s->member_rng, P_MEMBER_CHANGE))
+		sim_members_start(&s->members);
 	for (int k = 0; k < N_ACTIONS; k++)
 		total += action_weight[k];
 	r = sim_pick(s, total);
@@ -504,9 +523,10 @@ static void sim_step(sim_schedule *s)
 		break;
 	}
 	sim_advance(s, sim_hold_ms(s));
-	/* The clock property is checked at proposals (sim_cluster.c), not at
-	 * grants: note its first violation in the step it happened in. */
-	if (s->check.violations[SIM_P_CLOCK] > 0 && !s->res->broke[SIM_P_CLOCK])
+	/* The clock and one-server properties are checked at proposals and
+	 * steps (sim_cluster.c), not only at grants: note their first
+	 * violations in the step they happened in. */
+	if (s->check.failed)
 		sim_note_failure(s);
 }
 
@@ -514,7 +534,7 @@ static void sim_step(sim_schedule *s)
 
 static void sim_heal_all(sim_schedule *s)
 {
-	unsigned n = s->c.p.n;
+	unsigned n = s->c.n;
 
 	sim_clear_cuts(s);
 	sim_cluster_apply_links(&s->c);
@@ -524,7 +544,9 @@ static void sim_heal_all(sim_schedule *s)
 		sim_cluster_set_offset(&s->c, i, 0);
 	}
 	for (unsigned i = 0; i < n; i++) {
-		if (s->c.proc[i] != SIM_CRASHED)
+		/* Members only: a removed node stays down (wiped), a spare was
+		 * never started. */
+		if (s->c.proc[i] != SIM_CRASHED || s->c.member[i] != SIM_M_MEMBER)
 			continue;
 		while (!sim_cluster_can_restart(&s->c, i))
 			sim_cluster_step(&s->c);
@@ -542,8 +564,11 @@ static uint64_t sim_catch_up_ms(sim_schedule *s, uint64_t margin_ms)
 {
 	uint64_t longest = 0;
 
-	for (unsigned i = 0; i < s->c.p.n; i++) {
+	for (unsigned i = 0; i < s->c.n; i++) {
 		const sim_node *nd = &s->c.nodes[i];
+
+		if (s->c.member[i] != SIM_M_MEMBER)
+			continue;
 		uint64_t wall = sim_node_clock(nd).wall_ms;
 		uint64_t reach = wall + margin_ms;
 		uint64_t behind = s->check.committed_max_ms > reach ? s->check.committed_max_ms - reach : 0;
@@ -565,7 +590,7 @@ static void sim_describe_raft(sim_schedule *s, char *buf, size_t len)
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (unsigned i = 0; i < s->c.p.n && used < len; i++) {
+	for (unsigned i = 0; i < s->c.n && used < len; i++) {
 		struct raft *r = s->c.nodes[i].raft;
 		raft_index last = raft_last_index(r);
 		int k = snprintf(buf + used, len - used, "%sn%u %s term %llu last index %llu",
@@ -599,14 +624,14 @@ static void sim_check_liveness(sim_schedule *s)
 
 	while (s->c.now_ms < until && !sim_stop(s)) {
 		if (s->c.now_ms >= redraw) {
-			for (unsigned i = 0; i < s->c.p.n; i++)
+			for (unsigned i = 0; i < s->c.n; i++)
 				sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s));
 			redraw = s->c.now_ms + et;
 		}
 		sim_cluster_step(&s->c);
 		if (s->c.now_ms + base + sim_catch_up_ms(s, s->c.p.alloc.max_ahead_ms) > until)
 			until = s->c.now_ms + base + sim_catch_up_ms(s, s->c.p.alloc.max_ahead_ms);
-		for (unsigned i = 0; i < s->c.p.n; i++) {
+		for (unsigned i = 0; i < s->c.n; i++) {
 			raft_leader = raft_leader || raft_state(s->c.nodes[i].raft) == RAFT_LEADER;
 			if (sim_client_call(s, i, 1))
 				return;
@@ -632,7 +657,8 @@ static void sim_check_liveness(sim_schedule *s)
 	sim_note_failure(s);
 }
 
-void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_at_failure, sim_result *res)
+void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool membership, bool stop_at_failure,
+		      sim_result *res)
 {
 	static sim_schedule s; /* large: not on the stack */
 	sim_params p;
@@ -644,12 +670,20 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_a
 	s.step = 0;
 	sim_rng_seed(&s.rng, seed);
 	sim_rng_seed(&s.handover_rng, seed ^ UINT64_C(0x68616e646f766572)); /* "handover" */
+	sim_rng_seed(&s.member_rng, seed ^ UINT64_C(0x6d656d6265727321));   /* "members!" */
 	s.handovers = handovers;
 	sim_check_reset(&s.check); /* s is static: the value set's memory is reused */
 	sim_params_pick(&s.rng, &p, s.c.clocks);
 	for (unsigned i = 0; i < p.n; i++)
 		timeouts[i] = sim_params_election_timeout(&s.rng, &p);
+	s.membership = membership && sim_rng_chance(&s.member_rng, P_MEMBERSHIP);
+	if (s.membership) {
+		sim_params_pick_spares(&s.member_rng, &p, s.c.clocks);
+		for (unsigned i = p.n; i < p.n + p.spares; i++)
+			timeouts[i] = sim_params_election_timeout(&s.member_rng, &p);
+	}
 	sim_cluster_init(&s.c, &p, timeouts, &s.check);
+	sim_members_init(&s.members, &s.c, &s.member_rng);
 	SIM_TRACE_KEY("seed %" PRIu64 ": %u nodes, election timeout %u ms, heartbeat %u ms, lease %" PRIu64
 		      " ms, drift %u permille, window %" PRIu64 "/%" PRIu64 "/%" PRIu64
 		      " ms, snapshots %u/%u",
@@ -670,6 +704,8 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_a
 	memcpy(res->first_msg, s.check.first_msg, sizeof res->first_msg);
 	memcpy(res->violations, s.check.violations, sizeof res->violations);
 	res->nodes = p.n;
+	res->membership = s.membership;
+	res->members = s.members.n;
 	res->fixture_steps = s.c.n_steps;
 	res->simulated_ms = s.c.now_ms;
 	res->grants = s.check.grants;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "sim_check.h"
+#include "sim_member.h"
 
 /*
  * A schedule is a function of its seed alone: the seed picks the cluster's
@@ -41,11 +42,15 @@ typedef struct sim_result {
 	uint64_t released_leads; /* fences started without the wait */
 	uint64_t restarts;
 	uint64_t apply_errors;
+	bool membership; /* a schedule with membership changes */
+	sim_member_counters members;
 } sim_result;
 
 /* Runs the schedule of seed with steps nemesis steps, with planned
- * handovers or without. With stop_at_failure, it ends at the first
+ * handovers or without, with membership changes (in the share of schedules
+ * that have them) or without. With stop_at_failure, it ends at the first
  * violation (a traced replay ends there). */
-void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool stop_at_failure, sim_result *res);
+void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool membership, bool stop_at_failure,
+		      sim_result *res);
 
 #endif /* TSORACLE_SIM_SCHEDULE_H */
