@@ -41,17 +41,17 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 passed=0
 failed=0
 skipped=0
-suite() { # name, then the command
-	local name=$1${PG_LABEL:-}
+suite() { # name, then the command; its result line says how long it took
+	local name=$1${PG_LABEL:-} start=$SECONDS
 	shift
 	echo
 	echo "=== $name"
 	if "$@"; then
 		passed=$((passed + 1))
-		echo "=== $name: ok"
+		echo "=== $name: ok ($((SECONDS - start)) s)"
 	else
 		failed=$((failed + 1))
-		echo "=== $name: FAILED"
+		echo "=== $name: FAILED ($((SECONDS - start)) s)"
 	fi
 }
 
@@ -586,5 +586,5 @@ if [ -z "${SKIP_NEMESIS:-}" ]; then
 fi
 
 echo
-echo "suites: $passed passed, $failed failed, $skipped skipped"
+echo "suites: $passed passed, $failed failed, $skipped skipped ($SECONDS s in all)"
 [ "$failed" -eq 0 ]
