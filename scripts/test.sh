@@ -192,6 +192,7 @@ stage() {
 	fi
 	cp $b/control/tsoracled-broken-startfloor $b/control/tsoracled-broken-floor "$STAGE/bin/"
 	cp $b/control/tsoracled-broken-peergate "$STAGE/bin/"
+	cp $b/control/tsoracled-broken-quorum "$STAGE/bin/"
 	old_daemon && cp "build/old/tsoracled-$OLD_REF" "$STAGE/bin/tsoracled-old"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	cp docs/postgres_exporter.yml "$STAGE/bin/" # t/140_metrics.pl runs its query
@@ -347,6 +348,19 @@ tap_peergate_control() {
 		t/108_peer_flood.pl 2>&1) || rc=$?
 	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
 	[ $rc -ne 0 ] && grep -Eq '^not ok .*rejoins within 2 s' <<<"$out"
+}
+
+# Positive control of t/112_membership.pl: against the build whose member
+# remove does not refuse a removal that would leave no quorum of the members
+# that are up (test/test.mk, tsoracled-broken-quorum), the removal goes
+# through, and the test must say so.
+tap_quorum_control() {
+	local out rc=0
+	as_pg mkdir -p "$STAGE/quorum-control"
+	out=$(TAP_TESTDIR="$STAGE/quorum-control" run_prove "$STAGE/bin/tsoracled-broken-quorum" -v \
+		t/112_membership.pl 2>&1) || rc=$?
+	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
+	[ $rc -ne 0 ] && grep -Eq '^not ok .*(no quorum would remain|no change: voters 4, 5, 6)' <<<"$out"
 }
 
 tap_generation_control() {
@@ -558,6 +572,12 @@ for v in $pg_versions; do
 		*" t/108_peer_flood.pl "*)
 			suite "TAP positive control: t/108 against a Raft gate with no room for members must fail" \
 				tap_peergate_control
+			;;
+		esac
+		case " ${TESTS:-t/112_membership.pl} " in
+		*" t/112_membership.pl "*)
+			suite "TAP positive control: t/112 with a member remove that does not refuse quorum loss must fail" \
+				tap_quorum_control
 			;;
 		esac
 		case " ${TESTS:-t/002_sidecar_down.pl} " in

@@ -152,6 +152,25 @@ $(TSORACLED_BROKEN): $(BUILD)/control/tsoracled-broken-%: $(SIDECAR_OBJS) $(BUIL
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)
 unit: $(TSORACLED_BROKEN)
 
+# tsoracled-broken-quorum, t/112_membership.pl's positive control
+# (scripts/test.sh): member remove does not refuse a removal that would
+# leave no quorum of the members that are up. The refusal is inside
+# member_remove, so not a --wrap: the build copies sidecar/member.c with
+# that refusal patched out (the pattern must match, or the build stops) and
+# links the daemon with it in place of member.o. Never installed.
+$(BUILD)/control/member_broken_quorum.c: sidecar/member.c
+	@mkdir -p $(dir $@)
+	perl -0pe 's/if \(!force\) \{/if (!force && BROKEN_QUORUM_REFUSAL) {/ or die "planted bug: the quorum refusal of member_remove was not found\n"' $< > $@ || \
+		{ rm -f $@; exit 1; }
+
+$(BUILD)/control/member_broken_quorum.o: $(BUILD)/control/member_broken_quorum.c
+	$(SC_CC) $(SC_CFLAGS) -DBROKEN_QUORUM_REFUSAL=0 -c -o $@ $<
+
+$(BUILD)/control/tsoracled-broken-quorum: $(filter-out $(BUILD)/sidecar/member.o,$(SIDECAR_OBJS)) \
+		$(BUILD)/control/member_broken_quorum.o $(LIB)
+	$(SC_CC) -o $@ $^ $(SC_LIBS)
+unit: $(BUILD)/control/tsoracled-broken-quorum
+
 # ---- test only: a writer of raw Raft commands (test/fsm/raft_append.c) ---
 # For t/120_fsm_refusals.pl: appends commands tsoracled would never propose
 # to a real data directory, through libraft's uv I/O. Never installed.
