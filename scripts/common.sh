@@ -214,10 +214,11 @@ stop_dir() {
 # cluster in DIR/node{1,2,3}: member i has PostgreSQL on PG_BASE+i, Raft on
 # RAFT_BASE+i, client TCP on CLIENT_BASE+i, a config file
 # DIR/nodeI/tsoracled.conf (plus the extra lines given, NODE standing for
-# DIR/nodeI), and its logs. Members listen on 127.0.0.1, or, when
-# CLUSTER_NETNS is set, on ${CLUSTER_IP_PREFIX}i inside network namespace
-# ${CLUSTER_NETNS}i. Starts what is not running; returns once all three
-# serve SQL (PostgreSQL always runs in this namespace, on 127.0.0.1).
+# DIR/nodeI, and member i's own lines in CLUSTER_CONF_i), and its logs.
+# Members listen on 127.0.0.1, or, when CLUSTER_NETNS is set, on
+# ${CLUSTER_IP_PREFIX}i inside network namespace ${CLUSTER_NETNS}i. Starts
+# what is not running; returns once all three serve SQL (PostgreSQL always
+# runs in this namespace, on 127.0.0.1).
 member_ip() { # the address of member $1
 	if [ -n "${CLUSTER_NETNS:-}" ]; then echo "$CLUSTER_IP_PREFIX$1"; else echo 127.0.0.1; fi
 }
@@ -256,8 +257,10 @@ cluster_up() {
 			if [ -n "${CLUSTER_METRICS_BASE:-}" ]; then
 				echo "metrics-address = 127.0.0.1:$((CLUSTER_METRICS_BASE + i))"
 			fi
-			local line
+			local line own=CLUSTER_CONF_$i
 			for line in "$@"; do echo "${line//NODE/$node}"; done
+			# lines for this member only (CLUSTER_CONF_1 .. _3)
+			[ -z "${!own:-}" ] || echo "${!own//NODE/$node}"
 		} | as_pg tee "$node/tsoracled.conf" >/dev/null
 		start_sidecar "$node" "$node/tsoracled.conf" "${CLUSTER_NETNS:+$CLUSTER_NETNS$i}"
 	done

@@ -21,14 +21,24 @@
 #   partition    the leader is cut from the other members (its PostgreSQL
 #                still reaches it over the unix socket) for longer than an
 #                election timeout, then the network heals
+#   partition-lease
+#                the partition, with the leader's election timeout 10 times
+#                the others' (LEASE_LEADER_ELECTION_MS): before each cut,
+#                leadership is handed to member 1 (transfer-leader), the
+#                only member with that timeout, so that the cut-off leader
+#                goes on believing it leads (libraft steps a leader down
+#                one to two of its own election timeouts after it last
+#                heard a majority) while the others elect a successor
+#                within 0.3-0.6 s. The lease is then all that keeps the
+#                old leader from serving beside its successor (below).
 #   none         no faults (a baseline)
 #
-# For partition, each sidecar runs in a network namespace of its own
-# (tsn<pid>-1..3, addresses 10.213.77.1-3 on a bridge in namespace
-# tsh<pid>, <pid> this script's process id, all made here and removed at
-# the end): cutting the leader's link in the hub is a real partition of the
-# Raft and forwarding traffic, while PostgreSQL, in the root namespace,
-# keeps talking to its sidecar through the file system. Only these
+# For partition and partition-lease, each sidecar runs in a network
+# namespace of its own (tsn<pid>-1..3, addresses 10.213.77.1-3 on a bridge
+# in namespace tsh<pid>, <pid> this script's process id, all made here and
+# removed at the end): cutting the leader's link in the hub is a real
+# partition of the Raft and forwarding traffic, while PostgreSQL, in the
+# root namespace, keeps talking to its sidecar through the file system. Only these
 # namespaces' own addresses are used, so runs at once do not meet, and a
 # run deletes no namespace but its own.
 #
@@ -60,6 +70,26 @@
 # NEMESIS_DIR, where the run's files go (default: a new directory
 # /tmp/tsoracle-nemesis.XXXXXX).
 #
+# Why the real daemon passes partition-lease: every member's lease (200 ms)
+# is shorter than every member's election timeout (tsoracled refuses
+# otherwise, sidecar/config.c). The cut-off leader serves only until its
+# last committed proposal's time + lease (alloc.c, I4); at least one voter
+# of its successor acknowledged that proposal, and libraft's voters refuse
+# their vote for an election timeout after they last heard a leader, so no
+# successor wins before that lease has ended; the successor then waits
+# lease * (1 + drift) more before it serves (I4). The positive control
+# (scripts/test.sh, nemesis_lease_control) needs a lease longer than the
+# followers' election timeout, which the configuration refuses:
+# build/control/tsoracled-broken-lease (test/broken/long_lease.c, a 2.5 s lease
+# on every member, and broken_lease.c, a new leader that skips the wait)
+# must show violations here: the old leader serves its PostgreSQL's clients
+# from its window, below the fence its successor already serves above. The
+# same lease with the wait (build/control/tsoracled-long-lease) must not:
+# there the wait alone keeps the order. (The clock check stops a cut-off
+# leader too, about 3 s after the cut, when the others' clock readings it
+# holds have aged out, include/tsoracle.h "clock sanity": the test lease
+# ends before that.)
+#
 # Exit status: 0 no violation; 1 violations (the checker's, or a backward
 # grant in a PostgreSQL log); 2 setup error; 3 the run tested too little
 # (fewer successful calls than the floor, fewer faults than planned, a
@@ -70,7 +100,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-nemesis=${1:?usage: $0 kill|stop|restart-all|clock|clock-kill|handover|partition|none SECONDS [CLIENTS]}
+nemesis=${1:?usage: $0 kill|stop|restart-all|clock|clock-kill|handover|partition|partition-lease|none SECONDS [CLIENTS]}
 seconds=${2:?usage: $0 NEMESIS SECONDS [CLIENTS]}
 clients=${3:-4}
 NEMESIS_DIR=${NEMESIS_DIR:-$(mktemp -d /tmp/tsoracle-nemesis.XXXXXX)}
@@ -83,12 +113,27 @@ CLOCK_KILL_JUMP_MS=4000
 CLOCK_HOLD_S=5
 CALM_S=2             # normal operation between two faults
 PARTITION_HOLD_S=5   # > election timeout + lease wait: the majority serves
+# partition-lease: member 1's election timeout, ms: 10 x the default 300, so
+# the cut-off leader (member 1) steps down 3-6 s after the cut, while the
+# others elect within 0.3-0.6 s; above any lease a test build gives
+# (test/broken/long_lease.c, 2.5 s), so the lease, not the step-down, ends
+# the old leader's service
+LEASE_LEADER_ELECTION_MS=3000
+# partition-lease's cut, s: > the election, plus the 2.75 s wait of a
+# successor with the test builds' 2.5 s lease, with room for a slow election
+PARTITION_LEASE_HOLD_S=7
+# partition-lease: how long to keep asking for member 1 to lead, s. After a
+# heal the leader refuses it as a target until it has measured member 1's
+# clock again (max-clock-offset; up to 4 s seen), so it is asked again
+# every TRANSFER_RETRY_S.
+TRANSFER_LIMIT_S=20
+TRANSFER_RETRY_S=0.2
 NEW_LEADER_LIMIT_S=10 # a cut leader's successor serves within this (it takes about 1 s)
 # Nominal length of one fault, s (its holds, plus about 2 s of elections,
 # restarts and waits): the plan is the number of faults that fit the run.
 declare -A FAULT_S=([kill]=3 [stop]=$((STOP_HOLD_S + 1)) [restart-all]=4
 	[clock]=$((2 * CLOCK_HOLD_S + 1)) [clock-kill]=$((CALM_S + 3)) [handover]=3
-	[partition]=$((PARTITION_HOLD_S + 2)) [none]=0)
+	[partition]=$((PARTITION_HOLD_S + 2)) [partition-lease]=$((PARTITION_LEASE_HOLD_S + 3)) [none]=0)
 NETNS=tsn$$-  # member i runs in namespace ${NETNS}i
 HUB=tsh$$
 VETH=tsv$$-   # member i's link in the hub (<= 15 characters)
@@ -108,6 +153,8 @@ if [ "${NEMESIS_GUARD:-off}" != on ]; then
 	pg_conf="tsoracle.refuse_backward_grants = off${pg_conf:+
 $pg_conf}"
 fi
+
+partitioned() { [ "$nemesis" = partition ] || [ "$nemesis" = partition-lease ]; }
 
 log() { printf '%s nemesis: %s\n' "$(date +%T.%3N)" "$*" | tee -a "$NEMESIS_DIR/nemesis.log"; }
 node_dir() { echo "$NEMESIS_DIR/node$1"; }
@@ -259,6 +306,27 @@ net_down() { # this run's namespaces only (their names hold its pid)
 	ip netns del "$HUB" 2>/dev/null || true
 }
 
+# partition-lease: makes member 1 (the one with the long election timeout)
+# the serving leader, by transfer-leader on the leader when another leads.
+lead_member1() {
+	local l out refused=0 until=$((SECONDS + TRANSFER_LIMIT_S))
+	while [ $SECONDS -lt $until ]; do
+		l=$(wait_leader) || return 1
+		[ "$l" != 1 ] || return 0
+		if out=$("$SIDECAR_BINDIR/tsoracle-ctl" --address "$(node_dir "$l")/tsoracled.sock" --timeout 5000 \
+			transfer-leader 1 2>&1); then
+			log "transfer-leader from node $l to node 1: $out"
+			wait_leader "$NEW_LEADER_LIMIT_S" 1 >/dev/null && return 0
+		else
+			# logged once: it is refused until member 1's clock is measured again
+			[ $((refused++)) -gt 0 ] || log "transfer-leader from node $l to node 1 refused, asking again: $out"
+			sleep "$TRANSFER_RETRY_S"
+		fi
+	done
+	log "node 1 did not come to lead within ${TRANSFER_LIMIT_S}s"
+	return 1
+}
+
 # One fault; returns when it is undone. Counts it in faults (injected),
 # cuts and new_leaders (a cut of the leader, and whether another member led
 # and served during it), skipped (no leader to act on).
@@ -335,6 +403,18 @@ act() {
 		log "partition healed"
 		wait_ready "$(node_dir "$l")/tsoracled.sock" 30 && log "node $l serves again"
 		;;
+	partition-lease)
+		lead_member1 || { skip_fault "member 1 could not be made leader"; return 0; }
+		log "partition: the leader, node 1, is cut from the others for ${PARTITION_LEASE_HOLD_S}s"
+		t0=$EPOCHREALTIME
+		ip -n "$HUB" link set "${VETH}1" down
+		faults=$((faults + 1))
+		expect_new_leader 1 "$PARTITION_LEASE_HOLD_S"
+		sleep_rest "$t0" "$PARTITION_LEASE_HOLD_S"
+		ip -n "$HUB" link set "${VETH}1" up
+		log "partition healed"
+		wait_ready "$(node_dir 1)/tsoracled.sock" 30 && log "node 1 serves again"
+		;;
 	handover)
 		l=$(wait_leader) || { skip_fault "no serving leader to hand over"; return 0; }
 		handovers=$((${handovers:-0} + 1))
@@ -385,7 +465,7 @@ stop_everything() {
 		[ -n "$(node_pid "$i")" ] && kill -CONT "$(node_pid "$i")" 2>/dev/null || true
 		stop_dir "$(node_dir "$i")" >/dev/null 2>&1 || true
 	done
-	[ "$nemesis" != partition ] || net_down
+	! partitioned || net_down
 	[ -z "${port_reserved:-}" ] || rm -f "$port_reserved"
 }
 
@@ -403,7 +483,7 @@ prepare_dir "$NEMESIS_DIR"
 trap stop_everything EXIT
 reserve_ports
 as_pg touch "$NEMESIS_DIR/nemesis.log"
-if [ "$nemesis" = partition ]; then
+if partitioned; then
 	net_up
 	export CLUSTER_NETNS=$NETNS CLUSTER_IP_PREFIX=$NET_PREFIX
 fi
@@ -414,6 +494,7 @@ fi
 # clock nemesis keeps the default: the check is what it meets.
 extra_conf=("clock-offset-file = NODE/clock-offset")
 [ "$nemesis" = clock-kill ] && extra_conf+=("max-clock-offset = $((CLOCK_KILL_JUMP_MS * 2))")
+[ "$nemesis" != partition-lease ] || export CLUSTER_CONF_1="election-timeout = $LEASE_LEADER_ELECTION_MS"
 PG_EXTRA_CONF=$pg_conf cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "${extra_conf[@]}"
 check_pg_conf
 min_ok=${NEMESIS_MIN_OK:-$((MIN_OK_PER_SESSION_S * 3 * clients * seconds))}

@@ -193,6 +193,7 @@ stage() {
 	cp $b/control/tsoracled-broken-startfloor $b/control/tsoracled-broken-floor "$STAGE/bin/"
 	cp $b/control/tsoracled-broken-peergate "$STAGE/bin/"
 	cp $b/control/tsoracled-broken-quorum "$STAGE/bin/"
+	cp $b/control/tsoracled-long-lease $b/control/tsoracled-broken-lease "$STAGE/bin/"
 	old_daemon && cp "build/old/tsoracled-$OLD_REF" "$STAGE/bin/tsoracled-old"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	cp docs/postgres_exporter.yml "$STAGE/bin/" # t/140_metrics.pl runs its query
@@ -454,6 +455,30 @@ nemesis_fence_control() {
 		SIDECAR_BIN="$STAGE/bin/tsoracled-broken-fence" scripts/nemesis.sh clock-kill 10 2
 }
 
+# The lease, at process level (scripts/nemesis.sh partition-lease: before
+# each cut, leadership goes to member 1, whose election timeout is 10 times
+# the others', so that the cut-off leader goes on believing it leads while
+# the others elect a successor). The real daemon, whose lease is shorter
+# than any election timeout, must keep the order (the argument is in
+# nemesis.sh); so must tsoracled-long-lease, whose 2.5 s lease outlasts the
+# election (test/broken/long_lease.c), where only the new leader's wait
+# keeps the order; and tsoracled-broken-lease, the same without the wait
+# (test/broken/broken_lease.c), must show violations: the old leader's
+# PostgreSQL clients get values below those its successor already handed
+# out. 15 s: one cut of the leader planned (one or two made), 30-50 s each
+# with start and stop.
+nemesis_partition_lease() {
+	NEMESIS_DIR=$STAGE/nemesis-lease scripts/nemesis.sh partition-lease 15 2
+}
+nemesis_long_lease() {
+	NEMESIS_DIR=$STAGE/nemesis-long-lease SIDECAR_BIN="$STAGE/bin/tsoracled-long-lease" \
+		scripts/nemesis.sh partition-lease 15 2
+}
+nemesis_lease_control() {
+	nemesis_expect_violations NEMESIS_DIR="$STAGE/nemesis-lease-control" \
+		SIDECAR_BIN="$STAGE/bin/tsoracled-broken-lease" scripts/nemesis.sh partition-lease 15 2
+}
+
 # A run too short for the fault it plans (partition: one, 7 s nominal, in
 # a 3 s run) injects none, and nemesis.sh must fail it as a run that tested
 # too little (exit 3), not pass it.
@@ -603,6 +628,11 @@ if [ -z "${SKIP_NEMESIS:-}" ]; then
 	suite "nemesis: positive control (planted bug, 8 s)" nemesis_control
 	suite "nemesis: positive control (fence disabled, clock-kill, 10 s)" nemesis_fence_control
 	suite "nemesis: positive control (a run that injected nothing fails, 3 s)" nemesis_too_little_control
+	suite "nemesis: partition-lease of the real daemon (checker, 15 s)" nemesis_partition_lease
+	suite "nemesis: partition-lease, a lease longer than the election timeout, the wait kept (15 s)" \
+		nemesis_long_lease
+	suite "nemesis: positive control (the new leader skips the lease wait, partition-lease, 15 s)" \
+		nemesis_lease_control
 fi
 
 echo

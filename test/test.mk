@@ -171,6 +171,23 @@ $(BUILD)/control/tsoracled-broken-quorum: $(filter-out $(BUILD)/sidecar/member.o
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
 unit: $(BUILD)/control/tsoracled-broken-quorum
 
+# The process-level lease control (scripts/nemesis.sh partition-lease):
+# test/broken/long_lease.c gives every member a lease longer than the
+# election timeout, which tsoracled's configuration refuses, so that the
+# new-leader wait is the only thing between a cut-off leader still within
+# its lease and its successor. tsoracled-long-lease (the real wait) must
+# pass that nemesis; tsoracled-broken-lease adds broken_lease.c (a new
+# leader skips the wait, the same planted bug as test_alloc_broken_lease and
+# sim_broken_lease) and must fail it. Never installed.
+$(BUILD)/control/tsoracled-long-lease: $(SIDECAR_OBJS) $(BUILD)/test/broken/long_lease.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) -Wl,--wrap=ta_init -o $@ $^ $(SC_LIBS)
+$(BUILD)/control/tsoracled-broken-lease: $(SIDECAR_OBJS) $(BUILD)/test/broken/long_lease.o \
+		$(BUILD)/test/broken/broken_lease.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(SC_CC) -Wl,--wrap=ta_init -Wl,--wrap=ta_lead_begin -o $@ $^ $(SC_LIBS)
+unit: $(BUILD)/control/tsoracled-long-lease $(BUILD)/control/tsoracled-broken-lease
+
 # ---- test only: a writer of raw Raft commands (test/fsm/raft_append.c) ---
 # For t/120_fsm_refusals.pl: appends commands tsoracled would never propose
 # to a real data directory, through libraft's uv I/O. Never installed.

@@ -28,5 +28,7 @@ void __wrap_ta_set_start_floor(ta_alloc *a, uint64_t floor_ms, uint64_t slack_ms
 void __wrap_ta_raise_floor(ta_alloc *a, uint64_t floor_ms);
 const char *__wrap_peer_gate_judge(const peer_pending *p, bool member_host, const char *host, char *why,
 				   size_t whylen);
+void __real_ta_init(ta_alloc *a, const ta_config *cfg);
+void __wrap_ta_init(ta_alloc *a, const ta_config *cfg);
 
 #endif /* TSORACLE_BROKEN_WRAP_H */
