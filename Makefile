@@ -49,7 +49,7 @@ EXTENSION = tsoracle
 MODULE_big = tsoracle
 OBJS = src/tsoracle.o src/ring.o src/worker.o src/worker_conn.o \
 	src/worker_addr.o src/worker_trust.o src/funcs.o src/decode.o src/status.o common/proto.o \
-	src/worker_tls.o common/tls.o common/tlsio.o
+	src/worker_tls.o common/tls.o common/tlsio.o common/addr.o
 # Every install and upgrade script (as pgvector does), named relative to
 # the checkout so that an out-of-tree build finds them too.
 DATA = $(patsubst $(TSO_SRCDIR)/%,%,$(wildcard $(TSO_SRCDIR)/sql/*--*.sql))
@@ -83,8 +83,9 @@ $(shell mkdir -p $(sort $(dir $(OBJS))))
 endif
 # The protocol codec and the TLS layer are linked into the module as well:
 # their tp_*, tls_* and tlsio_* symbols stay private to it, like the
-# extension's own (TSO_PRIVATE, src/compat.h).
-common/proto.o common/tls.o common/tlsio.o: CFLAGS += -fvisibility=hidden
+# extension's own (TSO_PRIVATE, src/compat.h); so is the address parser
+# (common/addr.c) that tsoracle.sidecar_address shares with tsoracled.
+common/proto.o common/tls.o common/tlsio.o common/addr.o: CFLAGS += -fvisibility=hidden
 # PGXS tracks no header dependencies (without --enable-depend): every
 # object depends on every header of the extension and of common/, so that
 # a changed struct (common/proto.h's status, say) never leaves an object

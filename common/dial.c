@@ -15,9 +15,10 @@
 
 #include <openssl/err.h>
 
+#include "addr.h"
 #include "tls.h"
 
-#define DIAL_HOST_SIZE 256
+#define DIAL_WHY_SIZE  256
 #define DIAL_MS_PER_S  1000
 #define DIAL_NS_PER_MS 1000000
 
@@ -49,25 +50,14 @@ static int dial_unix(const char *path, const char *address, char *err, size_t er
 	return fd;
 }
 
-static int dial_tcp(const char *hostport, const char *address, char *err, size_t errlen)
+static int dial_tcp(const tp_addr *a, const char *address, char *err, size_t errlen)
 {
-	char host[DIAL_HOST_SIZE];
-	const char *colon = strrchr(hostport, ':');
-	size_t hlen = colon ? (size_t)(colon - hostport) : 0;
 	struct addrinfo hints, *res;
 	int one = 1, fd, rv;
 
-	if (colon == NULL || hlen == 0 || hlen >= sizeof host)
-		return dial_fail(err, errlen, "address", address, "neither a socket path nor host:port");
-	memcpy(host, hostport, hlen);
-	host[hlen] = '\0';
-	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
-		memmove(host, host + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-	}
 	memset(&hints, 0, sizeof hints);
 	hints.ai_socktype = SOCK_STREAM;
-	rv = getaddrinfo(host, colon + 1, &hints, &res);
+	rv = getaddrinfo(a->host, a->port, &hints, &res);
 	if (rv != 0)
 		return dial_fail(err, errlen, "could not resolve", address, gai_strerror(rv));
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -86,24 +76,20 @@ static int dial_tcp(const char *hostport, const char *address, char *err, size_t
 
 int tp_dial(const char *address, char *err, size_t errlen)
 {
-	const char *a = address;
+	tp_addr a;
+	char why[DIAL_WHY_SIZE];
 
-	if (strncmp(a, "unix:", 5) == 0)
-		a += 5;
-	else if (strncmp(a, "tcp:", 4) == 0)
-		a += 4;
-	return a[0] == '/' ? dial_unix(a, address, err, errlen) : dial_tcp(a, address, err, errlen);
+	if (tp_addr_parse(address, TP_ADDR_CLIENT, &a, why, sizeof why) != 0)
+		return dial_fail(err, errlen, "address", address, why);
+	return a.kind == TP_ADDR_UNIX ? dial_unix(a.path, address, err, errlen)
+				      : dial_tcp(&a, address, err, errlen);
 }
 
 bool tp_dial_is_tcp(const char *address)
 {
-	const char *a = address;
+	tp_addr a;
 
-	if (strncmp(a, "unix:", 5) == 0)
-		return false;
-	if (strncmp(a, "tcp:", 4) == 0)
-		a += 4;
-	return a[0] != '/';
+	return tp_addr_parse(address, TP_ADDR_CLIENT, &a, NULL, 0) == 0 && a.kind == TP_ADDR_TCP;
 }
 
 static long dial_now_ms(void)

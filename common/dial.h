@@ -10,14 +10,16 @@
 
 /*
  * Connects to address: a unix socket path ("/path" or "unix:/path") or
- * "host:port" ("tcp:host:port", "[v6]:port"; TCP_NODELAY set). Returns the
+ * "host:port" ("tcp:host:port", "[v6]:port"; TCP_NODELAY set), as
+ * common/addr.h parses it (TP_ADDR_CLIENT). Returns the
  * socket (blocking, close-on-exec), or -1 with a message in err.
  * tsoracle-ctl and the benchmark use it; the extension's worker connects
  * without blocking, inside PostgreSQL, and has its own.
  */
 int tp_dial(const char *address, char *err, size_t errlen);
 
-/* Whether address names a TCP address (else a unix socket path). */
+/* Whether address is a valid TCP address (else a unix socket path, or
+ * not an address at all). */
 bool tp_dial_is_tcp(const char *address);
 
 /*

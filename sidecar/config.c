@@ -13,13 +13,13 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "addr.h"
 #include "err.h"
 #include "log.h"
 
 #define CFG_LINE_SIZE       1024
 #define CFG_FILE_MAX        (1024 * 1024) /* bytes: a config file is a few lines */
-#define CFG_PORT_MAX        65535
-#define CFG_MS_MAX          3600000u /* any timing above an hour is a typo */
+#define CFG_MS_MAX          3600000u      /* any timing above an hour is a typo */
 #define CFG_COUNT_MAX       100000000u
 /* max-connections: a million open files is more than any host allows. */
 #define CFG_CONNECTIONS_MAX 1000000u
@@ -184,39 +184,15 @@ static const cfg_option *cfg_find(const char *name)
 	return NULL;
 }
 
-/* Parses "IP:PORT" (IPv4 or [IPv6]); the Raft transport needs a literal IP. */
+/* "IP:PORT" or "[IPv6]:PORT" (common/addr.h, TP_ADDR_IP_PORT): the Raft
+ * transport needs a literal IP; what names the setting in the message. */
 static int cfg_check_ip_port(const char *what, const char *text, char *err, size_t errlen)
 {
-	char host[CFG_ADDR_SIZE];
-	const char *colon = strrchr(text, ':');
-	unsigned char bin[sizeof(struct in6_addr)];
-	char *end;
-	unsigned long port;
-	size_t hlen;
+	tp_addr a;
+	char why[CFG_ERR_SIZE];
 
-	if (colon == NULL || colon == text)
-		return err_set(err, errlen, "%s \"%s\" is not of the form IP:PORT", what, text);
-	hlen = (size_t)(colon - text);
-	if (hlen >= sizeof host)
-		return err_set(err, errlen, "%s \"%s\" is too long", what, text);
-	memcpy(host, text, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port == 0 || port > CFG_PORT_MAX)
-		return err_set(err, errlen, "%s \"%s\": port must be a number from 1 to %d", what, text,
-			       CFG_PORT_MAX);
-	if (inet_pton(AF_INET, host, bin) != 1) {
-		if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
-			host[hlen - 1] = '\0';
-			if (inet_pton(AF_INET6, host + 1, bin) == 1)
-				return 0;
-		}
-		return err_set(
-		    err, errlen,
-		    "%s \"%s\": \"%s\" is not an IP address (a literal IPv4 or [IPv6] address is required)",
-		    what, text, host);
-	}
+	if (tp_addr_parse(text, TP_ADDR_IP_PORT, &a, why, sizeof why) != 0)
+		return err_set(err, errlen, "%s \"%s\": %s", what, text, why);
 	return 0;
 }
 
@@ -735,34 +711,9 @@ int cfg_member_raft_address(const char *addr, struct sockaddr_storage *ss)
 
 int cfg_sockaddr(const char *addr, struct sockaddr_storage *ss)
 {
-	char host[CFG_ADDR_SIZE];
-	const char *colon = strrchr(addr, ':');
-	size_t hlen;
-	long port;
+	tp_addr a;
 
-	if (colon == NULL || colon == addr)
+	if (tp_addr_parse(addr, TP_ADDR_IP_PORT, &a, NULL, 0) != 0)
 		return -1;
-	hlen = (size_t)(colon - addr);
-	if (hlen >= sizeof host)
-		return -1;
-	memcpy(host, addr, hlen);
-	host[hlen] = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (port <= 0 || port > CFG_PORT_MAX)
-		return -1;
-	memset(ss, 0, sizeof *ss);
-	if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		host[hlen - 1] = '\0';
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		return inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1 ? 0 : -1;
-	} else {
-		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		return inet_pton(AF_INET, host, &in4->sin_addr) == 1 ? 0 : -1;
-	}
+	return tp_addr_sockaddr(&a, ss) > 0 ? 0 : -1;
 }

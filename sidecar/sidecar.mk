@@ -19,10 +19,10 @@ LIB_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB = $(BUILD)/libtsoracle.a
 
 SIDECAR_SRCS = $(filter-out sidecar/ctl.c $(LIB_SRCS),$(wildcard sidecar/*.c)) common/proto.c common/tls.c \
-	common/tlsio.c
+	common/tlsio.c common/addr.c
 SIDECAR_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(SIDECAR_SRCS))
 CTL_OBJS = $(BUILD)/sidecar/ctl.o $(BUILD)/sidecar/config.o $(BUILD)/sidecar/err.o $(BUILD)/sidecar/log.o \
-	$(BUILD)/common/dial.o $(BUILD)/common/proto.o $(BUILD)/common/tls.o
+	$(BUILD)/common/dial.o $(BUILD)/common/proto.o $(BUILD)/common/tls.o $(BUILD)/common/addr.o
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -13,32 +13,18 @@
 #include <sys/un.h>
 
 #include "compat.h"
+#include "addr.h"
 
 /* Upper bound of tsoracle.max_inflight: requests pipelined at once. */
 #define WORKER_MAX_INFLIGHT_LIMIT	64
 
-/* Longest TCP host name or address, and port, kept (bytes, with NUL). */
-#define WORKER_HOST_LEN		256
-#define WORKER_PORT_LEN		8
-
-typedef enum WorkerAddressKind
-{
-	WORKER_ADDR_UNIX,
-	WORKER_ADDR_TCP
-} WorkerAddressKind;
-
-/* A parsed tsoracle.sidecar_address. */
-typedef struct WorkerAddress
-{
-	WorkerAddressKind kind;
-	char		path[sizeof(((struct sockaddr_un *) 0)->sun_path)];	/* unix */
-	char		host[WORKER_HOST_LEN];	/* tcp, without brackets */
-	char		port[WORKER_PORT_LEN];	/* tcp, decimal */
-} WorkerAddress;
+/* A parsed tsoracle.sidecar_address (common/addr.h, TP_ADDR_CLIENT). */
+typedef tp_addr WorkerAddress;
 
 /*
  * Parses a sidecar address: "/abs/path" or "unix:/abs/path" (unix socket),
- * "host:port", "tcp:host:port", "[v6addr]:port" (TCP). On failure writes a
+ * "host:port", "tcp:host:port", "[v6addr]:port" (TCP), with the parser
+ * tsoracled and tsoracle-ctl use (common/addr.c). On failure writes a
  * full-sentence reason to err and returns false. Pure: no I/O, no DNS.
  */
 extern TSO_PRIVATE bool worker_parse_address(const char *text, WorkerAddress *addr,

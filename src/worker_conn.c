@@ -70,14 +70,14 @@ worker_attempt(void)
 		return;
 	}
 	/* plaintext leaves this host only over loopback (worker_tls.c) */
-	if (ws->addr.kind == WORKER_ADDR_TCP && ws->tls_ctx == NULL &&
+	if (ws->addr.kind == TP_ADDR_TCP && ws->tls_ctx == NULL &&
 		!worker_tls_check_plaintext(err, sizeof(err)))
 	{
 		worker_fail("%s", err);
 		return;
 	}
 	/* who could have put the socket there (worker_trust.c) */
-	if (ws->addr.kind == WORKER_ADDR_UNIX &&
+	if (ws->addr.kind == TP_ADDR_UNIX &&
 		!worker_check_socket_path(ws->addr.path, ws->sidecar_user, err,
 								  sizeof(err)))
 	{
@@ -104,7 +104,7 @@ worker_resolve(char *err, size_t errlen)
 	int			rc;
 
 	ws->ntargets = 0;
-	if (ws->addr.kind == WORKER_ADDR_UNIX)
+	if (ws->addr.kind == TP_ADDR_UNIX)
 	{
 		WorkerTarget *t = &ws->targets[0];
 		struct sockaddr_un *sun = (struct sockaddr_un *) &t->sa;
@@ -161,7 +161,7 @@ worker_target_name(char *buf, size_t len)
 {
 	const WorkerTarget *t = &ws->targets[ws->target];
 
-	if (ws->addr.kind == WORKER_ADDR_TCP && strcmp(t->desc, ws->addr.host) != 0)
+	if (ws->addr.kind == TP_ADDR_TCP && strcmp(t->desc, ws->addr.host) != 0)
 		snprintf(buf, len, "\"%s\" (%s)", ws->address, t->desc);
 	else
 		snprintf(buf, len, "\"%s\"", ws->address);
@@ -286,14 +286,14 @@ worker_start_handshake(void)
 	 * Who listens on a unix socket (worker_trust.c): checked before a byte
 	 * is sent or read, so nothing an untrusted process says is believed.
 	 */
-	if (ws->addr.kind == WORKER_ADDR_UNIX &&
+	if (ws->addr.kind == TP_ADDR_UNIX &&
 		!worker_check_socket_peer(ws->sock, ws->addr.path, ws->sidecar_user,
 								  err, sizeof(err)))
 	{
 		worker_fail("%s", err);
 		return;
 	}
-	if (ws->addr.kind == WORKER_ADDR_TCP && ws->tls_ctx != NULL &&
+	if (ws->addr.kind == TP_ADDR_TCP && ws->tls_ctx != NULL &&
 		!worker_tls_begin(err, sizeof(err)))
 	{
 		worker_fail("%s", err);
@@ -537,7 +537,7 @@ worker_want_write(void)
 static const char *
 worker_plaintext_hint(void)
 {
-	if (ws->addr.kind == WORKER_ADDR_TCP && ws->tls == NULL &&
+	if (ws->addr.kind == TP_ADDR_TCP && ws->tls == NULL &&
 		ws->conn == WORKER_HANDSHAKE)
 		return " (if its client-tcp runs TLS, set tsoracle.tls_ca, tsoracle.tls_cert and tsoracle.tls_key)";
 	return "";

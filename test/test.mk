@@ -207,7 +207,7 @@ $(BUILD)/bench/bench.o: test/bench/bench.c
 	$(SC_CC) $(SC_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tsoracle-bench: $(BUILD)/bench/bench.o $(BUILD)/common/proto.o $(BUILD)/common/dial.o \
-		$(BUILD)/common/tls.o
+		$(BUILD)/common/tls.o $(BUILD)/common/addr.o
 	$(SC_CC) -o $@ $^ -lpthread -lssl -lcrypto
 
 all: $(BUILD)/tsoracle-bench
