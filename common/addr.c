@@ -3,29 +3,16 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "err.h"
 
 /* Plain C, no locale (isalnum would follow the server's): the extension
  * links this file too, and runs it in a check hook in any backend. */
 #define ADDR_UNIX_PREFIX "unix:"
 #define ADDR_TCP_PREFIX  "tcp:"
-
-static int addr_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int addr_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static bool addr_name_char(char ch)
 {
@@ -38,13 +25,13 @@ static int addr_unix(const char *path, tp_addr *a, char *err, size_t errlen)
 	size_t len = strlen(path);
 
 	if (path[0] != '/')
-		return addr_fail(err, errlen,
-				 "a unix socket path must be absolute, for example "
-				 "\"unix:/run/tsoracle/tsoracled.sock\"");
+		return err_set(err, errlen,
+			       "a unix socket path must be absolute, for example "
+			       "\"unix:/run/tsoracle/tsoracled.sock\"");
 	if (len >= sizeof a->path)
-		return addr_fail(err, errlen,
-				 "the unix socket path is %zu bytes long; at most %zu bytes are allowed", len,
-				 sizeof a->path - 1);
+		return err_set(err, errlen,
+			       "the unix socket path is %zu bytes long; at most %zu bytes are allowed", len,
+			       sizeof a->path - 1);
 	a->kind = TP_ADDR_UNIX;
 	memcpy(a->path, path, len + 1);
 	return 0;
@@ -60,11 +47,11 @@ static int addr_port(const char *port, tp_addr *a, char *err, size_t errlen)
 	for (p = port; *p >= '0' && *p <= '9' && n <= TP_ADDR_PORT_MAX; p++)
 		n = n * 10 + (unsigned long)(*p - '0');
 	if (port[0] == '\0' || *p != '\0' || n < 1 || n > TP_ADDR_PORT_MAX)
-		return addr_fail(err, errlen, "the port must be a number between 1 and %d", TP_ADDR_PORT_MAX);
+		return err_set(err, errlen, "the port must be a number between 1 and %d", TP_ADDR_PORT_MAX);
 	if (port[0] == '0')
-		return addr_fail(err, errlen,
-				 "the port must be a number between 1 and %d, without a leading zero",
-				 TP_ADDR_PORT_MAX);
+		return err_set(err, errlen,
+			       "the port must be a number between 1 and %d, without a leading zero",
+			       TP_ADDR_PORT_MAX);
 	a->port_number = (uint16_t)n;
 	snprintf(a->port, sizeof a->port, "%lu", n);
 	return 0;
@@ -107,8 +94,7 @@ static int addr_tcp(const char *text, tp_addr_mode mode, tp_addr *a, char *err, 
 		const char *close = strchr(text, ']');
 
 		if (close == NULL || close[1] != ':')
-			return addr_fail(err, errlen,
-					 "an IPv6 address must be written as \"[address]:port\"");
+			return err_set(err, errlen, "an IPv6 address must be written as \"[address]:port\"");
 		host = text + 1;
 		hostlen = (size_t)(close - host);
 		port = close + 2;
@@ -117,35 +103,35 @@ static int addr_tcp(const char *text, tp_addr_mode mode, tp_addr *a, char *err, 
 
 		if (colon == NULL)
 			return mode == TP_ADDR_CLIENT
-				   ? addr_fail(err, errlen,
-					       "expected an absolute unix socket path (\"/path\" or "
-					       "\"unix:/path\") or "
-					       "a TCP address (\"host:port\" or \"tcp:host:port\")")
-				   : addr_fail(err, errlen, "not of the form IP:PORT (or [IPv6]:PORT)");
+				   ? err_set(err, errlen,
+					     "expected an absolute unix socket path (\"/path\" or "
+					     "\"unix:/path\") or "
+					     "a TCP address (\"host:port\" or \"tcp:host:port\")")
+				   : err_set(err, errlen, "not of the form IP:PORT (or [IPv6]:PORT)");
 		host = text;
 		hostlen = (size_t)(colon - host);
 		if (memchr(host, ':', hostlen) != NULL)
-			return addr_fail(
+			return err_set(
 			    err, errlen,
 			    "an IPv6 address must be written in brackets, for example \"[::1]:%s\"",
 			    colon + 1);
 		port = colon + 1;
 	}
 	if (hostlen == 0)
-		return addr_fail(err, errlen, "the host name is empty");
+		return err_set(err, errlen, "the host name is empty");
 	if (hostlen >= sizeof a->host)
-		return addr_fail(err, errlen, "the host name is longer than %zu bytes", sizeof a->host - 1);
+		return err_set(err, errlen, "the host name is longer than %zu bytes", sizeof a->host - 1);
 	memcpy(a->host, host, hostlen);
 	a->host[hostlen] = '\0';
 	if (bracketed) {
 		if (!addr_is_v6(a->host, mode))
-			return addr_fail(err, errlen, "\"%s\" is not an IPv6 address", a->host);
+			return err_set(err, errlen, "\"%s\" is not an IPv6 address", a->host);
 	} else {
 		for (p = a->host; *p != '\0'; p++)
 			if (!addr_name_char(*p))
-				return addr_fail(err, errlen, "the host name contains an invalid character");
+				return err_set(err, errlen, "the host name contains an invalid character");
 		if (mode == TP_ADDR_IP_PORT && inet_pton(AF_INET, a->host, bin) != 1)
-			return addr_fail(
+			return err_set(
 			    err, errlen,
 			    "\"%s\" is not an IP address (a literal IPv4 or [IPv6] address is required)",
 			    a->host);
@@ -160,7 +146,7 @@ int tp_addr_parse(const char *text, tp_addr_mode mode, tp_addr *a, char *err, si
 {
 	memset(a, 0, sizeof *a);
 	if (text == NULL || text[0] == '\0')
-		return addr_fail(err, errlen, "the address is empty");
+		return err_set(err, errlen, "the address is empty");
 	if (mode == TP_ADDR_IP_PORT)
 		return addr_tcp(text, mode, a, err, errlen);
 	if (strncmp(text, ADDR_UNIX_PREFIX, strlen(ADDR_UNIX_PREFIX)) == 0)

@@ -12,21 +12,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "err.h"
+
 #define TLS_DECIMAL_MAX 20 /* digits of the largest uint64_t */
 
 const char *const tls_daemon_names[TLS_N_SETTINGS] = {"tls-ca", "tls-cert", "tls-key", "tls-crl"};
-
-static int tls_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int tls_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* The reason OpenSSL gave for its last error ("" if none), and a clean
  * queue for the next call. */
@@ -46,7 +36,7 @@ static int tls_check_readable(const char *name, const char *path, char *err, siz
 	FILE *fp = fopen(path, "r");
 
 	if (fp == NULL)
-		return tls_err(err, errlen, "%s %s: %s", name, path, strerror(errno));
+		return err_set(err, errlen, "%s %s: %s", name, path, strerror(errno));
 	fclose(fp);
 	return 0;
 }
@@ -58,9 +48,9 @@ static int tls_check_key_mode(const char *name, const char *path, char *err, siz
 	struct stat st;
 
 	if (stat(path, &st) != 0)
-		return tls_err(err, errlen, "%s %s: %s", name, path, strerror(errno));
+		return err_set(err, errlen, "%s %s: %s", name, path, strerror(errno));
 	if ((st.st_mode & 077) != 0)
-		return tls_err(err, errlen, "%s %s can be read by group or others (mode %04o): chmod 600 %s",
+		return err_set(err, errlen, "%s %s can be read by group or others (mode %04o): chmod 600 %s",
 			       name, path, (unsigned)(st.st_mode & 07777), path);
 	return 0;
 }
@@ -75,7 +65,7 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 	ERR_clear_error();
 	if (f->ca == NULL || f->ca[0] == '\0' || f->cert == NULL || f->cert[0] == '\0' || f->key == NULL ||
 	    f->key[0] == '\0') {
-		tls_err(err, errlen, "TLS needs %s, %s and %s (scripts/certs.sh makes them)",
+		err_set(err, errlen, "TLS needs %s, %s and %s (scripts/certs.sh makes them)",
 			name[TLS_SET_CA], name[TLS_SET_CERT], name[TLS_SET_KEY]);
 		return NULL;
 	}
@@ -88,13 +78,13 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 		return NULL;
 	ctx = SSL_CTX_new(TLS_method());
 	if (ctx == NULL) {
-		tls_err(err, errlen, "SSL_CTX_new: %s", tls_last_reason());
+		err_set(err, errlen, "SSL_CTX_new: %s", tls_last_reason());
 		return NULL;
 	}
 	/* TLS 1.3 only: no negotiation down to older versions or ciphers. */
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-		tls_err(err, errlen, "TLS 1.3 is not available: %s", tls_last_reason());
+		err_set(err, errlen, "TLS 1.3 is not available: %s", tls_last_reason());
 		goto fail;
 	}
 	/* No resumption: every connection presents and verifies certificates
@@ -103,16 +93,16 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1) {
-		tls_err(err, errlen, "%s %s: %s", name[TLS_SET_CA], f->ca, tls_last_reason());
+		err_set(err, errlen, "%s %s: %s", name[TLS_SET_CA], f->ca, tls_last_reason());
 		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1) {
-		tls_err(err, errlen, "%s %s: %s", name[TLS_SET_CERT], f->cert, tls_last_reason());
+		err_set(err, errlen, "%s %s: %s", name[TLS_SET_CERT], f->cert, tls_last_reason());
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		tls_err(err, errlen, "%s %s: %s (or it is not the key of %s %s)", name[TLS_SET_KEY], f->key,
+		err_set(err, errlen, "%s %s: %s (or it is not the key of %s %s)", name[TLS_SET_KEY], f->key,
 			tls_last_reason(), name[TLS_SET_CERT], f->cert);
 		goto fail;
 	}
@@ -122,7 +112,7 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 		store = SSL_CTX_get_cert_store(ctx);
 		lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
 		if (lookup == NULL || X509_load_crl_file(lookup, f->crl, X509_FILETYPE_PEM) < 1) {
-			tls_err(err, errlen, "%s %s: %s", name[TLS_SET_CRL], f->crl, tls_last_reason());
+			err_set(err, errlen, "%s %s: %s", name[TLS_SET_CRL], f->crl, tls_last_reason());
 			goto fail;
 		}
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
@@ -130,7 +120,7 @@ SSL_CTX *tls_ctx_new(const tls_files *f, char *err, size_t errlen)
 	/* Both sides verify; a server refuses a client that shows nothing. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	if (tls_ctx_identity(ctx, &self) != 0 || self.role == TLS_ROLE_NONE) {
-		tls_err(err, errlen,
+		err_set(err, errlen,
 			"%s %s names no role (its subject needs OU=member with CN=member-<id>, "
 			"OU=admin or OU=client; scripts/certs.sh makes such certificates)",
 			name[TLS_SET_CERT], f->cert);
@@ -238,7 +228,7 @@ int tls_conn_init(tls_conn *c, SSL_CTX *ctx, bool server, char *err, size_t errl
 		BIO_free(c->out);
 		SSL_free(c->ssl);
 		memset(c, 0, sizeof *c);
-		return tls_err(err, errlen, "TLS: out of memory (%s)", tls_last_reason());
+		return err_set(err, errlen, "TLS: out of memory (%s)", tls_last_reason());
 	}
 	/* An empty input buffer means "wait for more", not end of stream. */
 	BIO_set_mem_eof_return(c->in, -1);
@@ -264,7 +254,7 @@ int tls_conn_feed(tls_conn *c, const void *data, size_t len)
 	if (len == 0)
 		return TLS_OK;
 	if (BIO_write_ex(c->in, data, len, &written) != 1 || written != len) {
-		tls_err(c->err, sizeof c->err, "TLS: out of memory buffering %zu bytes", len);
+		err_set(c->err, sizeof c->err, "TLS: out of memory buffering %zu bytes", len);
 		ERR_clear_error();
 		return TLS_ERROR;
 	}
@@ -289,10 +279,10 @@ static int tls_result_of(tls_conn *c, int r)
 	}
 	verify = SSL_get_verify_result(c->ssl);
 	if (verify != X509_V_OK)
-		tls_err(c->err, sizeof c->err, "its certificate failed verification: %s",
+		err_set(c->err, sizeof c->err, "its certificate failed verification: %s",
 			X509_verify_cert_error_string(verify));
 	else
-		tls_err(c->err, sizeof c->err, "TLS: %s", tls_last_reason());
+		err_set(c->err, sizeof c->err, "TLS: %s", tls_last_reason());
 	ERR_clear_error();
 	return TLS_ERROR;
 }
@@ -337,9 +327,9 @@ int tls_conn_write(tls_conn *c, const void *data, size_t len)
 	if (r == 1 && written == len)
 		return TLS_OK;
 	if (r == 1)
-		return tls_err(c->err, sizeof c->err, "TLS: short write (%zu of %zu bytes)", written, len);
+		return err_set(c->err, sizeof c->err, "TLS: short write (%zu of %zu bytes)", written, len);
 	return tls_result_of(c, r) == TLS_AGAIN
-		   ? tls_err(c->err, sizeof c->err, "TLS: write before handshake")
+		   ? err_set(c->err, sizeof c->err, "TLS: write before handshake")
 		   : TLS_ERROR;
 }
 
@@ -382,18 +372,18 @@ int tls_conn_reverify(const tls_conn *c, SSL_CTX *ctx, char *err, size_t errlen)
 
 	ERR_clear_error();
 	if (leaf == NULL)
-		return tls_err(err, errlen, "it presented no certificate");
+		return err_set(err, errlen, "it presented no certificate");
 	vctx = X509_STORE_CTX_new();
 	if (vctx == NULL || X509_STORE_CTX_init(vctx, SSL_CTX_get_cert_store(ctx), leaf, chain) != 1) {
 		X509_STORE_CTX_free(vctx);
-		return tls_err(err, errlen, "TLS: out of memory (%s)", tls_last_reason());
+		return err_set(err, errlen, "TLS: out of memory (%s)", tls_last_reason());
 	}
 	/* The purpose the handshake checked: a client's certificate on the
 	 * accepting side, a server's on the connecting side. */
 	X509_STORE_CTX_set_default(vctx, c->server ? "ssl_client" : "ssl_server");
 	ok = X509_verify_cert(vctx);
 	if (ok != 1)
-		tls_err(err, errlen, "its certificate failed verification: %s",
+		err_set(err, errlen, "its certificate failed verification: %s",
 			X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
 	X509_STORE_CTX_free(vctx);
 	ERR_clear_error();

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "err.h"
 #include "tso.h"
 
 /*
@@ -124,45 +125,32 @@ void ta_config_default(ta_config *cfg)
 	cfg->drift_permille = TA_DEFAULT_DRIFT_PERMILLE;
 }
 
-__attribute__((format(printf, 3, 4))) static int ta_config_fail(char *err, size_t errlen, const char *fmt,
-								...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 int ta_config_check(const ta_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->window_ahead_ms == 0)
-		return ta_config_fail(err, errlen, "window_ahead_ms must be > 0 (is 0)");
+		return err_set(err, errlen, "window_ahead_ms must be > 0 (is 0)");
 	if (cfg->extend_margin_ms == 0)
-		return ta_config_fail(err, errlen, "extend_margin_ms must be > 0 (is 0)");
+		return err_set(err, errlen, "extend_margin_ms must be > 0 (is 0)");
 	if (cfg->max_ahead_ms == 0)
-		return ta_config_fail(err, errlen, "max_ahead_ms must be > 0 (is 0)");
+		return err_set(err, errlen, "max_ahead_ms must be > 0 (is 0)");
 	if (cfg->lease_ms == 0)
-		return ta_config_fail(err, errlen, "lease_ms must be > 0 (is 0)");
+		return err_set(err, errlen, "lease_ms must be > 0 (is 0)");
 	if (cfg->drift_permille == 0)
-		return ta_config_fail(err, errlen, "drift_permille must be > 0 (is 0)");
+		return err_set(err, errlen, "drift_permille must be > 0 (is 0)");
 	if (cfg->extend_margin_ms >= cfg->window_ahead_ms)
-		return ta_config_fail(
-		    err, errlen, "extend_margin_ms (%" PRIu64 ") must be < window_ahead_ms (%" PRIu64 ")",
-		    cfg->extend_margin_ms, cfg->window_ahead_ms);
+		return err_set(err, errlen,
+			       "extend_margin_ms (%" PRIu64 ") must be < window_ahead_ms (%" PRIu64 ")",
+			       cfg->extend_margin_ms, cfg->window_ahead_ms);
 	if (cfg->window_ahead_ms > cfg->max_ahead_ms)
-		return ta_config_fail(err, errlen,
-				      "window_ahead_ms (%" PRIu64 ") must be <= max_ahead_ms (%" PRIu64 ")",
-				      cfg->window_ahead_ms, cfg->max_ahead_ms);
+		return err_set(err, errlen,
+			       "window_ahead_ms (%" PRIu64 ") must be <= max_ahead_ms (%" PRIu64 ")",
+			       cfg->window_ahead_ms, cfg->max_ahead_ms);
 	if (cfg->lease_ms < TA_RENEWALS_PER_LEASE)
-		return ta_config_fail(err, errlen, "lease_ms must be >= %d (is %" PRIu64 ")",
-				      TA_RENEWALS_PER_LEASE, cfg->lease_ms);
+		return err_set(err, errlen, "lease_ms must be >= %d (is %" PRIu64 ")", TA_RENEWALS_PER_LEASE,
+			       cfg->lease_ms);
 	if (cfg->drift_permille > TA_MAX_DRIFT_PERMILLE)
-		return ta_config_fail(err, errlen, "drift_permille must be <= %d (is %" PRIu32 ")",
-				      TA_MAX_DRIFT_PERMILLE, cfg->drift_permille);
+		return err_set(err, errlen, "drift_permille must be <= %d (is %" PRIu32 ")",
+			       TA_MAX_DRIFT_PERMILLE, cfg->drift_permille);
 	return 0;
 }
 
