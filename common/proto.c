@@ -221,6 +221,15 @@ static bool tp_errtext_ok(const char *text, uint16_t len)
 	return len <= TP_MAX_ERRMSG && text[len] == '\0' && memchr(text, '\0', len) == NULL;
 }
 
+void tp_hello_init(tp_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	m->type = TP_HELLO;
+	m->u.hello.magic = TP_MAGIC;
+	m->u.hello.min_version = TP_VERSION;
+	m->u.hello.max_version = TP_VERSION;
+}
+
 size_t tp_encode(const tp_msg *m, uint8_t *out, size_t cap)
 {
 	size_t payload = tp_payload_size(m->type);

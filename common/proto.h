@@ -300,6 +300,13 @@ typedef struct tp_msg {
 } tp_msg;
 
 /*
+ * A client's first message (every client: the worker, a forwarding
+ * follower, tsoracle-ctl, tsoracle-bench): TP_HELLO with the magic and the
+ * one version this build speaks. m is cleared first.
+ */
+void tp_hello_init(tp_msg *m);
+
+/*
  * Encodes m into out; returns the frame's size, or 0 if cap is too small or
  * m is not encodable (unknown type, error text too long).
  *

@@ -222,10 +222,7 @@ static int ctl_open(ctl_conn *c, const char *address, int timeout_ms)
 	tp_reader_init(&c->reader);
 	if (ctl_connect(c) != 0)
 		return -1;
-	m.type = TP_HELLO;
-	m.u.hello.magic = TP_MAGIC;
-	m.u.hello.min_version = TP_VERSION;
-	m.u.hello.max_version = TP_VERSION;
+	tp_hello_init(&m);
 	if (ctl_send(c, &m) != 0 || ctl_recv(c, &m) != 0)
 		return -1;
 	if (m.type == TP_ERROR)

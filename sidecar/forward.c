@@ -214,10 +214,7 @@ static void fwd_send_hello(fwd *f)
 {
 	tp_msg m;
 
-	m.type = TP_HELLO;
-	m.u.hello.magic = TP_MAGIC;
-	m.u.hello.min_version = TP_VERSION;
-	m.u.hello.max_version = TP_VERSION;
+	tp_hello_init(&m);
 	if (ob_append(&f->ob, &m) != 0) {
 		fwd_drop(f, "out of memory");
 		return;

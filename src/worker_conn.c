@@ -300,11 +300,7 @@ worker_start_handshake(void)
 		return;
 	}
 
-	memset(&m, 0, sizeof(m));
-	m.type = TP_HELLO;
-	m.u.hello.magic = TP_MAGIC;
-	m.u.hello.min_version = TP_VERSION;
-	m.u.hello.max_version = TP_VERSION;
+	tp_hello_init(&m);
 	tp_reader_init(ws->reader);
 	ws->outlen = 0;
 	n = tp_encode(&m, ws->outbuf, sizeof(ws->outbuf));

@@ -330,11 +330,7 @@ static int conn_open(conn *c, char *err, size_t errlen)
 	}
 	set_rcvtimeo(c->fd, BENCH_POLL_MS);
 	tp_reader_init(&c->rd);
-	memset(&m, 0, sizeof m);
-	m.type = TP_HELLO;
-	m.u.hello.magic = TP_MAGIC;
-	m.u.hello.min_version = TP_VERSION;
-	m.u.hello.max_version = TP_VERSION;
+	tp_hello_init(&m);
 	n = tp_encode(&m, buf, sizeof buf);
 	if (write_all(c->fd, c->ssl, buf, n) != 0 ||
 	    read_msg(c->fd, c->ssl, &c->rd, &m, now_ns() + BENCH_HANDSHAKE_MS * NS_PER_MS) != 1) {
