@@ -613,6 +613,48 @@ ins_check() {
 		FROM (SELECT id, lag(id) OVER (PARTITION BY s ORDER BY n) AS prev FROM ins_tso) x"
 }
 
+# Where the time of one single-row INSERT transaction goes, for key $1 (tso
+# or ser) at $2 clients (issue #15): the CPU of the tsoracle worker and of
+# the sidecar per transaction (/proc ticks around the run), the worker's
+# calls per sidecar request, the machine's context switches, wakeups and
+# system calls per transaction (perf stat -a, so other work on this shared
+# machine adds to them), and what the clients' backends wait on (20
+# samples of pg_stat_activity).
+ins_costs() { # key, clients
+	local key=$1 c=$2 pf=$W/inscost.$1.$2 wpid spid w0 w1 s0 s1 st0 st1 tx sp i
+	wpid=$(psql_b -c "SELECT pid FROM tso_worker_status()")
+	spid=${NODE_PID[sn]}
+	st0=$(psql_b -F' ' -c "SELECT requests, batches FROM tso_worker_status()")
+	w0=$(proc_ticks "$wpid") s0=$(proc_ticks "$spid")
+	(
+		for ((i = 0; i < 20; i++)); do
+			sleep "$(awk -v t="$INS_SECS" 'BEGIN { print t / 22 }')"
+			psql_b -c "SELECT coalesce(wait_event_type, 'CPU') FROM pg_stat_activity WHERE application_name = 'pgbench' AND state = 'active'"
+		done
+	) >"$pf.waits" &
+	sp=$!
+	if command -v perf >/dev/null; then
+		perf stat -a -x, -o "$pf.perf" -e context-switches,sched:sched_wakeup,raw_syscalls:sys_enter,syscalls:sys_enter_kill -- \
+			"$PG_BINDIR/pgbench" -n -M prepared -h "$W" -p "$PG_PORT" -U postgres -c "$c" -j $((c < 2 ? c : 2)) \
+			-T "$INS_SECS" -f "$W/ins_$key.sql" postgres >"$pf.out" 2>&1
+	else
+		"$PG_BINDIR/pgbench" -n -M prepared -h "$W" -p "$PG_PORT" -U postgres -c "$c" -j $((c < 2 ? c : 2)) \
+			-T "$INS_SECS" -f "$W/ins_$key.sql" postgres >"$pf.out" 2>&1
+		: >"$pf.perf"
+	fi
+	w1=$(proc_ticks "$wpid") s1=$(proc_ticks "$spid")
+	wait "$sp"
+	st1=$(psql_b -F' ' -c "SELECT requests, batches FROM tso_worker_status()")
+	tx=$(awk -F': ' '/number of transactions actually processed/ { print $2 + 0 }' "$pf.out")
+	record "mode=ins_cost key=$key clients=$c tx=${tx:-0} tps=$(awk '/^tps = / { print $3; exit }' "$pf.out")" \
+		"worker_ticks=$((w1 - w0)) sidecar_ticks=$((s1 - s0)) hz=$CLK_TCK" \
+		"calls=$(($(echo "$st1" | cut -d' ' -f1) - $(echo "$st0" | cut -d' ' -f1)))" \
+		"batches=$(($(echo "$st1" | cut -d' ' -f2) - $(echo "$st0" | cut -d' ' -f2)))" \
+		"waits=$(wc -l <"$pf.waits") waits_ext=$(grep -c '^Extension' "$pf.waits") waits_cpu=$(grep -c '^CPU' "$pf.waits")" \
+		"$(awk -F, '$3 ~ /[a-z]/ { n = $3; sub(/.*:/, "", n); sub(/sys_enter_?/, "", n); if (n == "") n = "syscalls";
+			gsub(/-/, "_", n); printf "ev_%s=%s ", n, $1 }' "$pf.perf")"
+}
+
 section_inserts() {
 	local rep kind n key ms c q out first
 	say "inserts: DEFAULT tso_now() against bigserial, $INS_REPS alternating rounds of each"
@@ -664,6 +706,10 @@ section_inserts() {
 		done
 		say "  single-row inserts and SELECT at $c client(s): done"
 	done
+	for c in 1 16; do
+		ins_costs tso "$c" && ins_costs ser "$c" || return 1
+	done
+	say "  costs per single-row INSERT transaction: done"
 	# pgbench's TPC-B-like script, its history table keyed either way.
 	"$PG_BINDIR/pgbench" -i -q -s "$INS_SCALE" -h "$W" -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1 || {
 		say "pgbench -i failed"
@@ -1035,6 +1081,30 @@ if (@ib) {
 		}
 	}
 	push @out, "";
+	my @ic = sel('ins_cost');
+	if (@ic) {
+		push @out, "What one single-row `INSERT` transaction costs (one run of each key, " . "`ins_costs` in scripts/bench.sh):",
+		  "CPU of the tsoracle worker and of the sidecar per transaction (from /proc), calls per sidecar",
+		  "request, and the whole machine's context switches, wakeups, `kill()` calls and system calls per",
+		  "transaction (perf stat -a: other work on this shared machine adds to them); \"waiting\" is the",
+		  "share of the active pgbench backends sampled in `pg_stat_activity` that waited for a timestamp",
+		  "(`Extension`), \"CPU\" the share with no wait event.", "",
+		  "| key | clients | TPS | worker µs/tx | sidecar µs/tx | calls/request | context switches/tx | wakeups/tx | kill/tx | syscalls/tx | waiting | CPU |",
+		  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+		for my $r (sort { $a->{clients} <=> $b->{clients} || $b->{key} cmp $a->{key} } @ic) {
+			my $tx = $r->{tx} || 1;
+			my $per = sub { my $v = $r->{$_[0]}; return defined $v && $v ne '' ? sprintf("%.2f", $v / $tx) : 'n/a'; };
+			my $us = sub { return sprintf("%.1f", ($r->{$_[0]} // 0) / ($r->{hz} || 100) * 1e6 / $tx); };
+			my $w = $r->{waits} || 1;
+			push @out, sprintf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |",
+			  $r->{key} eq 'tso' ? '`tso_now()`' : 'bigserial', $r->{clients}, num($r->{tps}),
+			  $us->('worker_ticks'), $us->('sidecar_ticks'),
+			  $r->{batches} ? sprintf("%.2f", $r->{calls} / $r->{batches}) : '—',
+			  $per->('ev_context_switches'), $per->('ev_sched_wakeup'), $per->('ev_kill'), $per->('ev_syscalls'),
+			  100 * ($r->{waits_ext} // 0) / $w, 100 * ($r->{waits_cpu} // 0) / $w);
+		}
+		push @out, "";
+	}
 }
 
 # Failover.
@@ -1182,6 +1252,9 @@ inserts:   BENCH_ONLY=inserts make bench   (this section alone, a few minutes); 
              (Q: INSERT INTO ins_K (s, n) VALUES (:client_id, 1); SELECT tso_now(); SELECT nextval('s');)
              pgbench -i -s $INS_SCALE; pgbench -n -M prepared -b tpcb-like -c 16 -j 2 -T $INS_SECS, history id DEFAULT tso_now() / nextval()
              every client of this section with PGOPTIONS="-c synchronous_commit=off"
+ins costs: the single-row INSERT once per key at C = 1 and 16: /proc/PID/stat ticks of the worker and the sidecar around
+             perf stat -a -x, -e context-switches,sched:sched_wakeup,raw_syscalls:sys_enter,syscalls:sys_enter_kill -- pgbench ...;
+             tso_worker_status() requests and batches before and after; 20 samples of pg_stat_activity.wait_event_type
 failover:  tsoracle-bench --gap --address SURVIVOR --interval-us $GAP_INTERVAL_US --gap-min 50 --kv  (x2), kill -USR1 them, kill -9 LEADER
 handover:  tsoracle-bench --gap --address MEMBER --interval-us $GAP_INTERVAL_US --gap-window $TRANSFER_WINDOW_MS --kv  (x3), kill -USR1 them,
              tsoracle-ctl --address LEADER transfer-leader
