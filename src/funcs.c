@@ -55,7 +55,6 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -136,42 +135,6 @@ static bool funcs_xact_callback_registered = false;
 #define FUNCS_CACHE_OUTLIVES_STATEMENT false
 #endif
 
-/*
- * Asking early (tsoracle.batching = statement). A statement's first
- * tso_now() would post its request and sleep through the whole round trip
- * (worker, sidecar, worker). When a top-level statement's plan calls
- * tso_now() (its invalidation items name the function, as the planner
- * records every non-built-in function a plan calls), ExecutorStart posts
- * the request for the first value before the executor starts, so that the
- * round trip overlaps the executor's start-up; the statement's first
- * tso_now() then only collects the answer, often without sleeping. The
- * request is posted after the statement began (the client has sent its
- * Bind or Query message), so its grant is as fresh for the statement as
- * one asked for by the first call. It serves only the ExecutorRun of the
- * same QueryDesc that directly follows, in the same transaction; any other
- * top-level hook, the end of the transaction, or a call elsewhere gives it
- * up (ring_abandon or a new ring_post: a late answer is dropped, its
- * timestamp a gap).
- */
-typedef struct FuncsEarly
-{
-	bool		posted;			/* a request is in the ring for it */
-	bool		running;		/* its ExecutorRun is the running statement */
-	uint64		generation;		/* the ring generation of the request */
-	QueryDesc  *query;			/* the statement it was posted for */
-	LocalTransactionId lxid;	/* the transaction it was posted in */
-} FuncsEarly;
-
-static FuncsEarly funcs_early = {false, false, 0, NULL, InvalidLocalTransactionId};
-
-/*
- * tso_now()'s OID in the database this backend is connected to, and the
- * hash under which a plan's invalidation items name it; learned at the
- * first call (fn_oid), InvalidOid until then.
- */
-static Oid	funcs_tso_now_oid = InvalidOid;
-static uint32 funcs_tso_now_hash = 0;
-
 typedef struct FuncsCache
 {
 	uint64		next;			/* next value to hand out */
@@ -198,8 +161,6 @@ PG_FUNCTION_INFO_V1(tso_xact_ts);
 
 static uint64 funcs_get_grant(uint32 count);
 static uint64 funcs_wait_grant(uint64 generation, uint32 count);
-static void funcs_early_drop(void);
-static bool funcs_plan_calls_tso_now(QueryDesc *queryDesc, int eflags);
 static tso_noreturn void funcs_report_timeout(int timeout_ms, TimestampTz started);
 static tso_noreturn void funcs_report_status(uint16 status);
 static void funcs_xact_callback(XactEvent event, void *arg);
@@ -251,42 +212,6 @@ funcs_statement_boundary(void)
 	funcs_cache.grow = 1;
 }
 
-/* Gives up the early request, if any: its answer will be dropped. */
-static void
-funcs_early_drop(void)
-{
-	if (funcs_early.posted)
-		ring_abandon();
-	funcs_early.posted = false;
-	funcs_early.running = false;
-	funcs_early.query = NULL;
-}
-
-/*
- * Whether the plan of queryDesc calls tso_now(): its invalidation items
- * hold one for pg_proc with tso_now()'s hash. A collision with another
- * function only asks for a timestamp the statement does not use (a gap).
- */
-static bool
-funcs_plan_calls_tso_now(QueryDesc *queryDesc, int eflags)
-{
-	ListCell   *lc;
-
-	if (!OidIsValid(funcs_tso_now_oid) ||
-		(eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 ||
-		queryDesc->plannedstmt == NULL)
-		return false;
-	foreach(lc, queryDesc->plannedstmt->invalItems)
-	{
-		PlanInvalItem *item = lfirst_node(PlanInvalItem, lc);
-
-		if (item->cacheId == PROCOID &&
-			item->hashValue == funcs_tso_now_hash)
-			return true;
-	}
-	return false;
-}
-
 static inline void
 funcs_enter(void)
 {
@@ -309,22 +234,6 @@ funcs_leave(void)
 static void
 funcs_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	bool		early = false;
-
-	if (funcs_nesting == 0)
-	{
-		funcs_early_drop();
-		if (tsoracle_batching == TSORACLE_BATCHING_STATEMENT &&
-			funcs_plan_calls_tso_now(queryDesc, eflags))
-		{
-			funcs_early.generation = ring_post(1);
-			funcs_early.posted = true;
-			funcs_early.query = queryDesc;
-			funcs_early.lxid = tso_my_local_xid();
-			funcs_register_xact_callback();
-			early = true;
-		}
-	}
 	funcs_enter();
 	PG_TRY();
 	{
@@ -333,29 +242,16 @@ funcs_executor_start(QueryDesc *queryDesc, int eflags)
 		else
 			standard_ExecutorStart(queryDesc, eflags);
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
 		funcs_leave();
-		if (early)
-			funcs_early_drop();
-		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	funcs_leave();
 }
 
 static void
 funcs_executor_run(TSO_EXECUTOR_RUN_PARAMS)
 {
-	if (funcs_nesting == 0)
-	{
-		/* the early request serves this run only, if it directly follows */
-		if (funcs_early.posted && funcs_early.query == queryDesc &&
-			funcs_early.lxid == tso_my_local_xid())
-			funcs_early.running = true;
-		else
-			funcs_early_drop();
-	}
 	funcs_enter();
 	PG_TRY();
 	{
@@ -367,8 +263,6 @@ funcs_executor_run(TSO_EXECUTOR_RUN_PARAMS)
 	PG_FINALLY();
 	{
 		funcs_leave();
-		if (funcs_nesting == 0)
-			funcs_early_drop();
 	}
 	PG_END_TRY();
 }
@@ -376,8 +270,6 @@ funcs_executor_run(TSO_EXECUTOR_RUN_PARAMS)
 static void
 funcs_executor_finish(QueryDesc *queryDesc)
 {
-	if (funcs_nesting == 0)
-		funcs_early_drop();
 	funcs_enter();
 	PG_TRY();
 	{
@@ -396,8 +288,6 @@ funcs_executor_finish(QueryDesc *queryDesc)
 static void
 funcs_executor_end(QueryDesc *queryDesc)
 {
-	if (funcs_nesting == 0)
-		funcs_early_drop();
 	funcs_enter();
 	PG_TRY();
 	{
@@ -419,8 +309,6 @@ funcs_process_utility(PlannedStmt *pstmt, const char *queryString,
 					  ParamListInfo params, QueryEnvironment *queryEnv,
 					  DestReceiver *dest, QueryCompletion *qc)
 {
-	if (funcs_nesting == 0)
-		funcs_early_drop();
 	funcs_enter();
 	PG_TRY();
 	{
@@ -446,9 +334,6 @@ funcs_process_utility(PlannedStmt *pstmt, const char *queryString,
 static uint64
 funcs_get_grant(uint32 count)
 {
-	/* a new request supersedes an early one still in the ring */
-	funcs_early.posted = false;
-	funcs_early.running = false;
 	return funcs_wait_grant(ring_post(count), count);
 }
 
@@ -650,13 +535,6 @@ tso_now(PG_FUNCTION_ARGS)
 	uint32		count;
 	uint64		first;
 
-	if (fcinfo->flinfo != NULL && fcinfo->flinfo->fn_oid != funcs_tso_now_oid)
-	{
-		funcs_tso_now_oid = fcinfo->flinfo->fn_oid;
-		funcs_tso_now_hash = GetSysCacheHashValue1(PROCOID,
-												   ObjectIdGetDatum(funcs_tso_now_oid));
-	}
-
 	if (tsoracle_batching != TSORACLE_BATCHING_STATEMENT || funcs_nesting == 0)
 	{
 		/*
@@ -699,21 +577,7 @@ tso_now(PG_FUNCTION_ARGS)
 	count = Min(funcs_cache.grow,
 				Min(FUNCS_BATCH_MAX_COUNT, (uint32) tsoracle_max_range));
 	funcs_cache.left = 0;
-	if (funcs_early.running && funcs_early.posted && funcs_early.lxid == lxid)
-	{
-		/*
-		 * The request ExecutorStart posted for this statement (see "Asking
-		 * early"): the statement's first grant, of one timestamp. It was
-		 * asked for after the statement began, which is all the arguments
-		 * above need of a grant.
-		 */
-		funcs_early.posted = false;
-		funcs_early.running = false;
-		count = 1;
-		first = funcs_wait_grant(funcs_early.generation, count);
-	}
-	else
-		first = funcs_get_grant(count);
+	first = funcs_get_grant(count);
 	funcs_cache.next = first + 1;
 	funcs_cache.left = count - 1;
 	funcs_cache.stmt = funcs_stmt;
@@ -847,7 +711,6 @@ funcs_xact_callback(XactEvent event, void *arg)
 			/* tso_now()'s leftovers: see "Statement-scoped batching" */
 			if (!FUNCS_CACHE_OUTLIVES_STATEMENT)
 				funcs_cache.left = 0;
-			funcs_early_drop();
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
