@@ -330,12 +330,19 @@ tap_startfloor_control() {
 # allocator ignores the operator's floor (ta_raise_floor does nothing), a
 # timestamp after advance-to is below its time, and the test must say so.
 tap_floor_control() {
+	tap_control floor-control "$STAGE/bin/tsoracled-broken-floor" t/132_advance_to.pl \
+		'at least the time advanced to'
+}
+
+# tap_control DIR DAEMON FILE PATTERN: FILE against a planted-bug DAEMON,
+# in a test directory of its own ($STAGE/DIR, so the real run's logs
+# stay); passes only if FILE fails with a "not ok" line matching PATTERN.
+tap_control() {
 	local out rc=0
-	as_pg mkdir -p "$STAGE/floor-control"
-	out=$(TAP_TESTDIR="$STAGE/floor-control" run_prove "$STAGE/bin/tsoracled-broken-floor" -v \
-		t/132_advance_to.pl 2>&1) || rc=$?
+	as_pg mkdir -p "$STAGE/$1"
+	out=$(TAP_TESTDIR="$STAGE/$1" run_prove "$2" -v "$3" 2>&1) || rc=$?
 	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
-	[ $rc -ne 0 ] && grep -Eq '^not ok .*at least the time advanced to' <<<"$out"
+	[ $rc -ne 0 ] && grep -Eq "^not ok .*($4)" <<<"$out"
 }
 
 # Positive control of t/108_peer_flood.pl: against the build whose Raft
@@ -343,12 +350,8 @@ tap_floor_control() {
 # per source, no room kept for members), the stranger's flood keeps the
 # restarted member out beyond 2 s, and the test must say so.
 tap_peergate_control() {
-	local out rc=0
-	as_pg mkdir -p "$STAGE/peergate-control"
-	out=$(TAP_TESTDIR="$STAGE/peergate-control" run_prove "$STAGE/bin/tsoracled-broken-peergate" -v \
-		t/108_peer_flood.pl 2>&1) || rc=$?
-	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
-	[ $rc -ne 0 ] && grep -Eq '^not ok .*rejoins within 2 s' <<<"$out"
+	tap_control peergate-control "$STAGE/bin/tsoracled-broken-peergate" t/108_peer_flood.pl \
+		'rejoins within 2 s'
 }
 
 # Positive control of t/112_membership.pl: against the build whose member
