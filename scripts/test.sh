@@ -492,13 +492,13 @@ nemesis_too_little_control() {
 	[ $rc -eq 3 ] && grep -Eq '^faults injected: 0 \(planned at least 1\)' <<<"$out"
 }
 
-# Positive controls of two libraft patches (Makefile, raft-controls): the
-# pre-vote test and the InstallSnapshot leak test, linked with a libraft
-# built without their patches, must each fail.
+# Positive controls of three libraft patches (test/test.mk, raft-controls):
+# the pre-vote test, the InstallSnapshot leak test and the change index
+# test, linked with a libraft built without their patches, must each fail.
 raft_patch_controls() {
 	local t out rc=0
 	make --no-print-directory raft-controls >/dev/null || return 1
-	for t in build/control/test_raft_prevote build/control/test_raft_snapshot_leak; do
+	for t in build/control/test_raft_prevote build/control/test_raft_snapshot_leak build/control/test_raft_change_index; do
 		if out=$("$t" 2>&1); then
 			echo "$t passed against libraft without its patch: it cannot catch the bug"
 			rc=1
@@ -539,7 +539,7 @@ san_tap() {
 	suite "sanitizers: build (ASan+UBSan, build-san/)" san_build
 	[ -n "${SKIP_UNIT:-}" ] || suite "sanitizers: unit tests and the simulation (${SAN_SIM_SCHEDULES:-300} schedules)" san_unit
 }
-[ -n "${SKIP_UNIT:-}" ] || suite "positive controls: libraft patches (pre-vote term, InstallSnapshot leak)" raft_patch_controls
+[ -n "${SKIP_UNIT:-}" ] || suite "positive controls: libraft patches (pre-vote term, InstallSnapshot leak, change index)" raft_patch_controls
 [ -n "${SKIP_UNIT:-}" ] || suite "alert rules (promtool)" alert_rules
 # (the fuzz targets are built with the sanitizers either way)
 [ -n "${SKIP_FUZZ:-}" ] || [ -n "$SANITIZE" ] || suite "fuzz targets, briefly (libFuzzer)" fuzz_brief

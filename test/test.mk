@@ -276,13 +276,15 @@ $(SIM_RENAMED_TESTS): $(BUILD)/test/sim_broken_%: $(BUILD)/sim/sim_expect_%.o $(
 	$(SC_CC) -o $@ $^ $(SC_LIBS)
 
 # ---- test only: positive controls of the libraft patches ------------------
-# test_raft_prevote and test_raft_snapshot_leak linked with a libraft built
-# without the patch each one tests (scripts/deps.sh, TSO_RAFT_OMIT_PATCHES:
+# test_raft_prevote, test_raft_snapshot_leak and test_raft_change_index
+# linked with a libraft built without the patch each one tests (scripts/deps.sh, TSO_RAFT_OMIT_PATCHES:
 # a directory of its own in the cache): each must fail there, or it proves
 # nothing about its patch. scripts/test.sh runs them (suite "positive
 # controls: libraft patches"); never installed.
-RAFT_CONTROL_OMIT = raft-0.22.1-prevote-term.patch raft-0.22.1-snapshot-busy-leak.patch
-RAFT_CONTROL_TESTS = build/control/test_raft_prevote build/control/test_raft_snapshot_leak
+RAFT_CONTROL_OMIT = raft-0.22.1-prevote-term.patch raft-0.22.1-snapshot-busy-leak.patch \
+	raft-0.22.1-change-index.patch
+RAFT_CONTROL_TESTS = build/control/test_raft_prevote build/control/test_raft_snapshot_leak \
+	build/control/test_raft_change_index
 .PHONY: raft-controls $(RAFT_CONTROL_TESTS)
 raft-controls:
 	@TSO_RAFT_OMIT_PATCHES='$(RAFT_CONTROL_OMIT)' scripts/deps.sh --no-apt
