@@ -277,9 +277,25 @@ run_prove() {
 		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" "$@")
 }
 
+# The TAP files of one version: all of t/, but on a version after the first
+# not those that start no PostgreSQL server (they test tsoracled and its
+# tools, which do not depend on the server's version, so a second run
+# proves nothing new); such a file says so on a line of its own:
+DAEMON_ONLY_MARK='# tsoracle-tap: daemon only'
+tap_files() {
+	local f
+	for f in t/*.pl; do
+		if [ "$v" != "$first_pg" ] && grep -qxF "$DAEMON_ONLY_MARK" "$f"; then
+			echo "(daemon only, run on PostgreSQL $first_pg: $f)" >&2
+			continue
+		fi
+		echo "$f"
+	done
+}
+
 tap() {
 	local tests squat
-	tests=${TESTS:-$(cd "$STAGE" && echo t/*.pl)}
+	tests=${TESTS:-$(cd "$STAGE" && tap_files)}
 	# empty (not root): t/008 skips the squatter cases; "failed": it fails
 	squatters_start && squat=$SQUAT || squat=failed
 	# shellcheck disable=SC2086 # a list of files
@@ -563,51 +579,55 @@ for v in $pg_versions; do
 	[ -n "${SKIP_REGRESS:-}" ] || suite "pg_regress" regress
 	if [ -z "${SKIP_TAP:-}" ]; then
 		suite "TAP tests (prove)" tap
-		suite "TAP tests as root (prove t/root)" tap_root
-		if [ -z "$SANITIZE" ] && [ -z "${SKIP_SANITIZE:-}" ] && [ -x build-san/tsoracled ]; then
-			suite "sanitizers: TAP t/103_catch_up.pl (ASan+UBSan daemon and tools)" san_tap
+		# The daemon's own suites and controls: on the first version only
+		# (tap_files says why).
+		if [ "$v" = "$first_pg" ]; then
+			suite "TAP tests as root (prove t/root, the daemon's local socket)" tap_root
+			if [ -z "$SANITIZE" ] && [ -z "${SKIP_SANITIZE:-}" ] && [ -x build-san/tsoracled ]; then
+				suite "sanitizers: TAP t/103_catch_up.pl (ASan+UBSan daemon and tools)" san_tap
+			fi
+			case " ${TESTS:-t/110_fence_clock.pl} " in
+			*" t/110_fence_clock.pl "*)
+				suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control
+				;;
+			esac
+			case " ${TESTS:-t/111_clock_sanity.pl} " in
+			*" t/111_clock_sanity.pl "*)
+				suite "TAP positive control: t/111 against the clock-check-disabled build must fail" \
+					tap_clock_control
+				;;
+			esac
+			case " ${TESTS:-t/130_force_new_cluster.pl} " in
+			*" t/130_force_new_cluster.pl "*)
+				suite "TAP positive control: t/130 without the start floor must fail" \
+					tap_startfloor_control t/130_force_new_cluster.pl
+				;;
+			esac
+			case " ${TESTS:-t/131_restore_old_copy.pl} " in
+			*" t/131_restore_old_copy.pl "*)
+				suite "TAP positive control: t/131 without the start floor must fail" \
+					tap_startfloor_control t/131_restore_old_copy.pl
+				;;
+			esac
+			case " ${TESTS:-t/132_advance_to.pl} " in
+			*" t/132_advance_to.pl "*)
+				suite "TAP positive control: t/132 ignoring the operator's floor must fail" \
+					tap_floor_control
+				;;
+			esac
+			case " ${TESTS:-t/108_peer_flood.pl} " in
+			*" t/108_peer_flood.pl "*)
+				suite "TAP positive control: t/108 against a Raft gate with no room for members must fail" \
+					tap_peergate_control
+				;;
+			esac
+			case " ${TESTS:-t/112_membership.pl} " in
+			*" t/112_membership.pl "*)
+				suite "TAP positive control: t/112 with a member remove that does not refuse quorum loss must fail" \
+					tap_quorum_control
+				;;
+			esac
 		fi
-		case " ${TESTS:-t/110_fence_clock.pl} " in
-		*" t/110_fence_clock.pl "*)
-			suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control
-			;;
-		esac
-		case " ${TESTS:-t/111_clock_sanity.pl} " in
-		*" t/111_clock_sanity.pl "*)
-			suite "TAP positive control: t/111 against the clock-check-disabled build must fail" \
-				tap_clock_control
-			;;
-		esac
-		case " ${TESTS:-t/130_force_new_cluster.pl} " in
-		*" t/130_force_new_cluster.pl "*)
-			suite "TAP positive control: t/130 without the start floor must fail" \
-				tap_startfloor_control t/130_force_new_cluster.pl
-			;;
-		esac
-		case " ${TESTS:-t/131_restore_old_copy.pl} " in
-		*" t/131_restore_old_copy.pl "*)
-			suite "TAP positive control: t/131 without the start floor must fail" \
-				tap_startfloor_control t/131_restore_old_copy.pl
-			;;
-		esac
-		case " ${TESTS:-t/132_advance_to.pl} " in
-		*" t/132_advance_to.pl "*)
-			suite "TAP positive control: t/132 ignoring the operator's floor must fail" \
-				tap_floor_control
-			;;
-		esac
-		case " ${TESTS:-t/108_peer_flood.pl} " in
-		*" t/108_peer_flood.pl "*)
-			suite "TAP positive control: t/108 against a Raft gate with no room for members must fail" \
-				tap_peergate_control
-			;;
-		esac
-		case " ${TESTS:-t/112_membership.pl} " in
-		*" t/112_membership.pl "*)
-			suite "TAP positive control: t/112 with a member remove that does not refuse quorum loss must fail" \
-				tap_quorum_control
-			;;
-		esac
 		case " ${TESTS:-t/002_sidecar_down.pl} " in
 		*" t/002_sidecar_down.pl "*)
 			suite "TAP positive control: t/002 against an extension that ignores the generation must fail" \

@@ -3,6 +3,7 @@
 # TP_ERR_VERSION or TP_ERR_PROTOCOL, and a text that says why) and closes
 # the connection, or, for a frame not yet whole, sends nothing and waits;
 # it stays up and keeps serving everyone else.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use IO::Socket::UNIX;

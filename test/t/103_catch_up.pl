@@ -2,6 +2,7 @@
 # that was down while the log moved far ahead comes back, receives a
 # snapshot from the leader (its own log no longer reaches the leader's),
 # applies everything and serves again.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

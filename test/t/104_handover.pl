@@ -5,6 +5,7 @@
 # handover: the longest wait between two answers (the gap in service) is
 # reported, and only a generous bound asserted (performance belongs to the
 # benchmarks); no value repeats and each client's values keep increasing.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use IO::Handle;

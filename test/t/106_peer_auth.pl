@@ -11,6 +11,7 @@
 # with SIGHUP and no restart: a member's certificate is replaced, the CA is
 # replaced (trust both, move every member, drop the old), and a reload of
 # an unusable file keeps what was read before.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use File::Copy qw(copy);

@@ -2,6 +2,7 @@
 # "Fair service" and "Bounded resources"), through real processes: a flood
 # of the largest requests does not starve a small client, and no timestamp
 # runs more than max-ahead past the clock.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use IO::Select;

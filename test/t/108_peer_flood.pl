@@ -21,6 +21,7 @@
 # against tsoracled-broken-peergate, whose gate is one global cap of
 # PEER_MAX_PENDING with no limit per source and no room kept for members
 # (test/broken/broken_peergate.c), must keep the member out beyond 2 s.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use Errno qw(EINPROGRESS EAGAIN);

@@ -10,6 +10,7 @@
 # connection. Each refusal has its positive control: the same client with
 # the right certificate is served. A refusal at admission (max-connections)
 # reaches a TLS client inside its session.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use File::Temp qw(tempdir);

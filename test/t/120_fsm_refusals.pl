@@ -8,6 +8,7 @@
 # applies the good command after them, and serves above it. A command of a
 # type this version does not know stops the member with a message naming
 # the type and saying to upgrade, before it serves anything, on every start.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use IPC::Run;

@@ -3,6 +3,7 @@
 # first one's pid, whatever pid-file it is given, and it writes nothing in
 # the directory first (the lock comes before node_init, which writes). The
 # first keeps serving, and once it stops the directory is free.
+# tsoracle-tap: daemon only
 use strict;
 use warnings;
 use File::stat ();
