@@ -16,11 +16,10 @@
 #include <openssl/err.h>
 
 #include "addr.h"
+#include "monotime.h"
 #include "tls.h"
 
-#define DIAL_WHY_SIZE  256
-#define DIAL_MS_PER_S  1000
-#define DIAL_NS_PER_MS 1000000
+#define DIAL_WHY_SIZE 256
 
 static int dial_fail(char *err, size_t errlen, const char *what, const char *address, const char *why)
 {
@@ -92,17 +91,9 @@ bool tp_dial_is_tcp(const char *address)
 	return tp_addr_parse(address, TP_ADDR_CLIENT, &a, NULL, 0) == 0 && a.kind == TP_ADDR_TCP;
 }
 
-static long dial_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * DIAL_MS_PER_S + ts.tv_nsec / DIAL_NS_PER_MS;
-}
-
 SSL *tp_dial_tls(int fd, SSL_CTX *ctx, const char *address, int timeout_ms, char *err, size_t errlen)
 {
-	long deadline = dial_now_ms() + timeout_ms;
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 	tls_identity id;
 	SSL *ssl;
 	int r;
@@ -120,7 +111,7 @@ SSL *tp_dial_tls(int fd, SSL_CTX *ctx, const char *address, int timeout_ms, char
 	while ((r = SSL_connect(ssl)) != 1) {
 		int e = SSL_get_error(ssl, r);
 		struct pollfd pfd = {.fd = fd, .events = e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
-		long left = deadline - dial_now_ms();
+		int64_t left = (int64_t)(deadline - mono_ms());
 
 		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
 			long verify = SSL_get_verify_result(ssl);

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "dial.h"
+#include "monotime.h"
 #include "proto.h"
 #include "tls.h"
 
@@ -25,8 +26,6 @@
 #define CTL_DEFAULT_TIMEOUT_MS 5000
 #define CTL_ERR_SIZE           256
 #define CTL_EXIT_USAGE         2 /* bad usage (--help: "Exit status") */
-#define MS_PER_S               1000
-#define NS_PER_MS              1000000
 /* How long member add and member remove wait for the leader's answer, ms:
  * beyond the default catch-up-timeout (30 s) and libraft's promotion
  * rounds, unless --timeout asks for longer. */
@@ -111,14 +110,6 @@ static void ctl_usage(FILE *out)
 	    CTL_DEFAULT_ADDRESS);
 }
 
-static uint64_t ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * MS_PER_S + (uint64_t)ts.tv_nsec / NS_PER_MS;
-}
-
 static int ctl_fail(ctl_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int ctl_fail(ctl_conn *c, const char *fmt, ...)
@@ -133,7 +124,7 @@ static int ctl_fail(ctl_conn *c, const char *fmt, ...)
 
 static int ctl_connect(ctl_conn *c)
 {
-	uint64_t now = ctl_now_ms();
+	uint64_t now = mono_ms();
 
 	c->fd = tp_dial(c->address, c->err, sizeof c->err);
 	if (c->fd < 0)
@@ -190,7 +181,7 @@ static int ctl_recv(ctl_conn *c, tp_msg *m)
 		if (rc < 0)
 			return ctl_fail(c, "malformed answer from %s: %s%s", c->address,
 					tp_reader_errstr(&c->reader), ctl_tls_hint(c));
-		now = ctl_now_ms();
+		now = mono_ms();
 		if (now >= c->deadline_ms)
 			return ctl_fail(c, "no answer from %s in time", c->address);
 		pfd.fd = c->fd;
@@ -218,7 +209,7 @@ static int ctl_open(ctl_conn *c, const char *address, int timeout_ms)
 	c->fd = -1;
 	c->ssl = NULL;
 	c->address = address;
-	c->deadline_ms = ctl_now_ms() + (uint64_t)timeout_ms;
+	c->deadline_ms = mono_ms() + (uint64_t)timeout_ms;
 	tp_reader_init(&c->reader);
 	if (ctl_connect(c) != 0)
 		return -1;
@@ -414,7 +405,7 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 {
 	ctl_conn c;
 	tp_msg m;
-	uint64_t t0 = ctl_now_ms();
+	uint64_t t0 = mono_ms();
 	int rc = 1;
 
 	m.type = TP_TRANSFER_REQ;
@@ -428,7 +419,7 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 	} else if (m.u.transfer_resp.status == TP_OK) {
 		printf("leader is now node %" PRIu32 " (was node %" PRIu32 "; handover took %" PRIu64
 		       " ms)\n",
-		       m.u.transfer_resp.leader_id, c.node_id, ctl_now_ms() - t0);
+		       m.u.transfer_resp.leader_id, c.node_id, mono_ms() - t0);
 		rc = 0;
 	} else if (m.u.transfer_resp.status == TP_ERR_NOT_LEADER) {
 		if (m.u.transfer_resp.leader_id != 0)
@@ -997,7 +988,7 @@ static int ctl_member_send(const char *address, int timeout_ms, uint8_t op, uint
 {
 	ctl_conn c;
 	tp_msg m;
-	uint64_t t0 = ctl_now_ms();
+	uint64_t t0 = mono_ms();
 	int rc = 1;
 
 	memset(&m, 0, sizeof m);
@@ -1024,7 +1015,7 @@ static int ctl_member_send(const char *address, int timeout_ms, uint8_t op, uint
 	} else if (m.type != TP_MEMBER_RESP) {
 		fprintf(stderr, "tsoracle-ctl: unexpected answer from %s\n", address);
 	} else if (m.u.member_resp.status == TP_OK) {
-		printf("%s (%" PRIu64 " ms)\n", m.u.member_resp.text, ctl_now_ms() - t0);
+		printf("%s (%" PRIu64 " ms)\n", m.u.member_resp.text, mono_ms() - t0);
 		rc = 0;
 	} else if (m.u.member_resp.status == TP_ERR_NOT_LEADER ||
 		   m.u.member_resp.status == TP_ERR_UNAVAILABLE) {
@@ -1048,7 +1039,7 @@ static int ctl_member_send(const char *address, int timeout_ms, uint8_t op, uint
 static int ctl_member_change(const cfg *seeds, int timeout_ms, uint8_t op, uint32_t id, const char *text,
 			     bool force)
 {
-	uint64_t deadline = ctl_now_ms() + CTL_MEMBER_RETRY_MS;
+	uint64_t deadline = mono_ms() + CTL_MEMBER_RETRY_MS;
 	char why[CTL_ERR_SIZE] = "no member answered";
 
 	for (;;) {
@@ -1074,7 +1065,7 @@ static int ctl_member_change(const cfg *seeds, int timeout_ms, uint8_t op, uint3
 		}
 		if (rc != 2)
 			return rc;
-		if (ctl_now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			break;
 		poll(NULL, 0, CTL_MEMBER_PAUSE_MS);
 	}

@@ -26,6 +26,7 @@
 
 #include "hist.h"
 #include "dial.h"
+#include "monotime.h"
 #include "proto.h"
 #include "tls.h"
 #include "tso.h"
@@ -61,8 +62,6 @@
  */
 
 #define NS_PER_US UINT64_C(1000)
-#define NS_PER_MS UINT64_C(1000000)
-#define NS_PER_S  UINT64_C(1000000000)
 #define US_PER_S  1000000
 
 #define BENCH_MAX_DEPTH        4096 /* requests in flight per connection */
@@ -136,14 +135,6 @@ static void pin_self(unsigned i)
 
 /* ---- time -------------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 /* CLOCK_REALTIME in ms: what a timestamp's physical part is compared to. */
 static int64_t wall_ms(void)
 {
@@ -151,14 +142,6 @@ static int64_t wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / (long)NS_PER_MS;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ns / NS_PER_S), .tv_nsec = (long)(ns % NS_PER_S)};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 /* The run's timeline, fixed by the main thread before the threads start. */
@@ -280,7 +263,7 @@ static int read_msg(int fd, SSL *ssl, tp_reader *rd, tp_msg *m, uint64_t deadlin
 
 		if (rc != 0)
 			return rc;
-		if (now_ns() > deadline)
+		if (mono_ns() > deadline)
 			return -1;
 		p = tp_reader_space(rd, &room);
 		n = tp_io_read(fd, ssl, p, room);
@@ -333,7 +316,7 @@ static int conn_open(conn *c, char *err, size_t errlen)
 	tp_hello_init(&m);
 	n = tp_encode(&m, buf, sizeof buf);
 	if (write_all(c->fd, c->ssl, buf, n) != 0 ||
-	    read_msg(c->fd, c->ssl, &c->rd, &m, now_ns() + BENCH_HANDSHAKE_MS * NS_PER_MS) != 1) {
+	    read_msg(c->fd, c->ssl, &c->rd, &m, mono_ns() + BENCH_HANDSHAKE_MS * NS_PER_MS) != 1) {
 		snprintf(err, errlen, "handshake with %s failed: %s%s", o.address,
 			 c->rd.err ? tp_reader_errstr(&c->rd) : "no answer",
 			 c->ssl == NULL && tp_dial_is_tcp(o.address)
@@ -393,7 +376,7 @@ static int conn_flush(worker *w, conn *c, bool blocking)
 	ssize_t n;
 
 	if (c->nqueued > 0) {
-		t = now_ns();
+		t = mono_ns();
 		for (unsigned i = 0; i < c->nqueued; i++)
 			c->sent_ns[c->queued[i]] = t;
 		c->nqueued = 0;
@@ -545,7 +528,7 @@ static int conn_read(worker *w, conn *c)
 		if (n < 0)
 			return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
 		tp_reader_commit(&c->rd, (size_t)n);
-		now = now_ns();
+		now = mono_ns();
 		while (c->up && (rc = tp_reader_next(&c->rd, &m)) == 1)
 			conn_handle(w, c, &m, now);
 		if (!c->up)
@@ -603,22 +586,22 @@ static void worker_run_blocking(worker *w)
 {
 	conn *c = w->conns[0];
 	char err[256];
-	uint64_t now = now_ns();
+	uint64_t now = mono_ns();
 
 	conn_refill(c, now);
 	conn_flush(w, c, true);
 	for (;;) {
-		now = now_ns();
+		now = mono_ns();
 		if (worker_done(w, now))
 			break;
 		if (!c->up) {
 			if (now >= t_end)
 				break;
 			if (conn_open(c, err, sizeof err) != 0) {
-				sleep_ns(BENCH_RECONNECT_NS);
+				mono_sleep_ns(BENCH_RECONNECT_NS);
 				continue;
 			}
-			conn_refill(c, now_ns());
+			conn_refill(c, mono_ns());
 			if (conn_flush(w, c, true) != 0)
 				worker_conn_lost(w, c, strerror(errno));
 			continue;
@@ -628,8 +611,8 @@ static void worker_run_blocking(worker *w)
 			if (now >= t_end)
 				break;
 			if (c->next_send_ns > now)
-				sleep_ns(c->next_send_ns - now);
-			conn_refill(c, now_ns());
+				mono_sleep_ns(c->next_send_ns - now);
+			conn_refill(c, mono_ns());
 			if (conn_flush(w, c, true) != 0)
 				worker_conn_lost(w, c, strerror(errno));
 			continue;
@@ -647,7 +630,7 @@ static void worker_run_blocking(worker *w)
 static void worker_run_epoll(worker *w)
 {
 	struct epoll_event evs[BENCH_MAX_EVENTS];
-	uint64_t now = now_ns();
+	uint64_t now = mono_ns();
 
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (w->ep < 0)
@@ -667,7 +650,7 @@ static void worker_run_epoll(worker *w)
 	for (;;) {
 		int n;
 
-		now = now_ns();
+		now = mono_ns();
 		if (worker_done(w, now))
 			break;
 		n = epoll_wait(w->ep, evs, BENCH_MAX_EVENTS, BENCH_POLL_MS);
@@ -688,7 +671,7 @@ static void worker_run_epoll(worker *w)
 				worker_conn_lost(w, c, strerror(errno));
 		}
 		if (o.interval_us > 0) {
-			now = now_ns();
+			now = mono_ns();
 			for (unsigned i = 0; i < w->nconns; i++) {
 				conn_refill(w->conns[i], now);
 				if (w->conns[i]->up && conn_flush(w, w->conns[i], false) != 0)
@@ -729,7 +712,7 @@ static double cpu_seconds(void)
 static void on_sigusr1(int sig)
 {
 	(void)sig;
-	gap_armed_at = now_ns();
+	gap_armed_at = mono_ns();
 	gap_armed = 1;
 }
 
@@ -801,7 +784,7 @@ static int run_load(void)
 	for (unsigned t = 0; t < o.threads; t++)
 		if (pthread_create(&ws[t].tid, NULL, worker_main, &ws[t]) != 0)
 			die("pthread_create: %s", strerror(errno));
-	t_start = now_ns();
+	t_start = mono_ns();
 	t_measure = t_start + (uint64_t)(o.warmup_s * (double)NS_PER_S);
 	t_end = t_measure + (uint64_t)(o.duration_s * (double)NS_PER_S);
 	cpu0 = cpu_seconds();
@@ -926,17 +909,17 @@ static int run_pingpong(void)
 	}
 	close(sv[1]);
 	pin_self(0);
-	t_start = now_ns();
+	t_start = mono_ns();
 	t_measure = t_start + (uint64_t)(o.warmup_s * (double)NS_PER_S);
 	t_end = t_measure + (uint64_t)(o.duration_s * (double)NS_PER_S);
 	for (;;) {
-		uint64_t t0 = now_ns(), t1;
+		uint64_t t0 = mono_ns(), t1;
 
 		if (t0 >= t_end)
 			break;
 		if (write_all(sv[0], NULL, buf, o.pp_out) != 0 || read_full(sv[0], buf, o.pp_back) != 0)
 			die("ping-pong: %s", strerror(errno));
-		t1 = now_ns();
+		t1 = mono_ns();
 		if (t0 >= t_measure) {
 			hist_add(h, t1 - t0);
 			rounds++;
@@ -979,7 +962,7 @@ static int run_status(void)
 	m.u.status_req.id = 1;
 	n = tp_encode(&m, buf, sizeof buf);
 	if (write_all(c.fd, c.ssl, buf, n) != 0 ||
-	    read_msg(c.fd, c.ssl, &c.rd, &m, now_ns() + 2 * NS_PER_S) != 1 || m.type != TP_STATUS_RESP) {
+	    read_msg(c.fd, c.ssl, &c.rd, &m, mono_ns() + 2 * NS_PER_S) != 1 || m.type != TP_STATUS_RESP) {
 		fprintf(stderr, "tsoracle-bench: no status from %s\n", o.address);
 		return 2;
 	}

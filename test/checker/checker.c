@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "history.h"
+#include "monotime.h"
 
 /*
  * Usage: tsoracle-checker --conn CONNINFO [--conn CONNINFO ...] [options]
@@ -54,8 +55,6 @@
 #define CHK_SQL_LEN               512
 #define CHK_RECONNECT_PAUSE_MS    50 /* between failed connection attempts */
 #define CHK_OPS_INITIAL           4096
-#define NS_PER_S                  1000000000ULL
-#define NS_PER_MS                 1000000ULL
 #define CHK_ERRCODE_SLOTS         16
 #define CHK_DEFAULT_MIN_OK        1 /* successful calls; below: exit CHK_EXIT_TOO_FEW */
 #define CHK_DEFAULT_SEED          1
@@ -95,21 +94,6 @@ typedef struct chk_session {
 } chk_session;
 
 static atomic_bool chk_stop;
-
-static uint64_t chk_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static void chk_sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * (long)NS_PER_MS};
-
-	nanosleep(&ts, NULL);
-}
 
 static void chk_record(chk_session *s, const hist_op *op)
 {
@@ -191,9 +175,9 @@ static void chk_rows_statement(chk_session *s, PGconn *conn, int n)
 		 "WITH r AS (INSERT INTO tsoracle_checker_rows (n) SELECT g FROM generate_series(1, %d) g "
 		 "RETURNING id, n) SELECT array_to_string(array_agg(id ORDER BY n), ','), count(*) FROM r",
 		 n);
-	op.invoke_ns = chk_now_ns();
+	op.invoke_ns = mono_ns();
 	res = PQexec(conn, sql);
-	op.complete_ns = chk_now_ns();
+	op.complete_ns = mono_ns();
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
 		int64_t *values = malloc((size_t)n * sizeof *values);
 		const char *p = PQgetvalue(res, 0, 0);
@@ -246,13 +230,13 @@ static void *chk_session_main(void *arg)
 			conn = PQconnectdb(s->conninfo);
 			if (PQstatus(conn) != CONNECTION_OK) {
 				chk_count_error(s, NULL, PQerrorMessage(conn));
-				chk_sleep_ms(CHK_RECONNECT_PAUSE_MS);
+				mono_sleep_ns(CHK_RECONNECT_PAUSE_MS * NS_PER_MS);
 				continue;
 			}
 			if (s->cfg->rows_max > 1 && !chk_rows_table(s, conn)) {
 				PQfinish(conn);
 				conn = NULL;
-				chk_sleep_ms(CHK_RECONNECT_PAUSE_MS);
+				mono_sleep_ns(CHK_RECONNECT_PAUSE_MS * NS_PER_MS);
 				continue;
 			}
 		}
@@ -267,9 +251,9 @@ static void *chk_session_main(void *arg)
 		} else {
 			snprintf(sql, sizeof sql, "SELECT v, v, 1 FROM tso_now() v");
 		}
-		op.invoke_ns = chk_now_ns();
+		op.invoke_ns = mono_ns();
 		res = PQexec(conn, sql);
-		op.complete_ns = chk_now_ns();
+		op.complete_ns = mono_ns();
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 			op.ok = true;
 			op.lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -392,7 +376,7 @@ int main(int argc, char **argv)
 			return CHK_EXIT_USAGE;
 		}
 	}
-	chk_sleep_ms((unsigned)cfg.duration_s * 1000u);
+	mono_sleep_ns((uint64_t)cfg.duration_s * NS_PER_S);
 	atomic_store(&chk_stop, true);
 	for (int i = 0; i < n_sessions; i++) {
 		pthread_join(sessions[i].thread, NULL);
