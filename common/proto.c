@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "bytes.h"
+
 /*
  * Compiled into the sidecar and, through PGXS, into the extension: C99 with
  * declarations at the top of blocks, no allocation, no I/O, and every name
@@ -81,7 +83,7 @@ static inline uint16_t tp_get16(const uint8_t **p)
 	const uint8_t *b = *p;
 
 	*p += TP_U16;
-	return (uint16_t)((unsigned)b[0] << 8 | (unsigned)b[1]);
+	return bytes_get_u16(b);
 }
 
 static inline uint32_t tp_get32(const uint8_t **p)
@@ -89,7 +91,7 @@ static inline uint32_t tp_get32(const uint8_t **p)
 	const uint8_t *b = *p;
 
 	*p += TP_U32;
-	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+	return bytes_get_u32(b);
 }
 
 static inline uint64_t tp_get64(const uint8_t **p)
@@ -107,17 +109,13 @@ static inline uint8_t *tp_put8(uint8_t *p, uint8_t v)
 
 static inline uint8_t *tp_put16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	bytes_put_u16(p, v);
 	return p + TP_U16;
 }
 
 static inline uint8_t *tp_put32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	bytes_put_u32(p, v);
 	return p + TP_U32;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "proto.h"
 
 /*
@@ -687,9 +688,7 @@ static void test_roundtrip(void **state)
 	for (i = 0; i < ns; i++) {
 		frame = encode_new(&s[i], &n);
 		assert_int_equal(n, frame_size(&s[i]));
-		assert_int_equal(
-		    ((size_t)frame[0] << 24 | (size_t)frame[1] << 16 | (size_t)frame[2] << 8 | frame[3]),
-		    n - HDR);
+		assert_int_equal(bytes_get_u32(frame), n - HDR);
 		assert_int_equal(tp_reader_feed(r, frame, n), n);
 		assert_int_equal(tp_reader_next(r, &got), 1);
 		assert_msg_equal(&s[i], &got);
@@ -982,14 +981,6 @@ typedef struct bad_case {
 	int err;
 } bad_case;
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 static void put_be16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
@@ -1001,7 +992,7 @@ static void bad_header(bad_case *c, const char *what, uint32_t body_len)
 {
 	memset(c, 0, sizeof *c);
 	c->what = what;
-	put_be32(c->bytes, body_len);
+	bytes_put_u32(c->bytes, body_len);
 	c->len = HDR;
 	c->detect = HDR;
 	c->err = TP_RERR_BAD_LENGTH;
@@ -1012,7 +1003,7 @@ static void bad_frame(bad_case *c, const char *what, uint8_t type, uint32_t body
 {
 	memset(c, 0, sizeof *c);
 	c->what = what;
-	put_be32(c->bytes, body_len);
+	bytes_put_u32(c->bytes, body_len);
 	c->bytes[OFF_TYPE] = type;
 	c->len = HDR + body_len;
 	c->detect = HDR + 1;
@@ -1221,7 +1212,7 @@ static void mutate(uint8_t *buf, size_t *len, size_t cap)
 		break;
 	case 5: /* a random body length in the first header */
 		if (*len >= HDR)
-			put_be32(buf, (uint32_t)rng_below(TP_MAX_BODY + 2));
+			bytes_put_u32(buf, (uint32_t)rng_below(TP_MAX_BODY + 2));
 		break;
 	default: /* a random u16 somewhere (status, len fields) */
 		if (i + 1 < *len)
@@ -1394,7 +1385,7 @@ static void test_status_v1(void **state)
 	n = tp_encode(&m, frame, sizeof frame);
 	assert_int_equal(n, SZ_STATUS_RESP);
 	/* The older form: the same bytes without the last two u64. */
-	put_be32(frame, (uint32_t)(SZ_STATUS_RESP_V1 - HDR));
+	bytes_put_u32(frame, (uint32_t)(SZ_STATUS_RESP_V1 - HDR));
 	assert_int_equal(tp_reader_feed(r, frame, SZ_STATUS_RESP_V1), SZ_STATUS_RESP_V1);
 	assert_int_equal(tp_reader_next(r, &got), 1);
 	assert_int_equal(got.u.status_resp.id, 42);
@@ -1404,7 +1395,7 @@ static void test_status_v1(void **state)
 	assert_int_equal(got.u.status_resp.st.clock_ahead_ms, 0);
 
 	tp_reader_init(r);
-	put_be32(frame, (uint32_t)(SZ_STATUS_RESP_V1 - HDR + 8));
+	bytes_put_u32(frame, (uint32_t)(SZ_STATUS_RESP_V1 - HDR + 8));
 	assert_int_equal(tp_reader_feed(r, frame, SZ_STATUS_RESP_V1 + 8), SZ_STATUS_RESP_V1 + 8);
 	assert_int_equal(tp_reader_next(r, &got), -1);
 	free(r);
