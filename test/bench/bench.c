@@ -521,7 +521,7 @@ static int conn_read(worker *w, conn *c)
 		ssize_t n = tp_io_read(c->fd, c->ssl, p, room);
 		uint64_t now;
 		tp_msg m;
-		int rc;
+		int rc = 0; /* (set by the loop below whenever the connection is up) */
 
 		if (n == 0)
 			return -1;
@@ -858,6 +858,16 @@ static int run_load(void)
 			       "this host's wall clock)\n",
 			       max_ahead);
 	}
+	for (unsigned i = 0; i < o.connections; i++)
+		conn_close(&cs[i]);
+	for (unsigned t = 0; t < o.threads; t++)
+		free(ws[t].conns);
+	/* Everything freed before the exit: under LeakSanitizer (make test
+	 * SANITIZE=1) a leak ends the process before stdio flushes, and the
+	 * report above would never reach the tests that parse it. */
+	free(ws);
+	free(cs);
+	free(all);
 	if (violations > 0)
 		return 1;
 	if (!o.gap && (reqs == 0 || failures > 0))
