@@ -12,6 +12,8 @@
 #   --raft-prefix   print where libraft is (or will be) installed, build nothing
 #   --pg-bindir N   print PostgreSQL N's bindir if it is installed or built
 #                   (exit status 1 if not), build nothing
+#   --pg-versions   print the major versions installed from Debian's packages
+#                   or built into the cache, one a line, build nothing
 #
 # Environment:
 #   TSO_DEPS_DIR     the cache (default /var/cache/tsoracle-deps)
@@ -199,6 +201,7 @@ build_raft() {
 # Debian's configure options except the procedural languages, PAM, GSSAPI,
 # LDAP, SELinux, systemd, NLS, DTrace and JIT (not used by tsoracle; they
 # cost build time). Contrib is built (the tests use dblink).
+pg_source_majors="17 18" # the versions pg_suites knows
 pg_suites() { # where Debian has the source of major version $1
 	case $1 in
 	17) echo "trixie trixie-security" ;;
@@ -236,6 +239,16 @@ pg_bindir() { # the bindir of major version $1, if it is installed or built
 		prefix=$(pg_prefix "$1")
 	fi
 	[ -n "$prefix" ] && [ -x "$prefix/bin/pg_config" ] && echo "$prefix/bin"
+}
+
+pg_versions() { # installed from Debian's packages, or built into the cache
+	local c v
+	{
+		for c in /usr/lib/postgresql/*/bin/pg_config; do
+			[ -x "$c" ] && basename "$(dirname "$(dirname "$c")")"
+		done
+		for v in $pg_source_majors; do pg_bindir "$v" >/dev/null && echo "$v"; done
+	} | sort -un
 }
 
 build_pg_locked() {
@@ -308,6 +321,10 @@ while [ $# -gt 0 ]; do
 	--pg-bindir)
 		pg_bindir "$2"
 		exit
+		;;
+	--pg-versions)
+		pg_versions
+		exit 0
 		;;
 	--no-apt) apt= ;;
 	--pg)
