@@ -194,6 +194,7 @@ stage() {
 	cp $b/control/tsoracled-broken-peergate "$STAGE/bin/"
 	cp $b/control/tsoracled-broken-quorum "$STAGE/bin/"
 	cp $b/control/tsoracled-long-lease $b/control/tsoracled-broken-lease "$STAGE/bin/"
+	cp $b/control/tsoracled-broken-membercert "$STAGE/bin/"
 	old_daemon && cp "build/old/tsoracled-$OLD_REF" "$STAGE/bin/tsoracled-old"
 	cp scripts/certs.sh "$STAGE/bin/" # TAP clusters run under TLS (TsoracleTest::certs)
 	cp docs/postgres_exporter.yml "$STAGE/bin/" # t/140_metrics.pl runs its query
@@ -370,17 +371,33 @@ tap_peergate_control() {
 		'rejoins within 2 s'
 }
 
+# A positive control (tap_planted_control BIN FILE DIR PATTERN): FILE run
+# against the planted build $STAGE/bin/BIN, in a test directory of its own
+# (DIR, so the real run's logs stay), must fail with a check that matches
+# PATTERN.
+tap_planted_control() {
+	local out rc=0
+	as_pg mkdir -p "$STAGE/$3"
+	out=$(TAP_TESTDIR="$STAGE/$3" run_prove "$STAGE/bin/$1" -v "$2" 2>&1) || rc=$?
+	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
+	[ $rc -ne 0 ] && grep -Eq "$4" <<<"$out"
+}
+
 # Positive control of t/112_membership.pl: against the build whose member
 # remove does not refuse a removal that would leave no quorum of the members
 # that are up (test/test.mk, tsoracled-broken-quorum), the removal goes
 # through, and the test must say so.
 tap_quorum_control() {
-	local out rc=0
-	as_pg mkdir -p "$STAGE/quorum-control"
-	out=$(TAP_TESTDIR="$STAGE/quorum-control" run_prove "$STAGE/bin/tsoracled-broken-quorum" -v \
-		t/112_membership.pl 2>&1) || rc=$?
-	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
-	[ $rc -ne 0 ] && grep -Eq '^not ok .*(no quorum would remain|no change: voters 4, 5, 6)' <<<"$out"
+	tap_planted_control tsoracled-broken-quorum t/112_membership.pl quorum-control \
+		'^not ok .*(no quorum would remain|no change: voters 4, 5, 6)'
+}
+
+# Positive control of t/113_member_paths.pl: against the build whose client
+# port admits any member certificate (test/broken/broken_membercert.c), the
+# removed member goes on taking timestamps, and the test must say so.
+tap_membercert_control() {
+	tap_planted_control tsoracled-broken-membercert t/113_member_paths.pl membercert-control \
+		'^not ok .*may no longer take timestamps from the leader'
 }
 
 tap_generation_control() {
@@ -625,6 +642,12 @@ for v in $pg_versions; do
 			*" t/112_membership.pl "*)
 				suite "TAP positive control: t/112 with a member remove that does not refuse quorum loss must fail" \
 					tap_quorum_control
+				;;
+			esac
+			case " ${TESTS:-t/113_member_paths.pl} " in
+			*" t/113_member_paths.pl "*)
+				suite "TAP positive control: t/113 with a client port that admits a removed member's certificate must fail" \
+					tap_membercert_control
 				;;
 			esac
 		fi

@@ -206,6 +206,15 @@ static bool node_peer_is_member(void *arg, uint64_t id)
 	for (unsigned i = 0; i < n->raft.configuration.n; i++)
 		if (n->raft.configuration.servers[i].id == id)
 			return true;
+	/* A change not committed yet may still be rolled back: a member it
+	 * removes stays one until it commits. A leader that removed a member
+	 * with --force and lost its quorum must still hear that member if it
+	 * wins an election with the old configuration, or it would
+	 * refuse the only leader there is, for good. */
+	if (n->raft.configuration_uncommitted_index != 0)
+		for (unsigned i = 0; i < n->raft.configuration_committed.n; i++)
+			if (n->raft.configuration_committed.servers[i].id == id)
+				return true;
 	return false;
 }
 
@@ -676,6 +685,11 @@ void node_close(node *n, node_close_cb cb)
 	} else {
 		node_release_io(n);
 	}
+}
+
+bool node_is_member(node *n, uint64_t id)
+{
+	return node_peer_is_member(n, id);
 }
 
 bool node_is_leader(node *n)

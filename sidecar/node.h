@@ -169,6 +169,12 @@ bool node_is_leader(node *n);
 /* The leader's id as Raft knows it; 0 if unknown (or during a handover). */
 uint64_t node_leader_id(node *n);
 
+/* Member id is in the Raft configuration this node holds (any role), or
+ * this node waits to be added (join: no configuration yet, so any member
+ * of the CA may be the leader that adds it). What the Raft port admits
+ * (peer.h), and the client port of a member certificate (server.h). */
+bool node_is_member(node *n, uint64_t id);
+
 /*
  * Starts a planned handover to member target (0: any caught-up voter), or
  * joins the one under way, and stops serving at once. Returns TP_OK when

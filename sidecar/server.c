@@ -1062,6 +1062,27 @@ static const char *srv_forbidden(const srv_conn *c, const tp_msg *m)
 	}
 }
 
+/*
+ * A member certificate speaks for a current member only: a member removed
+ * from the configuration keeps its certificate, still valid until revoked,
+ * and must not go on forwarding, measuring clocks or reading through this
+ * port with it (the Raft port refuses it too, peer.h). True, and the
+ * connection refused (a rate-limited warning), if c's no longer does.
+ */
+static bool srv_member_gone(srv_conn *c)
+{
+	if (c->tls == NULL || c->peer.role != TLS_ROLE_MEMBER ||
+	    node_is_member(c->srv->node, c->peer.member_id))
+		return false;
+	srv_conn_forbid(
+	    c,
+	    "certificate CN=%s speaks for node %" PRIu64
+	    ", which is not a member of the Raft configuration (removed; tsoracle-ctl member list "
+	    "shows the members, and a member added back needs a new id and certificate)",
+	    c->peer.cn, c->peer.member_id);
+	return true;
+}
+
 static void srv_handle(srv_conn *c, const tp_msg *m)
 {
 	const char *forbidden;
@@ -1075,6 +1096,8 @@ static void srv_handle(srv_conn *c, const tp_msg *m)
 			srv_conn_error(c, TP_ERR_PROTOCOL, "expected a hello, got message type %u", m->type);
 		return;
 	}
+	if (srv_member_gone(c))
+		return;
 	if ((forbidden = srv_forbidden(c, m)) != NULL) {
 		srv_conn_forbid(c, "certificate CN=%s (role %s) may not %s", c->peer.cn,
 				tls_role_name(c->peer.role), forbidden);
@@ -1249,6 +1272,8 @@ static void srv_conn_tls_input(srv_conn *c, const uv_buf_t *buf, size_t len)
 			    c->peer.cn);
 			return;
 		}
+		if (srv_member_gone(c))
+			return;
 		log_debug("client %s connected over TLS as CN=%s (role %s)", c->from, c->peer.cn,
 			  tls_role_name(c->peer.role));
 	}

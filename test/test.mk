@@ -122,6 +122,7 @@ BROKEN_WRAP_clock = lead_clock_observe lead_clock_view lead_clock_member_support
 BROKEN_WRAP_startfloor = ta_set_start_floor
 BROKEN_WRAP_floor = ta_raise_floor
 BROKEN_WRAP_peergate = peer_gate_judge
+BROKEN_WRAP_membercert = node_is_member
 comma := ,
 BROKEN_WRAP_FLAGS = $(addprefix -Wl$(comma)--wrap=,$(BROKEN_WRAP_$*))
 ALLOC_BROKEN_KINDS = fence monotonic lease ahead
@@ -146,7 +147,8 @@ $(ALLOC_BROKEN_TESTS): $(BUILD)/test/test_alloc_broken_%: $(BUILD)/test/broken/t
 # PostgreSQL's tsoracle.refuse_backward_grants off). Never installed.
 TSORACLED_BROKEN = $(BUILD)/control/tsoracled-broken-monotonic $(BUILD)/control/tsoracled-broken-fence \
 	$(BUILD)/control/tsoracled-broken-clock $(BUILD)/control/tsoracled-broken-startfloor \
-	$(BUILD)/control/tsoracled-broken-floor $(BUILD)/control/tsoracled-broken-peergate
+	$(BUILD)/control/tsoracled-broken-floor $(BUILD)/control/tsoracled-broken-peergate \
+	$(BUILD)/control/tsoracled-broken-membercert
 $(TSORACLED_BROKEN): $(BUILD)/control/tsoracled-broken-%: $(SIDECAR_OBJS) $(BUILD)/test/broken/broken_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(SC_CC) $(BROKEN_WRAP_FLAGS) -o $@ $^ $(SC_LIBS)

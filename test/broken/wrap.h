@@ -30,5 +30,7 @@ const char *__wrap_peer_gate_judge(const peer_pending *p, bool member_host, cons
 				   size_t whylen);
 void __real_ta_init(ta_alloc *a, const ta_config *cfg);
 void __wrap_ta_init(ta_alloc *a, const ta_config *cfg);
+struct node;
+bool __wrap_node_is_member(struct node *n, uint64_t id);
 
 #endif /* TSORACLE_BROKEN_WRAP_H */
