@@ -15,7 +15,8 @@
  * (cfg_load_text), then checked as tsoracled checks its settings
  * (cfg_check). A refusal must come with a message; a configuration that
  * passes must hold what cfg_check promises: every string fits its buffer,
- * this node is among the peers at its Raft address, nothing listens off
+ * this node is among the peers at its Raft address (unless it joins: then
+ * it has a client address and needs no peers), nothing listens off
  * loopback without TLS, the timing rules hold,
  * and every address it accepted converts to a socket address (the
  * listeners' and dialers' own parser, cfg_sockaddr).
@@ -36,7 +37,13 @@ static void check_accepted(const cfg *c)
 	FUZZ_CHECK(c->data_dir[0] != '\0' && c->pid_file[0] != '\0');
 	FUZZ_CHECK(c->client_socket[0] != '\0' || c->client_tcp[0] != '\0');
 	FUZZ_CHECK(c->node_id >= 1);
-	FUZZ_CHECK(c->n_peers >= 1 && c->n_peers <= CFG_MAX_PEERS);
+	/* A member that waits to be added (join) bootstraps nothing: peers
+	 * may be empty (the leader that adds it gives it the configuration),
+	 * but it needs a client address for the others to forward to. */
+	if (c->join)
+		FUZZ_CHECK(c->n_peers <= CFG_MAX_PEERS && c->client_tcp[0] != '\0');
+	else
+		FUZZ_CHECK(c->n_peers >= 1 && c->n_peers <= CFG_MAX_PEERS);
 	FUZZ_CHECK(cfg_sockaddr(c->raft_address, &ss) == 0);
 	if (c->client_tcp[0] != '\0')
 		FUZZ_CHECK(cfg_sockaddr(c->client_tcp, &ss) == 0);
@@ -54,8 +61,10 @@ static void check_accepted(const cfg *c)
 			FUZZ_CHECK(strcmp(c->peers[i].address, c->raft_address) == 0);
 		}
 	}
-	FUZZ_CHECK(self);
-	/* Off loopback, only with TLS (a cluster's Raft, the client port). */
+	FUZZ_CHECK(self || c->join);
+	/* Off loopback, only with TLS (a cluster's Raft, the client port; a
+	 * joining member's own Raft address). */
+	FUZZ_CHECK(cfg_has_tls(c) || !c->join || cfg_is_loopback(c->raft_address));
 	for (unsigned i = 0; i < c->n_peers && c->n_peers > 1; i++)
 		FUZZ_CHECK(cfg_has_tls(c) || cfg_is_loopback(c->peers[i].address));
 	FUZZ_CHECK(cfg_has_tls(c) || c->client_tcp[0] == '\0' || cfg_is_loopback(c->client_tcp));
