@@ -42,12 +42,12 @@ static uint16_t node_transfer_outcome(node *n, const node_transfer_req *w, uint6
  * handover number ended or an earlier one) or whose deadline has passed. */
 static node_transfer_req *node_transfer_next_due(node *n, uint64_t ended, uint64_t now_ms)
 {
-	for (node_transfer_req **pp = &n->transfer_waiters; *pp != NULL; pp = &(*pp)->next) {
-		node_transfer_req *w = *pp;
+	node_transfer_req *w;
 
+	TAILQ_FOREACH(w, &n->transfer_waiters, link)
+	{
 		if (w->handover <= ended || now_ms >= w->deadline_ms) {
-			*pp = w->next;
-			w->next = NULL;
+			node_transfer_cancel(n, w);
 			return w;
 		}
 	}
@@ -126,7 +126,7 @@ static void node_sync(node *n)
 			 clk.mono_ms - n->transfer_started_ms, node_leader_id(n),
 			 (uint64_t)raft_current_term(&n->raft));
 		node_transfer_answer(n, ended, clk.mono_ms);
-	} else if (n->transfer_waiters != NULL) {
+	} else if (!TAILQ_EMPTY(&n->transfer_waiters)) {
 		node_transfer_answer(n, 0, clk.mono_ms);
 	}
 }
@@ -404,6 +404,7 @@ int node_init(node *n, uv_loop_t *loop, const cfg *c, char *err, size_t errlen)
 	};
 
 	memset(n, 0, sizeof *n);
+	TAILQ_INIT(&n->transfer_waiters);
 	n->loop = loop;
 	n->cfg = c;
 	n->last_result = TA_NOT_LEADER;
@@ -666,11 +667,10 @@ void node_close(node *n, node_close_cb cb)
 {
 	n->closing = true;
 	n->close_cb = cb;
-	while (n->transfer_waiters != NULL) {
-		node_transfer_req *w = n->transfer_waiters;
+	while (!TAILQ_EMPTY(&n->transfer_waiters)) {
+		node_transfer_req *w = TAILQ_FIRST(&n->transfer_waiters);
 
-		n->transfer_waiters = w->next;
-		w->next = NULL;
+		node_transfer_cancel(n, w);
 		w->cb(w, TP_ERR_SHUTTING_DOWN, 0);
 	}
 	member_close(n);
@@ -819,7 +819,6 @@ void node_versions(node *n, uint64_t *known, uint64_t *cluster)
 uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_transfer_cb cb)
 {
 	ta_clock clk = clock_now();
-	node_transfer_req **pp;
 	uint64_t handover = 0;
 
 	if (n->closing)
@@ -845,21 +844,15 @@ uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_tr
 	    clk.mono_ms + (uint64_t)n->cfg->election_timeout_ms * NODE_TRANSFER_TIMEOUT_ELECTIONS;
 	/* Appended: waiters are answered in the order they came. */
 	req->handover = handover;
-	req->next = NULL;
-	pp = &n->transfer_waiters;
-	while (*pp != NULL)
-		pp = &(*pp)->next;
-	*pp = req;
+	TAILQ_INSERT_TAIL(&n->transfer_waiters, req, link);
+	req->waiting = true;
 	return TP_OK;
 }
 
 void node_transfer_cancel(node *n, node_transfer_req *req)
 {
-	for (node_transfer_req **pp = &n->transfer_waiters; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == req) {
-			*pp = req->next;
-			req->next = NULL;
-			return;
-		}
-	}
+	if (!req->waiting)
+		return;
+	TAILQ_REMOVE(&n->transfer_waiters, req, link);
+	req->waiting = false;
 }

@@ -8,6 +8,7 @@
 #include <raft/uv.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "config.h"
@@ -62,10 +63,11 @@ typedef void (*node_transfer_cb)(struct node_transfer_req *req, uint16_t status,
 typedef struct node_transfer_req {
 	void *data; /* the caller's */
 	node_transfer_cb cb;
-	uint64_t target;      /* 0: any caught-up voter */
-	uint64_t deadline_ms; /* monotonic: answered with TP_ERR_TRANSFER then */
-	uint64_t handover;    /* the number of the handover it waits for */
-	struct node_transfer_req *next;
+	uint64_t target;                     /* 0: any caught-up voter */
+	uint64_t deadline_ms;                /* monotonic: answered with TP_ERR_TRANSFER then */
+	uint64_t handover;                   /* the number of the handover it waits for */
+	TAILQ_ENTRY(node_transfer_req) link; /* in node.transfer_waiters */
+	bool waiting;                        /* while it is there */
 } node_transfer_req;
 
 typedef struct node {
@@ -88,8 +90,9 @@ typedef struct node {
 	int last_result;           /* last ta_grant result, for error statuses */
 	uint64_t last_result_term; /* the Raft term it was had in (node_wait_status) */
 
-	uint64_t transfer_started_ms;        /* monotonic, for the log */
-	node_transfer_req *transfer_waiters; /* answered when their handover ends */
+	uint64_t transfer_started_ms; /* monotonic, for the log */
+	/* Answered when their handover ends, in the order they came. */
+	TAILQ_HEAD(, node_transfer_req) transfer_waiters;
 
 	node_ready_cb ready_cb; /* grants may succeed now */
 	void *ready_arg;

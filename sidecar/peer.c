@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "bytes.h"
@@ -53,7 +54,7 @@ enum peer_stage {
 
 typedef struct peer_conn {
 	peer_transport *t;
-	struct peer_conn *prev, *next;
+	LIST_ENTRY(peer_conn) link; /* in its transport's conns */
 	enum peer_kind kind;
 	enum peer_stage stage;
 	uint64_t peer_id; /* connector: the id we dial; acceptor: the id claimed */
@@ -96,7 +97,7 @@ struct peer_transport {
 	bool listening;
 	raft_uv_accept_cb accept_cb;
 	raft_uv_transport_close_cb close_cb;
-	peer_conn *conns; /* every peer_conn not yet freed */
+	LIST_HEAD(, peer_conn) conns; /* every peer_conn not yet freed */
 	unsigned n_conns;
 	bool closing;
 	ratelog warn; /* refusals, rate-limited */
@@ -120,12 +121,7 @@ static void peer_conn_free(peer_conn *c)
 {
 	peer_transport *t = c->t;
 
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		t->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	t->n_conns--;
 	if (c->owe_cb)
 		c->cb(c->req, NULL, c->status);
@@ -701,10 +697,7 @@ static peer_conn *peer_conn_new(peer_transport *t, enum peer_kind kind, char *er
 	c->timer.data = c;
 	c->open_handles = 2;
 	c->connect.data = c;
-	c->next = t->conns;
-	if (t->conns != NULL)
-		t->conns->prev = c;
-	t->conns = c;
+	LIST_INSERT_HEAD(&t->conns, c, link);
 	t->n_conns++;
 	/* Bounds the TCP connect too: a peer cut off by a partition would
 	 * otherwise hold libraft's connection attempt for minutes of SYN
@@ -791,7 +784,7 @@ static const char *peer_gate(peer_conn *c, char *why, size_t whylen)
 {
 	peer_pending p = {0, 0, 0};
 
-	for (peer_conn *o = c->t->conns; o != NULL; o = o->next) {
+	for (peer_conn *o = LIST_FIRST(&c->t->conns); o != NULL; o = LIST_NEXT(o, link)) {
 		if (o == c || o->kind != PEER_ACCEPT || o->done || o->stage == PEER_RELAY)
 			continue;
 		p.all++;
@@ -955,7 +948,7 @@ static void peer_close(struct raft_uv_transport *transport, raft_uv_transport_cl
 	t->close_cb = cb;
 	/* libraft's contract: no accept callback from here on, and every
 	 * pending connect request is answered RAFT_CANCELED. */
-	for (peer_conn *c = t->conns; c != NULL; c = c->next) {
+	for (peer_conn *c = LIST_FIRST(&t->conns); c != NULL; c = LIST_NEXT(c, link)) {
 		if (c->stage == PEER_RELAY)
 			peer_end(c, "the transport closes");
 		else
@@ -976,6 +969,7 @@ int peer_transport_init(struct raft_uv_transport *transport, uv_loop_t *loop, SS
 		return err_set(err, errlen, "out of memory");
 	t->outer = transport;
 	t->loop = loop;
+	LIST_INIT(&t->conns);
 	ratelog_init(&t->warn, "Raft connections", PEER_WARN_INTERVAL_MS);
 	t->ctx = ctx;
 	t->members = *members;
@@ -1001,7 +995,7 @@ void peer_transport_set_ctx(struct raft_uv_transport *transport, SSL_CTX *ctx)
 	 * read: a revoked certificate, or one of a CA no longer trusted, is cut
 	 * off now rather than whenever the connection happens to end. The rest
 	 * stay up (Raft keeps going through a rotation). */
-	for (peer_conn *c = t->conns; c != NULL; c = c->next) {
+	for (peer_conn *c = LIST_FIRST(&t->conns); c != NULL; c = LIST_NEXT(c, link)) {
 		char err[TLS_ERR_SIZE];
 
 		if (c->done || c->stage != PEER_RELAY || !c->has_tls ||
@@ -1019,7 +1013,9 @@ unsigned peer_transport_connections(struct raft_uv_transport *transport)
 	peer_transport *t = transport->impl;
 	unsigned n = 0;
 
-	for (peer_conn *c = t != NULL ? t->conns : NULL; c != NULL; c = c->next)
+	if (t == NULL)
+		return 0;
+	for (peer_conn *c = LIST_FIRST(&t->conns); c != NULL; c = LIST_NEXT(c, link))
 		if (c->stage == PEER_RELAY && !c->done)
 			n++;
 	return n;
@@ -1041,7 +1037,7 @@ uint64_t peer_transport_heard(struct raft_uv_transport *transport, uint64_t id)
 	peer_transport *t = transport->impl;
 	uint64_t heard = 0;
 
-	for (peer_conn *c = t->conns; c != NULL; c = c->next)
+	for (peer_conn *c = LIST_FIRST(&t->conns); c != NULL; c = LIST_NEXT(c, link))
 		if (!c->done && c->stage == PEER_RELAY && c->peer_id == id && c->heard_ms > heard)
 			heard = c->heard_ms;
 	return heard;
@@ -1056,7 +1052,7 @@ unsigned peer_transport_prune(struct raft_uv_transport *transport)
 	/* A member the configuration no longer holds is cut off in both
 	 * directions: libraft would stop writing to it, but its own
 	 * connections to us would stay up until they broke. */
-	for (peer_conn *c = t->conns; c != NULL; c = c->next) {
+	for (peer_conn *c = LIST_FIRST(&t->conns); c != NULL; c = LIST_NEXT(c, link)) {
 		if (c->done || c->stage != PEER_RELAY || t->members.is_member(t->members.arg, c->peer_id))
 			continue;
 		snprintf(why, sizeof why, "node %" PRIu64 " is no longer a member of the Raft configuration",

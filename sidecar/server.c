@@ -182,16 +182,11 @@ static void srv_conn_refuse_linger(srv_conn *c, uint16_t status, const char *tex
 {
 	srv *s = c->srv;
 
-	if (s->n_lingering >= SRV_LINGER_CAP && s->linger_head != NULL)
-		srv_conn_close(s->linger_head);
+	if (s->n_lingering >= SRV_LINGER_CAP && !TAILQ_EMPTY(&s->lingering))
+		srv_conn_close(TAILQ_FIRST(&s->lingering));
 	c->refused = true;
 	c->refused_ms = uv_now(s->loop);
-	c->linger_next = NULL;
-	if (s->linger_tail != NULL)
-		s->linger_tail->linger_next = c;
-	else
-		s->linger_head = c;
-	s->linger_tail = c;
+	TAILQ_INSERT_TAIL(&s->lingering, c, linger);
 	s->n_lingering++;
 	srv_send_error(c, status, text);
 	srv_conn_flush(c);
@@ -553,7 +548,7 @@ static void srv_batch_answer(srv *s, uint64_t batch, uint64_t total, uint16_t st
 /* Connections that stopped reading for a full queue resume. */
 static void srv_resume_reading(srv *s)
 {
-	for (srv_conn *c = s->conns; c != NULL; c = c->next)
+	for (srv_conn *c = LIST_FIRST(&s->conns); c != NULL; c = LIST_NEXT(c, link))
 		if (!c->reading && !c->closing)
 			srv_conn_parse(c);
 }
@@ -715,8 +710,8 @@ static void srv_sweep_cb(uv_timer_t *t)
 	char text[TP_MAX_ERRMSG + 1];
 	srv_conn *next;
 
-	for (srv_conn *c = s->conns; c != NULL; c = next) {
-		next = c->next;
+	for (srv_conn *c = LIST_FIRST(&s->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, link);
 		if (c->refused) {
 			if (now - c->refused_ms >= SRV_LINGER_MS)
 				srv_conn_close(c);
@@ -738,23 +733,13 @@ static void srv_sweep_cb(uv_timer_t *t)
 
 /* ---- planned handover ------------------------------------------------- */
 
-static void srv_xfer_unlink(srv *s, srv_xfer *x)
-{
-	for (srv_xfer **pp = &s->xfers; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == x) {
-			*pp = x->next;
-			return;
-		}
-	}
-}
-
 /* The handover a client asked for has ended (node.h says what status and
  * leader_id mean). */
 static void srv_transfer_cb(node_transfer_req *req, uint16_t status, uint64_t leader_id)
 {
 	srv_xfer *x = req->data;
 
-	srv_xfer_unlink(x->srv, x);
+	LIST_REMOVE(x, link);
 	x->conn->n_xfers--;
 	srv_send_transfer(x->conn, x->id, status, leader_id);
 	srv_conn_flush(x->conn);
@@ -793,8 +778,7 @@ static void srv_handle_transfer(srv_conn *c, const tp_msg *m)
 		srv_send_transfer(c, id, status, node_leader_id(s->node));
 		return;
 	}
-	x->next = s->xfers;
-	s->xfers = x;
+	LIST_INSERT_HEAD(&s->xfers, x, link);
 	c->n_xfers++;
 }
 
@@ -897,7 +881,7 @@ static void srv_handle_member(srv_conn *c, const tp_msg *m)
  * (the server is stopping). The handover itself goes on. */
 static void srv_xfer_drop(srv *s, srv_conn *c)
 {
-	srv_xfer **pp = &s->xfers;
+	srv_xfer *x, *next;
 	srv_member *w = &s->member_wait;
 
 	/* The membership change a client waits for goes on too. */
@@ -913,14 +897,11 @@ static void srv_xfer_drop(srv *s, srv_conn *c)
 		}
 	}
 
-	while (*pp != NULL) {
-		srv_xfer *x = *pp;
-
-		if (c != NULL && x->conn != c) {
-			pp = &x->next;
+	for (x = LIST_FIRST(&s->xfers); x != NULL; x = next) {
+		next = LIST_NEXT(x, link);
+		if (c != NULL && x->conn != c)
 			continue;
-		}
-		*pp = x->next;
+		LIST_REMOVE(x, link);
 		x->conn->n_xfers--;
 		node_transfer_cancel(s->node, &x->req);
 		if (c == NULL) {
@@ -940,12 +921,7 @@ static void srv_admin_cb(void *arg, uint16_t status, uint64_t value, uint64_t va
 	srv_admin *x = arg;
 	srv *s = x->srv;
 
-	for (srv_admin **pp = &s->admins; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == x) {
-			*pp = x->next;
-			break;
-		}
-	}
+	LIST_REMOVE(x, link);
 	if (x->conn != NULL) {
 		srv_send_admin(x->conn, x->id, status, node_leader_id(s->node), value, value2);
 		srv_conn_flush(x->conn);
@@ -992,15 +968,14 @@ static void srv_handle_admin(srv_conn *c, const tp_msg *m)
 		srv_send_admin(c, id, status, node_leader_id(s->node), value, value2);
 		return;
 	}
-	x->next = s->admins;
-	s->admins = x;
+	LIST_INSERT_HEAD(&s->admins, x, link);
 }
 
 /* Connection c is closing (NULL: every connection, the server is
  * stopping): its commands go on, their answers are dropped. */
 static void srv_admin_drop(srv *s, srv_conn *c)
 {
-	for (srv_admin *x = s->admins; x != NULL; x = x->next)
+	for (srv_admin *x = LIST_FIRST(&s->admins); x != NULL; x = LIST_NEXT(x, link))
 		if (c == NULL || x->conn == c)
 			x->conn = NULL;
 }
@@ -1339,24 +1314,12 @@ static void srv_conn_free_cb(uv_handle_t *h)
 		s->close_cb(s);
 }
 
-/* c, closing, leaves the FIFO of lingering refusals (at most
- * SRV_LINGER_CAP long: a walk is cheap). */
+/* c, closing, leaves the FIFO of lingering refusals (where every
+ * refused connection is: srv_conn_refuse_linger). */
 static void srv_linger_unlink(srv *s, srv_conn *c)
 {
-	srv_conn *prev = NULL;
-
-	for (srv_conn *l = s->linger_head; l != NULL; prev = l, l = l->linger_next) {
-		if (l != c)
-			continue;
-		if (prev != NULL)
-			prev->linger_next = c->linger_next;
-		else
-			s->linger_head = c->linger_next;
-		if (s->linger_tail == c)
-			s->linger_tail = prev;
-		s->n_lingering--;
-		return;
-	}
+	TAILQ_REMOVE(&s->lingering, c, linger);
+	s->n_lingering--;
 }
 
 static void srv_conn_close(srv_conn *c)
@@ -1368,12 +1331,7 @@ static void srv_conn_close(srv_conn *c)
 	c->closing = true;
 	if (c->refused)
 		srv_linger_unlink(s, c);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	s->n_conns--;
 	c->q_len = 0;
 	srv_pending_prune(s);
@@ -1491,10 +1449,7 @@ static void srv_connection_cb(uv_stream_t *server, int status)
 		return;
 	}
 	c->h.handle.data = c;
-	c->next = s->conns;
-	if (s->conns != NULL)
-		s->conns->prev = c;
-	s->conns = c;
+	LIST_INSERT_HEAD(&s->conns, c, link);
 	s->n_conns++;
 	rv = uv_accept(server, &c->h.stream);
 	if (rv != 0) {
@@ -1657,6 +1612,10 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 	int rv;
 
 	memset(s, 0, sizeof *s);
+	LIST_INIT(&s->conns);
+	LIST_INIT(&s->xfers);
+	LIST_INIT(&s->admins);
+	TAILQ_INIT(&s->lingering);
 	s->loop = loop;
 	s->cfg = c;
 	s->node = n;
@@ -1730,10 +1689,10 @@ void srv_reload_tls(srv *s)
 	cprobe_set_ctx(&s->probe, ctx);
 	/* A client whose certificate was revoked, or whose CA is no longer
 	 * trusted, is cut off now, not at its next connection. */
-	for (srv_conn *c = s->conns, *next; c != NULL; c = next) {
+	for (srv_conn *c = LIST_FIRST(&s->conns), *next; c != NULL; c = next) {
 		char why[TLS_ERR_SIZE];
 
-		next = c->next;
+		next = LIST_NEXT(c, link);
 		if (c->tls == NULL || !c->tls->established || c->closing ||
 		    tls_conn_reverify(c->tls, ctx, why, sizeof why) == 0)
 			continue;
@@ -1791,8 +1750,8 @@ void srv_close(srv *s, void (*cb)(srv *s))
 	srv_pending_prune(s);
 	srv_xfer_drop(s, NULL);
 	srv_admin_drop(s, NULL);
-	while (s->conns != NULL)
-		srv_conn_close(s->conns);
+	while (!LIST_EMPTY(&s->conns))
+		srv_conn_close(LIST_FIRST(&s->conns));
 	if (s->unix_listener.active) {
 		s->closing_handles++;
 		s->unix_listener.h.handle.data = s;

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "config.h"
@@ -101,7 +102,7 @@ typedef union srv_handle {
 typedef struct srv_conn {
 	srv_uv_handle h;
 	struct srv *srv;
-	struct srv_conn *prev, *next;  /* all connections */
+	LIST_ENTRY(srv_conn) link;     /* in srv.conns: all connections */
 	struct srv_conn *pending_next; /* connections with queued requests */
 	bool pending;
 	uint64_t deficit; /* DRR: timestamps it may still take this turn */
@@ -118,7 +119,7 @@ typedef struct srv_conn {
 	uint64_t read_ns;     /* uv_hrtime of its last read: its requests' receipt */
 	bool refused;         /* told why it may not stay; closed SRV_LINGER_MS later */
 	uint64_t refused_ms;
-	struct srv_conn *linger_next; /* the FIFO of lingering refusals */
+	TAILQ_ENTRY(srv_conn) linger; /* in srv.lingering, while refused */
 
 	srv_req q[SRV_QUEUE_CAP]; /* FIFO ring */
 	unsigned q_head, q_len;
@@ -141,7 +142,7 @@ typedef struct srv_admin {
 	struct srv *srv;
 	struct srv_conn *conn;
 	uint64_t id;
-	struct srv_admin *next;
+	LIST_ENTRY(srv_admin) link; /* in srv.admins */
 } srv_admin;
 
 typedef struct srv_xfer {
@@ -149,7 +150,7 @@ typedef struct srv_xfer {
 	struct srv *srv;
 	srv_conn *conn;
 	uint64_t id;
-	struct srv_xfer *next;
+	LIST_ENTRY(srv_xfer) link; /* in srv.xfers */
 } srv_xfer;
 
 /* A client's TP_MEMBER_REQ add or remove, waiting for the change to end
@@ -185,16 +186,16 @@ typedef struct srv {
 	uv_check_t check;  /* dispatch once per loop iteration */
 	uv_timer_t expire; /* answers requests past their deadline */
 	uv_timer_t sweep;  /* hello and idle timeouts */
-	srv_conn *conns;
+	LIST_HEAD(, srv_conn) conns;
 	srv_conn *pending_head, *pending_tail; /* the DRR round's order */
 	srv_conn *pick_head;                   /* pending_head before the last pick */
 	unsigned n_pending;
-	srv_xfer *xfers;   /* transfer requests waiting for the node */
-	srv_admin *admins; /* operator's commands waiting for their commit */
+	LIST_HEAD(, srv_xfer) xfers;   /* transfer requests waiting for the node */
+	LIST_HEAD(, srv_admin) admins; /* operator's commands waiting for their commit */
 	srv_member member_wait;
 	unsigned n_conns;
-	unsigned n_lingering;                /* refused, not closed yet (srv_conn_refuse_linger) */
-	srv_conn *linger_head, *linger_tail; /* oldest first */
+	unsigned n_lingering;             /* refused, not closed yet (srv_conn_refuse_linger) */
+	TAILQ_HEAD(, srv_conn) lingering; /* oldest first */
 	srv_ratelog log_accept, log_refused, log_timeout, log_dropped, log_peer;
 	pc_allow allow;         /* who may use the unix socket (client-socket-allow) */
 	SSL_CTX *tls_ctx;       /* client-tcp's TLS context (node_tls_ctx_new); NULL: plaintext */
