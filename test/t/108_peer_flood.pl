@@ -2,8 +2,10 @@
 # member restarts, and the member rejoins within 2 s (docs/cluster.md,
 # "Abuse"; sidecar/peer.h, the handshake gate).
 #
-# The stranger (127.0.0.9, no member's host; the members are on 127.0.0.1)
-# keeps PEER_MAX_PENDING + PEER_FLOOD_EXTRA TCP connections open to every
+# Twice: the stranger on one address (127.0.0.9), which the limit per
+# source holds, then behind 10 (127.0.0.10-19), which only the share kept
+# for members' hosts holds (no member's host; the members are on
+# 127.0.0.1). It keeps PEER_MAX_PENDING + PEER_FLOOD_EXTRA TCP connections open to every
 # member's Raft port, sends nothing on them (they never finish the TLS
 # handshake), and opens a new one the moment one is dropped: one that timed
 # out after PEER_TIMEOUT_MS at once, one refused at once (or a port that is
@@ -38,8 +40,10 @@ use TsoracleTest;
 use constant PEER_MAX_PENDING => 64;
 use constant PEER_MAX_PENDING_PER_SOURCE => 8;
 use constant PEER_TIMEOUT_MS => 3000;
+use constant PEER_RESERVED_FOR_MEMBERS => 16;
 
 use constant STRANGER => '127.0.0.9';
+use constant STRANGERS => map { "127.0.0.$_" } 10 .. 19;    # one stranger behind 10 addresses
 use constant PEER_FLOOD_EXTRA => 8;      # connections per port beyond the gate's cap
 use constant FLOOD_RETRY_MS => 100;      # after a refusal or a closed port
 use constant FLOOD_REPORT_MS => 100;     # how often the flood writes what it holds
@@ -49,21 +53,24 @@ use constant PATIENCE_S => 10;           # how long the test waits to report a f
 
 # ---- the stranger ----
 
-# Runs the flood against @ports until killed; every FLOOD_REPORT_MS writes
+# Runs the flood from the addresses @$sources (in turn) against @ports
+# until killed; every FLOOD_REPORT_MS writes
 # one line to $report: "port held=N refused=N opened=N" per port, where
 # held counts connections open longer than HELD_MS (past the gate, in the
 # handshake) and refused those closed by the daemon within HELD_MS.
 sub flood
 {
-	my ($report, @ports) = @_;
+	my ($report, $sources, @ports) = @_;
 	my (%conn, %stats, @retry);
+	my $next_source = 0;
 	my $sel_r = IO::Select->new;
 	my $sel_w = IO::Select->new;
 	my $open = sub {
 		my ($port) = @_;
 		socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
 		setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1);
-		bind($s, pack_sockaddr_in(0, inet_aton(STRANGER))) or die "bind " . STRANGER . ": $!";
+		my $from = $sources->[ $next_source++ % @$sources ];
+		bind($s, pack_sockaddr_in(0, inet_aton($from))) or die "bind $from: $!";
 		fcntl($s, F_SETFL, fcntl($s, F_GETFL, 0) | O_NONBLOCK) or die "fcntl: $!";
 		my $ok = connect($s, pack_sockaddr_in($port, inet_aton('127.0.0.1')));
 		die "connect: $!" unless $ok || $! == EINPROGRESS || $! == EAGAIN;
@@ -148,17 +155,17 @@ my $report = "$PostgreSQL::Test::Utils::tmp_check/108_flood.report";
 
 sub flood_start
 {
-	my (@ports) = @_;
+	my ($sources, @ports) = @_;
 	unlink $report;
 	$flood_pid = fork();
 	die "fork: $!" unless defined $flood_pid;
 	if ($flood_pid == 0)
 	{
-		eval { flood($report, @ports) };
+		eval { flood($report, $sources, @ports) };
 		print STDERR "flood: $@" if $@;
 		POSIX::_exit(1);
 	}
-	note "the stranger floods ports @ports from " . STRANGER . " (pid $flood_pid)";
+	note "the stranger floods ports @ports from @$sources (pid $flood_pid)";
 }
 
 sub flood_stop
@@ -186,18 +193,19 @@ sub flood_state
 
 # ---- the cluster ----
 
-# A stranger needs its own source address on loopback.
-socket(my $probe, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
-plan skip_all => 'cannot bind ' . STRANGER . " on loopback: $!"
-  unless bind($probe, pack_sockaddr_in(0, inet_aton(STRANGER)));
-close($probe);
+# A stranger needs its own source addresses on loopback.
+for my $a (STRANGER, STRANGERS)
+{
+	socket(my $probe, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+	plan skip_all => "cannot bind $a on loopback: $!" unless bind($probe, pack_sockaddr_in(0, inet_aton($a)));
+	close($probe);
+}
 
 my @sc = cluster_start(cluster_new(3, prefix => 'f'));
 my $leader = cluster_leader(@sc);
 my ($member) = grep { $_ != $leader } @sc;
 my @ports = map { $_->{raft_port} } @sc;
 my $peers = $sc[0]{peers};
-note "leader $leader->{name}; $member->{name} restarts under the flood";
 
 # The leader's view of member id: does it hear it?
 sub leader_hears
@@ -268,40 +276,54 @@ sub rejoined
 	return ($ok, $why);
 }
 
-sidecar_stop($member);
-flood_start(@ports);
-# Saturated: on each live port, every connection the gate lets in is held
-# and the rest are refused (PEER_MAX_PENDING_PER_SOURCE held with the gate
-# of peer.h, PEER_MAX_PENDING with one global cap).
-my @live = grep { $_ != $member->{raft_port} } @ports;
-ok(wait_until(10, sub {
+# A follower restarts while the stranger floods every Raft port from
+# @$sources; the gate of peer.h holds $held of its connections on each
+# port that is up (the rest refused at once): PEER_MAX_PENDING_PER_SOURCE
+# from one address, PEER_MAX_PENDING - PEER_RESERVED_FOR_MEMBERS from many.
+sub restart_under_flood
+{
+	my ($what, $sources, $held) = @_;
+	$leader = cluster_leader(@sc);
+	($member) = grep { $_ != $leader } @sc;
+	note "$what: leader $leader->{name}; $member->{name} restarts under the flood";
+	my $logpos = length(slurp_file($leader->{log}));
+	sidecar_stop($member);
+	flood_start($sources, @ports);
+	my @live = grep { $_ != $member->{raft_port} } @ports;
+	ok(wait_until(10, sub {
+		my $st = flood_state();
+		return !grep { ($st->{$_}{held} || 0) < $held || !$st->{$_}{refused} } @live;
+	}), "$what: the flood holds the gate of the leader and of the other member ($held or more each)");
 	my $st = flood_state();
-	return !grep { ($st->{$_}{held} || 0) < PEER_MAX_PENDING_PER_SOURCE || !$st->{$_}{refused} } @live;
-}), 'the flood holds the gate of the leader and of the other member');
-my $st = flood_state();
-note "flood on port $_: held $st->{$_}{held}, refused $st->{$_}{refused}" for @live;
-ok(defined sidecar_get($leader), 'the leader serves during the flood');
+	note "flood on port $_: held $st->{$_}{held}, refused $st->{$_}{refused}" for @live;
+	ok(defined sidecar_get($leader), "$what: the leader serves during the flood");
 
-my $commit = sidecar_status($leader)->{commit_index} || 0;
-my $t0 = time();
-sidecar_start($member, no_wait => 1);
-my ($ms, $why) = rejoin_ms($t0, $commit);
-$st = flood_state();
-note 'flood while the member restarted: '
-  . join('; ', map { "port $_: held $st->{$_}{held}, refused $st->{$_}{refused}, timed out $st->{$_}{timedout}" } @ports);
-ok(defined $ms && $ms <= REJOIN_MS,
-	"under the flood, $member->{name} rejoins within 2 s of its start ("
-	  . (defined $ms ? "$ms ms" : "not within " . PATIENCE_S . " s: $why") . ')');
-ok(($st->{ $member->{raft_port} }{opened} || 0) > PEER_MAX_PENDING, "... while the flood hit its port too");
-ok(kill(0, $flood_pid), '... and the flood ran throughout');
-like(slurp_file($leader->{log}), qr/refused a Raft connection from \Q${\ STRANGER}\E:\d+: \d+ other connections/,
-	'the leader logged the refusals of the stranger');
+	my $commit = sidecar_status($leader)->{commit_index} || 0;
+	my $t0 = time();
+	sidecar_start($member, no_wait => 1);
+	my ($ms, $why) = rejoin_ms($t0, $commit);
+	$st = flood_state();
+	note 'flood while the member restarted: '
+	  . join('; ', map { "port $_: held $st->{$_}{held}, refused $st->{$_}{refused}, timed out $st->{$_}{timedout}" } @ports);
+	ok(defined $ms && $ms <= REJOIN_MS,
+		"$what: under the flood, $member->{name} rejoins within 2 s of its start ("
+		  . (defined $ms ? "$ms ms" : "not within " . PATIENCE_S . " s: $why") . ')');
+	ok(($st->{ $member->{raft_port} }{opened} || 0) > PEER_MAX_PENDING, "$what: ... while the flood hit its port too");
+	ok(kill(0, $flood_pid), "$what: ... and the flood ran throughout");
+	like(substr(slurp_file($leader->{log}), $logpos),
+		qr/refused a Raft connection from 127\.0\.0\.\d+:\d+: \d+ (other )?connections/,
+		"$what: the leader logged the refusals of the stranger");
 
-# Without the flood it comes back (what kept it out was the flood).
-flood_stop();
-my ($back, $why_not) = rejoined(0);
-ok($back, "once the flood stops, $member->{name} follows the leader and the leader hears it" . ($back ? '' : ": $why_not"));
-ok(defined sidecar_get($_), "$_->{name} serves after the flood") for @sc;
+	# Without the flood it comes back (what kept it out was the flood).
+	flood_stop();
+	my ($back, $why_not) = rejoined(0);
+	ok($back, "$what: once the flood stops, $member->{name} follows the leader and the leader hears it"
+		  . ($back ? '' : ": $why_not"));
+	ok(defined sidecar_get($_), "$what: $_->{name} serves after the flood") for @sc;
+}
+
+restart_under_flood('one address', [STRANGER], PEER_MAX_PENDING_PER_SOURCE);
+restart_under_flood('10 addresses', [STRANGERS], PEER_MAX_PENDING - PEER_RESERVED_FOR_MEMBERS);
 
 sidecar_stop($_) for @sc;
 done_testing();
