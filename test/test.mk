@@ -227,11 +227,12 @@ bench: deps
 # compiled to expect the violation that bug causes: they pass only if the
 # simulation catches it.
 SIM_LIB_OBJS = $(patsubst test/sim/%.c,$(BUILD)/sim/%.o,$(filter-out test/sim/sim.c,$(wildcard test/sim/*.c)))
-SIM_BROKEN_KINDS = lease fence release clock
+SIM_BROKEN_KINDS = lease fence release clock floor
 SIM_EXPECT_lease = SIM_P_REALTIME
 SIM_EXPECT_fence = SIM_P_DUPLICATE
 SIM_EXPECT_release = SIM_P_REALTIME
 SIM_EXPECT_clock = SIM_P_CLOCK
+SIM_EXPECT_floor = SIM_P_FLOOR
 # Planted in the driver's object rather than wrapped (below).
 SIM_RENAMED_KINDS = removed
 SIM_EXPECT_removed = SIM_P_REMOVED

@@ -28,7 +28,8 @@
  *   TSO_SIM_HANDOVERS=0  no planned handovers: the same schedule otherwise
  *                      (handovers draw from a stream of their own), to see
  *                      whether a failure needs one
- *   TSO_SIM_MEMBERSHIP=0  no membership changes (nor spare nodes): likewise
+ *   TSO_SIM_MEMBERSHIP=0  no membership changes (nor spare nodes, nor the
+ *                      operator's advance-to): likewise
  *
  * Built with -DTSO_SIM_EXPECT_VIOLATION=<an enum sim_property> and linked
  * with a deliberately broken allocator (the Makefile's sim_broken_*), the
@@ -64,6 +65,7 @@ typedef struct sim_totals {
 	uint64_t restarts;
 	uint64_t apply_errors;
 	unsigned membership; /* schedules with membership changes */
+	uint64_t advances;
 	sim_member_counters members;
 	uint64_t violations[SIM_N_PROPERTIES];
 	unsigned schedules_broken[SIM_N_PROPERTIES];
@@ -119,6 +121,7 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	t->restarts += r->restarts;
 	t->apply_errors += r->apply_errors;
 	t->membership += r->membership;
+	t->advances += r->advances;
 	for (int k = 0; k < SIM_N_OPS; k++)
 		t->members.started[k] += r->members.started[k];
 	t->members.added += r->members.added;
@@ -190,14 +193,14 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 	       " removals asked (%" PRIu64 " of a follower, %" PRIu64
 	       " of the leader after a handover, %" PRIu64 " of the leader by itself, %" PRIu64
 	       " replacements), %" PRIu64 " committed, %" PRIu64 " refused (quorum); %" PRIu64
-	       " changes abandoned\n",
+	       " changes abandoned; %" PRIu64 " advance-to applied\n",
 	       t->membership, t->members.started[SIM_OP_ADD], t->members.added, t->members.added_by_snapshot,
 	       t->members.undone,
 	       t->members.started[SIM_OP_REMOVE] + t->members.started[SIM_OP_REMOVE_LEADER] +
 		   t->members.started[SIM_OP_REMOVE_SELF] + t->members.started[SIM_OP_REPLACE],
 	       t->members.started[SIM_OP_REMOVE], t->members.started[SIM_OP_REMOVE_LEADER],
 	       t->members.started[SIM_OP_REMOVE_SELF], t->members.started[SIM_OP_REPLACE], t->members.removed,
-	       t->members.refused, t->members.abandoned);
+	       t->members.refused, t->members.abandoned, t->advances);
 	if (t->raft_stuck > 0)
 		printf(
 		    "sim: libraft elected no leader after every fault was healed in %u schedules (the first: "

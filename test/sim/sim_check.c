@@ -164,6 +164,13 @@ unsigned sim_check_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t fi
 		k->node_last[node] = last;
 	k->node_any[node] = true;
 
+	if (k->floor_ms != 0 && t_ms > k->floor_at_ms && tso_physical(first) < k->floor_ms)
+		sim_check_note(k, SIM_P_FLOOR,
+			       "operator's floor: node %u at %" PRIu64 " ms got [%" PRIu64 ", %" PRIu64
+			       "], physical %" PRIu64 " ms below the floor %" PRIu64 " ms applied at %" PRIu64
+			       " ms",
+			       node, t_ms, first, last, tso_physical(first), k->floor_ms, k->floor_at_ms);
+
 	if (tso_physical(last) > k->committed_max_ms)
 		sim_check_note(k, SIM_P_DURABLE,
 			       "durability: node %u at %" PRIu64 " ms got [%" PRIu64 ", %" PRIu64
@@ -181,6 +188,15 @@ void sim_check_removed(sim_check *k, unsigned node, uint64_t t_ms, uint64_t term
 	k->removed_at_ms[node] = t_ms;
 	k->removed_term[node] = term;
 	k->removed_lease_until_ms[node] = lease_until_ms;
+}
+
+void sim_check_floor(sim_check *k, uint64_t t_ms, uint64_t floor_ms)
+{
+	k->advances++;
+	if (floor_ms <= k->floor_ms)
+		return;
+	k->floor_ms = floor_ms;
+	k->floor_at_ms = t_ms;
 }
 
 unsigned sim_check_removed_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t epoch)
@@ -234,6 +250,8 @@ const char *sim_property_name(enum sim_property p)
 		return "one server";
 	case SIM_P_REMOVED:
 		return "removed member";
+	case SIM_P_FLOOR:
+		return "operator's floor";
 	default:
 		return "unknown";
 	}

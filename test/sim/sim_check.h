@@ -34,6 +34,9 @@
  *                    (a leader removed by its own commit stops at once), and
  *                    nothing after the longest lease it could still hold
  *                    from before (sim_member.h).
+ *   SIM_P_FLOOR      once an Advance(F) (tsoracle-ctl advance-to) is applied
+ *                    on the leader that proposed it, every grant after that
+ *                    moment, on any node, starts at F ms or later (I6).
  */
 enum sim_property {
 	SIM_P_DUPLICATE,
@@ -44,6 +47,7 @@ enum sim_property {
 	SIM_P_CLOCK,
 	SIM_P_ONE_SERVER,
 	SIM_P_REMOVED,
+	SIM_P_FLOOR,
 	SIM_N_PROPERTIES
 };
 
@@ -84,6 +88,11 @@ typedef struct sim_check {
 	uint64_t removed_term[SIM_CHECK_MAX_NODES];
 	uint64_t removed_lease_until_ms[SIM_CHECK_MAX_NODES];
 
+	/* The highest operator's floor applied, and when (true ms). */
+	uint64_t floor_ms;
+	uint64_t floor_at_ms;
+	uint64_t advances; /* Advances applied */
+
 	/* Results. */
 	uint64_t grants;
 	uint64_t timestamps;
@@ -107,6 +116,9 @@ unsigned sim_check_grant(sim_check *k, unsigned node, uint64_t t_ms, uint64_t fi
 /* Node node's removal committed at t_ms in term term; a lease it took
  * before may last until lease_until_ms. */
 void sim_check_removed(sim_check *k, unsigned node, uint64_t t_ms, uint64_t term, uint64_t lease_until_ms);
+
+/* An Advance to floor_ms was applied on its proposer at t_ms. */
+void sim_check_floor(sim_check *k, uint64_t t_ms, uint64_t floor_ms);
 
 /* Node node, leading in term epoch, grants at t_ms: SIM_P_REMOVED. Returns
  * the number of properties it broke (0 or 1). */

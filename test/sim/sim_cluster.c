@@ -224,6 +224,10 @@ static void sim_cluster_check_mark(void *arg, unsigned node, uint64_t mark, uint
 		return;
 	quorum = voters / 2 + 1;
 	majority = (int64_t)c->clocks[0].wall_base_ms + (int64_t)c->now_ms + recent[quorum - 1];
+	/* The operator's floor (advance-to) moves the oracle ahead on
+	 * purpose: the marks may follow it as they follow a clock. */
+	if (c->check->floor_ms > (uint64_t)majority)
+		majority = (int64_t)c->check->floor_ms;
 	bound = (uint64_t)majority + c->p.alloc.max_ahead_ms + c->p.max_clock_offset_ms + slack;
 	if (mark <= bound || mark <= high_water_ms + 1)
 		return;

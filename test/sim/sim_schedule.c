@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim_cluster.h"
@@ -102,6 +103,13 @@ static const unsigned action_weight[N_ACTIONS] = {
  * probability P_MEMBER_CHANGE. */
 #define P_MEMBERSHIP    500
 #define P_MEMBER_CHANGE 150
+/* The operator moves the oracle forward (tsoracle-ctl advance-to) in the
+ * same schedules, from the same stream: before a step, with probability
+ * P_ADVANCE, on a node that serves, to its wall clock plus 1 ms to half of
+ * max-ahead (further would only make the end wait for the clocks). Where
+ * the cluster version is below Advance's command set, it is raised first
+ * (tsoracle-ctl cluster-version raise). */
+#define P_ADVANCE       50
 
 typedef struct sim_schedule {
 	sim_rng rng;
@@ -110,6 +118,7 @@ typedef struct sim_schedule {
 	bool handovers;
 	bool membership;
 	sim_members members;
+	bool advance_pending; /* the operator waits for a node that serves */
 	sim_cluster c;
 	sim_check check;
 	unsigned step;
@@ -224,6 +233,63 @@ static void sim_client(sim_schedule *s)
 		sim_client_call(s, i, sim_pick_count(s));
 }
 
+/* An operator's command in flight: what to record once it is applied. */
+typedef struct sim_admin {
+	sim_schedule *s;
+	uint64_t floor_ms; /* 0: a cluster version raise */
+} sim_admin;
+
+/* lead_admin_cb: exactly once, applied (0) or not. */
+static void sim_admin_cb(void *arg, int status)
+{
+	sim_admin *x = arg;
+
+	if (status == 0 && x->floor_ms != 0)
+		sim_check_floor(&x->s->check, x->s->c.f.time, x->floor_ms);
+	free(x);
+}
+
+/* Asks the first node that serves for the operator's command; false if
+ * none serves now. */
+static bool sim_operator_advance(sim_schedule *s)
+{
+	unsigned i;
+	sim_node *nd;
+	ta_clock clk;
+	sim_admin *x;
+	uint64_t value;
+	int rc;
+
+	for (i = 0; i < s->c.n; i++)
+		if (s->c.proc[i] == SIM_UP &&
+		    lead_serving(sim_node_driver(&s->c.nodes[i]), sim_node_clock(&s->c.nodes[i])))
+			break;
+	if (i == s->c.n)
+		return false;
+	nd = &s->c.nodes[i];
+	clk = sim_node_clock(nd);
+	x = malloc(sizeof *x);
+	if (x == NULL) {
+		fprintf(stderr, "sim: out of memory\n");
+		exit(2);
+	}
+	x->s = s;
+	x->floor_ms = clk.wall_ms + 1 + sim_rng_below(&s->member_rng, s->c.p.alloc.max_ahead_ms / 2);
+	rc = lead_advance(sim_node_driver(nd), clk, x->floor_ms, s->c.p.alloc.max_ahead_ms, &value,
+			  sim_admin_cb, x);
+	if (rc == LEAD_ADMIN_VERSION) {
+		x->floor_ms = 0;
+		rc = lead_set_cluster_version(sim_node_driver(nd), clk, FSM_COMMAND_SET, &value, sim_admin_cb,
+					      x);
+	}
+	SIM_TRACE_KEY("%6" PRIu64 " operator: n%u %s %" PRIu64 " (%d)", s->c.now_ms, i,
+		      x->floor_ms != 0 ? "advance-to" : "cluster-version raise to",
+		      x->floor_ms != 0 ? x->floor_ms : (uint64_t)FSM_COMMAND_SET, rc);
+	if (rc != LEAD_ADMIN_STARTED)
+		free(x);
+	return true;
+}
+
 /* Runs the cluster for ms of true time, with clients. */
 static void sim_advance(sim_schedule *s, uint64_t ms)
 {
@@ -233,6 +299,8 @@ static void sim_advance(sim_schedule *s, uint64_t ms)
 		sim_cluster_step(&s->c);
 		if (sim_rng_chance(&s->rng, P_CLIENT_PER_STEP))
 			sim_client(s);
+		if (s->advance_pending && sim_operator_advance(s))
+			s->advance_pending = false;
 	}
 }
 
@@ -461,6 +529,8 @@ static void sim_step(sim_schedule *s)
 		sim_transfer_from(s, i);
 	if (s->membership && sim_rng_chance(&s->member_rng, P_MEMBER_CHANGE))
 		sim_members_start(&s->members);
+	if (s->membership && sim_rng_chance(&s->member_rng, P_ADVANCE))
+		s->advance_pending = true;
 	for (int k = 0; k < N_ACTIONS; k++)
 		total += action_weight[k];
 	r = sim_pick(s, total);
@@ -684,6 +754,7 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool member
 	}
 	sim_cluster_init(&s.c, &p, timeouts, &s.check);
 	sim_members_init(&s.members, &s.c, &s.member_rng);
+	s.advance_pending = false;
 	SIM_TRACE_KEY("seed %" PRIu64 ": %u nodes, election timeout %u ms, heartbeat %u ms, lease %" PRIu64
 		      " ms, drift %u permille, window %" PRIu64 "/%" PRIu64 "/%" PRIu64
 		      " ms, snapshots %u/%u",
@@ -705,6 +776,7 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool member
 	memcpy(res->violations, s.check.violations, sizeof res->violations);
 	res->nodes = p.n;
 	res->membership = s.membership;
+	res->advances = s.check.advances;
 	res->members = s.members.n;
 	res->fixture_steps = s.c.n_steps;
 	res->simulated_ms = s.c.now_ms;

@@ -42,7 +42,8 @@ typedef struct sim_result {
 	uint64_t released_leads; /* fences started without the wait */
 	uint64_t restarts;
 	uint64_t apply_errors;
-	bool membership; /* a schedule with membership changes */
+	bool membership;   /* a schedule with membership changes */
+	uint64_t advances; /* operator's Advances applied */
 	sim_member_counters members;
 } sim_result;
 
