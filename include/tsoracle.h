@@ -678,7 +678,18 @@ typedef struct lead_host {
 	int log_level;
 } lead_host;
 
-/* The TSO command as the whole entry: raft_apply of a copy of cmd. */
+/*
+ * Whether libraft 0.22.1 takes a proposal now: this member leads and is not
+ * handing leadership over (raft_apply's first check). Otherwise raft_apply
+ * refuses it with RAFT_NOTLEADER before it takes the entry's buffer, and a
+ * refused buffer must not be freed (libraft may have released it already
+ * on its other failure paths): a host asks this before it allocates an
+ * entry, so that such a refusal leaks nothing.
+ */
+bool lead_raft_takes_proposals(const struct raft *raft);
+
+/* The TSO command as the whole entry: raft_apply of a copy of cmd;
+ * RAFT_NOTLEADER, allocating nothing, unless lead_raft_takes_proposals. */
 int lead_host_propose_default(void *arg, struct raft *raft, struct raft_apply *req, const uint8_t *cmd,
 			      size_t len, raft_apply_cb cb);
 

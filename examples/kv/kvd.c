@@ -651,10 +651,15 @@ static void kv_write_start(kvd *s, kv_req *r, uint8_t op, const char *key, const
 {
 	size_t klen = strlen(key), vlen = value != NULL ? strlen(value) : 0;
 	size_t len = (KV_ENVELOPE + klen + vlen + 7) / 8 * 8;
-	struct raft_buffer buf = {.len = len, .base = raft_malloc(len)};
-	uint8_t *p = buf.base;
+	struct raft_buffer buf = {.len = len, .base = NULL};
+	uint8_t *p;
 	int rv;
 
+	if (!lead_raft_takes_proposals(&s->raft)) { /* refused before allocating: nothing leaks */
+		kv_answer(r, "ERR not-leader %" PRIu64 "\n", kv_leader(s));
+		return;
+	}
+	p = buf.base = raft_malloc(len);
 	if (p == NULL) {
 		kv_answer(r, "ERR unavailable out of memory\n");
 		return;
