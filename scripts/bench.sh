@@ -147,7 +147,7 @@ now_s() { date +%s.%N; }
 free_ports() {
 	local b try
 	for ((try = 0; try < 100; try++)); do
-		b=$((20000 + RANDOM % 30000))
+		b=$((20000 + RANDOM % 12000)) # below the ephemeral range (nemesis.sh)
 		if [ -z "$(ss -Htan "( sport >= :$b and sport <= :$((b + 9)) )" 2>/dev/null)" ]; then
 			echo "$b"
 			return 0

@@ -139,10 +139,14 @@ HUB=tsh$$
 VETH=tsv$$-   # member i's link in the hub (<= 15 characters)
 NET_PREFIX=10.213.77.
 # Ports: a block of PORT_BLOCK consecutive ports, PostgreSQL on its first
-# three (+1..+3), Raft on +4..+6, client TCP on +7..+9.
+# three (+1..+3), Raft on +4..+6, client TCP on +7..+9. Below the
+# kernel's ephemeral range (ip_local_port_range, 32768-60999 on Debian),
+# as PostgreSQL's own tests choose theirs: a member killed and restarted on
+# its port must find it free, and any outgoing connection of the machine
+# may take an ephemeral port the moment it is released.
 PORT_BLOCK=10
-PORT_MIN=20000
-PORT_MAX=60000
+PORT_MIN=10000
+PORT_MAX=32760
 PORT_LOCKS=/tmp/tsoracle-nemesis-ports  # a file per reserved block, named by its first port: the run's pid
 MIN_OK_PER_SESSION_S=10 # successful calls per session and second, at least (runs see hundreds)
 # The worker's WARNING for a backward grant (src/worker.c) and its callers'

@@ -76,7 +76,7 @@ trap cleanup EXIT
 free_port() {
 	local p i
 	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 20000))
+		p=$((20000 + RANDOM % 12000)) # below the ephemeral range (nemesis.sh)
 		ss -Htln "sport = :$p" 2>/dev/null | grep -q . || {
 			echo "$p"
 			return 0

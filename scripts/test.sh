@@ -208,7 +208,7 @@ regress() {
 	pgxs=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 	tests=$(cd sql && ls -1 *.sql | grep -v '^tsoracle--' | sed 's/\.sql$//' | sort)
 	as_pg bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --data-dir '$dir/sidecar' \
-		--raft-address 127.0.0.1:$((20000 + RANDOM % 20000)) --client-socket '$sock' \
+		--raft-address 127.0.0.1:$((20000 + RANDOM % 12000)) --client-socket '$sock' \
 		2>'$dir/tsoracled.log' </dev/null &"
 	sidecar_pidfile=$dir/sidecar/tsoracled.pid
 	wait_serving "$sock" 30 || return 1
@@ -220,7 +220,7 @@ CONF
 	(cd "$dir" && as_pg "$pgxs/src/test/regress/pg_regress" \
 		--bindir="$PG_BINDIR" --temp-instance="$dir/tmp_check" \
 		--temp-config="$dir/regress.conf" --inputdir="$dir" --outputdir="$dir" \
-		--port=$((30000 + RANDOM % 20000)) $tests)
+		--port=$((20000 + RANDOM % 12000)) $tests)
 	rc=$?
 	[ $rc -ne 0 ] && [ -f "$dir/regression.diffs" ] && cat "$dir/regression.diffs"
 	stop_sidecar
@@ -241,7 +241,7 @@ squatters_start() {
 	SQUAT=$(mktemp -d /tmp/tsoracle-squat.XXXXXX) && chmod 1777 "$SQUAT" || return 1
 	for name in owner peer; do
 		runuser -u nobody -- bash -c "setsid '$SIDECAR_BINDIR/tsoracled' --data-dir '$SQUAT/$name' \
-			--raft-address 127.0.0.1:$((20000 + RANDOM % 20000)) --client-socket '$SQUAT/$name.sock' \
+			--raft-address 127.0.0.1:$((20000 + RANDOM % 12000)) --client-socket '$SQUAT/$name.sock' \
 			--client-socket-allow '$PG_USER' >'$SQUAT/$name.log' 2>&1 </dev/null &"
 		for ((i = 0; i < 100; i++)); do [ -S "$SQUAT/$name.sock" ] && break; sleep 0.1; done
 		runuser -u nobody -- chmod 0666 "$SQUAT/$name.sock" || return 1

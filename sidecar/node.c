@@ -493,8 +493,11 @@ int node_start(node *n, char *err, size_t errlen)
 	int rv = raft_start(&n->raft);
 
 	if (rv != 0)
-		return err_set(err, errlen, "raft_start: %s",
-			       n->fsm_state.halted ? n->fsm_state.halt_reason : raft_errmsg(&n->raft));
+		/* (libraft leaves its message empty for some failures, such as
+		 * the transport's listen: the code's name says what failed) */
+		return err_set(err, errlen, "raft_start: %s (%s)",
+			       n->fsm_state.halted ? n->fsm_state.halt_reason : raft_errmsg(&n->raft),
+			       raft_strerror(rv));
 	rv = uv_timer_start(&n->tick, node_tick_cb, LEAD_TICK_MS, LEAD_TICK_MS);
 	if (rv != 0)
 		return err_set(err, errlen, "uv_timer_start: %s", uv_strerror(rv));

@@ -1253,7 +1253,10 @@ static int kv_start(kvd *s)
 	uv_signal_start(&s->sigint, kv_signal_cb, SIGINT);
 
 	if ((rv = raft_start(&s->raft)) != 0) {
-		logf_("error", "raft_start: %s", s->tso.halted ? s->tso.halt_reason : raft_errmsg(&s->raft));
+		/* (libraft leaves its message empty for some failures, such as
+		 * the listen on the Raft port: the code's name says what failed) */
+		logf_("error", "raft_start: %s (%s)",
+		      s->tso.halted ? s->tso.halt_reason : raft_errmsg(&s->raft), raft_strerror(rv));
 		return -1;
 	}
 	s->started = true;

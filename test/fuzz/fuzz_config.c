@@ -56,7 +56,9 @@ static void check_accepted(const cfg *c)
 			FUZZ_CHECK(cfg_sockaddr(c->peers[i].client, &ss) == 0);
 		for (unsigned j = 0; j < i; j++)
 			FUZZ_CHECK(c->peers[j].id != c->peers[i].id);
-		if (c->peers[i].id == c->node_id) {
+		/* (a joining member reads peers only to tell tsoracle-ctl where
+		 * the cluster is: its own entry is not checked) */
+		if (c->peers[i].id == c->node_id && !c->join) {
 			self = true;
 			FUZZ_CHECK(strcmp(c->peers[i].address, c->raft_address) == 0);
 		}
