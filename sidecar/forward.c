@@ -10,6 +10,7 @@
 #include "log.h"
 #include "tlsio.h"
 
+/* Reconnecting to the leader (common/backoff.h), ms. */
 #define FWD_BACKOFF_MIN_MS 20
 #define FWD_BACKOFF_MAX_MS 1000
 #define FWD_TLS_READ_SIZE  16384 /* bytes of ciphertext read at once */
@@ -29,8 +30,7 @@ static void fwd_schedule_retry(fwd *f)
 {
 	if (f->closed || f->target_id == 0)
 		return;
-	uv_timer_start(&f->retry, fwd_retry_cb, f->backoff_ms, 0);
-	f->backoff_ms = f->backoff_ms * 2 > FWD_BACKOFF_MAX_MS ? FWD_BACKOFF_MAX_MS : f->backoff_ms * 2;
+	uv_timer_start(&f->retry, fwd_retry_cb, tp_backoff_next(&f->backoff), 0);
 }
 
 static void fwd_tls_free(fwd *f)
@@ -170,7 +170,7 @@ static void fwd_handle(fwd *f, const tp_msg *m)
 			return;
 		}
 		f->state = FWD_READY;
-		f->backoff_ms = FWD_BACKOFF_MIN_MS;
+		tp_backoff_reset(&f->backoff);
 		if (f->probe)
 			log_debug("measuring node %" PRIu64 "'s clock at %s", f->target_id, f->target_addr);
 		else
@@ -368,7 +368,7 @@ int fwd_init(fwd *f, uv_loop_t *loop, const cfg *c, fwd_grant_cb grant_cb, fwd_r
 	f->reset_cb = reset_cb;
 	f->ready_cb = ready_cb;
 	f->arg = arg;
-	f->backoff_ms = FWD_BACKOFF_MIN_MS;
+	tp_backoff_init(&f->backoff, FWD_BACKOFF_MIN_MS, FWD_BACKOFF_MAX_MS);
 	f->next_batch = 1;
 	f->retry.data = f;
 	return uv_timer_init(loop, &f->retry);
@@ -400,7 +400,7 @@ void fwd_set_target(fwd *f, uint64_t leader_id, const char *addr)
 	uv_timer_stop(&f->retry);
 	f->target_id = 0;
 	f->target_addr[0] = '\0';
-	f->backoff_ms = FWD_BACKOFF_MIN_MS;
+	tp_backoff_reset(&f->backoff);
 	if (leader_id == 0)
 		return;
 	if (addr == NULL || addr[0] == '\0') {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "backoff.h"
 #include "config.h"
 #include "outbuf.h"
 #include "proto.h"
@@ -65,7 +66,7 @@ typedef struct fwd {
 	int state;
 	uint64_t target_id; /* leader we forward to; 0: none */
 	char target_addr[CFG_ADDR_SIZE];
-	unsigned backoff_ms;
+	tp_backoff backoff;
 	uint64_t next_batch; /* batch ids, from 1 */
 	unsigned inflight;
 	/* The batches in flight: id and timestamps asked (id 0: free slot). */

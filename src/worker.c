@@ -253,7 +253,7 @@ worker_setup(void)
 	ws->mcxt = mcxt;
 	ws->conn = WORKER_DISCONNECTED;
 	ws->sock = PGINVALID_SOCKET;
-	ws->backoff_ms = WORKER_BACKOFF_MIN_MS;
+	tp_backoff_init(&ws->backoff, WORKER_BACKOFF_MIN_MS, WORKER_BACKOFF_MAX_MS);
 	ws->retry_at = 0;
 	ws->next_id = 1;
 	ws->reader = MemoryContextAlloc(mcxt, sizeof(tp_reader));
@@ -326,7 +326,7 @@ worker_reload(void)
 	worker_close();
 	strlcpy(ws->address, tsoracle_sidecar_address, sizeof(ws->address));
 	ring_status_connected(false, ws->address);
-	ws->backoff_ms = WORKER_BACKOFF_MIN_MS;
+	tp_backoff_reset(&ws->backoff);
 	ws->retry_at = 0;
 	ws->last_logged[0] = '\0';
 	ws->flapping = false;

@@ -429,9 +429,9 @@ worker_fail(const char *fmt,...)
 
 	/* a connection that worked earns a quick retry; a flapping one not */
 	if (was_ready && !flap)
-		ws->backoff_ms = WORKER_BACKOFF_MIN_MS;
-	ws->retry_at = TimestampTzPlusMilliseconds(now, ws->backoff_ms);
-	ws->backoff_ms = Min(ws->backoff_ms * 2, WORKER_BACKOFF_MAX_MS);
+		tp_backoff_reset(&ws->backoff);
+	ws->retry_at = TimestampTzPlusMilliseconds(now,
+											   tp_backoff_next(&ws->backoff));
 }
 
 /* ---------------------------------------------------------------------

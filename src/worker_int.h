@@ -19,6 +19,7 @@
 
 #include "compat.h"
 
+#include "backoff.h"
 #include "proto.h"
 #include "ring.h"
 #include "worker.h"
@@ -103,7 +104,7 @@ typedef struct WorkerState
 	int			target;			/* index being tried */
 	TimestampTz deadline;		/* CONNECTING/HANDSHAKE: give up at */
 	TimestampTz retry_at;		/* DISCONNECTED: next attempt at */
-	int			backoff_ms;
+	tp_backoff	backoff;		/* common/backoff.h */
 	char		last_logged[RING_ERROR_LEN];	/* repeats are not logged */
 	TimestampTz ready_at;		/* when the handshake completed */
 	bool		served;			/* a valid response arrived since then */
