@@ -1,6 +1,7 @@
 /* ctl.c: tsoracle-ctl, the operator's command line: status, timestamps on demand, leadership transfer,
  * members. */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -713,18 +714,6 @@ static const char *ctl_find_leader(const cfg *members, int timeout_ms)
 /* The optional argument after command argv[i], a number from 1 to max
  * named name, into *out (left as is when there is none); -1 after a
  * message if it is not one. */
-/* An option this program knows (one that takes a value, --help aside). */
-static bool ctl_is_option(const char *arg)
-{
-	static const char *const opts[] = {"--address", "--timeout", "--peers", "--config",
-					   "--ca",      "--cert",    "--key",   "--crl"};
-
-	for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
-		if (strcmp(arg, opts[k]) == 0)
-			return true;
-	return false;
-}
-
 /* The command at argv[i] takes at most max_args - 1 arguments after it:
  * anything more is a mistake (a misplaced option), refused rather than
  * ignored. 0, or -1 with a message. */
@@ -1152,6 +1141,34 @@ static void ctl_refresh_members(cfg *members, int timeout_ms)
 		ctl_members_to_cfg(&ms, members);
 }
 
+/* The options before the command (getopt_long, stopping at the command);
+ * values past any character. --ca, --cert, --key and --crl in the order
+ * of main's tls_opt. */
+enum ctl_opt {
+	CTL_OPT_HELP = 256,
+	CTL_OPT_ADDRESS,
+	CTL_OPT_TIMEOUT,
+	CTL_OPT_PEERS,
+	CTL_OPT_CONFIG,
+	CTL_OPT_CA,
+	CTL_OPT_CERT,
+	CTL_OPT_KEY,
+	CTL_OPT_CRL,
+};
+
+static const struct option ctl_options[] = {
+    {"help", no_argument, NULL, CTL_OPT_HELP},
+    {"address", required_argument, NULL, CTL_OPT_ADDRESS},
+    {"timeout", required_argument, NULL, CTL_OPT_TIMEOUT},
+    {"peers", required_argument, NULL, CTL_OPT_PEERS},
+    {"config", required_argument, NULL, CTL_OPT_CONFIG},
+    {"ca", required_argument, NULL, CTL_OPT_CA},
+    {"cert", required_argument, NULL, CTL_OPT_CERT},
+    {"key", required_argument, NULL, CTL_OPT_KEY},
+    {"crl", required_argument, NULL, CTL_OPT_CRL},
+    {NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	const char *address = getenv("TSORACLE_ADDRESS") ? getenv("TSORACLE_ADDRESS") : CTL_DEFAULT_ADDRESS;
@@ -1159,58 +1176,63 @@ int main(int argc, char **argv)
 	char err[CTL_ERR_SIZE];
 	cfg members;
 	bool cluster = false;
-	int i = 1;
+	int i;
 	/* --ca, --cert, --key, --crl; NULL: the --config file's, if any. */
 	const char *tls_opt[4] = {NULL, NULL, NULL, NULL};
-	static const char *const tls_flags[4] = {"--ca", "--cert", "--key", "--crl"};
+	int opt;
 
 	cfg_defaults(&members);
-	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-		bool has_value = i + 1 < argc;
+	opterr = 0; /* the messages below name the option as it was written */
+	while ((opt = getopt_long(argc, argv, "+:", ctl_options, NULL)) != -1) {
+		int rc;
 
-		if (strcmp(argv[i], "--help") == 0) {
+		switch (opt) {
+		case CTL_OPT_HELP:
 			ctl_usage(stdout);
 			return 0;
-		} else if (strcmp(argv[i], "--address") == 0 && has_value) {
-			address = argv[++i];
-		} else if (has_value && (strcmp(argv[i], "--ca") == 0 || strcmp(argv[i], "--cert") == 0 ||
-					 strcmp(argv[i], "--key") == 0 || strcmp(argv[i], "--crl") == 0)) {
-			for (int k = 0; k < 4; k++)
-				if (strcmp(argv[i], tls_flags[k]) == 0)
-					tls_opt[k] = argv[i + 1];
-			i++;
-		} else if (strcmp(argv[i], "--timeout") == 0 && has_value) {
-			timeout_ms = atoi(argv[++i]);
+		case CTL_OPT_ADDRESS:
+			address = optarg;
+			break;
+		case CTL_OPT_CA:
+		case CTL_OPT_CERT:
+		case CTL_OPT_KEY:
+		case CTL_OPT_CRL:
+			tls_opt[opt - CTL_OPT_CA] = optarg;
+			break;
+		case CTL_OPT_TIMEOUT:
+			timeout_ms = atoi(optarg);
 			if (timeout_ms <= 0) {
 				fprintf(stderr,
 					"tsoracle-ctl: --timeout \"%s\" must be a positive number of ms\n",
-					argv[i]);
+					optarg);
 				return CTL_EXIT_USAGE;
 			}
-		} else if ((strcmp(argv[i], "--peers") == 0 || strcmp(argv[i], "--config") == 0) &&
-			   has_value) {
-			int rc = argv[i][2] == 'p' ? cfg_parse_peers(&members, argv[i + 1], err, sizeof err)
-						   : cfg_load_file(&members, argv[i + 1], err, sizeof err);
-
-			i++;
+			break;
+		case CTL_OPT_PEERS:
+		case CTL_OPT_CONFIG:
+			rc = opt == CTL_OPT_PEERS ? cfg_parse_peers(&members, optarg, err, sizeof err)
+						  : cfg_load_file(&members, optarg, err, sizeof err);
 			if (rc != 0) {
 				fprintf(stderr, "tsoracle-ctl: %s\n", err);
 				return CTL_EXIT_USAGE;
 			}
 			if (members.n_peers == 0) {
-				fprintf(stderr, "tsoracle-ctl: no peers in %s\n", argv[i]);
+				fprintf(stderr, "tsoracle-ctl: no peers in %s\n", optarg);
 				return CTL_EXIT_USAGE;
 			}
 			cluster = true;
-		} else {
-			if (ctl_is_option(argv[i]) && !has_value)
-				fprintf(stderr, "tsoracle-ctl: option \"%s\" needs a value\n", argv[i]);
-			else
-				fprintf(stderr, "tsoracle-ctl: unknown option \"%s\"\n", argv[i]);
+			break;
+		case ':':
+			fprintf(stderr, "tsoracle-ctl: option \"%s\" needs a value\n", argv[optind - 1]);
+			ctl_usage(stderr);
+			return CTL_EXIT_USAGE;
+		default:
+			fprintf(stderr, "tsoracle-ctl: unknown option \"%s\"\n", argv[optind - 1]);
 			ctl_usage(stderr);
 			return CTL_EXIT_USAGE;
 		}
 	}
+	i = optind;
 	if (i >= argc) {
 		fprintf(stderr, "tsoracle-ctl: no command given\n");
 		ctl_usage(stderr);

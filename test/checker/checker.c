@@ -1,6 +1,7 @@
 /* checker.c: tsoracle-checker: concurrent clients on every PostgreSQL node, a recorded history, and its
  * check. */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <libpq-fe.h>
@@ -304,6 +305,37 @@ static int chk_int_arg(const char *name, const char *v, int lo, int hi)
 	return (int)x;
 }
 
+/* The long options (getopt_long); values past any character, so that
+ * getopt_long never takes one for a short option. */
+enum chk_opt {
+	CHK_OPT_HELP = 256,
+	CHK_OPT_CONN,
+	CHK_OPT_CLIENTS,
+	CHK_OPT_DURATION,
+	CHK_OPT_RANGE_MAX,
+	CHK_OPT_RANGE_PERCENT,
+	CHK_OPT_ROWS_MAX,
+	CHK_OPT_ROWS_PERCENT,
+	CHK_OPT_HISTORY,
+	CHK_OPT_MIN_OK,
+	CHK_OPT_SEED,
+};
+
+static const struct option chk_options[] = {
+    {"help", no_argument, NULL, CHK_OPT_HELP},
+    {"conn", required_argument, NULL, CHK_OPT_CONN},
+    {"clients", required_argument, NULL, CHK_OPT_CLIENTS},
+    {"duration", required_argument, NULL, CHK_OPT_DURATION},
+    {"range-max", required_argument, NULL, CHK_OPT_RANGE_MAX},
+    {"range-percent", required_argument, NULL, CHK_OPT_RANGE_PERCENT},
+    {"rows-max", required_argument, NULL, CHK_OPT_ROWS_MAX},
+    {"rows-percent", required_argument, NULL, CHK_OPT_ROWS_PERCENT},
+    {"history", required_argument, NULL, CHK_OPT_HISTORY},
+    {"min-ok", required_argument, NULL, CHK_OPT_MIN_OK},
+    {"seed", required_argument, NULL, CHK_OPT_SEED},
+    {NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
 	chk_config cfg = {.clients = CHK_DEFAULT_CLIENTS,
@@ -319,44 +351,56 @@ int main(int argc, char **argv)
 	hist_op *all;
 	size_t n_all = 0, violations;
 	hist_report r;
+	int opt;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(a, "--help") == 0) {
+	while ((opt = getopt_long(argc, argv, "", chk_options, NULL)) != -1) {
+		switch (opt) {
+		case CHK_OPT_HELP:
 			chk_usage(stdout);
 			return 0;
-		}
-		if (v == NULL) {
+		case CHK_OPT_CONN:
+			if (cfg.n_conns == CHK_MAX_NODES) {
+				fprintf(stderr, "tsoracle-checker: at most %d --conn\n", CHK_MAX_NODES);
+				return CHK_EXIT_USAGE;
+			}
+			cfg.conns[cfg.n_conns++] = optarg;
+			break;
+		case CHK_OPT_CLIENTS:
+			cfg.clients = chk_int_arg("--clients", optarg, 1, 256);
+			break;
+		case CHK_OPT_DURATION:
+			cfg.duration_s = chk_int_arg("--duration", optarg, 1, 86400);
+			break;
+		case CHK_OPT_RANGE_MAX:
+			cfg.range_max = chk_int_arg("--range-max", optarg, 1, 16777216);
+			break;
+		case CHK_OPT_RANGE_PERCENT:
+			cfg.range_percent = chk_int_arg("--range-percent", optarg, 0, 100);
+			break;
+		case CHK_OPT_ROWS_MAX:
+			cfg.rows_max = chk_int_arg("--rows-max", optarg, 0, CHK_ROWS_LIMIT);
+			break;
+		case CHK_OPT_ROWS_PERCENT:
+			cfg.rows_percent = chk_int_arg("--rows-percent", optarg, 0, 100);
+			break;
+		case CHK_OPT_HISTORY:
+			cfg.history_path = optarg;
+			break;
+		case CHK_OPT_MIN_OK:
+			cfg.min_ok = chk_int_arg("--min-ok", optarg, 0, INT_MAX);
+			break;
+		case CHK_OPT_SEED:
+			cfg.seed = (unsigned)chk_int_arg("--seed", optarg, 0, INT_MAX);
+			break;
+		default: /* getopt_long has said what is wrong */
 			chk_usage(stderr);
 			return CHK_EXIT_USAGE;
 		}
-		i++;
-		if (strcmp(a, "--conn") == 0 && cfg.n_conns < CHK_MAX_NODES)
-			cfg.conns[cfg.n_conns++] = v;
-		else if (strcmp(a, "--clients") == 0)
-			cfg.clients = chk_int_arg(a, v, 1, 256);
-		else if (strcmp(a, "--duration") == 0)
-			cfg.duration_s = chk_int_arg(a, v, 1, 86400);
-		else if (strcmp(a, "--range-max") == 0)
-			cfg.range_max = chk_int_arg(a, v, 1, 16777216);
-		else if (strcmp(a, "--range-percent") == 0)
-			cfg.range_percent = chk_int_arg(a, v, 0, 100);
-		else if (strcmp(a, "--rows-max") == 0)
-			cfg.rows_max = chk_int_arg(a, v, 0, CHK_ROWS_LIMIT);
-		else if (strcmp(a, "--rows-percent") == 0)
-			cfg.rows_percent = chk_int_arg(a, v, 0, 100);
-		else if (strcmp(a, "--history") == 0)
-			cfg.history_path = v;
-		else if (strcmp(a, "--min-ok") == 0)
-			cfg.min_ok = chk_int_arg(a, v, 0, INT_MAX);
-		else if (strcmp(a, "--seed") == 0)
-			cfg.seed = (unsigned)chk_int_arg(a, v, 0, INT_MAX);
-		else {
-			chk_usage(stderr);
-			return CHK_EXIT_USAGE;
-		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tsoracle-checker: unexpected argument \"%s\"\n", argv[optind]);
+		chk_usage(stderr);
+		return CHK_EXIT_USAGE;
 	}
 	if (cfg.n_conns == 0) {
 		chk_usage(stderr);
