@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -593,58 +594,113 @@ int cfg_check(cfg *c, char *err, size_t errlen)
 	return cfg_check_rest(c, err, errlen);
 }
 
-/* One pass over argv: pass 0 applies only --config, pass 1 everything else,
- * so that flags win over the file wherever --config stands. */
+/* getopt_long's table, made from cfg_options once: each option's val is
+ * its index there plus CFG_OPT_BASE (past any character); --help and
+ * --version follow. */
+#define CFG_OPT_BASE    256
+#define CFG_OPT_HELP    (CFG_OPT_BASE + (int)CFG_N_OPTIONS)
+#define CFG_OPT_VERSION (CFG_OPT_HELP + 1)
+#define CFG_NAME_SIZE   64
+
+static const struct option *cfg_long_options(void)
+{
+	static struct option opts[CFG_N_OPTIONS + 3];
+
+	if (opts[0].name != NULL)
+		return opts;
+	for (size_t i = 0; i < CFG_N_OPTIONS; i++) {
+		enum cfg_kind kind = cfg_options[i].kind;
+
+		opts[i].name = cfg_options[i].name;
+		/* A switch: --join alone means true; --join=false, and --join
+		 * false (cfg_args_pass takes the word after it), too. */
+		opts[i].has_arg = kind == CFG_FLAG   ? no_argument
+				  : kind == CFG_BOOL ? optional_argument
+						     : required_argument;
+		opts[i].val = CFG_OPT_BASE + (int)i;
+	}
+	opts[CFG_N_OPTIONS] = (struct option){"help", no_argument, NULL, CFG_OPT_HELP};
+	opts[CFG_N_OPTIONS + 1] = (struct option){"version", no_argument, NULL, CFG_OPT_VERSION};
+	return opts;
+}
+
+/* The option name as written in arg ("--name" or "--name=value"). */
+static void cfg_written_name(const char *arg, char *name, size_t len)
+{
+	const char *eq;
+
+	if (strncmp(arg, "--", 2) != 0) {
+		snprintf(name, len, "%s", arg);
+		return;
+	}
+	arg += 2;
+	eq = strchr(arg, '=');
+	snprintf(name, len, "%.*s", eq != NULL ? (int)(eq - arg) : (int)strlen(arg), arg);
+}
+
+/*
+ * One pass over argv with getopt_long: pass 0 applies only --config, pass
+ * 1 everything else, so that flags win over the file wherever --config
+ * stands. Names are taken whole: getopt_long's abbreviations ("--data"
+ * for --data-dir) are refused as unknown, as they always were.
+ */
 static int cfg_args_pass(cfg *c, int pass, int argc, char **argv, char *err, size_t errlen)
 {
+	const struct option *opts = cfg_long_options();
 	char msg[CFG_ERR_SIZE];
+	char name[CFG_NAME_SIZE];
+	int opt, at;
 
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-		const char *value;
-		char name[64];
-		const char *eq;
+	optind = 0; /* glibc: start over (from argv[1]), argv as it is ('+') */
+	opterr = 0; /* the messages below say it with the setting's name */
+	for (at = 1; (opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1; at = optind) {
 		const cfg_option *o;
+		const char *value;
 
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+		cfg_written_name(argv[at], name, sizeof name);
+		if (opt == 'h' || opt == CFG_OPT_HELP)
 			return CFG_HELP;
-		if (strcmp(arg, "--version") == 0)
+		if (opt == CFG_OPT_VERSION)
 			return CFG_VERSION;
-		if (strncmp(arg, "--", 2) != 0) {
-			err_set(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
+		if (opt == ':') {
+			err_set(err, errlen, "--%s needs a value (see --help)", name);
 			return CFG_ERROR;
 		}
-		arg += 2;
-		if (cfg_find(arg) != NULL && cfg_find(arg)->kind == CFG_FLAG) {
+		if (opt == '?') {
+			o = cfg_find(name);
+			if (strncmp(argv[at], "--", 2) != 0)
+				err_set(err, errlen, "unexpected argument \"%s\" (see --help)", argv[at]);
+			else if (o != NULL && o->kind == CFG_FLAG)
+				err_set(err, errlen, "--%s takes no value (see --help)", name);
+			else
+				err_set(err, errlen, "unknown setting \"%s\" (see --help)", name);
+			return CFG_ERROR;
+		}
+		o = &cfg_options[opt - CFG_OPT_BASE];
+		if (strcmp(name, o->name) != 0) {
+			err_set(err, errlen, "unknown setting \"%s\" (see --help)", name);
+			return CFG_ERROR;
+		}
+		if (o->kind == CFG_FLAG) {
 			/* A flag takes no value; set in pass 1 with the others. */
 			if (pass == 1)
-				*(bool *)((char *)c + cfg_find(arg)->offset) = true;
+				*(bool *)((char *)c + o->offset) = true;
 			continue;
 		}
-		eq = strchr(arg, '=');
-		if (eq != NULL) {
-			snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
-			value = eq + 1;
-		} else if ((o = cfg_find(arg)) != NULL && o->kind == CFG_BOOL &&
-			   (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
-			/* A switch: --join alone means true (--join false and
-			 * --join=false, too). */
-			snprintf(name, sizeof name, "%s", arg);
-			value = "true";
-		} else {
-			snprintf(name, sizeof name, "%s", arg);
-			if (i + 1 >= argc) {
-				err_set(err, errlen, "--%s needs a value (see --help)", name);
-				return CFG_ERROR;
-			}
-			value = argv[++i];
-		}
-		if ((strcmp(name, "config") == 0) != (pass == 0))
+		value = optarg;
+		if (o->kind == CFG_BOOL && value == NULL)
+			value =
+			    optind < argc && strncmp(argv[optind], "--", 2) != 0 ? argv[optind++] : "true";
+		if ((o->kind == CFG_FILE) != (pass == 0))
 			continue;
-		if (cfg_set(c, name, value, msg, sizeof msg) != 0) {
+		if (cfg_set(c, o->name, value, msg, sizeof msg) != 0) {
 			err_set(err, errlen, "%s", msg);
 			return CFG_ERROR;
 		}
+	}
+	if (optind < argc) {
+		err_set(err, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+		return CFG_ERROR;
 	}
 	return CFG_OK;
 }
