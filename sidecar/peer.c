@@ -608,7 +608,7 @@ static void peer_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t 
 	static uint8_t plain[PEER_PLAIN_SIZE];
 	peer_conn *c = stream->data;
 	size_t n;
-	int r;
+	int r = TLS_AGAIN; /* (read only after a TLS call set it; the compiler cannot tell) */
 
 	if (c->done)
 		return;
