@@ -16,17 +16,26 @@
  * (sidecar/alloc.c) uses it without exporting a name an embedder's own
  * err_set would clash with, and the extension links no extra object.
  */
+static inline int err_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 static inline int err_set(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* err_set for a function of its own that takes "...": tsoracle-ctl's
+ * ctl_fail, the state machine's fsm_halt. */
+static inline int err_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+	if (err != NULL && errlen > 0)
+		vsnprintf(err, errlen, fmt, ap);
+	return -1;
+}
 
 static inline int err_set(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err == NULL || errlen == 0)
-		return -1;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	err_vset(err, errlen, fmt, ap);
 	va_end(ap);
 	return -1;
 }

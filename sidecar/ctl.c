@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "dial.h"
+#include "err.h"
 #include "monotime.h"
 #include "proto.h"
 #include "tls.h"
@@ -118,7 +119,7 @@ static int ctl_fail(ctl_conn *c, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof c->err, fmt, ap);
+	err_vset(c->err, sizeof c->err, fmt, ap);
 	va_end(ap);
 	return -1;
 }

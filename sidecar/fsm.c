@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "err.h"
 #include "tso.h"
 
 /* A log line: a reason (FSM_REASON_SIZE) and the sentence around it. */
@@ -114,7 +115,7 @@ static void fsm_halt(fsm_state *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->halt_reason, sizeof s->halt_reason, fmt, ap);
+	err_vset(s->halt_reason, sizeof s->halt_reason, fmt, ap);
 	va_end(ap);
 	s->halted = true;
 	fsm_log(s, TSORACLE_LOG_ERROR, "%s", s->halt_reason);
