@@ -286,35 +286,26 @@ static void srv_pending_add(srv *s, srv_conn *c)
 	if (c->pending)
 		return;
 	c->pending = true;
-	c->pending_next = NULL;
 	c->deficit_before = c->deficit;
 	c->credited_before = c->credited;
 	s->n_pending++;
-	if (s->pending_tail != NULL)
-		s->pending_tail->pending_next = c;
-	else
-		s->pending_head = c;
-	s->pending_tail = c;
+	TAILQ_INSERT_TAIL(&s->pending, c, pending_link);
 }
 
-/* Drops connections with empty queues from the pending list. */
+/* Drops connections with empty queues from the pending list; the others
+ * keep their order. */
 static void srv_pending_prune(srv *s)
 {
-	srv_conn **pp = &s->pending_head;
+	srv_conn *c, *next;
 
-	s->pending_tail = NULL;
-	while (*pp != NULL) {
-		srv_conn *c = *pp;
-
+	for (c = TAILQ_FIRST(&s->pending); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, pending_link);
 		if (c->q_len == 0 || c->closing) {
 			c->pending = false;
 			c->deficit = 0;
 			c->credited = false;
 			s->n_pending--;
-			*pp = c->pending_next;
-		} else {
-			s->pending_tail = c;
-			pp = &c->pending_next;
+			TAILQ_REMOVE(&s->pending, c, pending_link);
 		}
 	}
 }
@@ -361,14 +352,12 @@ static unsigned srv_q_unsent(srv_conn *c)
 /* The connection at the head of the pending list goes to its tail. */
 static void srv_pending_rotate(srv *s)
 {
-	srv_conn *c = s->pending_head;
+	srv_conn *c = TAILQ_FIRST(&s->pending);
 
-	if (c == NULL || c->pending_next == NULL)
+	if (c == NULL || TAILQ_NEXT(c, pending_link) == NULL)
 		return;
-	s->pending_head = c->pending_next;
-	c->pending_next = NULL;
-	s->pending_tail->pending_next = c;
-	s->pending_tail = c;
+	TAILQ_REMOVE(&s->pending, c, pending_link);
+	TAILQ_INSERT_TAIL(&s->pending, c, pending_link);
 }
 
 /* c's turn ends: it goes to the back, and earns a new quantum next time
@@ -403,14 +392,16 @@ static uint64_t srv_batch_pick(srv *s, uint64_t limit, uint64_t batch)
 {
 	uint64_t total = 0;
 	srv_req *skipped = NULL;
+	srv_conn *c;
 
-	s->pick_head = s->pending_head;
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+	s->pick_head = TAILQ_FIRST(&s->pending);
+	TAILQ_FOREACH(c, &s->pending, pending_link)
+	{
 		c->deficit_before = c->deficit;
 		c->credited_before = c->credited;
 	}
-	for (unsigned visits = s->n_pending; visits > 0 && s->pending_head != NULL; visits--) {
-		srv_conn *c = s->pending_head;
+	for (unsigned visits = s->n_pending; visits > 0 && !TAILQ_EMPTY(&s->pending); visits--) {
+		c = TAILQ_FIRST(&s->pending);
 		unsigned i = srv_q_unsent(c);
 		srv_req *r;
 
@@ -458,10 +449,14 @@ static uint64_t srv_batch_pick(srv *s, uint64_t limit, uint64_t batch)
 /* Requests marked `from` are marked `to` (0: unsent again). */
 static void srv_batch_relabel(srv *s, uint64_t from, uint64_t to)
 {
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next)
+	srv_conn *c;
+
+	TAILQ_FOREACH(c, &s->pending, pending_link)
+	{
 		for (unsigned i = 0; i < c->q_len; i++)
 			if (srv_q_at(c, i)->batch == from)
 				srv_q_at(c, i)->batch = to;
+	}
 }
 
 /*
@@ -474,12 +469,15 @@ static void srv_batch_relabel(srv *s, uint64_t from, uint64_t to)
  */
 static void srv_batch_unpick(srv *s)
 {
+	srv_conn *c;
+
 	srv_batch_relabel(s, SRV_BATCH_LOCAL, 0);
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+	TAILQ_FOREACH(c, &s->pending, pending_link)
+	{
 		c->deficit = c->deficit_before;
 		c->credited = c->credited_before;
 	}
-	for (unsigned n = s->n_pending; n > 0 && s->pending_head != s->pick_head; n--)
+	for (unsigned n = s->n_pending; n > 0 && TAILQ_FIRST(&s->pending) != s->pick_head; n--)
 		srv_pending_rotate(s);
 }
 
@@ -519,11 +517,15 @@ static void srv_answer(srv_conn *c, const srv_req *r, uint16_t status, uint64_t 
 static void srv_batch_answer(srv *s, uint64_t batch, uint64_t total, uint16_t status, uint64_t first)
 {
 	srv_timing t = {.now_ns = uv_hrtime()}; /* one reading per batch, for the metrics */
+	srv_conn *c, *next;
 
-	for (srv_conn *c = s->pending_head; c != NULL && total > 0; c = c->pending_next) {
+	/* next is taken first: answering or flushing may close c, which
+	 * leaves the list (srv_conn_close); it closes no other connection. */
+	for (c = TAILQ_FIRST(&s->pending); c != NULL && total > 0; c = next) {
 		unsigned kept = 0;
 		bool answered = false;
 
+		next = TAILQ_NEXT(c, pending_link);
 		for (unsigned i = 0; i < c->q_len; i++) {
 			srv_req r = *srv_q_at(c, i);
 
@@ -641,20 +643,20 @@ static void srv_fwd_grant_cb(void *arg, uint64_t batch, uint16_t status, uint64_
 		srv_resume_reading(s);
 		return;
 	}
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next)
-		for (unsigned i = 0; i < c->q_len; i++)
-			if (srv_q_at(c, i)->batch == batch)
-				srv_q_at(c, i)->batch = 0;
+	srv_batch_relabel(s, batch, 0);
 }
 
 /* The forwarding connection dropped: every forwarded request is unsent. */
 static void srv_fwd_reset_cb(void *arg)
 {
 	srv *s = arg;
+	srv_conn *c;
 
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next)
+	TAILQ_FOREACH(c, &s->pending, pending_link)
+	{
 		for (unsigned i = 0; i < c->q_len; i++)
 			srv_q_at(c, i)->batch = 0;
+	}
 }
 
 static void srv_fwd_ready_cb(void *arg)
@@ -679,10 +681,13 @@ static void srv_expire_cb(uv_timer_t *t)
 	uint64_t now = uv_now(s->loop);
 	uint16_t status = node_wait_status(s->node);
 	srv_timing timing = {0};
+	srv_conn *c, *next;
 
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+	/* next is taken first: flushing may close c (srv_batch_answer). */
+	for (c = TAILQ_FIRST(&s->pending); c != NULL; c = next) {
 		bool answered = false;
 
+		next = TAILQ_NEXT(c, pending_link);
 		while (c->q_len > 0 && srv_q_head(c)->deadline_ms <= now) {
 			if (timing.now_ns == 0)
 				timing.now_ns = uv_hrtime();
@@ -1616,6 +1621,7 @@ int srv_init(srv *s, uv_loop_t *loop, const cfg *c, node *n, char *err, size_t e
 	LIST_INIT(&s->xfers);
 	LIST_INIT(&s->admins);
 	TAILQ_INIT(&s->lingering);
+	TAILQ_INIT(&s->pending);
 	s->loop = loop;
 	s->cfg = c;
 	s->node = n;
@@ -1736,11 +1742,15 @@ void srv_metrics(const srv *s, metrics_sample *out)
 
 void srv_close(srv *s, void (*cb)(srv *s))
 {
+	srv_conn *c, *next;
+
 	s->stopping = true;
 	s->close_cb = cb;
 	/* Hold one count until every close below is issued. */
 	s->closing_handles = 1;
-	for (srv_conn *c = s->pending_head; c != NULL; c = c->pending_next) {
+	/* next is taken first: flushing may close c (srv_batch_answer). */
+	for (c = TAILQ_FIRST(&s->pending); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, pending_link);
 		while (c->q_len > 0) {
 			srv_send_ts(c, srv_q_head(c)->id, TP_ERR_SHUTTING_DOWN, 0, 0);
 			srv_q_pop(c);

@@ -102,11 +102,11 @@ typedef union srv_handle {
 typedef struct srv_conn {
 	srv_uv_handle h;
 	struct srv *srv;
-	LIST_ENTRY(srv_conn) link;     /* in srv.conns: all connections */
-	struct srv_conn *pending_next; /* connections with queued requests */
-	bool pending;
-	uint64_t deficit; /* DRR: timestamps it may still take this turn */
-	bool credited;    /* its current turn's quantum is in deficit */
+	LIST_ENTRY(srv_conn) link;          /* in srv.conns: all connections */
+	TAILQ_ENTRY(srv_conn) pending_link; /* in srv.pending, while pending */
+	bool pending;                       /* it has queued requests */
+	uint64_t deficit;                   /* DRR: timestamps it may still take this turn */
+	bool credited;                      /* its current turn's quantum is in deficit */
 	/* Both as they were before the last pick (srv_batch_unpick). */
 	uint64_t deficit_before;
 	bool credited_before;
@@ -187,8 +187,10 @@ typedef struct srv {
 	uv_timer_t expire; /* answers requests past their deadline */
 	uv_timer_t sweep;  /* hello and idle timeouts */
 	LIST_HEAD(, srv_conn) conns;
-	srv_conn *pending_head, *pending_tail; /* the DRR round's order */
-	srv_conn *pick_head;                   /* pending_head before the last pick */
+	/* Connections with queued requests, in the DRR round's order: a turn
+	 * moves its connection from the head to the tail (srv_pending_rotate). */
+	TAILQ_HEAD(, srv_conn) pending;
+	srv_conn *pick_head; /* pending's head before the last pick */
 	unsigned n_pending;
 	LIST_HEAD(, srv_xfer) xfers;   /* transfer requests waiting for the node */
 	LIST_HEAD(, srv_admin) admins; /* operator's commands waiting for their commit */

@@ -62,9 +62,24 @@ typedef struct t_setup {
 	srv_conn *a, *b;
 } t_setup;
 
+/* The pending list holds exactly want[0..n), in this order. */
+static void t_assert_order(srv *s, srv_conn *const *want, unsigned n)
+{
+	srv_conn *c = TAILQ_FIRST(&s->pending);
+
+	assert_int_equal(s->n_pending, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_ptr_equal(c, want[i]);
+		assert_true(c->pending);
+		c = TAILQ_NEXT(c, pending_link);
+	}
+	assert_null(c);
+}
+
 static void t_setup_init(t_setup *t)
 {
 	memset(&t->s, 0, sizeof t->s);
+	TAILQ_INIT(&t->s.pending);
 	t->a = calloc(1, sizeof *t->a);
 	t->b = calloc(1, sizeof *t->b);
 	assert_non_null(t->a);
@@ -84,8 +99,10 @@ static void t_setup_free(t_setup *t)
 }
 
 /* No request is marked, and neither connection has had its turn. */
-static void t_assert_untouched(const t_setup *t)
+static void t_assert_untouched(t_setup *t)
 {
+	srv_conn *order[] = {t->a, t->b};
+
 	for (unsigned i = 0; i < t->a->q_len; i++)
 		assert_int_equal(srv_q_at(t->a, i)->batch, 0);
 	assert_int_equal(srv_q_at(t->b, 0)->batch, 0);
@@ -93,8 +110,7 @@ static void t_assert_untouched(const t_setup *t)
 	assert_false(t->a->credited);
 	assert_int_equal(t->b->deficit, 0);
 	assert_false(t->b->credited);
-	assert_ptr_equal(t->s.pending_head, t->a);
-	assert_ptr_equal(t->s.pending_tail, t->b);
+	t_assert_order(&t->s, order, 2);
 }
 
 /* A leader's grant fails (TA_WAIT): the batch's credit comes back, and
@@ -145,8 +161,50 @@ static void test_sent_batch_takes_credit(void **state)
 	assert_int_equal(t.a->deficit, SRV_QUANTUM - T_HALF);
 	assert_false(t.a->credited);
 	assert_int_equal(t.b->deficit, 0); /* emptied: keeps no credit */
-	assert_ptr_equal(t.s.pending_head, t.a);
+	/* Both turns ended, each connection rotated to the tail once. */
+	t_assert_order(&t.s, (srv_conn *[]){t.a, t.b}, 2);
 	t_setup_free(&t);
+}
+
+/*
+ * The round's order: a turn that ends sends its connection to the back
+ * (a's second request does not fit its credit, so b goes next), and
+ * answering a batch drops the connections it emptied (b) from the list
+ * while the rest keep their order. A connection added later goes last.
+ */
+static void test_round_order(void **state)
+{
+	t_setup t;
+	srv_conn *c = calloc(1, sizeof *c);
+
+	(void)state;
+	assert_non_null(c);
+	t_setup_init(&t);
+	c->srv = &t.s;
+	srv_q_push(c, 4, 1, UINT64_MAX);
+	srv_pending_add(&t.s, c);
+	srv_pending_add(&t.s, t.a); /* already there: stays where it is */
+	t_assert_order(&t.s, (srv_conn *[]){t.a, t.b, c}, 3);
+
+	/* Room for a's first request and b's: a's turn ends with credit
+	 * left, b's with its queue empty, and the batch is full at c. */
+	assert_int_equal(srv_batch_pick(&t.s, T_HALF + 1, SRV_BATCH_LOCAL), T_HALF + 1);
+	t_assert_order(&t.s, (srv_conn *[]){c, t.a, t.b}, 3);
+	assert_ptr_equal(t.s.pick_head, t.a);
+
+	srv_batch_unpick(&t.s); /* the pick's rotation is undone */
+	t_assert_order(&t.s, (srv_conn *[]){t.a, t.b, c}, 3);
+
+	t.a->q_len = 1; /* a's second request is answered elsewhere ... */
+	t.b->q_len = 0; /* ... and b's */
+	srv_pending_prune(&t.s);
+	t_assert_order(&t.s, (srv_conn *[]){t.a, c}, 2);
+	assert_false(t.b->pending);
+	srv_q_push(t.b, 5, 1, UINT64_MAX);
+	srv_pending_add(&t.s, t.b);
+	t_assert_order(&t.s, (srv_conn *[]){t.a, c, t.b}, 3);
+	t_setup_free(&t);
+	free(c);
 }
 
 int main(void)
@@ -155,6 +213,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_grant_keeps_credit),
 	    cmocka_unit_test(test_failed_send_keeps_credit),
 	    cmocka_unit_test(test_sent_batch_takes_credit),
+	    cmocka_unit_test(test_round_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
