@@ -142,11 +142,74 @@ static int addr_tcp(const char *text, tp_addr_mode mode, tp_addr *a, char *err, 
 	return 0;
 }
 
+static bool addr_hex_char(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/*
+ * The length of a scheme prefix ("tcp:", "http://", "TCP:") that text
+ * starts with, one this mode does not take, or 0. A prefix is letters,
+ * digits, '+', '.' and '-' before the first ':', with a letter that is no
+ * hex digit (so "fe80::1:7400", an IPv6 address without its brackets,
+ * is not one), followed by a '/' ("unix:/path", "http://") or by another
+ * ':' ("tcp:127.0.0.1:7400"), so that "localhost:5433", a host and port,
+ * is not one either.
+ */
+static size_t addr_scheme_len(const char *text)
+{
+	const char *colon = strchr(text, ':');
+	bool hex_only = true;
+
+	if (colon == NULL || colon == text)
+		return 0;
+	for (const char *p = text; p < colon; p++) {
+		if (!addr_name_char(*p) && *p != '+')
+			return 0;
+		hex_only = hex_only && addr_hex_char(*p);
+	}
+	if (hex_only || (colon[1] != '/' && strchr(colon + 1, ':') == NULL))
+		return 0;
+	return (size_t)(colon + 1 - text);
+}
+
+/* The refusal of an address with a scheme prefix the mode does not take:
+ * it names the forms accepted, and the address without the prefix if
+ * that one is good. */
+static int addr_scheme_refused(const char *text, size_t len, tp_addr_mode mode, char *err, size_t errlen)
+{
+	const char *rest = text + len;
+	tp_addr bare;
+	char fix[TP_ADDR_HOST_SIZE + TP_ADDR_PORT_SIZE + sizeof "(for example \"[]:\")"] = "";
+
+	if (strncmp(rest, "//", 2) == 0)
+		rest += 2;
+	if (tp_addr_parse(rest, mode, &bare, NULL, 0) == 0 && strlen(rest) < TP_ADDR_HOST_SIZE)
+		snprintf(fix, sizeof fix, " (here \"%s\")", rest);
+	if (mode == TP_ADDR_IP_PORT)
+		return err_set(err, errlen,
+			       "\"%.*s\" is not part of such an address: it is IP:PORT or [IPv6]:PORT, "
+			       "for example \"127.0.0.1:7400\" or \"[::1]:7400\", with no prefix%s",
+			       (int)len, text, fix);
+	return err_set(err, errlen,
+		       "\"%.*s\" is not a prefix tsoracle knows: an address is a unix socket "
+		       "(\"/path\" or \"unix:/path\") or a TCP address (\"host:port\" or "
+		       "\"tcp:host:port\")%s",
+		       (int)len, text, fix);
+}
+
 int tp_addr_parse(const char *text, tp_addr_mode mode, tp_addr *a, char *err, size_t errlen)
 {
+	size_t scheme;
+
 	memset(a, 0, sizeof *a);
 	if (text == NULL || text[0] == '\0')
 		return err_set(err, errlen, "the address is empty");
+	scheme = addr_scheme_len(text);
+	if (scheme != 0 &&
+	    (mode == TP_ADDR_IP_PORT || (strncmp(text, ADDR_UNIX_PREFIX, strlen(ADDR_UNIX_PREFIX)) != 0 &&
+					 strncmp(text, ADDR_TCP_PREFIX, strlen(ADDR_TCP_PREFIX)) != 0)))
+		return addr_scheme_refused(text, scheme, mode, err, errlen);
 	if (mode == TP_ADDR_IP_PORT)
 		return addr_tcp(text, mode, a, err, errlen);
 	if (strncmp(text, ADDR_UNIX_PREFIX, strlen(ADDR_UNIX_PREFIX)) == 0)

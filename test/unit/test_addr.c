@@ -96,8 +96,23 @@ static const addr_case cases[] = {
     OK_UNIX("unix:/tmp/t.sock", "/tmp/t.sock"),
     REFUSED("unix:run/t.sock", TP_ADDR_CLIENT, "a unix socket path must be absolute"),
     REFUSED("/run/t.sock", TP_ADDR_IP_PORT, "not of the form IP:PORT"),
-    REFUSED("unix:/tmp/t.sock", TP_ADDR_IP_PORT, "\"unix\" is not an IP address"),
-    REFUSED("tcp:127.0.0.1:7400", TP_ADDR_IP_PORT, "must be written in brackets"),
+    /* a scheme prefix where none is taken, or one tsoracle does not know:
+     * the refusal names the forms accepted, and the address without it */
+    REFUSED("unix:/tmp/t.sock", TP_ADDR_IP_PORT,
+	    "\"unix:\" is not part of such an address: it is IP:PORT or [IPv6]:PORT, for example "
+	    "\"127.0.0.1:7400\" or \"[::1]:7400\", with no prefix"),
+    REFUSED("tcp:127.0.0.1:7400", TP_ADDR_IP_PORT,
+	    "\"tcp:\" is not part of such an address: it is IP:PORT or [IPv6]:PORT, for example "
+	    "\"127.0.0.1:7400\" or \"[::1]:7400\", with no prefix (here \"127.0.0.1:7400\")"),
+    REFUSED("tcp://[::1]:7400", TP_ADDR_IP_PORT, "with no prefix (here \"[::1]:7400\")"),
+    REFUSED("TCP:127.0.0.1:5433", TP_ADDR_CLIENT,
+	    "\"TCP:\" is not a prefix tsoracle knows: an address is a unix socket (\"/path\" or "
+	    "\"unix:/path\") or a TCP address (\"host:port\" or \"tcp:host:port\") (here "
+	    "\"127.0.0.1:5433\")"),
+    REFUSED("http://localhost:5433", TP_ADDR_CLIENT, "\"http:\" is not a prefix tsoracle knows"),
+    REFUSED("udp:/tmp/t.sock", TP_ADDR_CLIENT, "\"udp:\" is not a prefix tsoracle knows"),
+    REFUSED("fe80::1:7400", TP_ADDR_IP_PORT, "must be written in brackets"),
+    REFUSED("abc:1:7400", TP_ADDR_IP_PORT, "must be written in brackets"),
     REFUSED("", TP_ADDR_CLIENT, "the address is empty"),
     REFUSED("", TP_ADDR_IP_PORT, "the address is empty"),
 };
