@@ -38,7 +38,9 @@
  * the leader known then (0: unknown). A member that is not the leader
  * answers TP_ERR_NOT_LEADER with the leader it knows, so the client can ask
  * that one; a target that is not another voting member gets
- * TP_ERR_BAD_REQUEST.
+ * TP_ERR_BAD_REQUEST, and one whose wall clock the leader has not measured
+ * lately or found outside max-clock-offset of a majority of the voters'
+ * clocks (docs/cluster.md, clock sanity) TP_ERR_REFUSED.
  *
  * A TP_CLOCK_REQ asks for the server's wall clock: TP_CLOCK_RESP carries
  * its reading (Unix ms, CLOCK_REALTIME as the allocator sees it before any

@@ -710,6 +710,8 @@ enum lead_transfer_result {
 	LEAD_TRANSFER_JOINED,      /* one was under way: *handover is its number */
 	LEAD_TRANSFER_NOT_LEADER,  /* raft says this member does not lead */
 	LEAD_TRANSFER_BAD_TARGET,  /* target is this member or not a voter, or there is no other voter */
+	LEAD_TRANSFER_CLOCK,       /* target's wall clock is not within max-clock-offset of a majority
+				    * of the voters' clocks, or was not measured lately */
 	LEAD_TRANSFER_REFUSED,     /* libraft refused (raft_transfer), logged */
 	LEAD_TRANSFER_NOMEM,       /* out of memory */
 };

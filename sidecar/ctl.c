@@ -439,6 +439,20 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 			"tsoracle-ctl: transfer-leader: %s: the target must be a voting member other "
 			"than the leader, node %" PRIu32 " (a single-member cluster has none)\n",
 			tp_status_str(m.u.transfer_resp.status), c.node_id);
+	} else if (m.u.transfer_resp.status == TP_ERR_REFUSED) {
+		/* The leader's clock check (lead_transfer): it does not know the
+		 * target's clock to be good, which is either not measured yet
+		 * (a member that just started or rejoined) or too far off. */
+		fprintf(stderr,
+			"tsoracle-ctl: transfer-leader: refused: node %" PRIu32
+			", the leader, hands over only to a member whose wall clock it measured, within "
+			"the last %u ms, to be within max-clock-offset of a majority of the voters' "
+			"clocks, and node %" PRIu32
+			"'s was not (not measured yet, as just after it started or rejoined, or too far "
+			"off): ask again in a second; if it is still refused, `tsoracle-ctl status` at "
+			"node %" PRIu32 " shows its clock offset: fix that host's clock (NTP), or raise "
+			"max-clock-offset\n",
+			c.node_id, (unsigned)LEAD_CLOCK_SAMPLE_TTL_MS, target, target);
 	} else if (m.u.transfer_resp.leader_id == 0) {
 		fprintf(stderr, "tsoracle-ctl: transfer-leader: %s; no leader is known yet\n",
 			tp_status_str(m.u.transfer_resp.status));

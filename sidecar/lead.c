@@ -439,6 +439,7 @@ static const char *lead_transfer_refusal(const lead_driver *d, uint64_t target)
 int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *handover)
 {
 	const char *refusal;
+	int refused = LEAD_TRANSFER_BAD_TARGET;
 	int rc;
 
 	if (d->stopped || raft_state(d->raft) != RAFT_LEADER)
@@ -453,11 +454,12 @@ int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *hando
 		/* Never hand leadership to a clock the majority does not
 		 * support (it would refuse to serve and hand over again); for
 		 * Raft's pick, name a voter whose clock they do support. */
-		if (target != 0 && !lead_clock_member_supported(d, target, clk))
+		if (target != 0 && !lead_clock_member_supported(d, target, clk)) {
 			refusal =
 			    "its wall clock is not within max-clock-offset of a majority of the voters' "
 			    "clocks (or was not measured lately)";
-		else if (target == 0)
+			refused = LEAD_TRANSFER_CLOCK;
+		} else if (target == 0)
 			target = lead_clock_pick_target(d, clk);
 	}
 	if (refusal != NULL) {
@@ -466,7 +468,7 @@ int lead_transfer(lead_driver *d, ta_clock clk, uint64_t target, uint64_t *hando
 				 target, refusal);
 		else
 			lead_log(d, TSORACLE_LOG_INFO, "not handing leadership over: %s", refusal);
-		return LEAD_TRANSFER_BAD_TARGET;
+		return refused;
 	}
 	d->transfer_target = target;
 	if (d->leading && ta_established(&d->alloc, clk)) {

@@ -836,6 +836,9 @@ uint16_t node_transfer(node *n, node_transfer_req *req, uint64_t target, node_tr
 		return TP_ERR_NOT_LEADER;
 	case LEAD_TRANSFER_BAD_TARGET:
 		return TP_ERR_BAD_REQUEST;
+	case LEAD_TRANSFER_CLOCK:
+		/* (an existing status: a client of an older version decodes it) */
+		return TP_ERR_REFUSED;
 	case LEAD_TRANSFER_NOMEM:
 		return TP_ERR_INTERNAL;
 	default:

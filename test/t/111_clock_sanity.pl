@@ -169,6 +169,8 @@ is(sidecar_status($leader)->{clock_unsupported} || '', 'false', "the leader's cl
 
 my ($ok, $tout, $terr) = ctl($leader, '--timeout', '5000', 'transfer-leader', $bad->{id});
 ok(!$ok, "transfer-leader to $bad->{name} is refused");
+like($terr, qr/refused: node $leader->{id}, the leader, hands over only to a member whose wall clock it measured.*node $bad->{id}'s was not .*raise max-clock-offset/,
+	'tsoracle-ctl says the refusal is about the clock, and what to do');
 like(slurp($leader->{log}), qr/not handing leadership over to node $bad->{id}: its wall clock is not within max-clock-offset/,
 	'the leader logs why');
 
