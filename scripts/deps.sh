@@ -44,6 +44,8 @@ packages=(
 	# text and docs/alerts.yml (Debian ships promtool only in prometheus,
 	# which also installs and enables the Prometheus server's unit)
 	libmicrohttpd-dev prometheus
+	# scripts/test-deb.sh checks the packages with it
+	lintian
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -247,7 +249,8 @@ pg_versions() { # installed from Debian's packages, or built into the cache
 		for c in /usr/lib/postgresql/*/bin/pg_config; do
 			[ -x "$c" ] && basename "$(dirname "$(dirname "$c")")"
 		done
-		for v in $pg_source_majors; do pg_bindir "$v" >/dev/null && echo "$v"; done
+		# (a version not built is no error: || :)
+		for v in $pg_source_majors; do pg_bindir "$v" >/dev/null && echo "$v" || :; done
 	} | sort -un
 }
 
