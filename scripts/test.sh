@@ -8,7 +8,8 @@
 #              TESTS_ROOT="t/root/108_x.pl ..." only those run as root);
 #              SKIP_TAP=1, SKIP_REGRESS=1, SKIP_UNIT=1, SKIP_FUZZ=1, SKIP_NEMESIS=1,
 #              SKIP_EXAMPLES=1, SKIP_SANITIZE=1, SKIP_DEB=1
-#              skip a suite.
+#              skip a suite; SKIP_CONTROLS=1 the TAP files' positive
+#              controls (to split a run into holds of the suite lock).
 #              SANITIZE=1 (make test SANITIZE=1): every suite runs the
 #              daemon, the tools and the C tests of build-san/ (AddressSanitizer
 #              with its leak checker, UndefinedBehaviorSanitizer; Makefile),
@@ -263,7 +264,9 @@ squatters_stop() {
 # running DAEMON (TSORACLE_SQUAT: the squatters' directory, see tap;
 # TAP_CTL: another tsoracle-ctl; TAP_TESTDIR: where tmp_check goes, for a
 # second run of a file already run). (TESTDIR for PostgreSQL 15's test
-# modules; 17 and later read TESTDATADIR and TESTLOGDIR.)
+# modules; 17 and later read TESTDATADIR and TESTLOGDIR.) --timer: each
+# file's line in the log ends with its time (docs/building.md, How long CI
+# takes).
 run_prove() {
 	local daemon=$1 pgxs
 	shift
@@ -275,19 +278,25 @@ run_prove() {
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
 		TSORACLE_BENCH="$STAGE/bin/tsoracle-bench" \
 		TSORACLED_OLD="$([ -x "$STAGE/bin/tsoracled-old" ] && echo "$STAGE/bin/tsoracled-old")" \
-		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" "$@")
+		prove --timer -I "$pgxs/src/test/perl" -I "$STAGE/perl" "$@")
 }
 
 # The TAP files of one version: all of t/, but on a version after the first
-# not those that start no PostgreSQL server (they test tsoracled and its
-# tools, which do not depend on the server's version, so a second run
-# proves nothing new); such a file says so on a line of its own:
+# not those that test tsoracled and its tools alone, which do not depend on
+# the server's version, so that a second run proves nothing new. Such a
+# file says so on a line of its own: "daemon only" (it starts no
+# PostgreSQL server), or "daemon behaviour" (its PostgreSQL servers are
+# only the daemon's clients, through tso_now() and tso_range(), which the
+# files run on every version take too: what it checks is the daemon's
+# fence, clock check, membership, start floor, floor or upgrade).
 DAEMON_ONLY_MARK='# tsoracle-tap: daemon only'
+DAEMON_BEHAVIOUR_MARK='# tsoracle-tap: daemon behaviour'
 tap_files() {
 	local f
 	for f in t/*.pl; do
-		if [ "$v" != "$first_pg" ] && grep -qxF "$DAEMON_ONLY_MARK" "$f"; then
-			echo "(daemon only, run on PostgreSQL $first_pg: $f)" >&2
+		if [ "$v" != "$first_pg" ] && grep -qxF -e "$DAEMON_ONLY_MARK" -e "$DAEMON_BEHAVIOUR_MARK" "$f"; then
+			echo "($(grep -oxF -e "$DAEMON_ONLY_MARK" -e "$DAEMON_BEHAVIOUR_MARK" "$f" |
+				sed 's/^# tsoracle-tap: //'), run on PostgreSQL $first_pg: $f)" >&2
 			continue
 		fi
 		echo "$f"
@@ -412,7 +421,7 @@ tap_root() {
 	(cd "$STAGE" && env PATH="$PG_BINDIR:$PATH" TESTDIR="$STAGE" PG_USER="$PG_USER" \
 		TESTDATADIR="$STAGE/tmp_check" TESTLOGDIR="$STAGE/tmp_check/log" \
 		TSORACLED="$SIDECAR_BINDIR/tsoracled" TSORACLE_CTL="$SIDECAR_BINDIR/tsoracle-ctl" \
-		prove -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
+		prove --timer -I "$pgxs/src/test/perl" -I "$STAGE/perl" $tests)
 }
 
 # The checker against three real nodes while the leader is cut off by a
@@ -582,55 +591,56 @@ for v in $pg_versions; do
 			if [ -z "$SANITIZE" ] && [ -z "${SKIP_SANITIZE:-}" ] && [ -x build-san/tsoracled ]; then
 				suite "sanitizers: TAP t/103_catch_up.pl (ASan+UBSan daemon and tools)" san_tap
 			fi
-			case " ${TESTS:-t/110_fence_clock.pl} " in
+			[ -z "${SKIP_CONTROLS:-}" ] || echo "(the TAP positive controls skipped: SKIP_CONTROLS)"
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/110_fence_clock.pl} " in
 			*" t/110_fence_clock.pl "*)
 				suite "TAP positive control: t/110 against the fence-disabled build must fail" tap_fence_control
 				;;
 			esac
-			case " ${TESTS:-t/111_clock_sanity.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/111_clock_sanity.pl} " in
 			*" t/111_clock_sanity.pl "*)
 				suite "TAP positive control: t/111 against the clock-check-disabled build must fail" \
 					tap_clock_control
 				;;
 			esac
-			case " ${TESTS:-t/130_force_new_cluster.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/130_force_new_cluster.pl} " in
 			*" t/130_force_new_cluster.pl "*)
 				suite "TAP positive control: t/130 without the start floor must fail" \
 					tap_startfloor_control t/130_force_new_cluster.pl
 				;;
 			esac
-			case " ${TESTS:-t/131_restore_old_copy.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/131_restore_old_copy.pl} " in
 			*" t/131_restore_old_copy.pl "*)
 				suite "TAP positive control: t/131 without the start floor must fail" \
 					tap_startfloor_control t/131_restore_old_copy.pl
 				;;
 			esac
-			case " ${TESTS:-t/132_advance_to.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/132_advance_to.pl} " in
 			*" t/132_advance_to.pl "*)
 				suite "TAP positive control: t/132 ignoring the operator's floor must fail" \
 					tap_floor_control
 				;;
 			esac
-			case " ${TESTS:-t/108_peer_flood.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/108_peer_flood.pl} " in
 			*" t/108_peer_flood.pl "*)
 				suite "TAP positive control: t/108 against a Raft gate with no room for members must fail" \
 					tap_peergate_control
 				;;
 			esac
-			case " ${TESTS:-t/112_membership.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/112_membership.pl} " in
 			*" t/112_membership.pl "*)
 				suite "TAP positive control: t/112 with a member remove that does not refuse quorum loss must fail" \
 					tap_quorum_control
 				;;
 			esac
-			case " ${TESTS:-t/113_member_paths.pl} " in
+			[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/113_member_paths.pl} " in
 			*" t/113_member_paths.pl "*)
 				suite "TAP positive control: t/113 with a client port that admits a removed member's certificate must fail" \
 					tap_membercert_control
 				;;
 			esac
 		fi
-		case " ${TESTS:-t/002_sidecar_down.pl} " in
+		[ -n "${SKIP_CONTROLS:-}" ] || case " ${TESTS:-t/002_sidecar_down.pl} " in
 		*" t/002_sidecar_down.pl "*)
 			suite "TAP positive control: t/002 against an extension that ignores the generation must fail" \
 				tap_generation_control

@@ -12,6 +12,7 @@
 # Positive control: run with TSORACLED pointing at
 # build/control/tsoracled-broken-fence (whose new leader's floor ignores H);
 # this test must fail (scripts/test.sh does so in make test).
+# tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -20,6 +20,7 @@
 # build/control/tsoracled-broken-clock (the check off: every clock taken as
 # supported, jumps followed); this test must fail (scripts/test.sh does so
 # in make test).
+# tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
 use File::Path;

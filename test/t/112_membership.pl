@@ -6,6 +6,7 @@
 # over first); a dead member is replaced by a new id; a removal that would
 # leave no quorum of members that are up is refused; a join node that is
 # never added says so and serves nothing. docs/cluster.md, "Membership".
+# tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
 use File::Path ();

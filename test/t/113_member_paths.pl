@@ -22,6 +22,7 @@
 # build/control/tsoracled-broken-membercert (the client port admits any
 # member certificate), the removed member's checks must fail (scripts/test.sh
 # runs it so in make test).
+# tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
 use File::Path qw(rmtree);

@@ -16,6 +16,7 @@
 # Positive control: with TSORACLED pointing at
 # build/control/tsoracled-broken-startfloor (no start floor), this test
 # must fail (scripts/test.sh runs it so in make test).
+# tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
 use File::Path qw(rmtree);

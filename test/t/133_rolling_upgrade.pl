@@ -7,6 +7,7 @@
 # runs the new build, a raise of the cluster version is refused and so is
 # advance-to (a command of set 2 an old member would halt on); after,
 # cluster-version raise commits version 2 and advance-to works.
+# tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
 use File::Path qw(rmtree);
