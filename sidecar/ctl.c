@@ -3,18 +3,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -35,12 +30,8 @@
 
 /* One connection to one node, with a deadline for the whole exchange. */
 typedef struct ctl_conn {
-	const char *address;
-	int fd;
-	SSL *ssl; /* TLS on a TCP address (ctl_tls); NULL: plaintext */
+	tp_client cl; /* its address, socket, TLS session, reader, node id */
 	uint64_t deadline_ms;
-	tp_reader reader;
-	uint32_t node_id;
 	char err[CTL_ERR_SIZE];
 } ctl_conn;
 
@@ -97,7 +88,9 @@ static void ctl_usage(FILE *out)
 	    "of the first member that answers: the list only needs one member that is up.\n\n"
 	    "ADDR is a unix socket path (/path or unix:/path) or IP:PORT (or tcp:IP:PORT);\n"
 	    "default $TSORACLE_ADDRESS, else %s. SPEC is tsoracled's --peers value\n"
-	    "(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n\n"
+	    "(ID=RAFT_IP:PORT/CLIENT_IP:PORT,...); FILE a tsoracled config file with peers.\n"
+	    "MS bounds each exchange with a member, from the connect to its last answer\n"
+	    "(default %d; member add and remove wait at least %d for the leader).\n\n"
 	    "TLS (for TCP addresses of a cluster with tls-* set; docs/cluster.md):\n"
 	    "  --ca FILE     the cluster's CA certificate (PEM)\n"
 	    "  --cert FILE   this client's certificate: OU=client takes timestamps and reads\n"
@@ -109,7 +102,7 @@ static void ctl_usage(FILE *out)
 	    "these are given (a member's certificate is not an admin's: give --cert/--key).\n\n"
 	    "Exit status: 0 done, 1 the command failed (no answer, refused), 2 bad usage\n"
 	    "(an unknown command or option, a missing or malformed argument).\n",
-	    CTL_DEFAULT_ADDRESS);
+	    CTL_DEFAULT_ADDRESS, CTL_DEFAULT_TIMEOUT_MS, CTL_MEMBER_WAIT_MS);
 }
 
 static int ctl_fail(ctl_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -124,118 +117,30 @@ static int ctl_fail(ctl_conn *c, const char *fmt, ...)
 	return -1;
 }
 
-static int ctl_connect(ctl_conn *c)
-{
-	uint64_t now = mono_ms();
-
-	c->fd = tp_dial(c->address, c->err, sizeof c->err);
-	if (c->fd < 0)
-		return -1;
-	if (ctl_tls == NULL || !tp_dial_is_tcp(c->address))
-		return 0;
-	c->ssl = tp_dial_tls(c->fd, ctl_tls, c->address,
-			     now < c->deadline_ms ? (int)(c->deadline_ms - now) : 1, c->err, sizeof c->err);
-	return c->ssl == NULL ? -1 : 0;
-}
-
 static int ctl_send(ctl_conn *c, const tp_msg *m)
 {
-	uint8_t buf[TP_MAX_FRAME];
-	size_t n = tp_encode(m, buf, sizeof buf);
-	size_t off = 0;
-
-	if (n == 0)
-		return ctl_fail(c, "could not encode a message of type %u", m->type);
-	while (off < n) {
-		ssize_t w = tp_io_write(c->fd, c->ssl, buf + off, n - off);
-
-		if (w < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (w <= 0)
-			return ctl_fail(c, "write to %s failed: %s", c->address, strerror(errno));
-		off += (size_t)w;
-	}
-	return 0;
+	return tp_client_send(&c->cl, m, c->err, sizeof c->err);
 }
 
-/* What to add to a failure on a plaintext TCP connection: the server may
- * want TLS, which speaks no plaintext. */
-static const char *ctl_tls_hint(const ctl_conn *c)
-{
-	return c->ssl == NULL && tp_dial_is_tcp(c->address)
-		   ? " (if its client-tcp runs TLS, give --ca, --cert and --key)"
-		   : "";
-}
-
-/* Reads until one whole message arrives or the deadline passes. */
+/* Reads one whole message, by the exchange's deadline. */
 static int ctl_recv(ctl_conn *c, tp_msg *m)
 {
-	for (;;) {
-		int rc = tp_reader_next(&c->reader, m);
-		struct pollfd pfd;
-		uint64_t now;
-		size_t room;
-		uint8_t *p;
-		ssize_t n;
-
-		if (rc > 0)
-			return 0;
-		if (rc < 0)
-			return ctl_fail(c, "malformed answer from %s: %s%s", c->address,
-					tp_reader_errstr(&c->reader), ctl_tls_hint(c));
-		now = mono_ms();
-		if (now >= c->deadline_ms)
-			return ctl_fail(c, "no answer from %s in time", c->address);
-		pfd.fd = c->fd;
-		pfd.events = POLLIN;
-		/* A TLS session may hold decrypted bytes the socket no longer shows. */
-		if ((c->ssl == NULL || SSL_pending(c->ssl) == 0) &&
-		    poll(&pfd, 1, (int)(c->deadline_ms - now)) <= 0)
-			continue;
-		p = tp_reader_space(&c->reader, &room);
-		n = tp_io_read(c->fd, c->ssl, p, room);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return ctl_fail(c, "%s closed the connection%s", c->address, ctl_tls_hint(c));
-		tp_reader_commit(&c->reader, (size_t)n);
-	}
+	return tp_client_recv(&c->cl, m, c->deadline_ms, c->err, sizeof c->err);
 }
 
-/* Connects and shakes hands; on failure c->err says why. */
+/* Connects and shakes hands (TLS on a TCP address with ctl_tls), within
+ * timeout_ms, which is then the whole exchange's; on failure c->err says
+ * why. */
 static int ctl_open(ctl_conn *c, const char *address, int timeout_ms)
 {
-	tp_msg m;
-
-	memset(c, 0, sizeof *c);
-	c->fd = -1;
-	c->ssl = NULL;
-	c->address = address;
 	c->deadline_ms = mono_ms() + (uint64_t)timeout_ms;
-	tp_reader_init(&c->reader);
-	if (ctl_connect(c) != 0)
-		return -1;
-	tp_hello_init(&m);
-	if (ctl_send(c, &m) != 0 || ctl_recv(c, &m) != 0)
-		return -1;
-	if (m.type == TP_ERROR)
-		return ctl_fail(c, "%s refused the connection: %s", address, m.u.error.text);
-	if (m.type != TP_HELLO_OK)
-		return ctl_fail(c, "unexpected answer to hello from %s", address);
-	c->node_id = m.u.hello_ok.node_id;
-	return 0;
+	c->err[0] = '\0';
+	return tp_client_open(&c->cl, address, ctl_tls, (unsigned)timeout_ms, c->err, sizeof c->err);
 }
 
 static void ctl_close(ctl_conn *c)
 {
-	if (c->ssl != NULL) {
-		SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-	}
-	c->ssl = NULL;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	tp_client_close(&c->cl);
 }
 
 static int ctl_query_status(ctl_conn *c, tp_status *st)
@@ -421,24 +326,24 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 	} else if (m.u.transfer_resp.status == TP_OK) {
 		printf("leader is now node %" PRIu32 " (was node %" PRIu32 "; handover took %" PRIu64
 		       " ms)\n",
-		       m.u.transfer_resp.leader_id, c.node_id, mono_ms() - t0);
+		       m.u.transfer_resp.leader_id, c.cl.node_id, mono_ms() - t0);
 		rc = 0;
 	} else if (m.u.transfer_resp.status == TP_ERR_NOT_LEADER) {
 		if (m.u.transfer_resp.leader_id != 0)
 			fprintf(stderr,
 				"tsoracle-ctl: node %" PRIu32 " at %s is not the leader; node %" PRIu32
 				" is: ask it (its client address is in the peers list)\n",
-				c.node_id, address, m.u.transfer_resp.leader_id);
+				c.cl.node_id, address, m.u.transfer_resp.leader_id);
 		else
 			fprintf(stderr,
 				"tsoracle-ctl: node %" PRIu32
 				" at %s is not the leader and knows of none yet\n",
-				c.node_id, address);
+				c.cl.node_id, address);
 	} else if (m.u.transfer_resp.status == TP_ERR_BAD_REQUEST) {
 		fprintf(stderr,
 			"tsoracle-ctl: transfer-leader: %s: the target must be a voting member other "
 			"than the leader, node %" PRIu32 " (a single-member cluster has none)\n",
-			tp_status_str(m.u.transfer_resp.status), c.node_id);
+			tp_status_str(m.u.transfer_resp.status), c.cl.node_id);
 	} else if (m.u.transfer_resp.status == TP_ERR_REFUSED) {
 		/* The leader's clock check (lead_transfer): it does not know the
 		 * target's clock to be good, which is either not measured yet
@@ -452,14 +357,14 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 			"off): ask again in a second; if it is still refused, `tsoracle-ctl status` at "
 			"node %" PRIu32 " shows its clock offset: fix that host's clock (NTP), or raise "
 			"max-clock-offset\n",
-			c.node_id, (unsigned)LEAD_CLOCK_SAMPLE_TTL_MS, target, target);
+			c.cl.node_id, (unsigned)LEAD_CLOCK_SAMPLE_TTL_MS, target, target);
 	} else if (m.u.transfer_resp.leader_id == 0) {
 		fprintf(stderr, "tsoracle-ctl: transfer-leader: %s; no leader is known yet\n",
 			tp_status_str(m.u.transfer_resp.status));
 	} else {
 		fprintf(stderr, "tsoracle-ctl: transfer-leader: %s; the leader is node %" PRIu32 "%s\n",
 			tp_status_str(m.u.transfer_resp.status), m.u.transfer_resp.leader_id,
-			m.u.transfer_resp.leader_id == c.node_id ? " still" : "");
+			m.u.transfer_resp.leader_id == c.cl.node_id ? " still" : "");
 	}
 	ctl_close(&c);
 	return rc;
@@ -479,25 +384,25 @@ static int ctl_admin(ctl_conn *c, uint8_t op, uint64_t arg, uint64_t arg2, tp_ms
 	if (ctl_send(c, m) != 0 || ctl_recv(c, m) != 0)
 		return -1;
 	if (m->type == TP_ERROR)
-		return ctl_fail(c, "%s: %s", c->address, m->u.error.text);
+		return ctl_fail(c, "%s: %s", c->cl.address, m->u.error.text);
 	if (m->type != TP_ADMIN_RESP)
-		return ctl_fail(c, "unexpected answer from %s", c->address);
+		return ctl_fail(c, "unexpected answer from %s", c->cl.address);
 	return 0;
 }
 
 /* What to say when a member that is not the leader answered. */
 static void ctl_not_leader(const ctl_conn *c, const char *command, uint32_t leader_id)
 {
-	if (leader_id != 0 && leader_id != c->node_id)
+	if (leader_id != 0 && leader_id != c->cl.node_id)
 		fprintf(stderr,
 			"tsoracle-ctl: %s: node %" PRIu32 " at %s is not the leader; node %" PRIu32
 			" is: ask it (or give --config FILE to find it)\n",
-			command, c->node_id, c->address, leader_id);
+			command, c->cl.node_id, c->cl.address, leader_id);
 	else
 		fprintf(stderr,
 			"tsoracle-ctl: %s: node %" PRIu32 " at %s is not a serving leader (no leader yet, "
 			"or it is still fencing): try again in a second\n",
-			command, c->node_id, c->address);
+			command, c->cl.node_id, c->cl.address);
 }
 
 /*
@@ -853,7 +758,7 @@ static int ctl_query_members(ctl_conn *c, ctl_members *out)
 		if (count == 0)
 			break;
 	}
-	out->answered_by = c->node_id;
+	out->answered_by = c->cl.node_id;
 	return 0;
 }
 
@@ -1196,6 +1101,9 @@ int main(int argc, char **argv)
 	const char *tls_opt[4] = {NULL, NULL, NULL, NULL};
 	int opt;
 
+	/* A server that closes first makes a write fail with EPIPE, said in
+	 * words (common/dial.c), instead of a silent death by the signal. */
+	signal(SIGPIPE, SIG_IGN);
 	cfg_defaults(&members);
 	opterr = 0; /* the messages below name the option as it was written */
 	while ((opt = getopt_long(argc, argv, "+:", ctl_options, NULL)) != -1) {

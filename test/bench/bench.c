@@ -73,7 +73,8 @@
 #define BENCH_POLL_MS          50              /* epoll and blocking-read timeout: clock checks */
 #define BENCH_RECONNECT_NS     (5 * NS_PER_MS) /* gap mode: pause between connection attempts */
 #define BENCH_VIOLATIONS_SHOWN 10
-#define BENCH_HANDSHAKE_MS     2000 /* hello (and TLS handshake) answered within this */
+#define BENCH_HANDSHAKE_MS     2000 /* connected, TLS handshake and hello answered within this */
+#define BENCH_STATUS_MS        2000 /* --status: the answer within this */
 #define BENCH_REQ_FRAME        17   /* TP_TS_REQ: 4 length + 1 type + 8 id + 4 count */
 #define BENCH_RESP_FRAME       27   /* TP_TS_RESP: 4 + 1 + 8 id + 2 status + 8 first + 4 count */
 #define BENCH_PP_MAX_MSG       4096
@@ -166,11 +167,8 @@ static void die(const char *fmt, ...)
 /* ---- connections ------------------------------------------------------- */
 
 typedef struct conn {
-	int fd;
-	SSL *ssl; /* TLS (bench_tls, a TCP address); NULL: plaintext */
+	tp_client cl; /* socket, TLS (bench_tls, a TCP address), reader, node id */
 	bool up;
-	tp_reader rd;
-	uint32_t node_id;
 
 	/* Slots of requests in flight: id, send time, free list. */
 	uint64_t ids[BENCH_MAX_DEPTH];
@@ -235,47 +233,6 @@ static void violation(worker *w, const char *fmt, ...)
 	pthread_mutex_unlock(&print_mu);
 }
 
-static int write_all(int fd, SSL *ssl, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = tp_io_write(fd, ssl, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR || (ssl != NULL && errno == EAGAIN))
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Reads into the reader until one message is parsed; blocking socket with
- * a receive timeout. 1: got one; -1: error, EOF or timeout past deadline. */
-static int read_msg(int fd, SSL *ssl, tp_reader *rd, tp_msg *m, uint64_t deadline)
-{
-	for (;;) {
-		int rc = tp_reader_next(rd, m);
-		size_t room;
-		uint8_t *p;
-		ssize_t n;
-
-		if (rc != 0)
-			return rc;
-		if (mono_ns() > deadline)
-			return -1;
-		p = tp_reader_space(rd, &room);
-		n = tp_io_read(fd, ssl, p, room);
-		if (n > 0)
-			tp_reader_commit(rd, (size_t)n);
-		else if (n == 0)
-			return -1;
-		else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-			return -1;
-	}
-}
-
 static void set_rcvtimeo(int fd, unsigned ms)
 {
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -283,55 +240,13 @@ static void set_rcvtimeo(int fd, unsigned ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-/* Ends c's session and socket. */
-static void conn_close(conn *c)
-{
-	if (c->ssl != NULL)
-		SSL_free(c->ssl);
-	c->ssl = NULL;
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
-
-/* Dials and shakes hands; 0 or -1 (with a message in err). */
+/* Dials and shakes hands (common/dial.h); 0 or -1 (with a message in err). */
 static int conn_open(conn *c, char *err, size_t errlen)
 {
-	uint8_t buf[TP_MAX_FRAME];
-	tp_msg m;
-	size_t n;
-
-	c->fd = tp_dial(o.address, err, errlen);
-	if (c->fd < 0)
+	if (tp_client_open(&c->cl, o.address, bench_tls, BENCH_HANDSHAKE_MS, err, errlen) != 0)
 		return -1;
-	c->ssl = NULL;
-	if (bench_tls != NULL && tp_dial_is_tcp(o.address) &&
-	    (c->ssl = tp_dial_tls(c->fd, bench_tls, o.address, BENCH_HANDSHAKE_MS, err, errlen)) == NULL) {
-		close(c->fd);
-		c->fd = -1;
-		return -1;
-	}
-	set_rcvtimeo(c->fd, BENCH_POLL_MS);
-	tp_reader_init(&c->rd);
-	tp_hello_init(&m);
-	n = tp_encode(&m, buf, sizeof buf);
-	if (write_all(c->fd, c->ssl, buf, n) != 0 ||
-	    read_msg(c->fd, c->ssl, &c->rd, &m, mono_ns() + BENCH_HANDSHAKE_MS * NS_PER_MS) != 1) {
-		snprintf(err, errlen, "handshake with %s failed: %s%s", o.address,
-			 c->rd.err ? tp_reader_errstr(&c->rd) : "no answer",
-			 c->ssl == NULL && tp_dial_is_tcp(o.address)
-			     ? " (if its client-tcp runs TLS, give --ca, --cert and --key)"
-			     : "");
-		conn_close(c);
-		return -1;
-	}
-	if (m.type != TP_HELLO_OK) {
-		snprintf(err, errlen, "%s refused the handshake: %s", o.address,
-			 m.type == TP_ERROR ? m.u.error.text : "unexpected message");
-		conn_close(c);
-		return -1;
-	}
-	c->node_id = m.u.hello_ok.node_id;
+	/* A blocking connection's reads wake up to check the clock. */
+	set_rcvtimeo(c->cl.fd, BENCH_POLL_MS);
 	c->nfree = 0;
 	for (unsigned i = o.depth; i-- > 0;)
 		c->free_slots[c->nfree++] = (uint16_t)i;
@@ -344,9 +259,9 @@ static int conn_open(conn *c, char *err, size_t errlen)
 
 static void conn_drop(worker *w, conn *c)
 {
-	if (c->fd >= 0 && w->ep >= 0)
-		epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
-	conn_close(c);
+	if (c->cl.fd >= 0 && w->ep >= 0)
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, c->cl.fd, NULL);
+	tp_client_close(&c->cl);
 	c->up = false;
 }
 
@@ -384,8 +299,8 @@ static int conn_flush(worker *w, conn *c, bool blocking)
 	if (c->wlen == 0)
 		return 0;
 	if (blocking)
-		return write_all(c->fd, c->ssl, c->wbuf, c->wlen) == 0 ? (c->wlen = 0, 0) : -1;
-	n = tp_io_write(c->fd, c->ssl, c->wbuf, c->wlen);
+		return tp_io_write_all(c->cl.fd, c->cl.ssl, c->wbuf, c->wlen) == 0 ? (c->wlen = 0, 0) : -1;
+	n = tp_io_write(c->cl.fd, c->cl.ssl, c->wbuf, c->wlen);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -1;
@@ -397,7 +312,7 @@ static int conn_flush(worker *w, conn *c, bool blocking)
 		if (!c->want_out) {
 			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
 
-			epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+			epoll_ctl(w->ep, EPOLL_CTL_MOD, c->cl.fd, &ev);
 			c->want_out = true;
 		}
 	} else {
@@ -405,7 +320,7 @@ static int conn_flush(worker *w, conn *c, bool blocking)
 		if (c->want_out) {
 			struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 
-			epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+			epoll_ctl(w->ep, EPOLL_CTL_MOD, c->cl.fd, &ev);
 			c->want_out = false;
 		}
 	}
@@ -517,8 +432,8 @@ static int conn_read(worker *w, conn *c)
 {
 	do {
 		size_t room;
-		uint8_t *p = tp_reader_space(&c->rd, &room);
-		ssize_t n = tp_io_read(c->fd, c->ssl, p, room);
+		uint8_t *p = tp_reader_space(&c->cl.reader, &room);
+		ssize_t n = tp_io_read(c->cl.fd, c->cl.ssl, p, room);
 		uint64_t now;
 		tp_msg m;
 		int rc = 0; /* (set by the loop below whenever the connection is up) */
@@ -527,18 +442,18 @@ static int conn_read(worker *w, conn *c)
 			return -1;
 		if (n < 0)
 			return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
-		tp_reader_commit(&c->rd, (size_t)n);
+		tp_reader_commit(&c->cl.reader, (size_t)n);
 		now = mono_ns();
-		while (c->up && (rc = tp_reader_next(&c->rd, &m)) == 1)
+		while (c->up && (rc = tp_reader_next(&c->cl.reader, &m)) == 1)
 			conn_handle(w, c, &m, now);
 		if (!c->up)
 			return -1;
 		if (rc < 0) {
-			violation(w, "malformed response: %s", tp_reader_errstr(&c->rd));
+			violation(w, "malformed response: %s", tp_reader_errstr(&c->cl.reader));
 			return -1;
 		}
 		conn_refill(c, now);
-	} while (c->ssl != NULL && SSL_has_pending(c->ssl));
+	} while (c->cl.ssl != NULL && SSL_has_pending(c->cl.ssl));
 	return 0;
 }
 
@@ -639,9 +554,9 @@ static void worker_run_epoll(worker *w)
 		conn *c = w->conns[i];
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 
-		if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) != 0)
+		if (fcntl(c->cl.fd, F_SETFL, fcntl(c->cl.fd, F_GETFL) | O_NONBLOCK) != 0)
 			die("fcntl: %s", strerror(errno));
-		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->cl.fd, &ev) != 0)
 			die("epoll_ctl: %s", strerror(errno));
 		conn_refill(c, now);
 		if (conn_flush(w, c, false) != 0)
@@ -765,7 +680,7 @@ static int run_load(void)
 	for (unsigned i = 0; i < o.connections; i++) {
 		worker *w = &ws[i % o.threads];
 
-		cs[i].fd = -1;
+		cs[i].cl.fd = -1;
 		if (conn_open(&cs[i], err, sizeof err) != 0) {
 			if (!o.gap)
 				die("%s", err);
@@ -822,7 +737,7 @@ static int run_load(void)
 			       " gap_ms=%.3f recover_ms=%.3f max_gap_ms=%.3f "
 			       "closed=%d ok=%" PRIu64 " errors=%" PRIu64 " unavailable=%" PRIu64
 			       " timeout=%" PRIu64 " conn_failures=%" PRIu64 " violations=%" PRIu64 "\n",
-			       o.label, cs[0].node_id, ms(armed_gap), ms(armed_recover), ms(max_gap),
+			       o.label, cs[0].cl.node_id, ms(armed_gap), ms(armed_recover), ms(max_gap),
 			       gap_done, ok_total, errors, err_status[TP_ERR_UNAVAILABLE],
 			       err_status[TP_ERR_TIMEOUT], failures, violations);
 		else
@@ -859,7 +774,7 @@ static int run_load(void)
 			       max_ahead);
 	}
 	for (unsigned i = 0; i < o.connections; i++)
-		conn_close(&cs[i]);
+		tp_client_close(&cs[i].cl);
 	for (unsigned t = 0; t < o.threads; t++)
 		free(ws[t].conns);
 	/* Everything freed before the exit: under LeakSanitizer (make test
@@ -913,7 +828,7 @@ static int run_pingpong(void)
 		pin_self(1);
 		close(sv[0]);
 		while (read_full(sv[1], buf, o.pp_out) == 0)
-			if (write_all(sv[1], NULL, buf, o.pp_back) != 0)
+			if (tp_io_write_all(sv[1], NULL, buf, o.pp_back) != 0)
 				break;
 		_exit(0);
 	}
@@ -927,7 +842,7 @@ static int run_pingpong(void)
 
 		if (t0 >= t_end)
 			break;
-		if (write_all(sv[0], NULL, buf, o.pp_out) != 0 || read_full(sv[0], buf, o.pp_back) != 0)
+		if (tp_io_write_all(sv[0], NULL, buf, o.pp_out) != 0 || read_full(sv[0], buf, o.pp_back) != 0)
 			die("ping-pong: %s", strerror(errno));
 		t1 = mono_ns();
 		if (t0 >= t_measure) {
@@ -958,10 +873,8 @@ static int run_pingpong(void)
 static int run_status(void)
 {
 	static conn c;
-	uint8_t buf[TP_MAX_FRAME];
 	char err[256];
 	tp_msg m;
-	size_t n;
 
 	o.depth = 1;
 	if (conn_open(&c, err, sizeof err) != 0) {
@@ -970,10 +883,14 @@ static int run_status(void)
 	}
 	m.type = TP_STATUS_REQ;
 	m.u.status_req.id = 1;
-	n = tp_encode(&m, buf, sizeof buf);
-	if (write_all(c.fd, c.ssl, buf, n) != 0 ||
-	    read_msg(c.fd, c.ssl, &c.rd, &m, mono_ns() + 2 * NS_PER_S) != 1 || m.type != TP_STATUS_RESP) {
-		fprintf(stderr, "tsoracle-bench: no status from %s\n", o.address);
+	if (tp_client_send(&c.cl, &m, err, sizeof err) != 0 ||
+	    tp_client_recv(&c.cl, &m, mono_ms() + BENCH_STATUS_MS, err, sizeof err) != 0) {
+		fprintf(stderr, "tsoracle-bench: no status: %s\n", err);
+		return 2;
+	}
+	if (m.type != TP_STATUS_RESP) {
+		fprintf(stderr, "tsoracle-bench: no status from %s: %s\n", o.address,
+			m.type == TP_ERROR ? m.u.error.text : "unexpected answer");
 		return 2;
 	}
 	printf("node=%" PRIu32 " role=%s leader=%" PRIu32 " serving=%d term=%" PRIu64 " commit=%" PRIu64
@@ -982,7 +899,7 @@ static int run_status(void)
 	       (m.u.status_resp.st.flags & TP_FLAG_SERVING) ? 1 : 0, m.u.status_resp.st.term,
 	       m.u.status_resp.st.commit_index, m.u.status_resp.st.applied_index, m.u.status_resp.st.grants,
 	       m.u.status_resp.st.timestamps);
-	conn_close(&c);
+	tp_client_close(&c.cl);
 	return 0;
 }
 
