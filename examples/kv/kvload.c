@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "history.h"
+#include "monotime.h"
 
 /*
  * Usage: kvload --member ID=IP:PORT [--member ...] [--clients N]
@@ -59,8 +60,6 @@
 #define KL_EXIT_FAIL         1
 #define KL_EXIT_USAGE        2
 #define KL_EXIT_TOO_FEW      3
-#define NS_PER_MS            1000000ULL
-#define NS_PER_S             1000000000ULL
 
 enum kl_put_state { PUT_NOT_APPENDED = 0, PUT_ACKED, PUT_UNKNOWN };
 
@@ -103,21 +102,6 @@ static unsigned g_settle_s = KL_DEFAULT_SETTLE_S;
 static uint64_t g_seed = 1;
 static size_t g_min_ok = 1;
 static uint64_t g_deadline_ns;
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static void pause_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 /* xorshift64*: the clients' choices, repeatable from --seed. */
 static uint64_t rng_next(uint64_t *s)
@@ -222,7 +206,7 @@ static int kl_call(kl_client *cl, const char *req, char *out, size_t outlen)
 failed:
 	kl_close(&cl->conn);
 	cl->current = (cl->current + 1) % g_n_members;
-	pause_ms(KL_RETRY_PAUSE_MS);
+	mono_sleep_ns(KL_RETRY_PAUSE_MS * NS_PER_MS);
 	return -1;
 }
 
@@ -237,7 +221,7 @@ static bool kl_redirect(kl_client *cl, const char *answer)
 	i = id != 0 ? kl_member_index(id) : -1;
 	kl_close(&cl->conn);
 	cl->current = i >= 0 ? (unsigned)i : (cl->current + 1) % g_n_members;
-	pause_ms(KL_RETRY_PAUSE_MS);
+	mono_sleep_ns(KL_RETRY_PAUSE_MS * NS_PER_MS);
 	return true;
 }
 
@@ -654,7 +638,7 @@ int main(int argc, char **argv)
 		}
 		if (worst_wrong > 0) /* never fixes itself */
 			break;
-		pause_ms(KL_SETTLE_POLL_MS);
+		mono_sleep_ns(KL_SETTLE_POLL_MS * NS_PER_MS);
 	} while (mono_ns() < settle_end);
 	if (!consistent) {
 		printf("kv: FAILED: %s\n", problem[0] != '\0' ? problem : "members hold different states");

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "monotime.h"
 #include "sim_check.h"
 #include "sim_io.h"
 #include "sim_schedule.h"
@@ -41,8 +42,6 @@
 #define SIM_DEFAULT_STEPS     200
 /* Failing schedules described in full (the others are only counted). */
 #define SIM_REPORTED_FAILURES 3
-#define MS_PER_S              1000.0
-#define NS_PER_S              1e9
 
 typedef struct sim_totals {
 	unsigned schedules;
@@ -91,10 +90,7 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 
 static double now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / NS_PER_S;
+	return (double)mono_ns() / (double)NS_PER_S;
 }
 
 static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned steps)
@@ -183,8 +179,8 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 	printf("sim: %u schedules, %" PRIu64 " steps, %" PRIu64 " fixture events, %.0f s simulated, %" PRIu64
 	       " grants (%" PRIu64 " timestamps), %" PRIu64 " fences, %" PRIu64 " restarts, %" PRIu64
 	       " refused proposals, in %.1f s\n",
-	       t->schedules, t->steps, t->fixture_steps, (double)t->simulated_ms / MS_PER_S, t->grants,
-	       t->timestamps, t->fences, t->restarts, t->apply_errors, seconds);
+	       t->schedules, t->steps, t->fixture_steps, (double)t->simulated_ms / (double)MS_PER_S,
+	       t->grants, t->timestamps, t->fences, t->restarts, t->apply_errors, seconds);
 	printf("sim: %" PRIu64 " planned handovers, %" PRIu64 " of them with a release; %" PRIu64
 	       " leaders served without the new-leader wait\n",
 	       t->handovers, t->releases, t->released_leads);

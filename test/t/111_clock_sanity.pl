@@ -41,14 +41,6 @@ my $TSO_LOGICAL_BITS = 18;
 
 sub now_ms { return int(time() * 1000); }
 
-sub write_offset
-{
-	my ($path, $ms) = @_;
-	open(my $f, '>', $path) or die "$path: $!";
-	print $f "$ms\n";
-	close($f) or die "$path: $!";
-}
-
 sub slurp
 {
 	my ($path) = @_;
@@ -106,7 +98,7 @@ ok(wait_until(20, sub { check_marks(@sc); (sidecar_status($leader)->{grants} || 
 	"the checker's load reaches the leader $leader->{name}");
 my $jump_at = now_ms();
 note "the wall clock of $leader->{name} jumps a year forward";
-write_offset($leader->{offset}, $YEAR_MS);
+write_clock_offset($leader->{offset}, $YEAR_MS);
 
 my $successor;
 ok( wait_until(20, sub {
@@ -155,7 +147,7 @@ is(sidecar_stop($_), 0, "$_->{name} stops cleanly") for @sc;
 # ---- (b) a member started 10 s off never leads --------------------------------
 @sc = with_offset_files(cluster_new(3, prefix => 's'));
 my $bad = $sc[2];
-write_offset($bad->{offset}, $SKEW_MS);
+write_clock_offset($bad->{offset}, $SKEW_MS);
 cluster_start(@sc);
 my $bad_served = 0;
 my $watch = sub { $bad_served ||= (sidecar_status($bad)->{serving} || '') eq 'true'; };
@@ -200,7 +192,7 @@ my ($solo) = with_offset_files(sidecar_new(name => 'solo'));
 sidecar_start($solo);
 my $before = sidecar_get($solo, 1);
 ok(defined $before, 'the sole member serves');
-write_offset($solo->{offset}, $YEAR_MS);
+write_clock_offset($solo->{offset}, $YEAR_MS);
 ok(wait_until(10, sub { (sidecar_status($solo)->{clock_held} || '') eq 'true' }),
 	'the jump forward is noticed: status says the clock is held');
 my $during = sidecar_get($solo, 1);
