@@ -16,7 +16,7 @@ $(BUILD)/examples/%.o: examples/kv/%.c
 $(BUILD)/examples/kvd: $(BUILD)/examples/kvd.o $(LIB) $(DEPS_PREFIX)/lib/libraft.a
 	$(SC_CC) -o $@ $(BUILD)/examples/kvd.o $(LIB) $(DEPS_PREFIX)/lib/libraft.a -luv -llz4
 
-$(BUILD)/examples/kvload: $(BUILD)/examples/kvload.o $(BUILD)/test/checker/history.o
+$(BUILD)/examples/kvload: $(BUILD)/examples/kvload.o $(BUILD)/test/checker/history.o $(BUILD)/common/addr.o
 	$(SC_CC) -o $@ $^ -lpthread
 
 # Positive controls (never installed): kvd with a planted bug that

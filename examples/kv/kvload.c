@@ -1,6 +1,5 @@
 /* kvload.c: concurrent clients of the kvd example, a recorded history, and its checks: the timestamps
  * by the history checker, the key-value state on every member. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "history.h"
 #include "monotime.h"
 
@@ -466,25 +466,21 @@ static int kl_parse_args(int argc, char **argv)
 		switch (o) {
 		case 'm': {
 			kl_member *m = &g_members[g_n_members];
-			const char *eq = strchr(optarg, '='), *colon;
-			char host[32], *end = NULL;
-			unsigned long port;
+			const char *eq = strchr(optarg, '=');
+			struct sockaddr_storage ss;
+			char *end = NULL;
+			tp_addr a;
 
 			if (g_n_members == KL_MAX_MEMBERS || eq == NULL)
 				goto bad_member;
 			m->id = strtoull(optarg, &end, 10);
-			colon = strrchr(eq, ':');
-			if (end != eq || m->id == 0 || colon == NULL ||
-			    (size_t)(colon - eq - 1) >= sizeof host)
+			/* The address as tsoracled's own are parsed (common/addr.h);
+			 * kvd listens on IPv4 only. */
+			if (end != eq || m->id == 0 ||
+			    tp_addr_parse(eq + 1, TP_ADDR_IP_PORT, &a, NULL, 0) != 0 ||
+			    tp_addr_sockaddr(&a, &ss) != sizeof m->addr)
 				goto bad_member;
-			memcpy(host, eq + 1, (size_t)(colon - eq - 1));
-			host[colon - eq - 1] = '\0';
-			port = strtoul(colon + 1, &end, 10);
-			if (*end != '\0' || port == 0 || port > 65535 ||
-			    inet_pton(AF_INET, host, &m->addr.sin_addr) != 1)
-				goto bad_member;
-			m->addr.sin_family = AF_INET;
-			m->addr.sin_port = htons((uint16_t)port);
+			memcpy(&m->addr, &ss, sizeof m->addr);
 			snprintf(m->text, sizeof m->text, "%s", eq + 1);
 			g_n_members++;
 			break;
