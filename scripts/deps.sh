@@ -155,7 +155,9 @@ build_raft_locked() {
 	# patches; installed there and renamed into place only when complete.
 	local tmp
 	tmp=$(mktemp -d "$deps_dir/.build.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
+	# $tmp expanded now: the local is gone when a failure ends the script.
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" EXIT
 	(cd "$tmp" && tar xf "$src/raft_$raft_version.orig.tar.gz")
 	for p in $(raft_patches); do
 		log "applying $(basename "$p")"
@@ -294,7 +296,9 @@ build_pg_locked() {
 	dsc=$(ls "$src"/postgresql-"$major"_*.dsc | sort -V | tail -n1)
 	log "building PostgreSQL from $(basename "$dsc") into $prefix (nice, -j$make_jobs; 3-5 min on 2 cores)"
 	tmp=$(mktemp -d "$deps_dir/.build.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
+	# $tmp expanded now: the local is gone when a failure ends the script.
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" EXIT
 	# (apt checked the files against the suite's signed index)
 	dpkg-source --skip-patches -x "$dsc" "$tmp/src" >"$tmp/dpkg-source.log" 2>&1 ||
 		{ cat "$tmp/dpkg-source.log"; return 1; }
@@ -309,6 +313,11 @@ build_pg_locked() {
 		./configure --quiet --prefix="$prefix" "${pg_configure_flags[@]}" \
 			--with-extra-version=" (tsoracle build of Debian $(sed -n 's/^Version: //p' "$dsc"))" \
 			CFLAGS="$pg_cflags" >"$tmp/configure.log" 2>&1 || { tail -n 30 "$tmp/configure.log"; exit 1; }
+		# The generated headers (errcodes.h, ...) first: a make in one of
+		# the directories below makes them only when it is the top-level
+		# make, and under `make deps` it is not (MAKELEVEL is inherited).
+		nice -n 10 make -s -C src/backend generated-headers >>"$tmp/make.log" 2>&1 ||
+			{ tail -n 40 "$tmp/make.log"; exit 1; }
 		for d in "${pg_build_dirs[@]}"; do
 			nice -n 10 make -s -j"$make_jobs" -C "$d" >>"$tmp/make.log" 2>&1 || { tail -n 40 "$tmp/make.log"; exit 1; }
 		done
