@@ -78,14 +78,16 @@
  * allocates the library's structures (lead_driver, ta_alloc, fsm_state),
  * so it checks at start that tsoracle_version() / 10000 equals
  * TSORACLE_VERSION_MAJOR: another major version may lay them out
- * differently (2.0: lead_driver gained the clock check, lead_clock).
+ * differently (2.0: lead_driver gained the clock check, lead_clock; 3.0:
+ * fsm_state gained lease_wait_ms, lead_driver the Lease proposal's state,
+ * and ta_lead_begin the predecessor's wait).
  */
-#define TSORACLE_VERSION_MAJOR 2
+#define TSORACLE_VERSION_MAJOR 3
 #define TSORACLE_VERSION_MINOR 0
 #define TSORACLE_VERSION_PATCH 0
 #define TSORACLE_VERSION                                                                                     \
 	(TSORACLE_VERSION_MAJOR * 10000 + TSORACLE_VERSION_MINOR * 100 + TSORACLE_VERSION_PATCH)
-#define TSORACLE_VERSION_STRING "2.0.0"
+#define TSORACLE_VERSION_STRING "3.0.0"
 
 /* The library's log lines go to the host through one of these (no newline
  * in msg), at one of enum tsoracle_log_level (equal to the daemon's levels,
@@ -113,9 +115,11 @@ const char *tsoracle_version_string(void);
  *
  *   1. Leadership won (term t): the caller runs a Raft barrier, so every
  *      committed entry is applied, reads the applied mark and calls
- *      ta_lead_begin(a, t, mark, released, clk), released saying whether
- *      the log ends in the release of term t - 1 (I4). That returns the
- *      fence mark, which the caller proposes as HighWater(fence mark).
+ *      ta_lead_begin(a, t, mark, released, wait, clk), released saying
+ *      whether the log ends in the release of term t - 1 and wait being
+ *      the state's lease_wait_ms (I4). That returns the fence mark, which
+ *      the caller proposes as Fence(fence mark, ta_lease_wait_ms) from
+ *      cluster version 3 on, as HighWater(fence mark) below it.
  *   2. Whenever ta_extension_due() says so (and nothing is in flight), the
  *      caller calls ta_extension_prepare() and proposes HighWater(mark).
  *   3. When a proposal of term t commits, the caller calls
@@ -140,11 +144,25 @@ const char *tsoracle_version_string(void);
  *      is above every timestamp any earlier leader could have handed out.
  *   I4 (real-time order) A leader serves only while mono < s + lease, s
  *      being the proposal time of its latest committed entry, and a new
- *      leader serves no earlier than lease * (1 + drift) after it won; an
- *      old leader's last committed entry was appended by a majority before
- *      any voter of the new leader voted, so the old leader has stopped
- *      before the new one starts, and every grant of the new leader follows,
- *      in real time, every grant of the old. The one exception is a planned
+ *      leader serves no earlier than W after it won, W being the largest
+ *      of its own wait lease * (1 + drift) (ta_lease_wait_ms) and the
+ *      state's lease_wait_ms, the wait every earlier leader that may still
+ *      serve left in the log (fsm.c); an old leader's last committed entry
+ *      was appended by a majority before any voter of the new leader
+ *      voted, so the old leader has stopped before the new one starts, and
+ *      every grant of the new leader follows, in real time, every grant of
+ *      the old. Why lease_wait_ms covers every earlier leader that may
+ *      still serve, from cluster version 3 on: a leader serves only once
+ *      its fence committed, and its fence is Fence(mark, its wait), which
+ *      raises lease_wait_ms to at least its wait (max); only Lease(w),
+ *      from a leader that is established (below: no earlier leader serves
+ *      again) and w its own wait, and Release, after which every earlier
+ *      leader has stopped for good, lower it; and the leader in office
+ *      when the version reaches 3, whose fence was a HighWater, stops
+ *      serving before it proposes ClusterVersion(3) and fences again with
+ *      a Fence once it is applied (lead_set_cluster_version). Below
+ *      cluster version 3 lease_wait_ms stays 0 and every member's lease
+ *      must be the same (docs/cluster.md). The one exception is a planned
  *      handover: a leader of term t that is established (ta_established:
  *      its own wait is over, so no leader before it serves again) stops
  *      serving, then appends Release(t) and never serves in term t again
@@ -271,13 +289,16 @@ void ta_init(ta_alloc *a, const ta_config *cfg);
 
 /*
  * Leadership won in term epoch (> 0); high_water_ms is the mark applied
- * after a barrier, and predecessor_released whether the log then ended in
- * the release of term epoch - 1 (fsm_predecessor_released; I4). Sets the
+ * after a barrier, predecessor_released whether the log then ended in
+ * the release of term epoch - 1 (fsm_predecessor_released; I4), and
+ * predecessor_wait_ms the state's lease_wait_ms then (the wait earlier
+ * leaders left in the log; 0 below cluster version 3). Sets the
  * floor max(H + 1, now) and returns the fence mark to propose (>= the
  * floor); or 0 with no change when the floor would pass the end of the
  * timestamp range (the caller then reports TA_EXHAUSTED), or when epoch is
  * 0. Not serving until that mark commits in this epoch and, unless the
- * predecessor released, the new-leader wait of the lease is over. May be
+ * predecessor released, the new-leader wait is over: the larger of
+ * ta_lease_wait_ms(cfg) and predecessor_wait_ms, from now (I4). May be
  * called while leading an older epoch: it starts over in the new one.
  *
  * The floor is also at least the start floor (I7).
@@ -286,7 +307,12 @@ void ta_init(ta_alloc *a, const ta_config *cfg);
  * TSO_PHYSICAL_MAX.
  */
 uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-		       ta_clock clk);
+		       uint64_t predecessor_wait_ms, ta_clock clk);
+
+/* The new-leader wait of cfg, mono ms: lease_ms * (1000 + drift_permille)
+ * / 1000, rounded up, saturating. What a Fence or Lease of this member
+ * carries (I4). */
+uint64_t ta_lease_wait_ms(const ta_config *cfg);
 
 /* Leadership lost (or stopping): stop serving at once, forget the epoch. */
 void ta_lead_end(ta_alloc *a);
@@ -358,7 +384,8 @@ const char *ta_result_str(int result);
 
 /*
  * The replicated state is H, the highest high-water mark (Unix ms) ever
- * committed, and whether the log ends in a leader's release.
+ * committed, whether the log ends in a leader's release, and from command
+ * set 3 on the wait a new leader owes the leaders before it.
  *
  *   HighWater(mark) applies as H = max(H, mark), so stale or reordered
  *   proposals can never lower it (docs/allocator.md). It also clears
@@ -381,6 +408,27 @@ const char *ta_result_str(int result);
  *   (command set 2) applies as cluster_version = max(cluster_version, v):
  *   the command set every member runs (below). Both clear released_term,
  *   as HighWater does.
+ * Fence(mark, wait_ms) (command set 3; a body of two u64, 24 bytes in
+ *   all): a new leader's fence from cluster version 3 on, in place of its
+ *   HighWater(fence mark); wait_ms is its own new-leader wait
+ *   (ta_lease_wait_ms). Applies as HighWater(mark) does (H = max(H, mark),
+ *   released_term cleared) and sets lease_wait_ms = max(lease_wait_ms,
+ *   wait_ms): every leader that served since the last lowering below has
+ *   its wait in there (I4). Max, not the latest fence's: the leader of t - 1
+ *   may commit its fence and lose before its own wait, which covered t - 2's
+ *   longer lease, is over; t - 2 may then still serve when t wins.
+ * Lease(wait_ms) (command set 3): proposed by an established leader
+ *   (ta_established) whose own wait differs from lease_wait_ms (after a
+ *   member with a longer lease led); applies as lease_wait_ms = wait_ms
+ *   and clears released_term. Safe in log order whoever commits it: its
+ *   proposer was established, so every leader before it has stopped for
+ *   good, and wait_ms covers the proposer itself; any later leader that
+ *   serves has its Fence after it in the log (a later term's entries
+ *   follow it), whose max then holds that leader's wait too.
+ * Release(term) also sets lease_wait_ms to 0: only an established leader
+ *   releases, and after it every earlier leader and the releasing one
+ *   have stopped for good (the releasing leader serves again only after a
+ *   Fence of its own, which records its wait again).
  *
  * Versions (a rolling upgrade, docs/cluster.md): the cluster version is
  * the command set every member is known to apply; a log without a
@@ -393,11 +441,14 @@ const char *ta_result_str(int result);
  *
  * Snapshot: u32 FSM_SNAPSHOT_MAGIC, u8 version, u64 H, then in version 2
  *           u64 released_term, then in version 3 u64 F and u64 cluster
- *           version (big-endian). Version 1 (H alone) is read as
- *           released_term 0, versions 1 and 2 as F 0 and cluster version
- *           1. tsoracled's state machine writes version 2 while the
- *           cluster version is 1 (a member of set 1 reads up to 2; F is 0
- *           then), version 3 after; fsm_snapshot_put always version 3.
+ *           version, then in version 4 u64 lease_wait_ms (big-endian).
+ *           Version 1 (H alone) is read as released_term 0, versions 1
+ *           and 2 as F 0 and cluster version 1, versions 1 to 3 as
+ *           lease_wait_ms 0. tsoracled's state machine writes version 2
+ *           while the cluster version is 1 (a member of set 1 reads up to
+ *           2; F is 0 then), version 3 while it is 2 (a member of set 2
+ *           reads up to 3; lease_wait_ms is 0 then), version 4 after;
+ *           fsm_snapshot_put always version 4.
  *
  * What apply refuses, by one rule on every replica (docs/architecture.md,
  * "What the state machine refuses"): the verdict depends only on the
@@ -406,7 +457,9 @@ const char *ta_result_str(int result);
  *
  *   - A malformed command (shorter than the envelope, a length that is not
  *     a multiple of 8, type 0, reserved bytes not zero, a known type with
- *     the wrong length) or a HighWater above TSO_PHYSICAL_MAX (tso.h; no
+ *     the wrong length: FSM_CMD_FENCE_SIZE for a Fence, FSM_CMD_SIZE for
+ *     every other) or a HighWater, Advance or Fence mark above
+ *     TSO_PHYSICAL_MAX (tso.h; no
  *     leader proposes one: alloc.c caps every mark there): refused. It
  *     changes nothing, apply returns success so that libraft goes on with
  *     the log (an error would stall apply at that entry for good, on
@@ -429,24 +482,34 @@ const char *ta_result_str(int result);
 #define FSM_CMD_RELEASE         2
 #define FSM_CMD_ADVANCE         3 /* command set 2: Advance(floor ms) */
 #define FSM_CMD_CLUSTER_VERSION 4 /* command set 2: ClusterVersion(command set) */
-#define FSM_CMD_LAST            FSM_CMD_CLUSTER_VERSION
-#define FSM_CMD_HEADER_SIZE     8 /* the envelope: type and 7 reserved zero bytes */
-#define FSM_CMD_ALIGN           8 /* every command's length is a multiple of this */
-#define FSM_CMD_SIZE            16
+#define FSM_CMD_FENCE           5 /* command set 3: Fence(mark ms, wait ms) */
+#define FSM_CMD_LEASE           6 /* command set 3: Lease(wait ms) */
+#define FSM_CMD_LAST            FSM_CMD_LEASE
+#define FSM_CMD_HEADER_SIZE     8  /* the envelope: type and 7 reserved zero bytes */
+#define FSM_CMD_ALIGN           8  /* every command's length is a multiple of this */
+#define FSM_CMD_SIZE            16 /* a command of one argument: every type but Fence */
+#define FSM_CMD_FENCE_SIZE      24 /* Fence: two arguments */
+#define FSM_CMD_MAX_SIZE        FSM_CMD_FENCE_SIZE
 #define FSM_CMD_ARG_OFFSET      8
+#define FSM_CMD_ARG2_OFFSET     16 /* Fence's wait_ms */
 /* Command sets (the log's versions): 1 is HighWater and Release (every
  * tsoracled up to 0.1.0 of libtsoracle 1.1); 2 adds Advance and
- * ClusterVersion. FSM_COMMAND_SET is the newest this build applies. */
+ * ClusterVersion; 3 adds Fence and Lease (libtsoracle 3.0), with which
+ * members may have different leases. FSM_COMMAND_SET is the newest this
+ * build applies. */
 #define FSM_COMMAND_SET_FIRST   1
 #define FSM_COMMAND_SET_ADVANCE 2
-#define FSM_COMMAND_SET         FSM_COMMAND_SET_ADVANCE
+#define FSM_COMMAND_SET_LEASE   3
+#define FSM_COMMAND_SET         FSM_COMMAND_SET_LEASE
 #define FSM_SNAPSHOT_MAGIC      UINT32_C(0x54534F53) /* "TSOS" */
 #define FSM_SNAPSHOT_V2         2
-#define FSM_SNAPSHOT_VERSION    3
+#define FSM_SNAPSHOT_V3         3
+#define FSM_SNAPSHOT_VERSION    4
 #define FSM_SNAPSHOT_HEADER     5 /* magic and version */
 #define FSM_SNAPSHOT_V1_SIZE    13
 #define FSM_SNAPSHOT_V2_SIZE    21
-#define FSM_SNAPSHOT_SIZE       37
+#define FSM_SNAPSHOT_V3_SIZE    37
+#define FSM_SNAPSHOT_SIZE       45
 #define FSM_REASON_SIZE         256
 
 typedef struct fsm_state {
@@ -454,6 +517,7 @@ typedef struct fsm_state {
 	uint64_t released_term;            /* the log ends in Release(this term); 0: not */
 	uint64_t floor_ms;                 /* F: the highest Advance applied (I6), 0: none */
 	uint64_t cluster_version;          /* the highest ClusterVersion applied; 0: none (1) */
+	uint64_t lease_wait_ms;            /* the wait a new leader owes earlier ones (I4); 0 below set 3 */
 	uint64_t applied;                  /* commands applied since start (status) */
 	uint64_t refused;                  /* commands refused since start (malformed, out of range) */
 	bool halted;                       /* an unknown command or a refused snapshot: stop */
@@ -495,6 +559,9 @@ void fsm_set_log(fsm_state *state, tsoracle_log_fn log, void *arg);
 
 /* Writes the command of type (FSM_CMD_*) with its argument into cmd. */
 void fsm_cmd_put(uint8_t cmd[FSM_CMD_SIZE], uint8_t type, uint64_t arg);
+
+/* Writes Fence(mark, wait_ms) into cmd. */
+void fsm_cmd_put_fence(uint8_t cmd[FSM_CMD_FENCE_SIZE], uint64_t mark, uint64_t wait_ms);
 
 /* Encodes HighWater(mark) into a raft_malloc'ed buffer; 0 or RAFT_NOMEM. */
 int fsm_encode_high_water(uint64_t mark, struct raft_buffer *buf);
@@ -702,6 +769,7 @@ typedef struct lead_counters {
 	uint64_t refused_proposals;  /* raft_apply refused at once */
 	uint64_t handovers;          /* handovers started */
 	uint64_t released_handovers; /* ... with a release */
+	uint64_t leases;             /* Lease proposals that committed and were applied */
 } lead_counters;
 
 /* lead_transfer's results. */
@@ -742,6 +810,11 @@ struct lead_driver {
 	bool release_committed;         /* ... and committed: the next sync asks libraft */
 	uint64_t transfer_count;        /* handovers started, numbering them from 1 */
 	uint64_t transfer_ended;        /* the number of one that ended, until lead_handover_ended */
+
+	/* Cluster version 3 (I4): the wait in the log. */
+	bool lease_inflight;  /* a Lease(own wait) proposed, not yet answered */
+	uint64_t raised_term; /* the term whose leader stopped to raise the cluster version to
+			       * 3 while established: its next fence skips the wait */
 
 	lead_counters counters;
 	lead_clock clock; /* clock sanity (lead_clock_*) */
@@ -836,7 +909,12 @@ int lead_advance(lead_driver *d, ta_clock clk, uint64_t floor_ms, uint64_t max_g
  * Proposes ClusterVersion(version): the caller has checked that every
  * member runs a build that knows command set version (tsoracle-ctl
  * cluster-version raise). Refused if not above the cluster version, or
- * above this build's FSM_COMMAND_SET.
+ * above this build's FSM_COMMAND_SET. Raising to 3 or above from below
+ * it, the leader stops serving before it proposes, and once the
+ * ClusterVersion is applied it fences again with a Fence carrying its
+ * wait, without the new-leader wait (it was established: no earlier
+ * leader serves again): its fence was a HighWater, which left no wait in
+ * the log, so until then a successor would not know its lease (I4).
  */
 int lead_set_cluster_version(lead_driver *d, ta_clock clk, uint64_t version, uint64_t *value,
 			     lead_admin_cb cb, void *cb_arg);

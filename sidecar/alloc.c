@@ -58,7 +58,7 @@ static uint64_t ta_now_ms(const ta_alloc *a, ta_clock clk)
 
 /* Mono ms a new leader waits before serving: the lease stretched by the
  * drift margin, rounded up (the safe direction), saturating. */
-static uint64_t ta_new_leader_wait_ms(const ta_config *cfg)
+uint64_t ta_lease_wait_ms(const ta_config *cfg)
 {
 	uint64_t scaled;
 
@@ -175,7 +175,7 @@ static uint64_t ta_start_floor_now(const ta_alloc *a, uint64_t now_ms)
 }
 
 uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-		       ta_clock clk)
+		       uint64_t predecessor_wait_ms, ta_clock clk)
 {
 	uint64_t now = ta_now_ms(a, clk);
 	uint64_t high = ta_max(a->high_water_ms, high_water_ms);
@@ -202,11 +202,15 @@ uint64_t ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool
 	a->starved = false;
 	a->ext_inflight = true;
 	a->ext_mark = fence;
-	/* I4: serve no earlier than lease * (1 + drift) after winning, unless
-	 * the leader of the term before released (every earlier leader has
-	 * stopped for good: tsoracle.h, I4). */
+	/* I4: serve no earlier than the longest wait owed after winning: this
+	 * member's lease * (1 + drift), or the wait the log says an earlier
+	 * leader that may still serve is owed (a member with a longer lease),
+	 * unless the leader of the term before released (every earlier leader
+	 * has stopped for good: tsoracle.h, I4). */
 	a->lease_not_before =
-	    predecessor_released ? clk.mono_ms : ta_add_sat(clk.mono_ms, ta_new_leader_wait_ms(&a->cfg));
+	    predecessor_released
+		? clk.mono_ms
+		: ta_add_sat(clk.mono_ms, ta_max(ta_lease_wait_ms(&a->cfg), predecessor_wait_ms));
 	a->lease_renewed_at = 0; /* no entry of this epoch committed yet */
 	return fence;
 }

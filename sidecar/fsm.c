@@ -1,4 +1,5 @@
-/* fsm.c: the Raft state machine: HighWater(mark) applied as max, Release(term), and snapshots. */
+/* fsm.c: the Raft state machine: HighWater(mark) applied as max, Release(term), Fence and Lease (the wait
+ * owed, I4), and snapshots. */
 #include "tsoracle.h"
 
 #include <inttypes.h>
@@ -32,9 +33,19 @@ static const char *fsm_type_name(uint8_t type)
 		return "Advance";
 	case FSM_CMD_CLUSTER_VERSION:
 		return "ClusterVersion";
+	case FSM_CMD_FENCE:
+		return "Fence";
+	case FSM_CMD_LEASE:
+		return "Lease";
 	default:
 		return "unknown";
 	}
+}
+
+/* A known command's length: its framing never changes (tsoracle.h). */
+static size_t fsm_cmd_size(uint8_t type)
+{
+	return type == FSM_CMD_FENCE ? FSM_CMD_FENCE_SIZE : FSM_CMD_SIZE;
 }
 
 static bool fsm_reserved_zero(const uint8_t *p)
@@ -65,13 +76,14 @@ static enum fsm_verdict fsm_check(const struct raft_buffer *buf, char *why, size
 		snprintf(why, whylen, "a command of type %u (%zu bytes)", p[0], buf->len);
 		return FSM_UNKNOWN;
 	}
-	if (buf->len != FSM_CMD_SIZE) {
-		snprintf(why, whylen, "a %s of %zu bytes (it has %d)", fsm_type_name(p[0]), buf->len,
-			 FSM_CMD_SIZE);
+	if (buf->len != fsm_cmd_size(p[0])) {
+		snprintf(why, whylen, "a %s of %zu bytes (it has %zu)", fsm_type_name(p[0]), buf->len,
+			 fsm_cmd_size(p[0]));
 		return FSM_REFUSED;
 	}
 	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
-	if ((p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_ADVANCE) && arg > TSO_PHYSICAL_MAX) {
+	if ((p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_ADVANCE || p[0] == FSM_CMD_FENCE) &&
+	    arg > TSO_PHYSICAL_MAX) {
 		snprintf(why, whylen,
 			 "%s(%" PRIu64 "), above the largest physical time %" PRIu64
 			 " ms of the timestamp format",
@@ -166,6 +178,30 @@ int fsm_apply_cmd_result(fsm_state *s, const void *cmd, size_t len, void **resul
 		break;
 	case FSM_CMD_RELEASE:
 		s->released_term = arg;
+		/* Only an established leader releases: every earlier leader and
+		 * this one have stopped for good, and this one serves again only
+		 * after a Fence of its own (tsoracle.h, I4): no wait is owed. */
+		s->lease_wait_ms = 0;
+		break;
+	case FSM_CMD_FENCE: {
+		uint64_t wait_ms = bytes_get_u64(p + FSM_CMD_ARG2_OFFSET);
+
+		/* HighWater(mark), and the proposer's wait joins what earlier
+		 * leaders may still be owed: max, never the latest alone
+		 * (tsoracle.h, I4). */
+		if (arg > s->high_water_ms)
+			s->high_water_ms = arg;
+		if (wait_ms > s->lease_wait_ms)
+			s->lease_wait_ms = wait_ms;
+		s->released_term = 0;
+		break;
+	}
+	case FSM_CMD_LEASE:
+		/* Proposed by an established leader with its own wait: no
+		 * earlier leader serves again, and any later one that serves
+		 * has its Fence after this in the log (tsoracle.h, I4). */
+		s->lease_wait_ms = arg;
+		s->released_term = 0;
 		break;
 	case FSM_CMD_ADVANCE:
 		/* The operator's floor F only rises (tsoracle.h, I6). Proposed
@@ -196,18 +232,44 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 	return fsm_apply_cmd_result(fsm->data, buf->base, buf->len, result);
 }
 
-/* Writes the snapshot of format version (2 or 3) into out; its size. */
+/* Writes the snapshot of format version (2, 3 or 4) into out; its size. */
 static size_t fsm_snapshot_write(const fsm_state *s, uint8_t version, uint8_t *out)
 {
 	bytes_put_u32(out, FSM_SNAPSHOT_MAGIC);
 	out[4] = version;
 	bytes_put_u64(out + FSM_SNAPSHOT_HEADER, s->high_water_ms);
 	bytes_put_u64(out + FSM_SNAPSHOT_V1_SIZE, s->released_term);
-	if (version < FSM_SNAPSHOT_VERSION)
+	if (version < FSM_SNAPSHOT_V3)
 		return FSM_SNAPSHOT_V2_SIZE;
 	bytes_put_u64(out + FSM_SNAPSHOT_V2_SIZE, s->floor_ms);
 	bytes_put_u64(out + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t), fsm_cluster_version(s));
+	if (version < FSM_SNAPSHOT_VERSION)
+		return FSM_SNAPSHOT_V3_SIZE;
+	bytes_put_u64(out + FSM_SNAPSHOT_V3_SIZE, s->lease_wait_ms);
 	return FSM_SNAPSHOT_SIZE;
+}
+
+/*
+ * The oldest format that holds the whole state, so that every member the
+ * cluster version allows can read it: libraft sends snapshots to lagging
+ * followers, and a member of command set v reads the formats up to v + 1.
+ * Format 3 carries what command set 2 added (F, the cluster version), 4
+ * what set 3 added (lease_wait_ms). Below cluster version 2, F is 0 (a
+ * leader proposes Advance only at version 2), below 3 lease_wait_ms is 0
+ * (Fence and Lease only at 3). A log that holds such a command before its
+ * ClusterVersion (no leader writes one, but apply takes it) still gets the
+ * format that holds it: a snapshot must hold all the state apply made, or
+ * a member restoring it would diverge from the others.
+ */
+static uint8_t fsm_snapshot_format(const fsm_state *s)
+{
+	uint64_t version = fsm_cluster_version(s);
+
+	if (version >= FSM_COMMAND_SET_LEASE || s->lease_wait_ms != 0)
+		return FSM_SNAPSHOT_VERSION;
+	if (version >= FSM_COMMAND_SET_ADVANCE || s->floor_ms != 0)
+		return FSM_SNAPSHOT_V3;
+	return FSM_SNAPSHOT_V2;
 }
 
 void fsm_snapshot_put(const fsm_state *s, uint8_t out[FSM_SNAPSHOT_SIZE])
@@ -235,19 +297,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
 		return RAFT_NOMEM;
 	}
 	(*bufs)[0].base = p;
-	/* Format 3 carries what command set 2 added (F, the cluster version).
-	 * Until the cluster version is 2, every member may still be of command
-	 * set 1 and read only formats 1 and 2 (libraft sends snapshots to
-	 * lagging followers), and F is 0 (a leader proposes Advance only at
-	 * version 2), so format 2 says it all. A log that holds an Advance
-	 * before any ClusterVersion(2) (no leader writes one, but apply takes
-	 * it) still gets format 3: a snapshot must hold all the state apply
-	 * made, or a member restoring it would diverge from the others. */
-	(*bufs)[0].len = fsm_snapshot_write(
-	    s,
-	    fsm_cluster_version(s) >= FSM_COMMAND_SET_ADVANCE || s->floor_ms != 0 ? FSM_SNAPSHOT_VERSION
-										  : FSM_SNAPSHOT_V2,
-	    p);
+	(*bufs)[0].len = fsm_snapshot_write(s, fsm_snapshot_format(s), p);
 	*n_bufs = 1;
 	return 0;
 }
@@ -283,7 +333,10 @@ int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len)
 			 version, FSM_SNAPSHOT_VERSION);
 		return RAFT_MALFORMED;
 	}
-	want = version == 1 ? FSM_SNAPSHOT_V1_SIZE : version == 2 ? FSM_SNAPSHOT_V2_SIZE : FSM_SNAPSHOT_SIZE;
+	want = version == 1                 ? FSM_SNAPSHOT_V1_SIZE
+	       : version == FSM_SNAPSHOT_V2 ? FSM_SNAPSHOT_V2_SIZE
+	       : version == FSM_SNAPSHOT_V3 ? FSM_SNAPSHOT_V3_SIZE
+					    : FSM_SNAPSHOT_SIZE;
 	if (version == 0 || buf->len != want) {
 		fsm_halt(s, "refused a malformed Raft snapshot: format version %u, %zu bytes", version,
 			 buf->len);
@@ -299,7 +352,7 @@ int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len)
 			 h, TSO_PHYSICAL_MAX);
 		return RAFT_MALFORMED;
 	}
-	if (version >= FSM_SNAPSHOT_VERSION &&
+	if (version >= FSM_SNAPSHOT_V3 &&
 	    (bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) > TSO_PHYSICAL_MAX ||
 	     bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t)) > FSM_COMMAND_SET)) {
 		fsm_halt(s,
@@ -314,10 +367,12 @@ int fsm_snapshot_get(fsm_state *s, const void *snapshot, size_t len)
 	 * state (raft restores only snapshots newer than what was applied). */
 	s->high_water_ms = h;
 	s->released_term = version >= FSM_SNAPSHOT_V2 ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
-	s->floor_ms = version >= FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) : 0;
-	s->cluster_version = version >= FSM_SNAPSHOT_VERSION
+	s->floor_ms = version >= FSM_SNAPSHOT_V3 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) : 0;
+	s->cluster_version = version >= FSM_SNAPSHOT_V3
 				 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + sizeof(uint64_t))
 				 : FSM_COMMAND_SET_FIRST;
+	/* Formats 1 to 3 predate Fence and Lease: no wait was in the log. */
+	s->lease_wait_ms = version >= FSM_SNAPSHOT_VERSION ? bytes_get_u64(p + FSM_SNAPSHOT_V3_SIZE) : 0;
 	return 0;
 }
 
@@ -356,6 +411,14 @@ void fsm_cmd_put(uint8_t cmd[FSM_CMD_SIZE], uint8_t type, uint64_t arg)
 	bytes_put_u64(cmd + FSM_CMD_ARG_OFFSET, arg);
 }
 
+void fsm_cmd_put_fence(uint8_t cmd[FSM_CMD_FENCE_SIZE], uint64_t mark, uint64_t wait_ms)
+{
+	memset(cmd, 0, FSM_CMD_FENCE_SIZE);
+	cmd[0] = FSM_CMD_FENCE;
+	bytes_put_u64(cmd + FSM_CMD_ARG_OFFSET, mark);
+	bytes_put_u64(cmd + FSM_CMD_ARG2_OFFSET, wait_ms);
+}
+
 static int fsm_encode(uint8_t type, uint64_t arg, struct raft_buffer *buf)
 {
 	uint8_t *p = raft_malloc(FSM_CMD_SIZE);
@@ -380,6 +443,8 @@ int fsm_encode_release(uint64_t term, struct raft_buffer *buf)
 
 uint64_t fsm_cmd_command_set(uint8_t type)
 {
+	if (type == FSM_CMD_FENCE || type == FSM_CMD_LEASE)
+		return FSM_COMMAND_SET_LEASE;
 	return type == FSM_CMD_ADVANCE || type == FSM_CMD_CLUSTER_VERSION ? FSM_COMMAND_SET_ADVANCE
 									  : FSM_COMMAND_SET_FIRST;
 }

@@ -22,7 +22,7 @@ typedef struct lead_barrier {
 	uint64_t seq;
 } lead_barrier;
 
-/* A HighWater proposal, remembering what the allocator must be told. */
+/* A HighWater (or Fence) proposal, remembering what the allocator must be told. */
 typedef struct lead_proposal {
 	struct raft_apply req;
 	lead_driver *d;
@@ -38,6 +38,13 @@ typedef struct lead_admin {
 	lead_admin_cb cb;
 	void *arg;
 } lead_admin;
+
+/* A Lease proposal (cluster version 3, I4): its driver. */
+typedef struct lead_lease {
+	struct raft_apply req;
+	lead_driver *d;
+	uint64_t wait_ms;
+} lead_lease;
 
 /* A Release proposal: the handover it belongs to. */
 typedef struct lead_release {
@@ -106,15 +113,28 @@ int lead_host_propose_default(void *arg, struct raft *raft, struct raft_apply *r
 	return raft_apply(raft, req, &buf, 1, cb);
 }
 
+/* Hands the command cmd[0..len) to the host's propose hook (or the default). */
+static int lead_propose_bytes(lead_driver *d, struct raft_apply *req, const uint8_t *cmd, size_t len,
+			      raft_apply_cb cb)
+{
+	if (d->host.propose != NULL)
+		return d->host.propose(d->host.arg, d->raft, req, cmd, len, cb);
+	return lead_host_propose_default(d->host.arg, d->raft, req, cmd, len, cb);
+}
+
 static int lead_propose_cmd(lead_driver *d, struct raft_apply *req, uint8_t type, uint64_t arg,
 			    raft_apply_cb cb)
 {
 	uint8_t cmd[FSM_CMD_SIZE];
 
 	fsm_cmd_put(cmd, type, arg);
-	if (d->host.propose != NULL)
-		return d->host.propose(d->host.arg, d->raft, req, cmd, sizeof cmd, cb);
-	return lead_host_propose_default(d->host.arg, d->raft, req, cmd, sizeof cmd, cb);
+	return lead_propose_bytes(d, req, cmd, sizeof cmd, cb);
+}
+
+/* From cluster version 3 on, the wait owed lives in the log (I4). */
+static bool lead_wait_in_log(const lead_driver *d)
+{
+	return fsm_cluster_version(d->state) >= fsm_cmd_command_set(FSM_CMD_FENCE);
 }
 
 void lead_init(lead_driver *d, struct raft *raft, const fsm_state *state, const ta_config *cfg,
@@ -177,10 +197,15 @@ static void lead_apply_cb(struct raft_apply *req, int status, void *result)
 
 /* Proposes HighWater(mark) in lead_term, proposed_mono_ms being a reading
  * taken before this call (the lease's start, I4); the allocator has marked
- * it in flight. */
+ * it in flight. While the fence is not committed (its first proposal, or
+ * one after a failure), from cluster version 3 on it is Fence(mark, this
+ * member's wait) instead: the allocator serves only once a mark >= the
+ * fence mark commits, so a leader that serves has its wait in the log
+ * (I4); at the versions below, the command every member knows. */
 static void lead_propose(lead_driver *d, uint64_t mark, uint64_t proposed_mono_ms)
 {
 	lead_proposal *p = malloc(sizeof *p);
+	uint8_t fence[FSM_CMD_FENCE_SIZE];
 	int rv;
 
 	if (p == NULL) {
@@ -193,7 +218,12 @@ static void lead_propose(lead_driver *d, uint64_t mark, uint64_t proposed_mono_m
 	p->term = d->lead_term;
 	p->mark = mark;
 	p->proposed_mono_ms = proposed_mono_ms;
-	rv = lead_propose_cmd(d, &p->req, FSM_CMD_HIGH_WATER, mark, lead_apply_cb);
+	if (!d->alloc.fenced && lead_wait_in_log(d)) {
+		fsm_cmd_put_fence(fence, mark, ta_lease_wait_ms(&d->alloc.cfg));
+		rv = lead_propose_bytes(d, &p->req, fence, sizeof fence, lead_apply_cb);
+	} else {
+		rv = lead_propose_cmd(d, &p->req, FSM_CMD_HIGH_WATER, mark, lead_apply_cb);
+	}
 	if (rv != 0) {
 		free(p);
 		ta_extension_failed(&d->alloc, d->lead_term);
@@ -218,6 +248,65 @@ static void lead_extend_if_due(lead_driver *d, ta_clock clk)
 	mark = ta_extension_prepare(&d->alloc, clk);
 	if (mark != 0)
 		lead_propose(d, mark, clk.mono_ms);
+}
+
+/* ---- the wait in the log (cluster version 3) ------------------------------ */
+
+static void lead_lease_cb(struct raft_apply *req, int status, void *result)
+{
+	lead_lease *l = req->data;
+	lead_driver *d = l->d;
+
+	d->lease_inflight = false;
+	if (status == 0 && result != FSM_RESULT_REFUSED) {
+		d->counters.leases++;
+		lead_log(d, TSORACLE_LOG_INFO, "lease wait %" PRIu64 " ms committed", l->wait_ms);
+	} else {
+		lead_log(d, TSORACLE_LOG_DEBUG, "Lease(%" PRIu64 ") failed: %s", l->wait_ms,
+			 status == 0 ? "refused by the state machine" : raft_strerror(status));
+	}
+	free(l);
+	lead_kick(d);
+}
+
+/*
+ * An established leader whose own wait is not the log's (an earlier leader
+ * had a longer lease, or a release left 0) proposes Lease(own wait), so
+ * that its successors wait what this member's lease needs rather than
+ * what a leader that has stopped for good did. Established: by I4 no
+ * earlier leader serves again; applied in log order even if a later
+ * leader commits it, since that leader's Fence follows it in the log and
+ * the max there takes its wait (fsm.c).
+ */
+static void lead_lease_if_due(lead_driver *d, ta_clock clk)
+{
+	uint64_t wait_ms = ta_lease_wait_ms(&d->alloc.cfg);
+	lead_lease *l;
+	uint8_t cmd[FSM_CMD_SIZE];
+	int rv;
+
+	if (d->lease_inflight || d->releasing || !lead_wait_in_log(d) || d->state->lease_wait_ms == wait_ms ||
+	    !ta_established(&d->alloc, clk))
+		return;
+	l = malloc(sizeof *l);
+	if (l == NULL)
+		return; /* only the next successor's wait is longer than needed */
+	l->req.data = l;
+	l->d = d;
+	l->wait_ms = wait_ms;
+	fsm_cmd_put(cmd, FSM_CMD_LEASE, wait_ms);
+	rv = lead_propose_bytes(d, &l->req, cmd, sizeof cmd, lead_lease_cb);
+	if (rv != 0) {
+		free(l);
+		lead_log(d, TSORACLE_LOG_DEBUG, "proposing Lease(%" PRIu64 ") failed: %s", wait_ms,
+			 raft_strerror(rv));
+		return;
+	}
+	d->lease_inflight = true;
+	lead_log(d, TSORACLE_LOG_INFO,
+		 "proposing Lease(%" PRIu64 " ms): the log says a new leader waits %" PRIu64
+		 " ms, and every leader before this one has stopped for good",
+		 wait_ms, d->state->lease_wait_ms);
 }
 
 /* ---- leadership: barrier and fence ---------------------------------------- */
@@ -279,13 +368,21 @@ static void lead_start_barrier(lead_driver *d)
 static void lead_fence(lead_driver *d, ta_clock clk)
 {
 	uint64_t high = d->state->high_water_ms;
-	bool released = fsm_predecessor_released(d->state, d->lead_term);
+	/* The predecessor released, or this member stopped, established, to
+	 * raise the cluster version to 3 (lead_set_cluster_version): either
+	 * way every earlier leader has stopped for good (I4). */
+	bool predecessor = fsm_predecessor_released(d->state, d->lead_term);
+	bool raised = d->raised_term == d->lead_term;
+	bool released = predecessor || raised;
 	uint64_t mark;
 
 	d->barrier_done = false;
+	d->raised_term = 0;
 	/* F as applied after the barrier: the floor starts there or above. */
 	ta_raise_floor(&d->alloc, d->state->floor_ms);
-	mark = ta_lead_begin(&d->alloc, d->lead_term, high, released, clk);
+	/* I4: the wait is also at least what the log says earlier leaders are
+	 * owed (0 below cluster version 3: equal leases are then required). */
+	mark = ta_lead_begin(&d->alloc, d->lead_term, high, released, d->state->lease_wait_ms, clk);
 	if (mark == 0) {
 		d->exhausted_term = d->lead_term;
 		lead_log(d, TSORACLE_LOG_ERROR,
@@ -298,9 +395,12 @@ static void lead_fence(lead_driver *d, ta_clock clk)
 		d->counters.released_fences++;
 	lead_log(d, TSORACLE_LOG_INFO,
 		 "leader in term %" PRIu64 ": fencing at %" PRIu64 " ms (high-water was %" PRIu64
-		 " ms), serving from mono %" PRIu64 "%s",
+		 " ms), serving from mono %" PRIu64 "%s (own wait %" PRIu64 " ms, the log's %" PRIu64 " ms)",
 		 d->lead_term, mark, high, d->alloc.lease_not_before,
-		 released ? "; the leader of the term before released its lease: no wait" : "");
+		 predecessor ? "; the leader of the term before released its lease: no wait"
+		 : raised    ? "; this member stopped serving to raise the cluster version: no wait"
+			     : "",
+		 ta_lease_wait_ms(&d->alloc.cfg), d->state->lease_wait_ms);
 	lead_propose(d, mark, clk.mono_ms);
 }
 
@@ -724,10 +824,31 @@ int lead_set_cluster_version(lead_driver *d, ta_clock clk, uint64_t version, uin
 	}
 	if (version <= fsm_cluster_version(d->state))
 		return LEAD_ADMIN_BACKWARDS;
+	/*
+	 * To 3 (the wait in the log, I4): this leader's fence was a HighWater,
+	 * which left no wait in the log, so a successor that applies
+	 * ClusterVersion(3) would wait only its own and not this member's
+	 * lease. So it stops serving before ClusterVersion(3) is even
+	 * proposed: every grant it made precedes any voter's append of it,
+	 * hence any successor that reads version 3. Then, once the barrier
+	 * after it is done, it fences again with a Fence(mark, its wait) and
+	 * serves only when that commits; a successor that can see version 3
+	 * but not that Fence was elected before the Fence committed (Raft:
+	 * a committed entry of an earlier term is in every later leader's
+	 * log), so this member never served again in its term. No new-leader
+	 * wait: it was established (ta_serving), so no earlier leader serves
+	 * again (raised_term).
+	 */
+	if (fsm_cluster_version(d->state) < FSM_COMMAND_SET_LEASE && version >= FSM_COMMAND_SET_LEASE)
+		lead_lose(d);
 	rc = lead_admin_propose(d, FSM_CMD_CLUSTER_VERSION, version, cb, cb_arg);
 	if (rc == LEAD_ADMIN_STARTED)
-		lead_log(d, TSORACLE_LOG_WARN, "raising the cluster version from %" PRIu64 " to %" PRIu64,
-			 fsm_cluster_version(d->state), version);
+		lead_log(d, TSORACLE_LOG_WARN,
+			 "raising the cluster version from %" PRIu64 " to %" PRIu64 "%s",
+			 fsm_cluster_version(d->state), version,
+			 d->leading ? "" : "; stopped serving until its fence records this member's wait");
+	if (!d->leading)
+		d->raised_term = d->lead_term; /* the next sync fences again, without the wait */
 	return rc;
 }
 
@@ -792,7 +913,11 @@ void lead_sync(lead_driver *d, ta_clock clk)
 		/* Leader in the term it led before: a handover that did not
 		 * complete. The fence and the new-leader wait run again, as if
 		 * it had just won (safe, and simple). */
-		if (term == d->lead_term)
+		if (term == d->lead_term && d->raised_term == term)
+			lead_log(d, TSORACLE_LOG_INFO,
+				 "fencing again in term %" PRIu64 " to record this member's wait in the log",
+				 term);
+		else if (term == d->lead_term)
 			lead_log(d, TSORACLE_LOG_INFO,
 				 "still leader in term %" PRIu64
 				 " (the handover did not complete); fencing again",
@@ -808,8 +933,10 @@ void lead_sync(lead_driver *d, ta_clock clk)
 	if (d->leading && !d->barrier_inflight && !d->barrier_done && d->alloc.epoch != d->lead_term &&
 	    d->exhausted_term != d->lead_term)
 		lead_start_barrier(d);
-	if (d->leading)
+	if (d->leading) {
 		lead_extend_if_due(d, clk);
+		lead_lease_if_due(d, clk);
+	}
 	serving = ta_serving(&d->alloc, clk);
 	if (serving && !d->was_serving)
 		lead_log(d, TSORACLE_LOG_INFO,

@@ -14,7 +14,7 @@
  */
 
 uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk)
+			      uint64_t predecessor_wait_ms, ta_clock clk)
 {
 	uint64_t before = a->high_water_ms;
 	uint64_t start_floor = a->start_floor_ms;
@@ -22,7 +22,7 @@ uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_m
 
 	a->high_water_ms = 0;
 	a->start_floor_ms = 0;
-	mark = __real_ta_lead_begin(a, epoch, 0, predecessor_released, clk);
+	mark = __real_ta_lead_begin(a, epoch, 0, predecessor_released, predecessor_wait_ms, clk);
 	a->start_floor_ms = start_floor;
 	a->high_water_ms = mark == 0 ? before : (before > high_water_ms ? before : high_water_ms);
 	return mark;

@@ -10,9 +10,10 @@
  */
 
 uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk)
+			      uint64_t predecessor_wait_ms, ta_clock clk)
 {
-	uint64_t mark = __real_ta_lead_begin(a, epoch, high_water_ms, predecessor_released, clk);
+	uint64_t mark =
+	    __real_ta_lead_begin(a, epoch, high_water_ms, predecessor_released, predecessor_wait_ms, clk);
 
 	if (mark != 0)
 		a->lease_not_before = clk.mono_ms;

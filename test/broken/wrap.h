@@ -12,9 +12,9 @@
  * functions its kind wraps and nothing else.
  */
 uint64_t __real_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk);
+			      uint64_t predecessor_wait_ms, ta_clock clk);
 uint64_t __wrap_ta_lead_begin(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, bool predecessor_released,
-			      ta_clock clk);
+			      uint64_t predecessor_wait_ms, ta_clock clk);
 int __real_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
 int __wrap_ta_grant(ta_alloc *a, ta_clock clk, uint32_t n, uint64_t *first);
 uint64_t __real_ta_room(const ta_alloc *a, ta_clock clk);

@@ -23,8 +23,8 @@
  *   3. A refusal changes nothing but the refusal count; a halt changes
  *      nothing but the halt, and once halted every apply fails and
  *      changes nothing.
- *   4. An accepted command is a well-formed HighWater, Release, Advance or
- *      ClusterVersion (checked here against the format in tsoracle.h,
+ *   4. An accepted command is a well-formed HighWater, Release, Advance,
+ *      ClusterVersion, Fence or Lease (checked here against the format in tsoracle.h,
  *      independently of fsm.c) and has exactly its effect; a halt comes
  *      only from a well-formed command this build cannot apply.
  *
@@ -39,8 +39,8 @@ static bool same_state(const fsm_state *a, const fsm_state *b)
 {
 	return a->high_water_ms == b->high_water_ms && a->released_term == b->released_term &&
 	       a->floor_ms == b->floor_ms && fsm_cluster_version(a) == fsm_cluster_version(b) &&
-	       a->applied == b->applied && a->refused == b->refused && a->halted == b->halted &&
-	       strcmp(a->halt_reason, b->halt_reason) == 0;
+	       a->lease_wait_ms == b->lease_wait_ms && a->applied == b->applied && a->refused == b->refused &&
+	       a->halted == b->halted && strcmp(a->halt_reason, b->halt_reason) == 0;
 }
 
 /* Applies a copy of the entry in a buffer of its exact size (as libraft
@@ -69,7 +69,7 @@ static int apply_copy(replica *r, const uint8_t *p, size_t len)
 static bool known_type(uint8_t type)
 {
 	return type == FSM_CMD_HIGH_WATER || type == FSM_CMD_RELEASE || type == FSM_CMD_ADVANCE ||
-	       type == FSM_CMD_CLUSTER_VERSION;
+	       type == FSM_CMD_CLUSTER_VERSION || type == FSM_CMD_FENCE || type == FSM_CMD_LEASE;
 }
 
 /* The format of tsoracle.h, read independently of fsm.c: a command this
@@ -78,13 +78,14 @@ static bool well_formed_known(const uint8_t *p, size_t len)
 {
 	uint64_t arg;
 
-	if (len != FSM_CMD_SIZE || !known_type(p[0]))
+	if (len < FSM_CMD_SIZE || !known_type(p[0]) ||
+	    len != (p[0] == FSM_CMD_FENCE ? FSM_CMD_FENCE_SIZE : FSM_CMD_SIZE))
 		return false;
 	for (size_t i = 1; i < FSM_CMD_HEADER_SIZE; i++)
 		if (p[i] != 0)
 			return false;
 	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
-	if (p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_ADVANCE)
+	if (p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_ADVANCE || p[0] == FSM_CMD_FENCE)
 		return arg <= TSO_PHYSICAL_MAX;
 	if (p[0] == FSM_CMD_CLUSTER_VERSION)
 		return arg >= FSM_COMMAND_SET_FIRST && arg <= FSM_COMMAND_SET;
@@ -123,7 +124,7 @@ static void check_step(const fsm_state *prev, const fsm_state *now, int rv, cons
 		FUZZ_CHECK(now->high_water_ms == prev->high_water_ms &&
 			   now->released_term == prev->released_term && now->floor_ms == prev->floor_ms &&
 			   now->cluster_version == prev->cluster_version && now->applied == prev->applied &&
-			   now->refused == prev->refused);
+			   now->refused == prev->refused && now->lease_wait_ms == prev->lease_wait_ms);
 		return;
 	}
 	FUZZ_CHECK(!now->halted && !well_formed_unknown(p, len));
@@ -131,16 +132,30 @@ static void check_step(const fsm_state *prev, const fsm_state *now, int rv, cons
 		FUZZ_CHECK(now->refused == prev->refused + 1 && !well_formed_known(p, len));
 		FUZZ_CHECK(now->high_water_ms == prev->high_water_ms &&
 			   now->released_term == prev->released_term && now->floor_ms == prev->floor_ms &&
-			   now->cluster_version == prev->cluster_version && now->applied == prev->applied);
+			   now->cluster_version == prev->cluster_version && now->applied == prev->applied &&
+			   now->lease_wait_ms == prev->lease_wait_ms);
 		return;
 	}
 	FUZZ_CHECK(well_formed_known(p, len) && now->applied == prev->applied + 1);
 	arg = bytes_get_u64(p + FSM_CMD_ARG_OFFSET);
-	/* Each command changes its own part (as a max, but Release) and
-	 * nothing else; every one but Release says the log no longer ends in
-	 * a release. */
+	/* Each command changes its own part (as a max, but Release and
+	 * Lease) and nothing else; every one but Release says the log no
+	 * longer ends in a release. A Fence is a HighWater with a wait (max);
+	 * a Lease sets the wait, a Release clears it. */
 	FUZZ_CHECK(now->high_water_ms ==
-		   (p[0] == FSM_CMD_HIGH_WATER && arg > prev->high_water_ms ? arg : prev->high_water_ms));
+		   ((p[0] == FSM_CMD_HIGH_WATER || p[0] == FSM_CMD_FENCE) && arg > prev->high_water_ms
+			? arg
+			: prev->high_water_ms));
+	if (p[0] == FSM_CMD_FENCE) {
+		uint64_t wait_ms = bytes_get_u64(p + FSM_CMD_ARG2_OFFSET);
+
+		FUZZ_CHECK(now->lease_wait_ms ==
+			   (wait_ms > prev->lease_wait_ms ? wait_ms : prev->lease_wait_ms));
+	} else {
+		FUZZ_CHECK(now->lease_wait_ms == (p[0] == FSM_CMD_LEASE     ? arg
+						  : p[0] == FSM_CMD_RELEASE ? 0
+									    : prev->lease_wait_ms));
+	}
 	FUZZ_CHECK(now->floor_ms == (p[0] == FSM_CMD_ADVANCE && arg > prev->floor_ms ? arg : prev->floor_ms));
 	FUZZ_CHECK(
 	    now->cluster_version ==
@@ -159,7 +174,7 @@ static void check_snapshot_round_trip(replica *a)
 	FUZZ_CHECK(c.fsm.restore(&c.fsm, &bufs[0]) == 0); /* frees bufs[0].base */
 	raft_free(bufs);
 	FUZZ_CHECK(c.st.high_water_ms == a->st.high_water_ms && c.st.released_term == a->st.released_term &&
-		   c.st.floor_ms == a->st.floor_ms &&
+		   c.st.floor_ms == a->st.floor_ms && c.st.lease_wait_ms == a->st.lease_wait_ms &&
 		   fsm_cluster_version(&c.st) == fsm_cluster_version(&a->st));
 	FUZZ_CHECK(!c.st.halted);
 }

@@ -37,10 +37,10 @@ static void apply_ok(replica *r, int (*encode)(uint64_t, struct raft_buffer *), 
 
 /* What a snapshot holds. */
 typedef struct snap {
-	uint64_t h, released, floor, cluster_version;
+	uint64_t h, released, floor, cluster_version, lease_wait;
 } snap;
 
-/* Whether the bytes are a snapshot tsoracle.h describes (versions 1 to 3,
+/* Whether the bytes are a snapshot tsoracle.h describes (versions 1 to 4,
  * each of its exact size, with H and F within the format and a cluster
  * version this build knows), and what they hold. */
 static bool valid_snapshot(const uint8_t *p, size_t len, snap *s)
@@ -48,12 +48,13 @@ static bool valid_snapshot(const uint8_t *p, size_t len, snap *s)
 	if (len < FSM_SNAPSHOT_HEADER || bytes_get_u32(p) != FSM_SNAPSHOT_MAGIC)
 		return false;
 	if (!(p[4] == 1 && len == FSM_SNAPSHOT_V1_SIZE) && !(p[4] == 2 && len == FSM_SNAPSHOT_V2_SIZE) &&
-	    !(p[4] == 3 && len == FSM_SNAPSHOT_SIZE))
+	    !(p[4] == 3 && len == FSM_SNAPSHOT_V3_SIZE) && !(p[4] == 4 && len == FSM_SNAPSHOT_SIZE))
 		return false;
 	s->h = bytes_get_u64(p + FSM_SNAPSHOT_HEADER);
 	s->released = p[4] >= 2 ? bytes_get_u64(p + FSM_SNAPSHOT_V1_SIZE) : 0;
 	s->floor = p[4] >= 3 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE) : 0;
 	s->cluster_version = p[4] >= 3 ? bytes_get_u64(p + FSM_SNAPSHOT_V2_SIZE + 8) : FSM_COMMAND_SET_FIRST;
+	s->lease_wait = p[4] >= 4 ? bytes_get_u64(p + FSM_SNAPSHOT_V3_SIZE) : 0;
 	return s->h <= TSO_PHYSICAL_MAX && s->floor <= TSO_PHYSICAL_MAX &&
 	       s->cluster_version <= FSM_COMMAND_SET;
 }
@@ -61,6 +62,7 @@ static bool valid_snapshot(const uint8_t *p, size_t len, snap *s)
 static bool holds(const fsm_state *st, const snap *s)
 {
 	return st->high_water_ms == s->h && st->released_term == s->released && st->floor_ms == s->floor &&
+	       st->lease_wait_ms == s->lease_wait &&
 	       fsm_cluster_version(st) ==
 		   (s->cluster_version > FSM_COMMAND_SET_FIRST ? s->cluster_version : FSM_COMMAND_SET_FIRST);
 }
@@ -71,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct raft_buffer buf = {.base = NULL, .len = size};
 	struct raft_buffer *bufs = NULL;
 	unsigned n = 0;
-	snap want = {0, 0, 0, 0};
+	snap want = {0, 0, 0, 0, 0};
 	bool valid = valid_snapshot(data, size, &want);
 	void *result;
 	int rv;

@@ -6,7 +6,9 @@
 # PostgreSQL node per member: 0 errors, 0 violations. Before every member
 # runs the new build, a raise of the cluster version is refused and so is
 # advance-to (a command of set 2 an old member would halt on); after,
-# cluster-version raise commits version 2 and advance-to works.
+# cluster-version raise commits version 3 (this build's command set: the
+# leader stops serving, fences again with a Fence recording its lease's
+# wait, and serves on; docs/cluster.md) and advance-to works.
 # tsoracle-tap: daemon behaviour
 use strict;
 use warnings;
@@ -75,7 +77,7 @@ restart_with($followers[0], $new);
 
 # One member new, two old: the cluster version stays 1.
 my ($rc, $o, $e) = ctl_rc($sc[0], '--peers', $peers, 'cluster-version');
-like($o, qr/^$followers[0]{id}\s+\S+\s+2\s+1$/m, 'the upgraded member knows command set 2');
+like($o, qr/^$followers[0]{id}\s+\S+\s+3\s+1$/m, 'the upgraded member knows command set 3');
 my $ones = () = $o =~ /^\d+\s+\S+\s+1\s+1$/mg;
 is($ones, 2, 'the two old members count as command set 1') or diag($o);
 ($rc, $o, $e) = ctl_rc($sc[0], '--peers', $peers, 'cluster-version', 'raise');
@@ -107,7 +109,7 @@ like($e, qr/the leader's Raft configuration has 3 members, the config file lists
 
 ($rc, $o, $e) = ctl_rc($sc[0], '--peers', $peers, 'cluster-version', 'raise');
 is($rc, 0, 'every member upgraded: cluster-version raise') or diag($e);
-like($o, qr/cluster version raised to 2/, 'the cluster version is 2');
+like($o, qr/cluster version raised to 3/, 'the cluster version is 3');
 my $floor = now_ms() + $ADVANCE_MS;
 ($rc, $o, $e) = ctl_rc($new_leader, 'advance-to', $floor);
 is($rc, 0, 'advance-to works on the upgraded cluster') or diag($e);

@@ -135,7 +135,7 @@ static void init_default(ta_alloc *a)
  */
 static ta_clock serve(ta_alloc *a, uint64_t epoch, uint64_t high_water_ms, ta_clock c)
 {
-	uint64_t fence = ta_lead_begin(a, epoch, high_water_ms, false, c);
+	uint64_t fence = ta_lead_begin(a, epoch, high_water_ms, false, 0, c);
 	uint64_t mark;
 
 	assert_int_not_equal(fence, 0);
@@ -258,7 +258,7 @@ static void test_lead_begin_clock_ahead(void **state)
 
 	(void)state;
 	init_default(&a);
-	assert_int_equal(ta_lead_begin(&a, 1, 1000, false, c), T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
+	assert_int_equal(ta_lead_begin(&a, 1, 1000, false, 0, c), T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.epoch, 1);
 	assert_false(a.fenced);
 	assert_int_equal(a.fence_mark, T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
@@ -269,6 +269,55 @@ static void test_lead_begin_clock_ahead(void **state)
 	assert_int_equal(a.lease_not_before, MONO0_MS + DEFAULT_WAIT_MS);
 	assert_int_equal(a.lease_renewed_at, 0);
 	assert_false(a.starved);
+}
+
+/*
+ * Mixed leases (tsoracle.h, I4): a new leader waits the longest of its own
+ * wait and the one the log says earlier leaders are owed (a member with a
+ * longer lease led), and neither after a release. Its own wait is its
+ * lease stretched by its drift, rounded up.
+ */
+static void test_lead_begin_predecessor_wait(void **state)
+{
+	ta_alloc a;
+	ta_config cfg;
+	ta_clock c = at(T0_MS, MONO0_MS);
+	uint64_t fence;
+	const uint64_t long_wait = 3190; /* lease 2900 ms, drift 10 % */
+
+	(void)state;
+	ta_config_default(&cfg);
+	assert_int_equal(ta_lease_wait_ms(&cfg), DEFAULT_WAIT_MS);
+	cfg.lease_ms = 2900;
+	assert_int_equal(ta_lease_wait_ms(&cfg), long_wait);
+	cfg.lease_ms = 201; /* 221.1: rounded up */
+	assert_int_equal(ta_lease_wait_ms(&cfg), 222);
+
+	init_default(&a);
+	fence = ta_lead_begin(&a, 2, 1000, false, long_wait, c);
+	assert_int_equal(a.lease_not_before, MONO0_MS + long_wait);
+	ta_extension_commit(&a, 2, fence, c.mono_ms);
+	c = later(c, DEFAULT_WAIT_MS); /* its own wait is over, not the log's */
+	assert_false(ta_established(&a, c));
+	assert_false(ta_serving(&a, c));
+	c = later(c, long_wait - DEFAULT_WAIT_MS);
+	assert_true(ta_established(&a, c));
+
+	/* A shorter wait in the log: its own counts. */
+	init_default(&a);
+	c = at(T0_MS, MONO0_MS);
+	ta_lead_begin(&a, 3, 1000, false, DEFAULT_WAIT_MS / 2, c);
+	assert_int_equal(a.lease_not_before, MONO0_MS + DEFAULT_WAIT_MS);
+
+	/* After a release every earlier leader has stopped for good. */
+	init_default(&a);
+	ta_lead_begin(&a, 4, 1000, true, long_wait, c);
+	assert_int_equal(a.lease_not_before, MONO0_MS);
+
+	/* A wait past the clock's range saturates: never serving, no wrap. */
+	init_default(&a);
+	ta_lead_begin(&a, 5, 1000, false, UINT64_MAX, c);
+	assert_int_equal(a.lease_not_before, UINT64_MAX);
 }
 
 /*
@@ -285,7 +334,7 @@ static void test_lead_begin_after_release(void **state)
 
 	(void)state;
 	init_default(&a);
-	fence = ta_lead_begin(&a, 2, 1000, true, c);
+	fence = ta_lead_begin(&a, 2, 1000, true, 0, c);
 	assert_int_equal(a.lease_not_before, MONO0_MS);
 	assert_false(ta_established(&a, c));
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_FENCING);
@@ -296,7 +345,7 @@ static void test_lead_begin_after_release(void **state)
 	assert_int_equal(first, tso_first_of_ms(T0_MS));
 
 	init_default(&b);
-	fence = ta_lead_begin(&b, 2, 1000, false, c);
+	fence = ta_lead_begin(&b, 2, 1000, false, 0, c);
 	ta_extension_commit(&b, 2, fence, c.mono_ms);
 	assert_false(ta_established(&b, c));
 	assert_int_equal(ta_grant(&b, c, 1, &first), TA_LEASE);
@@ -322,7 +371,7 @@ static void test_lead_begin_clock_behind(void **state)
 	init_default(&a);
 	/* floor = H + 1, fence = floor + window (the cap, now + max_ahead, is
 	 * beyond it). */
-	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)),
+	assert_int_equal(ta_lead_begin(&a, 1, high, false, 0, at(T0_MS, MONO0_MS)),
 			 high + 1 + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.last, tso_first_of_ms(high + 1) - 1);
 	assert_int_equal(tso_physical(a.last + 1), high + 1);
@@ -344,7 +393,7 @@ static void test_lead_begin_start_floor(void **state)
 	(void)state;
 	init_default(&a);
 	ta_set_start_floor(&a, start_floor, offset_ms + 1);
-	fence = ta_lead_begin(&a, 1, T0_MS - 1000, false, c);
+	fence = ta_lead_begin(&a, 1, T0_MS - 1000, false, 0, c);
 	assert_int_equal(fence, start_floor); /* the cap now + max_ahead is below it */
 	assert_int_equal(a.last, tso_first_of_ms(start_floor) - 1);
 	ta_extension_commit(&a, 1, fence, c.mono_ms);
@@ -362,12 +411,12 @@ static void test_lead_begin_start_floor(void **state)
 	init_default(&a);
 	ta_set_start_floor(&a, start_floor, offset_ms + 1);
 	c = at(T0_MS - 3600 * 1000, MONO0_MS);
-	fence = ta_lead_begin(&a, 1, 1000, false, c);
+	fence = ta_lead_begin(&a, 1, 1000, false, 0, c);
 	assert_int_equal(fence, c.wall_ms + TA_DEFAULT_MAX_AHEAD_MS + offset_ms + 1);
 	/* A floor below H + 1 or the clock changes nothing. */
 	init_default(&a);
 	ta_set_start_floor(&a, T0_MS - 1, offset_ms + 1);
-	assert_int_equal(ta_lead_begin(&a, 1, 1000, false, at(T0_MS, MONO0_MS)),
+	assert_int_equal(ta_lead_begin(&a, 1, 1000, false, 0, at(T0_MS, MONO0_MS)),
 			 T0_MS + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.last, tso_first_of_ms(T0_MS) - 1);
 }
@@ -409,7 +458,7 @@ static void test_floor_lifts_cap(void **state)
 	 * fence within F + max_ahead. */
 	init_default(&a);
 	ta_raise_floor(&a, floor);
-	assert_int_equal(ta_lead_begin(&a, 2, 1000, false, c), floor + TA_DEFAULT_WINDOW_AHEAD_MS);
+	assert_int_equal(ta_lead_begin(&a, 2, 1000, false, 0, c), floor + TA_DEFAULT_WINDOW_AHEAD_MS);
 	assert_int_equal(a.last, tso_first_of_ms(floor) - 1);
 }
 
@@ -422,12 +471,12 @@ static void test_lead_begin_cap(void **state)
 	/* The cap cuts the window short: fence = now + max_ahead. */
 	init_default(&a);
 	high = T0_MS + TA_DEFAULT_MAX_AHEAD_MS - 1000;
-	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)),
+	assert_int_equal(ta_lead_begin(&a, 1, high, false, 0, at(T0_MS, MONO0_MS)),
 			 T0_MS + TA_DEFAULT_MAX_AHEAD_MS);
 	/* Clock behind H by more than max_ahead: the fence is the floor itself. */
 	init_default(&a);
 	high = T0_MS + 100000;
-	assert_int_equal(ta_lead_begin(&a, 1, high, false, at(T0_MS, MONO0_MS)), high + 1);
+	assert_int_equal(ta_lead_begin(&a, 1, high, false, 0, at(T0_MS, MONO0_MS)), high + 1);
 	assert_int_equal(a.last, tso_first_of_ms(high + 1) - 1);
 }
 
@@ -438,7 +487,7 @@ static void test_lead_begin_keeps_known_high_water(void **state)
 	(void)state;
 	init_default(&a);
 	a.high_water_ms = T0_MS + 5000; /* learnt in an earlier epoch */
-	ta_lead_begin(&a, 3, T0_MS, false, at(T0_MS, MONO0_MS));
+	ta_lead_begin(&a, 3, T0_MS, false, 0, at(T0_MS, MONO0_MS));
 	assert_int_equal(a.high_water_ms, T0_MS + 5000);
 	assert_int_equal(a.last, tso_first_of_ms(T0_MS + 5001) - 1);
 }
@@ -452,12 +501,12 @@ static void test_lead_begin_refused(void **state)
 	init_default(&a);
 	before = a;
 	/* The floor would pass the end of the range. */
-	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX, false, at(T0_MS, MONO0_MS)), 0);
+	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX, false, 0, at(T0_MS, MONO0_MS)), 0);
 	assert_unchanged(&before, &a);
-	assert_int_equal(ta_lead_begin(&a, 1, UINT64_MAX, false, at(T0_MS, MONO0_MS)), 0);
+	assert_int_equal(ta_lead_begin(&a, 1, UINT64_MAX, false, 0, at(T0_MS, MONO0_MS)), 0);
 	assert_unchanged(&before, &a);
 	/* Epoch 0 means "not leader". */
-	assert_int_equal(ta_lead_begin(&a, 0, 0, false, at(T0_MS, MONO0_MS)), 0);
+	assert_int_equal(ta_lead_begin(&a, 0, 0, false, 0, at(T0_MS, MONO0_MS)), 0);
 	assert_unchanged(&before, &a);
 }
 
@@ -468,11 +517,11 @@ static void test_lead_begin_near_end(void **state)
 	(void)state;
 	init_default(&a);
 	/* The last millisecond is still a floor. */
-	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX - 1, false, at(T0_MS, MONO0_MS)),
+	assert_int_equal(ta_lead_begin(&a, 1, TSO_PHYSICAL_MAX - 1, false, 0, at(T0_MS, MONO0_MS)),
 			 TSO_PHYSICAL_MAX);
 	/* The fence is clamped to the end of the range. */
 	init_default(&a);
-	assert_int_equal(ta_lead_begin(&a, 1, 0, false, at(TSO_PHYSICAL_MAX - 100, MONO0_MS)),
+	assert_int_equal(ta_lead_begin(&a, 1, 0, false, 0, at(TSO_PHYSICAL_MAX - 100, MONO0_MS)),
 			 TSO_PHYSICAL_MAX);
 	assert_int_equal(a.last, tso_first_of_ms(TSO_PHYSICAL_MAX - 100) - 1);
 }
@@ -506,7 +555,7 @@ static void test_grant_fencing(void **state)
 
 	(void)state;
 	init_default(&a);
-	fence = ta_lead_begin(&a, 2, 0, false, c);
+	fence = ta_lead_begin(&a, 2, 0, false, 0, c);
 	assert_int_equal(ta_grant(&a, c, 1, &first), TA_FENCING);
 	assert_false(ta_serving(&a, c));
 	/* Nor does a commit of another epoch, or below the fence mark, fence. */
@@ -530,7 +579,7 @@ static void test_grant_new_leader_wait(void **state)
 
 	(void)state;
 	init_default(&a);
-	fence = ta_lead_begin(&a, 1, 0, false, c);
+	fence = ta_lead_begin(&a, 1, 0, false, 0, c);
 	ta_extension_commit(&a, 1, fence, c.mono_ms);
 	/* The fence's own lease ends before the wait does. */
 	assert_int_equal(ta_grant(&a, later(c, 1), 1, &first), TA_LEASE);
@@ -749,7 +798,7 @@ static void test_grant_exhausted(void **state)
 	/* No extension can help, so none is due, and no new leader can start. */
 	assert_false(ta_extension_due(&a, c));
 	ta_lead_end(&a);
-	assert_int_equal(ta_lead_begin(&a, 2, TSO_PHYSICAL_MAX, false, c), 0);
+	assert_int_equal(ta_lead_begin(&a, 2, TSO_PHYSICAL_MAX, false, 0, c), 0);
 }
 
 static void test_extension_due(void **state)
@@ -762,7 +811,7 @@ static void test_extension_due(void **state)
 	(void)state;
 	init_default(&a);
 	c = at(T0_MS, MONO0_MS);
-	fence = ta_lead_begin(&a, 1, 0, false, c);
+	fence = ta_lead_begin(&a, 1, 0, false, 0, c);
 	assert_false(ta_extension_due(&a, c)); /* the fence is in flight */
 	/* A failed fence is due again, and re-proposed even if the clock went
 	 * back meanwhile. */
@@ -1669,7 +1718,7 @@ static void sim_elect(sim *s, unsigned who)
 	s->leader = (int)who;
 	s->st.elections++;
 	c = sim_clock(s, who);
-	fence = ta_lead_begin(&n->a, s->term, s->durable, false, c);
+	fence = ta_lead_begin(&n->a, s->term, s->durable, false, 0, c);
 	want = spec_lead_begin(&n->m, s->term, s->durable, c);
 	sim_trace(s,
 		  "elect node %u term %" PRIu64 " durable %" PRIu64 " wall %" PRIu64 " mono %" PRIu64
@@ -2182,6 +2231,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_init_not_leader),
 	    cmocka_unit_test(test_lead_begin_clock_ahead),
 	    cmocka_unit_test(test_lead_begin_after_release),
+	    cmocka_unit_test(test_lead_begin_predecessor_wait),
 	    cmocka_unit_test(test_lead_begin_clock_behind),
 	    cmocka_unit_test(test_lead_begin_cap),
 	    cmocka_unit_test(test_lead_begin_start_floor),

@@ -1,8 +1,10 @@
-/* test_fsm.c: unit tests of the Raft state machine (sidecar/fsm.c): HighWater, Release, snapshots. */
+/* test_fsm.c: unit tests of the Raft state machine (sidecar/fsm.c): HighWater, Release, Fence, Lease,
+ * snapshots. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -39,6 +41,16 @@ static int apply_high_water(fixture *f, uint64_t mark)
 
 	assert_int_equal(fsm_encode_high_water(mark, &buf), 0);
 	assert_int_equal(buf.len, FSM_CMD_SIZE);
+	return apply(f, buf);
+}
+
+/* Applies Fence(mark, wait_ms) as a leader would propose it. */
+static int apply_fence(fixture *f, uint64_t mark, uint64_t wait_ms)
+{
+	struct raft_buffer buf = {.base = raft_malloc(FSM_CMD_FENCE_SIZE), .len = FSM_CMD_FENCE_SIZE};
+
+	assert_non_null(buf.base);
+	fsm_cmd_put_fence(buf.base, mark, wait_ms);
 	return apply(f, buf);
 }
 
@@ -138,6 +150,12 @@ static void test_refused(void **state)
 	    {"HighWater one above the maximum", 16, FSM_CMD_HIGH_WATER, TSO_PHYSICAL_MAX + 1, 0},
 	    {"HighWater 2^46 - 1", 16, FSM_CMD_HIGH_WATER, (UINT64_C(1) << TSO_PHYSICAL_BITS) - 1, 0},
 	    {"HighWater 2^64 - 1", 16, FSM_CMD_HIGH_WATER, UINT64_MAX, 0},
+	    {"Fence of one argument", 16, FSM_CMD_FENCE, 900, 0},
+	    {"Fence too long", 32, FSM_CMD_FENCE, 900, 0},
+	    {"Fence, reserved byte set", 24, FSM_CMD_FENCE, 900, 5},
+	    {"Fence mark above the maximum", 24, FSM_CMD_FENCE, TSO_PHYSICAL_MAX + 1, 0},
+	    {"Lease too short", 8, FSM_CMD_LEASE, 0, 0},
+	    {"Lease of two arguments", 24, FSM_CMD_LEASE, 220, 0},
 	};
 	fixture f;
 
@@ -153,7 +171,7 @@ static void test_refused(void **state)
 		if (apply(&f, buf) != 0)
 			fail_msg("%s: not accepted as a refusal", bad[i].what);
 		if (f.st.high_water_ms != 500 || !fsm_predecessor_released(&f.st, 5) || f.st.halted ||
-		    f.st.refused != i + 1)
+		    f.st.refused != i + 1 || f.st.lease_wait_ms != 0)
 			fail_msg("%s: changed the state", bad[i].what);
 	}
 	assert_int_equal(f.st.applied, 2);
@@ -173,8 +191,10 @@ static void test_refused(void **state)
 static void test_unknown_type_halts(void **state)
 {
 	static const size_t lens[] = {FSM_CMD_HEADER_SIZE, FSM_CMD_SIZE, 64};
+	char type[32];
 
 	(void)state;
+	snprintf(type, sizeof type, "type %d", FSM_CMD_LAST + 1);
 	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
 		fixture f;
 
@@ -182,7 +202,7 @@ static void test_unknown_type_halts(void **state)
 		assert_int_equal(apply_high_water(&f, 500), 0);
 		assert_int_not_equal(apply(&f, raw_command(lens[i], FSM_CMD_LAST + 1, 900)), 0);
 		assert_true(f.st.halted);
-		assert_non_null(strstr(f.st.halt_reason, "type 5"));
+		assert_non_null(strstr(f.st.halt_reason, type));
 		assert_non_null(strstr(f.st.halt_reason, "upgrade"));
 		assert_int_equal(f.st.high_water_ms, 500);
 		/* libraft offers the same entry again, then nothing else. */
@@ -228,19 +248,36 @@ static void test_snapshot_round_trip(void **state)
 	assert_true(fsm_predecessor_released(&b.st, 10));
 	assert_int_equal(fsm_cluster_version(&b.st), FSM_COMMAND_SET_FIRST);
 
-	/* Cluster version 2, an advance: format 3 carries both. */
+	/* Cluster version 2, an advance: format 3 carries both, and members
+	 * of command set 2 read it (they read up to 3). */
 	assert_int_equal(apply(&a, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, 2)), 0);
 	assert_int_equal(apply(&a, raw_command(FSM_CMD_SIZE, FSM_CMD_ADVANCE, 5000)), 0);
 	assert_int_equal(apply_release(&a, 11), 0);
+	snap = take_snapshot(&a);
+	assert_int_equal(snap.len, FSM_SNAPSHOT_V3_SIZE);
+	assert_int_equal(((uint8_t *)snap.base)[4], FSM_SNAPSHOT_V3);
+	fsm_init(&b.fsm, &b.st);
+	b.st.lease_wait_ms = 3190; /* replaced: format 3 reads as no wait owed */
+	assert_int_equal(b.fsm.restore(&b.fsm, &snap), 0);
+	assert_int_equal(b.st.high_water_ms, 777);
+	assert_int_equal(b.st.floor_ms, 5000);
+	assert_int_equal(fsm_cluster_version(&b.st), 2);
+	assert_int_equal(b.st.lease_wait_ms, 0);
+	assert_true(fsm_predecessor_released(&b.st, 12));
+
+	/* Cluster version 3, a fence with its wait: format 4 carries it. */
+	assert_int_equal(apply(&a, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, 3)), 0);
+	assert_int_equal(apply_fence(&a, 800, 3190), 0);
 	snap = take_snapshot(&a);
 	assert_int_equal(snap.len, FSM_SNAPSHOT_SIZE);
 	assert_int_equal(((uint8_t *)snap.base)[4], FSM_SNAPSHOT_VERSION);
 	fsm_init(&b.fsm, &b.st);
 	assert_int_equal(b.fsm.restore(&b.fsm, &snap), 0);
-	assert_int_equal(b.st.high_water_ms, 777);
+	assert_int_equal(b.st.high_water_ms, 800);
 	assert_int_equal(b.st.floor_ms, 5000);
-	assert_int_equal(fsm_cluster_version(&b.st), 2);
-	assert_true(fsm_predecessor_released(&b.st, 12));
+	assert_int_equal(fsm_cluster_version(&b.st), 3);
+	assert_int_equal(b.st.lease_wait_ms, 3190);
+	assert_false(fsm_predecessor_released(&b.st, 12));
 }
 
 /*
@@ -275,8 +312,61 @@ static void test_command_set_2(void **state)
 	assert_int_not_equal(
 	    apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_CLUSTER_VERSION, FSM_COMMAND_SET + 1)), 0);
 	assert_true(f.st.halted);
-	assert_non_null(strstr(f.st.halt_reason, "ClusterVersion(3)"));
+	assert_non_null(strstr(f.st.halt_reason, "ClusterVersion(4)"));
 	assert_non_null(strstr(f.st.halt_reason, "upgrade"));
+}
+
+/*
+ * Command set 3 (tsoracle.h, I4): Fence applies as HighWater (H = max,
+ * the release at the end of the log taken back) and keeps the longest
+ * wait (max); Lease sets it, even lower; Release clears it. A leader
+ * proposes both only at cluster version 3, but apply judges the bytes
+ * alone, at any version, as every replica must: a Fence in a log at
+ * version 1 applies, and the snapshot then holds its wait (format 4).
+ */
+static void test_command_set_3(void **state)
+{
+	fixture f, g;
+	struct raft_buffer snap;
+
+	(void)state;
+	assert_int_equal(fsm_cmd_command_set(FSM_CMD_FENCE), 3);
+	assert_int_equal(fsm_cmd_command_set(FSM_CMD_LEASE), 3);
+	fsm_init(&f.fsm, &f.st);
+	assert_int_equal(apply_high_water(&f, 500), 0);
+	assert_int_equal(apply_release(&f, 4), 0);
+	assert_int_equal(apply_fence(&f, 400, 220), 0); /* a stale mark: H stays */
+	assert_int_equal(f.st.high_water_ms, 500);
+	assert_int_equal(f.st.lease_wait_ms, 220);
+	assert_false(fsm_predecessor_released(&f.st, 5));
+	/* The leader of t - 1 had a longer lease, the leader of t fences with
+	 * a shorter one: t + 1 still owes t - 1's wait. */
+	assert_int_equal(apply_fence(&f, 900, 3190), 0);
+	assert_int_equal(apply_fence(&f, 950, 220), 0);
+	assert_int_equal(f.st.high_water_ms, 950);
+	assert_int_equal(f.st.lease_wait_ms, 3190);
+	/* Not yet raised: still version 1, and the snapshot holds the wait. */
+	assert_int_equal(fsm_cluster_version(&f.st), FSM_COMMAND_SET_FIRST);
+	snap = take_snapshot(&f);
+	assert_int_equal(((uint8_t *)snap.base)[4], FSM_SNAPSHOT_VERSION);
+	fsm_init(&g.fsm, &g.st);
+	assert_int_equal(g.fsm.restore(&g.fsm, &snap), 0);
+	assert_int_equal(g.st.lease_wait_ms, 3190);
+	/* An established leader's Lease lowers it, and ends a release too. */
+	assert_int_equal(apply_release(&f, 6), 0);
+	assert_int_equal(f.st.lease_wait_ms, 0);
+	assert_true(fsm_predecessor_released(&f.st, 7));
+	assert_int_equal(apply_fence(&f, 960, 3190), 0);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_LEASE, 220)), 0);
+	assert_int_equal(f.st.lease_wait_ms, 220);
+	assert_int_equal(apply_release(&f, 8), 0);
+	assert_int_equal(apply(&f, raw_command(FSM_CMD_SIZE, FSM_CMD_LEASE, 330)), 0);
+	assert_false(fsm_predecessor_released(&f.st, 9));
+	assert_int_equal(f.st.lease_wait_ms, 330);
+	assert_int_equal(f.st.high_water_ms, 960);
+	assert_int_equal(f.st.refused, 0);
+	assert_int_equal(f.st.applied, 10);
+	assert_false(f.st.halted);
 }
 
 /* A version 1 snapshot (H alone, before releases existed) still restores. */
@@ -340,7 +430,7 @@ static void test_snapshot_malformed(void **state)
 	snap = take_snapshot(&src);
 	assert_int_not_equal(restore_poked(&f, snap, 4, FSM_SNAPSHOT_VERSION + 1), 0);
 	assert_true(f.st.halted);
-	assert_non_null(strstr(f.st.halt_reason, "version 4"));
+	assert_non_null(strstr(f.st.halt_reason, "version 5"));
 	assert_non_null(strstr(f.st.halt_reason, "upgrade"));
 	assert_int_equal(f.st.high_water_ms, 777);
 
@@ -381,6 +471,7 @@ static void test_embedding_api(void **state)
 	fsm_state host, copy;
 	uint8_t cmd[FSM_CMD_SIZE];
 	uint8_t snap[FSM_SNAPSHOT_SIZE];
+	uint8_t fence[FSM_CMD_FENCE_SIZE];
 	void *result;
 
 	(void)state;
@@ -414,8 +505,15 @@ static void test_embedding_api(void **state)
 	assert_null(result);
 	assert_int_equal(host.high_water_ms, 800);
 
+	/* A Fence, as the driver proposes it, through the same call. */
+	fsm_cmd_put_fence(fence, 800, 220);
+	assert_int_equal(fsm_apply_cmd_result(&host, fence, sizeof fence, &result), 0);
+	assert_null(result);
+	assert_int_equal(host.lease_wait_ms, 220);
+
 	fsm_snapshot_put(&host, snap);
 	assert_int_equal(fsm_snapshot_get(&copy, snap, sizeof snap), 0);
+	assert_int_equal(copy.lease_wait_ms, 220);
 	assert_int_equal(copy.high_water_ms, 800);
 	assert_int_equal(copy.released_term, 0); /* a HighWater after the release */
 
@@ -437,6 +535,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_type_halts),
 	    cmocka_unit_test(test_snapshot_round_trip),
 	    cmocka_unit_test(test_command_set_2),
+	    cmocka_unit_test(test_command_set_3),
 	    cmocka_unit_test(test_snapshot_v1),
 	    cmocka_unit_test(test_snapshot_malformed),
 	    cmocka_unit_test(test_embedding_api),
