@@ -115,6 +115,7 @@ fuzz-brief: $(FUZZ_BINS)
 # the property checker catches the bug. Never linked into what is installed.
 BROKEN_WRAP_fence = ta_lead_begin
 BROKEN_WRAP_lease = ta_lead_begin
+BROKEN_WRAP_mixlease = ta_lead_begin
 BROKEN_WRAP_monotonic = ta_grant
 BROKEN_WRAP_release = ta_established
 BROKEN_WRAP_ahead = ta_grant ta_room
@@ -227,12 +228,13 @@ bench: deps
 # compiled to expect the violation that bug causes: they pass only if the
 # simulation catches it.
 SIM_LIB_OBJS = $(patsubst test/sim/%.c,$(BUILD)/sim/%.o,$(filter-out test/sim/sim.c,$(wildcard test/sim/*.c)))
-SIM_BROKEN_KINDS = lease fence release clock floor
+SIM_BROKEN_KINDS = lease fence release clock floor mixlease
 SIM_EXPECT_lease = SIM_P_REALTIME
 SIM_EXPECT_fence = SIM_P_DUPLICATE
 SIM_EXPECT_release = SIM_P_REALTIME
 SIM_EXPECT_clock = SIM_P_CLOCK
 SIM_EXPECT_floor = SIM_P_FLOOR
+SIM_EXPECT_mixlease = SIM_P_REALTIME
 # Planted in the driver's object rather than wrapped (below).
 SIM_RENAMED_KINDS = removed
 SIM_EXPECT_removed = SIM_P_REMOVED

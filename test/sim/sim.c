@@ -64,6 +64,8 @@ typedef struct sim_totals {
 	uint64_t restarts;
 	uint64_t apply_errors;
 	unsigned membership; /* schedules with membership changes */
+	unsigned mixed;      /* ... with members of different leases */
+	unsigned version3;   /* ... at cluster version 3 by their end */
 	uint64_t advances;
 	sim_member_counters members;
 	uint64_t violations[SIM_N_PROPERTIES];
@@ -117,6 +119,8 @@ static void sim_add(sim_totals *t, const sim_result *r, uint64_t seed, unsigned 
 	t->restarts += r->restarts;
 	t->apply_errors += r->apply_errors;
 	t->membership += r->membership;
+	t->mixed += r->mixed;
+	t->version3 += r->version3;
 	t->advances += r->advances;
 	for (int k = 0; k < SIM_N_OPS; k++)
 		t->members.started[k] += r->members.started[k];
@@ -184,6 +188,8 @@ static void sim_print_totals(const sim_totals *t, double seconds)
 	printf("sim: %" PRIu64 " planned handovers, %" PRIu64 " of them with a release; %" PRIu64
 	       " leaders served without the new-leader wait\n",
 	       t->handovers, t->releases, t->released_leads);
+	printf("sim: %u schedules with members of different leases; %u at cluster version 3 by their end\n",
+	       t->mixed, t->version3);
 	printf("sim: %u schedules with membership changes: %" PRIu64 " adds asked, %" PRIu64
 	       " voters added (%" PRIu64 " caught up by snapshot), %" PRIu64 " undone; %" PRIu64
 	       " removals asked (%" PRIu64 " of a follower, %" PRIu64

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sim_io.h"
+#include "sim_params.h"
 #include "sim_trace.h"
 
 #define SIM_PERMILLE          1000
@@ -21,10 +22,11 @@ static void sim_cluster_die(const char *what, int rv)
 	exit(2);
 }
 
-/* The settings node.c gives raft (node_init), from the schedule's params. */
-static void sim_cluster_configure(sim_cluster *c, struct raft *r)
+/* The settings node.c gives raft (node_init), from the schedule's params:
+ * node i's own election timeout. */
+static void sim_cluster_configure(sim_cluster *c, struct raft *r, unsigned i)
 {
-	raft_set_election_timeout(r, c->p.election_timeout_ms);
+	raft_set_election_timeout(r, c->p.election_ms[i]);
 	raft_set_heartbeat_timeout(r, c->p.heartbeat_ms);
 	raft_set_snapshot_threshold(r, c->p.snapshot_threshold);
 	raft_set_snapshot_trailing(r, c->p.snapshot_trailing);
@@ -81,7 +83,7 @@ void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *elect
 		rv = raft_fixture_grow(&c->f, &c->fsms[i]);
 		if (rv != 0)
 			sim_cluster_die("raft_fixture_grow", rv);
-		sim_cluster_configure(c, raft_fixture_get(&c->f, i));
+		sim_cluster_configure(c, raft_fixture_get(&c->f, i), i);
 		raft_fixture_set_randomized_election_timeout(&c->f, i, election_timeouts[i]);
 		raft_fixture_set_network_latency(&c->f, i, p->net_latency_ms[i]);
 		raft_fixture_set_disk_latency(&c->f, i, p->disk_latency_ms[i]);
@@ -121,8 +123,11 @@ void sim_cluster_init(sim_cluster *c, const sim_params *p, const unsigned *elect
 	if (p->spares > 0)
 		sim_cluster_apply_links(c);
 	for (unsigned i = 0; i < c->n; i++) {
+		ta_config cfg;
+
+		sim_params_node_alloc(p, i, &cfg);
 		sim_node_init(&c->nodes[i], i, raft_fixture_get(&c->f, i), &c->fsm_states[i], &c->clocks[i],
-			      &c->now_ms, &p->alloc, p->max_clock_offset_ms);
+			      &c->now_ms, &cfg, p->max_clock_offset_ms);
 		c->nodes[i].check_mark = sim_cluster_check_mark;
 		c->nodes[i].check_arg = c;
 	}
@@ -280,7 +285,7 @@ unsigned sim_cluster_node_of(const sim_cluster *c, raft_id id)
  */
 static void sim_cluster_track_removals(sim_cluster *c)
 {
-	uint64_t lease = c->p.alloc.lease_ms;
+	uint64_t lease = sim_params_max_lease(&c->p);
 	uint64_t lease_until = c->now_ms + lease + lease * c->p.alloc.drift_permille / SIM_PERMILLE + 1;
 
 	for (unsigned j = 0; j < c->n; j++) {
@@ -414,6 +419,7 @@ void sim_cluster_restart(sim_cluster *c, unsigned i)
 	struct raft_io *io = r->io;
 	raft_id id = r->id;
 	char address[SIM_ADDRESS_LEN];
+	ta_config cfg;
 	int rv;
 
 	/* A new process on the same disk: raft reloads term, vote, snapshot and
@@ -425,12 +431,13 @@ void sim_cluster_restart(sim_cluster *c, unsigned i)
 	rv = raft_init(r, io, &c->fsms[i], id, address);
 	if (rv != 0)
 		sim_cluster_die("raft_init (restart)", rv);
-	sim_cluster_configure(c, r);
+	sim_cluster_configure(c, r, i);
 	rv = raft_start(r);
 	if (rv != 0)
 		sim_cluster_die("raft_start (restart)", rv);
 	sim_node_add_counters(&c->nodes[i], &c->retired);
-	sim_node_init(&c->nodes[i], i, r, &c->fsm_states[i], &c->clocks[i], &c->now_ms, &c->p.alloc,
+	sim_params_node_alloc(&c->p, i, &cfg);
+	sim_node_init(&c->nodes[i], i, r, &c->fsm_states[i], &c->clocks[i], &c->now_ms, &cfg,
 		      c->p.max_clock_offset_ms);
 	sim_cluster_start(c, i);
 	c->n_restarts++;

@@ -45,7 +45,14 @@ typedef struct sim_params {
 	unsigned snapshot_trailing;
 	unsigned net_latency_ms[SIM_MAX_NODES];
 	unsigned disk_latency_ms[SIM_MAX_NODES];
+	/* The cluster's settings; alloc.lease_ms and election_timeout_ms are
+	 * those of every node but where lease_ms[i] and election_ms[i] differ
+	 * (sim_params_pick_leases: members with different leases). */
 	ta_config alloc;
+	uint64_t lease_ms[SIM_MAX_NODES];
+	unsigned election_ms[SIM_MAX_NODES];
+	bool mixed;         /* some node's lease or election timeout differs */
+	unsigned long_node; /* mixed: the node with the long lease and election timeout */
 	/* The driver's clock check (lead_clock_configure); 0: off. */
 	uint64_t max_clock_offset_ms;
 } sim_params;

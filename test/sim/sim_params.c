@@ -45,6 +45,16 @@
 #define P_LONG_LEASE          333
 #define LONG_LEASE_MAX_FACTOR 4
 #define DRIFT_MAX_PERMILLE    1000
+/* Share of schedules with mixed leases (sim_params_pick_leases), of those
+ * whose lease is below the election timeout; the long node's election
+ * timeout is MIXED_ET_MIN_FACTOR to MIXED_ET_MAX_FACTOR times the
+ * cluster's, and its lease at least half of it; each other node draws its
+ * own lease with P_MIXED_OTHER. */
+#define P_MIXED               600
+#define MIXED_ET_MIN_FACTOR   3
+#define MIXED_ET_MAX_FACTOR   10
+#define MIXED_LEASE_DIVISOR   2
+#define P_MIXED_OTHER         400
 #define SNAPSHOT_MIN          8
 #define SNAPSHOT_MAX          64
 
@@ -95,6 +105,10 @@ static void sim_params_pick_cluster(sim_rng *g, sim_params *p)
 		p->alloc.max_ahead_ms =
 		    sim_rng_range_u(g, (unsigned)p->alloc.window_ahead_ms, MAX_AHEAD_MAX_MS);
 	}
+	for (unsigned i = 0; i < SIM_MAX_NODES; i++) {
+		p->lease_ms[i] = p->alloc.lease_ms;
+		p->election_ms[i] = p->election_timeout_ms;
+	}
 	p->snapshot_threshold = sim_rng_range_u(g, SNAPSHOT_MIN, SNAPSHOT_MAX);
 	p->snapshot_trailing = sim_rng_range_u(g, 1, p->snapshot_threshold - 1);
 	for (unsigned i = 0; i < p->n; i++) {
@@ -144,7 +158,52 @@ void sim_params_pick_spares(sim_rng *g, sim_params *p, sim_clock *clocks)
 	}
 }
 
-unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p)
+unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p, unsigned i)
 {
-	return sim_rng_range_u(g, p->election_timeout_ms, 2 * p->election_timeout_ms);
+	return sim_rng_range_u(g, p->election_ms[i], 2 * p->election_ms[i]);
+}
+
+void sim_params_pick_leases(sim_rng *g, sim_params *p)
+{
+	unsigned et = p->election_timeout_ms;
+	unsigned quarter = et / LEASE_MIN_DIVISOR;
+	unsigned k;
+
+	if (p->alloc.lease_ms >= et || !sim_rng_chance(g, P_MIXED))
+		return;
+	p->mixed = true;
+	k = (unsigned)sim_rng_below(g, p->n);
+	p->long_node = k;
+	p->election_ms[k] = sim_rng_range_u(g, MIXED_ET_MIN_FACTOR * et, MIXED_ET_MAX_FACTOR * et);
+	p->lease_ms[k] = sim_rng_range_u(g, p->election_ms[k] / MIXED_LEASE_DIVISOR, p->election_ms[k] - 1);
+	for (unsigned i = 0; i < p->n; i++)
+		if (i != k && sim_rng_chance(g, P_MIXED_OTHER))
+			p->lease_ms[i] =
+			    sim_rng_range_u(g, quarter > LEASE_MIN_MS ? quarter : LEASE_MIN_MS, et - 1);
+}
+
+void sim_params_node_alloc(const sim_params *p, unsigned i, ta_config *out)
+{
+	*out = p->alloc;
+	out->lease_ms = p->lease_ms[i];
+}
+
+uint64_t sim_params_max_lease(const sim_params *p)
+{
+	uint64_t most = p->alloc.lease_ms;
+
+	for (unsigned i = 0; i < SIM_MAX_NODES; i++)
+		if (p->lease_ms[i] > most)
+			most = p->lease_ms[i];
+	return most;
+}
+
+unsigned sim_params_max_election(const sim_params *p)
+{
+	unsigned most = p->election_timeout_ms;
+
+	for (unsigned i = 0; i < SIM_MAX_NODES; i++)
+		if (p->election_ms[i] > most)
+			most = p->election_ms[i];
+	return most;
 }

@@ -28,7 +28,27 @@ void sim_params_pick(sim_rng *g, sim_params *p, sim_clock *clocks);
  * changed. */
 void sim_params_pick_spares(sim_rng *g, sim_params *p, sim_clock *clocks);
 
-/* One election timeout as libraft draws them: in [et, 2 et]. */
-unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p);
+/* One election timeout of node i as libraft draws them: in [et, 2 et], et
+ * its own election timeout. */
+unsigned sim_params_election_timeout(sim_rng *g, const sim_params *p, unsigned i);
+
+/*
+ * Members with different leases (tsoracle.h, I4; docs/simulation.md): in
+ * P_MIXED of the schedules whose lease is below the election timeout, one
+ * node, drawn from g, gets an election timeout several times the others'
+ * and a lease just below it, longer than the others' election timeout (as
+ * in scripts/nemesis.sh partition-lease), and each other node keeps the
+ * cluster's lease or draws its own below its election timeout. Every node's
+ * lease stays below its own election timeout, as sidecar/config.c requires.
+ */
+void sim_params_pick_leases(sim_rng *g, sim_params *p);
+
+/* Node i's allocator settings: the cluster's, with its own lease. */
+void sim_params_node_alloc(const sim_params *p, unsigned i, ta_config *out);
+
+/* The longest lease and election timeout of any node: bounds of the
+ * schedule's waits (liveness, removals). */
+uint64_t sim_params_max_lease(const sim_params *p);
+unsigned sim_params_max_election(const sim_params *p);
 
 #endif /* TSORACLE_SIM_PARAMS_H */

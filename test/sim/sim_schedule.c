@@ -70,6 +70,8 @@ static const unsigned action_weight[N_ACTIONS] = {
  * one's lease (the case where a release must not be made). */
 #define P_HANDOVER       50
 #define P_STALL_HANDOVER 500
+/* Mixed leases: share of handovers asked to go to the long-lease node. */
+#define P_HANDOVER_LONG  500
 
 /* After its action, a step lets time pass with clients calling: a short
  * while (P_HOLD_SHORT), up to an election timeout (P_HOLD_MEDIUM), or up to
@@ -110,6 +112,13 @@ static const unsigned action_weight[N_ACTIONS] = {
  * the cluster version is below Advance's command set, it is raised first
  * (tsoracle-ctl cluster-version raise). */
 #define P_ADVANCE       50
+/* Command set 3 (tsoracle.h, I4: the wait owed in the log): in P_RAISE of
+ * the schedules, drawn from their own stream (seeded "mixlease") as the
+ * mixed leases are, and in every one with mixed leases, the cluster
+ * version is raised to 3 as soon as a node serves (tsoracle-ctl
+ * cluster-version raise), asked again until it is; with mixed leases
+ * before any fault (unsafe below 3), in the others while they come. */
+#define P_RAISE         800
 
 typedef struct sim_schedule {
 	sim_rng rng;
@@ -119,6 +128,7 @@ typedef struct sim_schedule {
 	bool membership;
 	sim_members members;
 	bool advance_pending; /* the operator waits for a node that serves */
+	bool raise_pending;   /* the cluster version is to be raised to 3 (P_RAISE) */
 	sim_cluster c;
 	sim_check check;
 	unsigned step;
@@ -141,9 +151,9 @@ static unsigned sim_range_u(sim_schedule *s, unsigned lo, unsigned hi)
 	return sim_rng_range_u(&s->rng, lo, hi);
 }
 
-static unsigned sim_random_election_timeout(sim_schedule *s)
+static unsigned sim_random_election_timeout(sim_schedule *s, unsigned i)
 {
-	return sim_params_election_timeout(&s->rng, &s->c.p);
+	return sim_params_election_timeout(&s->rng, &s->c.p, i);
 }
 
 /* Records the step in which each property first broke. */
@@ -249,6 +259,31 @@ static void sim_admin_cb(void *arg, int status)
 	free(x);
 }
 
+/* The first node that is up and serves, and a new operator's command
+ * for it (floor 0); false if none serves now. */
+static bool sim_operator_pick(sim_schedule *s, unsigned *node, sim_admin **cmd)
+{
+	unsigned i;
+	sim_admin *x;
+
+	for (i = 0; i < s->c.n; i++)
+		if (s->c.proc[i] == SIM_UP &&
+		    lead_serving(sim_node_driver(&s->c.nodes[i]), sim_node_clock(&s->c.nodes[i])))
+			break;
+	if (i == s->c.n)
+		return false;
+	x = malloc(sizeof *x);
+	if (x == NULL) {
+		fprintf(stderr, "sim: out of memory\n");
+		exit(2);
+	}
+	x->s = s;
+	x->floor_ms = 0;
+	*node = i;
+	*cmd = x;
+	return true;
+}
+
 /* Asks the first node that serves for the operator's command; false if
  * none serves now. */
 static bool sim_operator_advance(sim_schedule *s)
@@ -260,20 +295,10 @@ static bool sim_operator_advance(sim_schedule *s)
 	uint64_t value;
 	int rc;
 
-	for (i = 0; i < s->c.n; i++)
-		if (s->c.proc[i] == SIM_UP &&
-		    lead_serving(sim_node_driver(&s->c.nodes[i]), sim_node_clock(&s->c.nodes[i])))
-			break;
-	if (i == s->c.n)
+	if (!sim_operator_pick(s, &i, &x))
 		return false;
 	nd = &s->c.nodes[i];
 	clk = sim_node_clock(nd);
-	x = malloc(sizeof *x);
-	if (x == NULL) {
-		fprintf(stderr, "sim: out of memory\n");
-		exit(2);
-	}
-	x->s = s;
 	x->floor_ms = clk.wall_ms + 1 + sim_rng_below(&s->member_rng, s->c.p.alloc.max_ahead_ms / 2);
 	rc = lead_advance(sim_node_driver(nd), clk, x->floor_ms, s->c.p.alloc.max_ahead_ms, &value,
 			  sim_admin_cb, x);
@@ -288,6 +313,28 @@ static bool sim_operator_advance(sim_schedule *s)
 	if (rc != LEAD_ADMIN_STARTED)
 		free(x);
 	return true;
+}
+
+/* The operator raises the cluster version to 3 on the first node that
+ * serves (P_RAISE), until a leader answers that it is there already. */
+static void sim_raise_version(sim_schedule *s)
+{
+	unsigned i;
+	sim_admin *x;
+	uint64_t value;
+	int rc;
+
+	if (!sim_operator_pick(s, &i, &x))
+		return;
+	rc = lead_set_cluster_version(sim_node_driver(&s->c.nodes[i]), sim_node_clock(&s->c.nodes[i]),
+				      FSM_COMMAND_SET_LEASE, &value, sim_admin_cb, x);
+	if (rc != LEAD_ADMIN_STARTED)
+		free(x);
+	if (rc == LEAD_ADMIN_BACKWARDS)
+		s->raise_pending = false;
+	else
+		SIM_TRACE_KEY("%6" PRIu64 " operator: n%u cluster-version raise to %d (%d)", s->c.now_ms, i,
+			      FSM_COMMAND_SET_LEASE, rc);
 }
 
 /* Runs the cluster for ms of true time, with clients. */
@@ -440,6 +487,12 @@ static void sim_transfer_from(sim_schedule *s, unsigned i)
 {
 	int target = (int)sim_rng_below(&s->handover_rng, s->c.n + 1) - 1;
 
+	/* With mixed leases, often to the node with the long lease: with its
+	 * long election timeout it seldom wins an election, and it is as
+	 * leader, cut off or stalled, that it tests the wait in the log. */
+	if (s->c.p.mixed && sim_rng_chance(&s->handover_rng, P_HANDOVER_LONG))
+		target = (int)s->c.p.long_node;
+
 	if (target == (int)i)
 		target = -1;
 	SIM_TRACE_KEY("%6" PRIu64 " nemesis: n%u asked to hand over to %s%d", s->c.now_ms, i,
@@ -484,7 +537,7 @@ static void sim_advance_handing_over(sim_schedule *s, unsigned i, uint64_t ms)
  * wakes up still believing it leads, its lease maybe not over. */
 static void sim_stall(sim_schedule *s, unsigned i)
 {
-	uint64_t lease = s->c.p.alloc.lease_ms;
+	uint64_t lease = s->c.p.lease_ms[i]; /* the stalled node's own */
 	uint64_t et = s->c.p.election_timeout_ms;
 
 	uint64_t hold;
@@ -524,6 +577,16 @@ static void sim_step(sim_schedule *s)
 	unsigned n = s->c.n;
 	unsigned i;
 
+	if (s->raise_pending) {
+		sim_raise_version(s);
+		/* Mixed leases are safe only from cluster version 3 on
+		 * (docs/cluster.md): as an operator would, the schedule raises
+		 * it before any fault. */
+		if (s->c.p.mixed) {
+			sim_advance(s, s->c.p.election_timeout_ms);
+			return;
+		}
+	}
 	if (s->handovers && sim_rng_chance(&s->handover_rng, P_HANDOVER) &&
 	    (i = sim_pick_raft_leader(s, n, false)) < n)
 		sim_transfer_from(s, i);
@@ -579,7 +642,7 @@ static void sim_step(sim_schedule *s)
 		break;
 	case A_ELECTION_TIMEOUTS:
 		for (i = 0; i < n; i++)
-			sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s));
+			sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s, i));
 		SIM_TRACE_KEY("%6" PRIu64 " nemesis: new election timeouts", s->c.now_ms);
 		break;
 	case A_LATENCY:
@@ -618,9 +681,12 @@ static void sim_heal_all(sim_schedule *s)
 		 * never started. */
 		if (s->c.proc[i] != SIM_CRASHED || s->c.member[i] != SIM_M_MEMBER)
 			continue;
-		while (!sim_cluster_can_restart(&s->c, i))
+		/* Its removal may commit meanwhile (a replacement under way):
+		 * then it stays down, and waiting for it would never end. */
+		while (s->c.member[i] == SIM_M_MEMBER && !sim_cluster_can_restart(&s->c, i))
 			sim_cluster_step(&s->c);
-		sim_cluster_restart(&s->c, i);
+		if (s->c.member[i] == SIM_M_MEMBER)
+			sim_cluster_restart(&s->c, i);
 	}
 	SIM_TRACE_KEY("%6" PRIu64 " end: every fault healed, clocks resynchronised", s->c.now_ms);
 }
@@ -683,8 +749,8 @@ static void sim_describe_raft(sim_schedule *s, char *buf, size_t len)
  * counted apart (the result's raft_stuck). */
 static void sim_check_liveness(sim_schedule *s)
 {
-	uint64_t et = s->c.p.election_timeout_ms;
-	uint64_t base = LIVENESS_ELECTIONS * et + LIVENESS_LEASES * s->c.p.alloc.lease_ms * 2;
+	uint64_t et = sim_params_max_election(&s->c.p);
+	uint64_t base = LIVENESS_ELECTIONS * et + LIVENESS_LEASES * sim_params_max_lease(&s->c.p) * 2;
 	uint64_t start = s->c.now_ms;
 	uint64_t until = start + base + sim_catch_up_ms(s, 0);
 	uint64_t redraw = s->c.now_ms;
@@ -695,7 +761,7 @@ static void sim_check_liveness(sim_schedule *s)
 	while (s->c.now_ms < until && !sim_stop(s)) {
 		if (s->c.now_ms >= redraw) {
 			for (unsigned i = 0; i < s->c.n; i++)
-				sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s));
+				sim_cluster_set_election_timeout(&s->c, i, sim_random_election_timeout(s, i));
 			redraw = s->c.now_ms + et;
 		}
 		sim_cluster_step(&s->c);
@@ -732,6 +798,7 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool member
 {
 	static sim_schedule s; /* large: not on the stack */
 	sim_params p;
+	sim_rng mix_rng;
 	unsigned timeouts[SIM_MAX_NODES];
 
 	memset(res, 0, sizeof *res);
@@ -744,13 +811,16 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool member
 	s.handovers = handovers;
 	sim_check_reset(&s.check); /* s is static: the value set's memory is reused */
 	sim_params_pick(&s.rng, &p, s.c.clocks);
+	sim_rng_seed(&mix_rng, seed ^ UINT64_C(0x6d69786c65617365)); /* "mixlease" */
+	sim_params_pick_leases(&mix_rng, &p);
+	s.raise_pending = sim_rng_chance(&mix_rng, P_RAISE) || p.mixed;
 	for (unsigned i = 0; i < p.n; i++)
-		timeouts[i] = sim_params_election_timeout(&s.rng, &p);
+		timeouts[i] = sim_params_election_timeout(&s.rng, &p, i);
 	s.membership = membership && sim_rng_chance(&s.member_rng, P_MEMBERSHIP);
 	if (s.membership) {
 		sim_params_pick_spares(&s.member_rng, &p, s.c.clocks);
 		for (unsigned i = p.n; i < p.n + p.spares; i++)
-			timeouts[i] = sim_params_election_timeout(&s.member_rng, &p);
+			timeouts[i] = sim_params_election_timeout(&s.member_rng, &p, i);
 	}
 	sim_cluster_init(&s.c, &p, timeouts, &s.check);
 	sim_members_init(&s.members, &s.c, &s.member_rng);
@@ -761,6 +831,11 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool member
 		      seed, p.n, p.election_timeout_ms, p.heartbeat_ms, p.alloc.lease_ms,
 		      p.alloc.drift_permille, p.alloc.window_ahead_ms, p.alloc.extend_margin_ms,
 		      p.alloc.max_ahead_ms, p.snapshot_threshold, p.snapshot_trailing);
+	for (unsigned i = 0; p.mixed && i < p.n; i++)
+		SIM_TRACE_KEY("  n%u: lease %" PRIu64 " ms, election timeout %u ms", i, p.lease_ms[i],
+			      p.election_ms[i]);
+	res->mixed = p.mixed;
+	res->raise = s.raise_pending;
 
 	for (s.step = 0; s.step < steps && !sim_stop(&s); s.step++)
 		sim_step(&s);
@@ -771,6 +846,10 @@ void sim_schedule_run(uint64_t seed, unsigned steps, bool handovers, bool member
 		sim_check_liveness(&s);
 	}
 
+	res->version3 = fsm_cluster_version(&s.c.fsm_states[0]) >= FSM_COMMAND_SET_LEASE;
+	for (unsigned i = 1; i < p.n; i++)
+		res->version3 =
+		    res->version3 || fsm_cluster_version(&s.c.fsm_states[i]) >= FSM_COMMAND_SET_LEASE;
 	res->first = s.check.first;
 	memcpy(res->first_msg, s.check.first_msg, sizeof res->first_msg);
 	memcpy(res->violations, s.check.violations, sizeof res->violations);

@@ -44,6 +44,9 @@ typedef struct sim_result {
 	uint64_t apply_errors;
 	bool membership;   /* a schedule with membership changes */
 	uint64_t advances; /* operator's Advances applied */
+	bool mixed;        /* members with different leases (sim_params_pick_leases) */
+	bool raise;        /* the cluster version was to be raised to 3 from the start */
+	bool version3;     /* ... and some member's state was at 3 at the end */
 	sim_member_counters members;
 } sim_result;
 
