@@ -68,7 +68,12 @@
 # NEMESIS_CHECKER_ARGS, more options for the checker (e.g. "--rows-max 40
 # --rows-percent 60": multi-row statements, each one operation);
 # NEMESIS_DIR, where the run's files go (default: a new directory
-# /tmp/tsoracle-nemesis.XXXXXX).
+# /tmp/tsoracle-nemesis.XXXXXX); NEMESIS_LEASE_1, member 1's lease in ms
+# (partition-lease only, below its 3 s election timeout: members with
+# different leases, docs/reliability.md); NEMESIS_RAISE=1 raises the cluster
+# version (tsoracle-ctl cluster-version raise, as an admin) before the
+# checker starts, and fails the run (exit 2) if it is not then this build's
+# command set.
 #
 # Why the real daemon passes partition-lease: every member's lease (200 ms)
 # is shorter than every member's election timeout (tsoracled refuses
@@ -89,6 +94,16 @@
 # leader too, about 3 s after the cut, when the others' clock readings it
 # holds have aged out, include/tsoracle.h "clock sanity": the test lease
 # ends before that.)
+#
+# Members with different leases (NEMESIS_LEASE_1=2900: member 1's lease
+# just below its own 3 s election timeout, the others at 200 ms, every
+# member's configuration valid): the cut-off member 1 serves up to 2.9 s
+# after its last renewal while a successor is elected within 0.3-0.6 s. At
+# cluster version 3 (NEMESIS_RAISE=1) member 1's fence left its wait
+# (3.19 s) in the log and the successor waits it out (include/tsoracle.h,
+# I4): no violation. Below 3 the successor waits only its own 220 ms, and
+# the checker must find violations (scripts/test.sh,
+# nemesis_mixed_lease_control).
 #
 # Exit status: 0 no violation; 1 violations (the checker's, or a backward
 # grant in a PostgreSQL log); 2 setup error; 3 the run tested too little
@@ -129,6 +144,7 @@ PARTITION_LEASE_HOLD_S=7
 TRANSFER_LIMIT_S=20
 TRANSFER_RETRY_S=0.2
 NEW_LEADER_LIMIT_S=10 # a cut leader's successor serves within this (it takes about 1 s)
+RAISE_TO=3            # NEMESIS_RAISE: this build's command set (FSM_COMMAND_SET, include/tsoracle.h)
 # Nominal length of one fault, s (its holds, plus about 2 s of elections,
 # restarts and waits): the plan is the number of faults that fit the run.
 declare -A FAULT_S=([kill]=3 [stop]=$((STOP_HOLD_S + 1)) [restart-all]=4
@@ -499,8 +515,25 @@ fi
 extra_conf=("clock-offset-file = NODE/clock-offset")
 [ "$nemesis" = clock-kill ] && extra_conf+=("max-clock-offset = $((CLOCK_KILL_JUMP_MS * 2))")
 [ "$nemesis" != partition-lease ] || export CLUSTER_CONF_1="election-timeout = $LEASE_LEADER_ELECTION_MS"
+if [ -n "${NEMESIS_LEASE_1:-}" ]; then
+	[ "$nemesis" = partition-lease ] || { echo "nemesis: NEMESIS_LEASE_1 is for partition-lease only" >&2; exit 2; }
+	CLUSTER_CONF_1="$CLUSTER_CONF_1
+lease = $NEMESIS_LEASE_1"
+fi
 PG_EXTRA_CONF=$pg_conf cluster_up "$NEMESIS_DIR" "$PG_BASE" "$RAFT_BASE" "$CLIENT_BASE" "${extra_conf[@]}"
 check_pg_conf
+if [ "${NEMESIS_RAISE:-0}" = 1 ]; then
+	# As an operator would (docs/cluster.md, "Upgrades"): every member is
+	# asked over TCP, from member 1's namespace when there are namespaces.
+	raise=("$SIDECAR_BINDIR/tsoracle-ctl" --config "$(node_dir 1)/tsoracled.conf" --timeout 5000
+		--cert "$NEMESIS_DIR/tls/admin.crt" --key "$NEMESIS_DIR/tls/admin.key" cluster-version raise)
+	if partitioned; then raise=(ip netns exec "${NETNS}1" "${raise[@]}"); fi
+	if ! out=$("${raise[@]}" 2>&1) || ! grep -q "^cluster version raised to $RAISE_TO$" <<<"$out"; then
+		echo "nemesis: cluster-version raise to $RAISE_TO failed: $out" >&2
+		exit 2
+	fi
+	log "cluster-version raise: $out"
+fi
 min_ok=${NEMESIS_MIN_OK:-$((MIN_OK_PER_SESSION_S * 3 * clients * seconds))}
 log "cluster up; checker: 3 nodes x $clients clients for ${seconds}s, at least $min_ok calls ok;" \
 	"nemesis: $nemesis; guard ${NEMESIS_GUARD:-off}"

@@ -491,8 +491,23 @@ nemesis_fence_control() {
 # PostgreSQL clients get values below those its successor already handed
 # out. 15 s: one cut of the leader planned (one or two made), 30-50 s each
 # with start and stop.
+#
+# The real daemon runs it with members of different leases (member 1 at
+# lease 2900 ms beside its 3 s election timeout, the others at the
+# defaults: every member's configuration valid): raised to cluster version
+# 3 first, where member 1's fence leaves its wait in the log, its
+# successor waits it out and the order holds (include/tsoracle.h, I4);
+# this run also covers the defaults' case it replaces (members 2 and 3
+# lead at 200 ms, and every cut is member 1's). Its control,
+# nemesis_mixed_lease_control, is the same cluster left at version 1,
+# where a successor waits only its own 220 ms: violations.
 nemesis_partition_lease() {
-	NEMESIS_DIR=$STAGE/nemesis-lease scripts/nemesis.sh partition-lease 15 2
+	NEMESIS_DIR=$STAGE/nemesis-lease NEMESIS_LEASE_1=2900 NEMESIS_RAISE=1 \
+		scripts/nemesis.sh partition-lease 15 2
+}
+nemesis_mixed_lease_control() {
+	nemesis_expect_violations NEMESIS_DIR="$STAGE/nemesis-mixed-lease-control" NEMESIS_LEASE_1=2900 \
+		scripts/nemesis.sh partition-lease 15 2
 }
 nemesis_long_lease() {
 	NEMESIS_DIR=$STAGE/nemesis-long-lease SIDECAR_BIN="$STAGE/bin/tsoracled-long-lease" \
@@ -663,11 +678,14 @@ if [ -z "${SKIP_NEMESIS:-}" ]; then
 	suite "nemesis: positive control (planted bug, 8 s)" nemesis_control
 	suite "nemesis: positive control (fence disabled, clock-kill, 10 s)" nemesis_fence_control
 	suite "nemesis: positive control (a run that injected nothing fails, 3 s)" nemesis_too_little_control
-	suite "nemesis: partition-lease of the real daemon (checker, 15 s)" nemesis_partition_lease
+	suite "nemesis: partition-lease of the real daemon, member 1's lease 2900 ms, cluster version 3 (15 s)" \
+		nemesis_partition_lease
 	suite "nemesis: partition-lease, a lease longer than the election timeout, the wait kept (15 s)" \
 		nemesis_long_lease
 	suite "nemesis: positive control (the new leader skips the lease wait, partition-lease, 15 s)" \
 		nemesis_lease_control
+	suite "nemesis: positive control (member 1's lease 2900 ms at cluster version 1, partition-lease, 15 s)" \
+		nemesis_mixed_lease_control
 fi
 
 echo

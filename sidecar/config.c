@@ -98,7 +98,7 @@ static const cfg_option cfg_options[] = {
 	     "Raft election timeout (default 300)"),
     OPT_UINT("heartbeat", heartbeat_ms, 1, CFG_MS_MAX, "MS", "Raft heartbeat interval (default 30)"),
     OPT_U64("lease", alloc.lease_ms, 3, CFG_MS_MAX, "MS",
-	    "leader lease, < election timeout, the same on every member (default 200)"),
+	    "leader lease, < election timeout, equal on all members below cluster version 3 (default 200)"),
     OPT_UINT("drift-permille", alloc.drift_permille, 1, 1000, "N",
 	     "clock rate margin of the lease, in 1/1000 (default 100)"),
     OPT_U64("window-ahead", alloc.window_ahead_ms, 1, CFG_MS_MAX, "MS",
