@@ -275,6 +275,7 @@ run_prove() {
 		TESTDATADIR="${TAP_TESTDIR:-$STAGE}/tmp_check" TESTLOGDIR="${TAP_TESTDIR:-$STAGE}/tmp_check/log" \
 		PG_REGRESS="$pgxs/src/test/regress/pg_regress" ASAN_OPTIONS="$ASAN_OPTIONS" UBSAN_OPTIONS="$UBSAN_OPTIONS" \
 		TSORACLED="$daemon" TSORACLE_CTL="${TAP_CTL:-$SIDECAR_BINDIR/tsoracle-ctl}" \
+		${TAP_CONTROL_STOP:+TSORACLE_CONTROL_STOP="$TAP_CONTROL_STOP"} \
 		TSORACLE_CHECKER="$STAGE/bin/tsoracle-checker" TSORACLE_RAFT_APPEND="$STAGE/bin/tsoracle-raft-append" \
 		TSORACLE_BENCH="$STAGE/bin/tsoracle-bench" \
 		TSORACLED_OLD="$([ -x "$STAGE/bin/tsoracled-old" ] && echo "$STAGE/bin/tsoracled-old")" \
@@ -316,11 +317,13 @@ tap() {
 # against a planted-bug DAEMON, in a test directory of its own ($STAGE/DIR,
 # short: unix socket paths live under it; the real run's logs stay), and
 # the control passes only if FILE fails with a "not ok" line matching
-# PATTERN (an extended regular expression).
+# PATTERN (an extended regular expression). FILE ends at that line
+# (TSORACLE_CONTROL_STOP, test/perl/TsoracleTest.pm): the rest could not
+# change the verdict.
 tap_control() {
 	local out rc=0
 	as_pg mkdir -p "$STAGE/$1"
-	out=$(TAP_TESTDIR="$STAGE/$1" run_prove "$2" -v "$3" 2>&1) || rc=$?
+	out=$(TAP_TESTDIR="$STAGE/$1" TAP_CONTROL_STOP="$4" run_prove "$2" -v "$3" 2>&1) || rc=$?
 	grep -E '^not ok|Dubious|died' <<<"$out" | head -n 20
 	[ $rc -ne 0 ] && grep -Eq "^not ok .*($4)" <<<"$out"
 }

@@ -61,6 +61,51 @@ END
 }
 my $ctl = $ENV{TSORACLE_CTL} || die "TSORACLE_CTL is not set";
 
+# The file's other child processes (a history checker, pgbench, started
+# through IPC::Run and still running), ended with SIGTERM when a control
+# ends the file early: the sidecars are left to the END block above.
+sub _stop_helpers
+{
+	my %sidecar = map { ($_->{pid} || 0) => 1 } values %started;
+	for my $stat (glob('/proc/[0-9]*/stat'))
+	{
+		open(my $fh, '<', $stat) or next;
+		my $line = <$fh> // '';
+		close $fh;
+		# pid (comm) state ppid ...: comm may hold spaces, so after its ')'
+		my ($pid, $ppid) = $line =~ /^(\d+) \(.*\) \S+ (\d+) /s or next;
+		kill 'TERM', $pid if $ppid == $$ && !$sidecar{$pid};
+	}
+}
+
+# A positive control's run (scripts/test.sh, tap_control) passes once the
+# file fails a check whose name matches the control's pattern; what the
+# file does after that cannot change the verdict, and the later checks
+# would mostly wait out their bounds against the planted bug. With
+# TSORACLE_CONTROL_STOP set to that pattern, the first failed check that
+# matches it ends the file there, with exit status 1 (the END blocks
+# stop its sidecars and PostgreSQL nodes as at any end). Every check goes
+# through Test::Builder::ok (is, like, cmp_ok too).
+if (defined(my $stop = $ENV{TSORACLE_CONTROL_STOP}))
+{
+	my $builder_ok = \&Test::Builder::ok;
+	no warnings 'redefine';
+	*Test::Builder::ok = sub {
+		my ($self, $test, $name) = @_;
+		local $Test::Builder::Level = $Test::Builder::Level + 1;
+		my $r = $builder_ok->(@_);
+		if (!$test && defined $name && $name =~ /$stop/)
+		{
+			$self->diag("positive control: '$name' failed, as the control needs: the file ends here "
+				  . '(TSORACLE_CONTROL_STOP)');
+			$self->done_testing();
+			_stop_helpers();
+			exit 1;
+		}
+		return $r;
+	};
+}
+
 # Polls $cond every 50 ms until it returns true or $secs pass; returns the
 # last result.
 sub wait_until
