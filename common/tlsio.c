@@ -40,3 +40,12 @@ long tlsio_pull(tls_conn *t, tp_reader *r)
 		moved += (long)n;
 	}
 }
+
+uint8_t *tlsio_read_space(const tls_conn *t, tp_reader *r, uint8_t *cipher, size_t cipher_len, size_t *len)
+{
+	if (t != NULL) {
+		*len = cipher_len;
+		return cipher;
+	}
+	return tp_reader_space(r, len);
+}

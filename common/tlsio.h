@@ -32,4 +32,11 @@ int tlsio_feed(tls_conn *t, const void *data, size_t len, bool *done_now);
  * (t->err says why, "" for a clean close). */
 long tlsio_pull(tls_conn *t, tp_reader *r);
 
+/* Where the owner's next socket read goes, *len its size: under TLS
+ * (t != NULL) the owner's ciphertext buffer cipher (tlsio_feed takes all
+ * of it before the read callback returns, so one buffer per loop serves
+ * every connection), else the reader's free space, so that plaintext is
+ * parsed where it lands. For libuv's alloc callbacks. */
+uint8_t *tlsio_read_space(const tls_conn *t, tp_reader *r, uint8_t *cipher, size_t cipher_len, size_t *len);
+
 #endif /* TSORACLE_TLSIO_H */

@@ -198,14 +198,9 @@ static void fwd_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	static uint8_t cipher[FWD_TLS_READ_SIZE]; /* fed to the session at once: one loop, one read */
 	fwd *f = h->data;
 	size_t len;
-	uint8_t *p;
+	uint8_t *p = tlsio_read_space(f->tls, &f->reader, cipher, sizeof cipher, &len);
 
 	(void)suggested;
-	if (f->tls != NULL) {
-		*buf = uv_buf_init((char *)cipher, sizeof cipher);
-		return;
-	}
-	p = tp_reader_space(&f->reader, &len);
 	*buf = uv_buf_init((char *)p, (unsigned)len);
 }
 

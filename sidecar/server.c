@@ -1195,16 +1195,9 @@ static void srv_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	srv_conn *c = h->data;
 	size_t len;
-	uint8_t *p;
+	uint8_t *p = tlsio_read_space(c->tls, &c->reader, c->srv->tls_rbuf, sizeof c->srv->tls_rbuf, &len);
 
 	(void)suggested;
-	if (c->tls != NULL) {
-		/* Ciphertext: fed to the session at once, so one buffer serves
-		 * every connection (the loop reads one at a time). */
-		*buf = uv_buf_init((char *)c->srv->tls_rbuf, sizeof c->srv->tls_rbuf);
-		return;
-	}
-	p = tp_reader_space(&c->reader, &len);
 	*buf = uv_buf_init((char *)p, (unsigned)len);
 }
 
