@@ -63,15 +63,15 @@ like($e, qr/the cluster version is 1, advance-to needs 2: upgrade every member, 
 
 ($rc, $o, $e) = ctl_rc($sc[0], '--peers', $peers, 'cluster-version');
 is($rc, 0, 'cluster-version lists every member');
-my $listed = () = $o =~ /^\d+\s+\S+\s+2\s+1$/mg;
-is($listed, 3, 'each knows command set 2, the cluster version is 1') or diag($o);
+my $listed = () = $o =~ /^\d+\s+\S+\s+3\s+1$/mg;
+is($listed, 3, 'each knows command set 3 (this build\'s), the cluster version is 1') or diag($o);
 
 ($rc, $o, $e) = ctl_rc($sc[0], '--peers', $peers, 'cluster-version', 'raise');
 is($rc, 0, 'cluster-version raise: exit status 0') or diag($e);
-like($o, qr/cluster version raised to 2/, 'the cluster version is 2');
+like($o, qr/cluster version raised to 3/, 'the cluster version is 3');
 ($rc, $o, $e) = ctl_rc($sc[0], '--peers', $peers, 'cluster-version', 'raise');
 is($rc, 1, 'raising again: nothing to do (exit status 1)');
-like($e, qr/nothing to do: the cluster version is 2/, 'it says so');
+like($e, qr/nothing to do: the cluster version is 3/, 'it says so');
 
 # ---- accepted ------------------------------------------------------------------
 ok(wait_until(20, sub { (sidecar_status($leader)->{grants} || 0) > 300 }),
