@@ -214,7 +214,8 @@ static unsigned t_leader(void)
 	return T_NODES;
 }
 
-static void t_setup(void)
+/* Three members, member i with lease lease_ms[i] (NULL: the default). */
+static void t_setup_leases(const uint64_t *lease_ms)
 {
 	struct raft_configuration conf;
 	ta_config cfg;
@@ -225,6 +226,9 @@ static void t_setup(void)
 	for (unsigned i = 0; i < T_NODES; i++) {
 		t_member *m = &g.m[i];
 		lead_host host = {.arg = m, .kick = t_kick, .propose = t_propose};
+
+		if (lease_ms != NULL)
+			cfg.lease_ms = lease_ms[i];
 
 		m->fsm = (struct raft_fsm){
 		    .version = 2, .data = m, .apply = t_apply, .snapshot = t_snapshot, .restore = t_restore};
@@ -241,6 +245,98 @@ static void t_setup(void)
 	assert_int_equal(raft_fixture_bootstrap(&g.f, &conf), 0);
 	raft_configuration_close(&conf);
 	assert_int_equal(raft_fixture_start(&g.f), 0);
+}
+
+static void t_setup(void)
+{
+	t_setup_leases(NULL);
+}
+
+static void t_admin_done(void *arg, int status)
+{
+	*(int *)arg = status;
+}
+
+/*
+ * Cluster version 3 with members of different leases (tsoracle.h, I4): the
+ * leader stops serving the moment it proposes ClusterVersion(3) (before
+ * any voter can have it), fences again with a Fence that leaves its own
+ * wait in the log on every member, and serves on; after it is cut off,
+ * its successor waits at least that wait (the log's, longer than its own)
+ * before it serves, then, established, lowers it to its own with a Lease.
+ * Controls, by hand (2026-12-05): lead.c passing 0 for the log's wait
+ * fails the served_at check; without the stop before ClusterVersion(3)
+ * the leader still serves after proposing it, and the test fails there.
+ */
+static void test_raise_to_3(void **state)
+{
+	static const uint64_t lease_ms[T_NODES] = {900, 200, 200}; /* each < T_ELECTION_MS */
+	unsigned leader, next;
+	ta_config cfg;
+	uint64_t value, first, wait_ms, grants, won_at, served_at;
+	int status = -1;
+
+	(void)state;
+	t_setup_leases(lease_ms);
+	t_run_for(T_PHASE_MS);
+	leader = t_leader();
+	assert_true(leader < T_NODES);
+	assert_true(lead_serving(&g.m[leader].d, t_clock()));
+	cfg = g.m[leader].d.alloc.cfg;
+	wait_ms = ta_lease_wait_ms(&cfg);
+	assert_int_equal(lead_set_cluster_version(&g.m[leader].d, t_clock(), FSM_COMMAND_SET_LEASE, &value,
+						  t_admin_done, &status),
+			 LEAD_ADMIN_STARTED);
+	assert_false(lead_serving(&g.m[leader].d, t_clock()));
+	assert_int_not_equal(lead_grant(&g.m[leader].d, t_clock(), 1, &first), TA_OK);
+	grants = g.grants;
+	t_run_for(T_PHASE_MS);
+	assert_int_equal(status, 0);
+	assert_int_equal(t_leader(), leader);
+	assert_true(g.grants > grants); /* it serves again */
+	for (unsigned i = 0; i < T_NODES; i++) {
+		assert_int_equal(fsm_cluster_version(&g.m[i].tso), FSM_COMMAND_SET_LEASE);
+		assert_int_equal(g.m[i].tso.lease_wait_ms, wait_ms);
+	}
+
+	/* The leader with the long lease goes; its successor waits its wait. */
+	if (leader != 0) {
+		/* Hand over to member 0 first (the long lease). */
+		uint64_t handover;
+
+		assert_int_equal(lead_transfer(&g.m[leader].d, t_clock(), g.m[0].raft->id, &handover),
+				 LEAD_TRANSFER_STARTED);
+		t_run_for(T_PHASE_MS);
+		leader = t_leader();
+		assert_int_equal(leader, 0);
+	}
+	wait_ms = ta_lease_wait_ms(&g.m[0].d.alloc.cfg);
+	for (unsigned i = 0; i < T_NODES; i++)
+		assert_int_equal(g.m[i].tso.lease_wait_ms, wait_ms);
+	raft_fixture_kill(&g.f, 0);
+	won_at = 0;
+	served_at = 0;
+	next = T_NODES;
+	for (unsigned s = 0; s < T_MAX_STEPS && raft_fixture_time(&g.f) < 3 * T_PHASE_MS + won_at; s++) {
+		t_step();
+		if (next == T_NODES && (next = t_leader()) < T_NODES)
+			won_at = raft_fixture_time(&g.f);
+		if (next < T_NODES && served_at == 0 && g.grants_by[next] > 0)
+			served_at = raft_fixture_time(&g.f);
+	}
+	/* I4: not before the log's wait (longer than its own) from its win. */
+	assert_true(served_at >= won_at + wait_ms);
+	assert_true(next < T_NODES);
+	assert_true(g.grants_by[next] > 0);
+	assert_true(g.m[next].d.alloc.lease_not_before >= won_at + wait_ms);
+	assert_true(g.m[next].d.counters.leases > 0);
+	assert_int_equal(g.m[next].tso.lease_wait_ms, ta_lease_wait_ms(&g.m[next].d.alloc.cfg));
+	print_message("raise to 3: member 0's wait %" PRIu64 " ms in the log; member %u won at %" PRIu64
+		      " ms, served at %" PRIu64 " ms\n",
+		      wait_ms, next, won_at, served_at);
+	for (unsigned i = 0; i < T_NODES; i++)
+		lead_stop(&g.m[i].d);
+	raft_fixture_close(&g.f);
 }
 
 static void test_piggyback(void **state)
@@ -350,6 +446,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_piggyback),
 	    cmocka_unit_test(test_refused_high_water),
+	    cmocka_unit_test(test_raise_to_3),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
