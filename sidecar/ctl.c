@@ -339,11 +339,18 @@ static int ctl_transfer_leader(const char *address, int timeout_ms, uint32_t tar
 				"tsoracle-ctl: node %" PRIu32
 				" at %s is not the leader and knows of none yet\n",
 				c.cl.node_id, address);
+	} else if (m.u.transfer_resp.status == TP_ERR_BAD_REQUEST && target != 0 && target == c.cl.node_id) {
+		/* lead_transfer_refusal: "the target is this node". */
+		fprintf(stderr,
+			"tsoracle-ctl: transfer-leader: node %" PRIu32
+			" is already the leader: there is nothing to hand over\n",
+			target);
 	} else if (m.u.transfer_resp.status == TP_ERR_BAD_REQUEST) {
 		fprintf(stderr,
 			"tsoracle-ctl: transfer-leader: %s: the target must be a voting member other "
-			"than the leader, node %" PRIu32 " (a single-member cluster has none)\n",
-			tp_status_str(m.u.transfer_resp.status), c.cl.node_id);
+			"than the leader, node %" PRIu32 "%s\n",
+			tp_status_str(m.u.transfer_resp.status), c.cl.node_id,
+			target == 0 ? " (a single-member cluster has none)" : "");
 	} else if (m.u.transfer_resp.status == TP_ERR_REFUSED) {
 		/* The leader's clock check (lead_transfer): it does not know the
 		 * target's clock to be good, which is either not measured yet

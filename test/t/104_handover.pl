@@ -182,7 +182,8 @@ ok(!$ok, 'transfer-leader on a follower fails');
 like($err, qr/is not the leader; node $old->{id} is/, 'and names the leader');
 ($ok, $out, $err) = ctl($old, 'transfer-leader', $old->{id});
 ok(!$ok, 'transfer-leader to the leader itself fails');
-like($err, qr/bad request/, 'as a bad request');
+like($err, qr/node $old->{id} is already the leader: there is nothing to hand over/,
+	'and says the target already leads');
 
 my $file = "$tmp/hammer_a";
 my $pid = hammer_start($other, $file);
