@@ -53,8 +53,9 @@ OBJS = src/tsoracle.o src/ring.o src/worker.o src/worker_conn.o \
 # Every install and upgrade script (as pgvector does), named relative to
 # the checkout so that an out-of-tree build finds them too.
 DATA = $(patsubst $(TSO_SRCDIR)/%,%,$(wildcard $(TSO_SRCDIR)/sql/*--*.sql))
-# EXT_CONTROL_CPPFLAGS: a control build's switches (scripts/test.sh,
-# control_ext); empty for the extension itself.
+# EXT_CONTROL_CPPFLAGS: a control build's library name (scripts/test.sh,
+# control_ext: its planted bug is a patch, test/broken/ext_*.patch);
+# empty for the extension itself.
 PG_CPPFLAGS = -I$(TSO_SRCDIR)/common $(EXT_CONTROL_CPPFLAGS)
 # The worker's TLS (src/worker_tls.c, common/tls.c): OpenSSL, the library
 # PostgreSQL itself links.

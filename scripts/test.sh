@@ -157,16 +157,30 @@ old_daemon() {
 	return $rc
 }
 
+# ext_control_tree DIR PATCH: a copy of the extension's sources in
+# DIR/tree with the planted bug PATCH (test/broken/ext_*.patch) applied,
+# so that the extension's own sources carry no control switch. A patch
+# that no longer applies fails the control, never silently passes it.
+ext_control_tree() {
+	local dir=$1 patch=$2
+	rm -rf "$dir/tree" && mkdir -p "$dir/tree" &&
+		cp -r Makefile tsoracle.control src common sql scripts "$dir/tree/" &&
+		patch -s -p1 -d "$dir/tree" <"$patch" ||
+		{ echo "the control's patch $patch does not apply"; return 1; }
+}
+
 # The positive control of t/115_checker_statements.pl: the extension built
-# with tso_now()'s leftovers outliving their statement (src/funcs.c,
-# TSORACLE_CONTROL_LEAKY_CACHE), installed in the server copy beside the
-# real module as tsoracle-leaky-cache, which only that test preloads.
+# with tso_now()'s leftovers outliving their statement
+# (test/broken/ext_leaky_cache.patch on src/funcs.c), installed in the
+# server copy beside the real module as tsoracle-leaky-cache, which only
+# that test preloads.
 control_ext() {
 	local d=build/pg$PG/ext-leaky-cache
+	ext_control_tree "$d" test/broken/ext_leaky_cache.patch || return 1
 	mkdir -p "$d/src" "$d/common"
-	make -s --no-print-directory -C "$d" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
+	make -s --no-print-directory -C "$d" -f "$PWD/$d/tree/Makefile" EXT_ONLY=1 with_llvm=no \
 		PG_CONFIG="$PG_SERVER_BINDIR/pg_config" \
-		EXT_CONTROL_CPPFLAGS='-DTSORACLE_CONTROL_LEAKY_CACHE -DTSORACLE_LIBRARY_NAME=\"tsoracle-leaky-cache\"' \
+		EXT_CONTROL_CPPFLAGS='-DTSORACLE_LIBRARY_NAME=\"tsoracle-leaky-cache\"' \
 		all >/dev/null &&
 		install -m 0644 "$d/tsoracle.so" "$("$PG_CONFIG" --pkglibdir)/tsoracle-leaky-cache.so"
 }
@@ -387,16 +401,16 @@ tap_membercert_control() {
 }
 
 # Positive control of t/002_sidecar_down.pl's late-answer check: the
-# extension built with TSORACLE_CONTROL_IGNORE_GENERATION (src/ring.c: an
-# answer goes to whatever call its slot holds) is installed for this run
+# extension built with test/broken/ext_ignore_generation.patch (src/ring.c:
+# an answer goes to whatever call its slot holds) is installed for this run
 # only, and the test must fail on the session whose next call would get
 # the abandoned call's answer; then the real extension is installed again.
 tap_generation_control() {
 	local ext=build/pg$PG/ext-control out rc=0
+	ext_control_tree "$ext" test/broken/ext_ignore_generation.patch || return 1
 	mkdir -p "$ext/src" "$ext/common"
-	make -s --no-print-directory -C "$ext" -f "$PWD/Makefile" EXT_ONLY=1 with_llvm=no \
+	make -s --no-print-directory -C "$ext" -f "$PWD/$ext/tree/Makefile" EXT_ONLY=1 with_llvm=no \
 		PG_CONFIG="$PG_SERVER_BINDIR/pg_config" \
-		PG_CPPFLAGS="-I$PWD/common -DTSORACLE_CONTROL_IGNORE_GENERATION" \
 		install DESTDIR="$PG_ROOT" >/dev/null || return 1
 	as_pg mkdir -p "$STAGE/generation-control"
 	out=$(TAP_TESTDIR="$STAGE/generation-control" run_prove "$SIDECAR_BINDIR/tsoracled" -v \

@@ -121,20 +121,6 @@ static bool funcs_xact_callback_registered = false;
  */
 #define FUNCS_BATCH_MAX_COUNT	(UINT32_C(1) << 16)
 
-/*
- * TSORACLE_CONTROL_LEAKY_CACHE: only for the positive control of the
- * history checker's statement runs (t/115_checker_statements.pl), a build
- * installed as "tsoracle-leaky-cache", never as the extension: the
- * leftovers outlive their statement (no boundary drops them, neither
- * funcs_stmt nor the transaction is checked), which the checker must catch
- * as a violation of real-time order. No setting reaches it.
- */
-#ifdef TSORACLE_CONTROL_LEAKY_CACHE
-#define FUNCS_CACHE_OUTLIVES_STATEMENT true
-#else
-#define FUNCS_CACHE_OUTLIVES_STATEMENT false
-#endif
-
 typedef struct FuncsCache
 {
 	uint64		next;			/* next value to hand out */
@@ -205,8 +191,6 @@ funcs_init(void)
 static void
 funcs_statement_boundary(void)
 {
-	if (FUNCS_CACHE_OUTLIVES_STATEMENT)
-		return;
 	funcs_stmt++;
 	funcs_cache.left = 0;
 	funcs_cache.grow = 1;
@@ -548,8 +532,7 @@ tso_now(PG_FUNCTION_ARGS)
 	funcs_register_xact_callback();
 	lxid = tso_my_local_xid();
 	if (funcs_cache.left > 0 &&
-		((funcs_cache.stmt == funcs_stmt && funcs_cache.lxid == lxid) ||
-		 FUNCS_CACHE_OUTLIVES_STATEMENT))
+		funcs_cache.stmt == funcs_stmt && funcs_cache.lxid == lxid)
 	{
 		/*
 		 * A leftover of a grant that this same statement asked for (the
@@ -709,8 +692,7 @@ funcs_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			funcs_xact_ts_valid = false;
 			/* tso_now()'s leftovers: see "Statement-scoped batching" */
-			if (!FUNCS_CACHE_OUTLIVES_STATEMENT)
-				funcs_cache.left = 0;
+			funcs_cache.left = 0;
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:

@@ -524,20 +524,6 @@ ring_still_wanted(const RingWaiter *waiter)
 }
 
 /*
- * The generation check of ring_deliver. TSORACLE_CONTROL_IGNORE_GENERATION
- * builds the positive control of t/002_sidecar_down.pl (Makefile,
- * ext-control; scripts/test.sh installs it for that one run only): an
- * answer goes to whatever call its slot holds, and the test must catch a
- * late answer reaching the next call. Never defined in what is installed.
- */
-#ifdef TSORACLE_CONTROL_IGNORE_GENERATION
-#define RING_SAME_GENERATION(slot_generation, waiter_generation) true
-#else
-#define RING_SAME_GENERATION(slot_generation, waiter_generation) \
-	((slot_generation) == (waiter_generation))
-#endif
-
-/*
  * Answers waiter: [first, first + waiter->count) on TP_OK, or an error
  * status. Writes the answer only if the slot still holds the generation the
  * request was posted with (see the header comment); returns whether it did.
@@ -551,7 +537,7 @@ ring_deliver(const RingWaiter *waiter, uint16 status, uint64 first)
 	bool		delivered = false;
 
 	SpinLockAcquire(&slot->mutex);
-	if (RING_SAME_GENERATION(slot->generation, waiter->generation) &&
+	if (slot->generation == waiter->generation &&
 		slot->state == RING_SLOT_TAKEN)
 	{
 		slot->status = status;

@@ -117,7 +117,7 @@ $_->quit for @sessions[0 .. 5];
 # call asked for 1 timestamp and the next asks for 4, so an answer given to
 # the wrong call shows (a count that does not match is an error) instead of
 # passing for a plausible value. Positive control: the extension built with
-# TSORACLE_CONTROL_IGNORE_GENERATION must fail here (scripts/test.sh).
+# test/broken/ext_ignore_generation.patch must fail here (scripts/test.sh).
 my $late = $node->background_psql('postgres', on_error_stop => 0);
 $late->query_safe('\set VERBOSITY verbose');
 $late->query_safe('SET tsoracle.timeout = 60000');

@@ -10,7 +10,7 @@
 # Positive control: a server running the control build whose tso_now()
 # leftovers outlive their statement (tsoracle-leaky-cache, built and
 # installed by scripts/test.sh from src/funcs.c with
-# TSORACLE_CONTROL_LEAKY_CACHE) must make the same checker report
+# test/broken/ext_leaky_cache.patch) must make the same checker report
 # real-time violations.
 use strict;
 use warnings;
