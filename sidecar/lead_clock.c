@@ -212,23 +212,43 @@ bool lead_clock_member_supported(const lead_driver *d, uint64_t id, ta_clock raw
 	return false;
 }
 
+/* When member id's latest reading was taken (mono ms), 0 if none. */
+static uint64_t lc_sample_mono(const lead_driver *d, uint64_t id)
+{
+	for (unsigned i = 0; i < LEAD_CLOCK_MAX_MEMBERS; i++)
+		if (d->clock.samples[i].id == id)
+			return d->clock.samples[i].mid_mono_ms;
+	return 0;
+}
+
+/*
+ * The voter with the most support, and among those the one read last: a
+ * member that was just killed keeps a fresh-enough reading for up to
+ * LEAD_CLOCK_SAMPLE_TTL_MS, and handing leadership to it fails and is
+ * tried again (t/111: the old leader, killed, was picked by its lower id
+ * while a live member's clock was as good). Liveness only: any pick is a
+ * voter a majority's clocks support.
+ */
 uint64_t lead_clock_pick_target(const lead_driver *d, ta_clock raw)
 {
 	uint64_t ids[LEAD_CLOCK_MAX_MEMBERS], walls[LEAD_CLOCK_MAX_MEMBERS];
 	unsigned voters;
 	unsigned known = lc_voter_clocks(d, raw, 0, ids, walls, &voters);
-	uint64_t best = 0;
+	uint64_t best = 0, best_mono = 0;
 	unsigned best_support = 0;
 
 	for (unsigned i = 0; i < known; i++) {
 		unsigned s;
+		uint64_t mono;
 
 		if (ids[i] == d->raft->id)
 			continue;
 		s = lc_support(d, walls[i], walls, known);
-		if (s >= lc_quorum(voters) && s > best_support) {
+		mono = lc_sample_mono(d, ids[i]);
+		if (s >= lc_quorum(voters) && (s > best_support || (s == best_support && mono > best_mono))) {
 			best = ids[i];
 			best_support = s;
+			best_mono = mono;
 		}
 	}
 	return best;
