@@ -319,12 +319,16 @@ tap_files() {
 }
 
 tap() {
-	local tests squat
+	local tests squat rc=0
 	tests=${TESTS:-$(cd "$STAGE" && tap_files)}
 	# empty (not root): t/008 skips the squatter cases; "failed": it fails
 	squatters_start && squat=$SQUAT || squat=failed
 	# shellcheck disable=SC2086 # a list of files
-	run_prove "$SIDECAR_BINDIR/tsoracled" $tests
+	run_prove "$SIDECAR_BINDIR/tsoracled" $tests || rc=$?
+	# Each version's run starts its own squatters: stopped here, or the
+	# next version's would take SQUAT and leave these running for good.
+	squatters_stop
+	return $rc
 }
 
 # tap_control DIR DAEMON FILE PATTERN: a positive control. FILE runs
